@@ -1,0 +1,78 @@
+//! Typed errors of the store and lease contracts.
+
+use crate::state::JobState;
+
+/// A boxed error from a backend (database driver, I/O).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What can go wrong when talking to a [`LedgerStore`](crate::LedgerStore) or
+/// [`LeaseManager`](crate::LeaseManager).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The write named an epoch whose lease has moved on (or expired): the
+    /// caller must stop working on the job and write nothing more.
+    #[error("lease lost on job {job} at epoch {epoch}")]
+    LeaseLost {
+        /// Job key.
+        job: String,
+        /// The stale epoch the caller held.
+        epoch: i64,
+    },
+    /// The write conflicts with a row already recorded (e.g. an op attempt
+    /// already started under this epoch).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// No such job (or other keyed item).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The state change is not in the transition table.
+    #[error("invalid transition from {from} to {to}")]
+    InvalidTransition {
+        /// Current state.
+        from: JobState,
+        /// Requested state.
+        to: JobState,
+    },
+    /// A `--db` URL whose scheme no compiled-in store registered.
+    #[error("no store for {url:?}: known schemes are {known}")]
+    UnknownScheme {
+        /// The URL given.
+        url: String,
+        /// Comma-separated registered schemes.
+        known: String,
+    },
+    /// The backend failed (I/O, driver, connection).
+    #[error("{store} backend error: {source}")]
+    Backend {
+        /// Store name (`sqlite`, `postgres`, `memory`).
+        store: &'static str,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(store: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Backend {
+            store,
+            source: source.into(),
+        }
+    }
+
+    /// Whether trying the same call again later may succeed (backend
+    /// hiccups); fencing, conflicts and contract violations are not.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Backend { .. })
+    }
+
+    /// Whether this is [`StoreError::LeaseLost`].
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self, Self::LeaseLost { .. })
+    }
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;

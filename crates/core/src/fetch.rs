@@ -1,0 +1,196 @@
+//! The [`Fetcher`] trait: how the pipeline talks to a remote server.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+/// Whether a failed request is worth retrying (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Connect error, timeout, reset, truncated body, 408, 429, 5xx.
+    Transient,
+    /// 404, 410, other 4xx, bad redirect, size cap, checksum mismatch.
+    Permanent,
+}
+
+/// A failed fetch, classified.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct FetchError {
+    /// Transient or permanent.
+    pub kind: FailureKind,
+    /// Human-readable reason, naming the status or cause.
+    pub message: String,
+    /// HTTP status, when the failure was an HTTP answer.
+    pub status: Option<u16>,
+    /// Delay the server asked for (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl FetchError {
+    /// A transient failure.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Transient,
+            message: message.into(),
+            status: None,
+            retry_after: None,
+        }
+    }
+
+    /// A permanent failure.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Permanent,
+            message: message.into(),
+            status: None,
+            retry_after: None,
+        }
+    }
+
+    /// Sets the HTTP status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Sets the server's requested delay.
+    pub fn with_retry_after(mut self, delay: Option<Duration>) -> Self {
+        self.retry_after = delay;
+        self
+    }
+
+    /// Whether the job may be tried again.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == FailureKind::Transient
+    }
+}
+
+/// What a server said about a resource: status, length and validators.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResourceMeta {
+    /// HTTP status of the answer the metadata came from.
+    pub status: u16,
+    /// Full length of the resource, when known.
+    pub content_length: Option<u64>,
+    /// Strong ETag (weak ones are dropped: they cannot validate a range).
+    pub etag: Option<String>,
+    /// `Last-Modified`, verbatim.
+    pub last_modified: Option<String>,
+    /// The URL after redirects.
+    pub final_url: String,
+}
+
+impl ResourceMeta {
+    /// The validator to send in `If-Range`: strong ETag, else Last-Modified.
+    pub fn validator(&self) -> Option<&str> {
+        self.etag.as_deref().or(self.last_modified.as_deref())
+    }
+}
+
+/// A GET, possibly ranged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetRequest {
+    /// URL to fetch.
+    pub url: String,
+    /// First byte wanted; 0 asks for the whole resource.
+    pub range_start: u64,
+    /// Validator for `If-Range` when `range_start > 0`.
+    pub if_range: Option<String>,
+}
+
+/// A body stream of chunks.
+pub type BodyStream = BoxStream<'static, Result<Bytes, FetchError>>;
+
+/// The answer to a [`GetRequest`].
+pub enum GetResponse {
+    /// A body. `start` is where it begins in the resource: `range_start` for a
+    /// `206` that honoured the range, 0 when the server sent the whole
+    /// resource (it ignored `Range`, or the validator changed).
+    Body {
+        /// Metadata from the response headers (the full length in
+        /// `content_length`, derived from `Content-Range` for a 206).
+        meta: ResourceMeta,
+        /// Offset of the first body byte.
+        start: u64,
+        /// The bytes.
+        body: BodyStream,
+    },
+    /// `416`: the range starts at or past the end. `complete_len` is the
+    /// length from `Content-Range: bytes */LEN`, when given.
+    RangeNotSatisfiable {
+        /// Metadata from the response headers.
+        meta: ResourceMeta,
+        /// Resource length the server reported.
+        complete_len: Option<u64>,
+    },
+}
+
+impl Debug for GetResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Body { meta, start, .. } => f
+                .debug_struct("Body")
+                .field("meta", meta)
+                .field("start", start)
+                .finish_non_exhaustive(),
+            Self::RangeNotSatisfiable { meta, complete_len } => f
+                .debug_struct("RangeNotSatisfiable")
+                .field("meta", meta)
+                .field("complete_len", complete_len)
+                .finish(),
+        }
+    }
+}
+
+/// Settings shared by every fetcher of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetcherConfig {
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a response.
+    pub read_timeout: Duration,
+    /// Redirects followed at most.
+    pub max_redirects: usize,
+    /// Largest body accepted, in bytes.
+    pub max_size: u64,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for FetcherConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            max_redirects: 10,
+            max_size: 4 << 30,
+            user_agent: concat!("oncefetch/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// Reads remote resources: metadata and (ranged) bodies.
+///
+/// # Contract
+///
+/// - `head` returns metadata without transferring the body; a server that
+///   refuses HEAD (405/501) is asked with a GET whose body is dropped.
+/// - `get` with `range_start > 0` sends `Range: bytes=N-` and, when given,
+///   `If-Range`; a server that answers 200 yields `start == 0`.
+/// - Redirects are followed only to `http`/`https`, at most
+///   [`FetcherConfig::max_redirects`] times.
+/// - Errors are classified [`FailureKind::Transient`] or
+///   [`FailureKind::Permanent`] as SPEC §8 says; a body that ends before its
+///   announced length yields a transient error from the stream.
+#[async_trait]
+pub trait Fetcher: Send + Sync + Debug + 'static {
+    /// The resource's metadata.
+    async fn head(&self, url: &str) -> Result<ResourceMeta, FetchError>;
+
+    /// Starts a GET and returns once the headers are in.
+    async fn get(&self, request: &GetRequest) -> Result<GetResponse, FetchError>;
+}

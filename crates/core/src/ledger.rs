@@ -1,0 +1,357 @@
+//! The [`LedgerStore`] trait: jobs, the operations ledger and the artifact
+//! index, with every worker write fenced by epoch.
+
+use std::fmt::{self, Debug};
+use std::future::Future;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::error::{StoreError, StoreResult};
+use crate::job::{Job, JobPatch, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
+use crate::lease::Fence;
+use crate::state::JobState;
+
+/// The kind of a side effect (or recovery action) in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    /// Learn the resource's metadata.
+    Head,
+    /// Stream bytes into the partial file.
+    Stream,
+    /// Verify and place the final file.
+    Finalize,
+    /// Record the content hash in the artifact index.
+    Index,
+    /// Link identical content to its first copy.
+    Dedupe,
+    /// Grant of a job whose lease expired (the backward step).
+    Relet,
+    /// Job sent back to PLANNED (`retry`, or a finished file gone missing).
+    Requeue,
+    /// Recovery removed or kept a partial file.
+    Cleanup,
+}
+
+impl OpKind {
+    /// The ledger name (`FINALIZE`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Head => "HEAD",
+            Self::Stream => "STREAM",
+            Self::Finalize => "FINALIZE",
+            Self::Index => "INDEX",
+            Self::Dedupe => "DEDUPE",
+            Self::Relet => "RELET",
+            Self::Requeue => "REQUEUE",
+            Self::Cleanup => "CLEANUP",
+        }
+    }
+
+    /// Parses a ledger name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Head,
+            Self::Stream,
+            Self::Finalize,
+            Self::Index,
+            Self::Dedupe,
+            Self::Relet,
+            Self::Requeue,
+            Self::Cleanup,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an op attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResultCode {
+    /// Done; its result is replayed to later callers.
+    Ok,
+    /// Failed; kept for the audit, the effect runs again next attempt.
+    Error,
+    /// Its epoch lost the lease before it finished.
+    Abandoned,
+}
+
+impl ResultCode {
+    /// The ledger name (`OK`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Error => "ERROR",
+            Self::Abandoned => "ABANDONED",
+        }
+    }
+
+    /// Parses a ledger name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Ok, Self::Error, Self::Abandoned]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
+/// One attempt in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpRecord {
+    /// Insertion order, for pagination.
+    pub seq: i64,
+    /// Op key.
+    pub op_key: String,
+    /// Job key.
+    pub job_key: String,
+    /// Kind name.
+    pub kind: OpKind,
+    /// Epoch the attempt ran under.
+    pub epoch: i64,
+    /// Start (store clock).
+    pub started_at: Millis,
+    /// End, once finished.
+    pub finished_at: Option<Millis>,
+    /// Outcome; `None` while running.
+    pub result_code: Option<ResultCode>,
+    /// Recorded result (or error) as JSON.
+    pub result: Option<Value>,
+}
+
+/// Which ledger rows to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpQuery {
+    /// Only this job's rows.
+    pub job_key: Option<String>,
+    /// Only rows with `seq` greater than this.
+    pub after_seq: Option<i64>,
+    /// At most this many (0 = no limit).
+    pub limit: usize,
+}
+
+/// An op attempt to finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpFinish {
+    /// Op key of the running attempt (under the fence's epoch).
+    pub op_key: String,
+    /// OK or ERROR.
+    pub code: ResultCode,
+    /// Result to record (replayed when OK).
+    pub result: Value,
+}
+
+/// An op attempt to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpStart {
+    /// Op key.
+    pub op_key: String,
+    /// Kind.
+    pub kind: OpKind,
+}
+
+/// One atomic, fenced write of a worker: finish an op, step through states,
+/// start the next op — any part optional, applied in that order, all or
+/// nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commit {
+    /// Finish the running attempt of this op.
+    pub finish: Option<OpFinish>,
+    /// States to pass through, in order, each checked against the table.
+    pub steps: Vec<JobState>,
+    /// Fields recorded with the steps.
+    pub patch: JobPatch,
+    /// Start an attempt of this op (or learn its recorded result).
+    pub begin: Option<OpStart>,
+}
+
+/// What starting an op found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpBegin {
+    /// No OK attempt yet: a running attempt was recorded; run the effect.
+    Run,
+    /// An attempt already finished OK: here is its result; do not run again.
+    Replay(Value),
+}
+
+/// What a [`Commit`] returned.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommitOutcome {
+    /// The answer to `Commit::begin`, when asked.
+    pub begun: Option<OpBegin>,
+}
+
+/// A row of the artifact index: the first stored copy of some content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactEntry {
+    /// Content hash.
+    pub sha256: String,
+    /// Absolute path of the first copy.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Job that stored it.
+    pub job_key: String,
+}
+
+/// Jobs, the operations ledger and the artifact index.
+///
+/// # Contract
+///
+/// - **idempotent plan**: planning a job key already present changes nothing
+///   and counts it as existing.
+/// - **fenced writes**: [`LedgerStore::commit`] and
+///   [`LedgerStore::index_artifact`] succeed only while the fence's owner holds
+///   the job's lease at that epoch and the lease has not expired by the store
+///   clock; otherwise [`StoreError::LeaseLost`] and nothing is written.
+/// - **state table**: every step is checked with
+///   [`check_transition`](crate::check_transition); an invalid one is
+///   [`StoreError::InvalidTransition`] and nothing is written. A step to
+///   STREAMING counts an attempt; a step to FAILED records the failure and
+///   its backoff and ends the lease; a step to a terminal state ends the lease.
+/// - **op replay**: starting an op whose key has an OK row returns
+///   [`OpBegin::Replay`] with the recorded result; there is at most one OK row
+///   per op key. Rows are unique on (op_key, epoch); ERROR and ABANDONED rows
+///   stay for the audit.
+/// - **index first-writer-wins**: [`LedgerStore::index_artifact`] returns the
+///   entry of the first job that indexed the hash.
+#[async_trait]
+pub trait LedgerStore: Send + Sync + Debug + 'static {
+    /// Plans jobs idempotently.
+    async fn plan(&self, jobs: &[NewJob]) -> StoreResult<PlanCounts>;
+
+    /// One job; [`StoreError::NotFound`] if absent.
+    async fn job(&self, job_key: &str) -> StoreResult<Job>;
+
+    /// Jobs by query, ordered by job key.
+    async fn jobs(&self, query: &JobQuery) -> StoreResult<Vec<Job>>;
+
+    /// Counts per state.
+    async fn status(&self) -> StoreResult<StatusCounts>;
+
+    /// Jobs not yet settled for `run`: neither terminal nor FAILED without
+    /// retries left (not retryable, or `attempts >= max_attempts`).
+    async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64>;
+
+    /// The one fenced, atomic write of a worker.
+    async fn commit(&self, fence: &Fence, commit: &Commit) -> StoreResult<CommitOutcome>;
+
+    /// Ledger rows by query, ordered by `seq`.
+    async fn ops(&self, query: &OpQuery) -> StoreResult<Vec<OpRecord>>;
+
+    /// Records `sha256 → path` unless the hash is indexed already; returns
+    /// the entry that stands (fenced).
+    async fn index_artifact(&self, fence: &Fence, entry: &ArtifactEntry) -> StoreResult<ArtifactEntry>;
+
+    /// The first stored copy of some content.
+    async fn artifact(&self, sha256: &str) -> StoreResult<Option<ArtifactEntry>>;
+
+    /// Sends a FAILED, SUCCESS or SKIPPED_DUPLICATE job back to PLANNED
+    /// (attempts reset, result fields cleared) and writes a REQUEUE row with
+    /// `reason`; returns false when the job is in another state.
+    async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool>;
+
+    /// Writes an OK row of a recovery action (`kind` CLEANUP, …) under the
+    /// job's current epoch, once per `op_key`.
+    async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()>;
+}
+
+/// Conveniences over [`LedgerStore::commit`].
+#[async_trait]
+pub trait LedgerExt: LedgerStore {
+    /// Steps through `steps` with `patch`.
+    async fn advance(&self, fence: &Fence, steps: &[JobState], patch: JobPatch) -> StoreResult<()> {
+        let commit = Commit {
+            steps: steps.to_vec(),
+            patch,
+            ..Commit::default()
+        };
+        self.commit(fence, &commit).await.map(drop)
+    }
+
+    /// Starts an op attempt, or learns its recorded result.
+    async fn begin_op(&self, fence: &Fence, op_key: &str, kind: OpKind) -> StoreResult<OpBegin> {
+        let commit = Commit {
+            begin: Some(OpStart {
+                op_key: op_key.to_owned(),
+                kind,
+            }),
+            ..Commit::default()
+        };
+        let outcome = self.commit(fence, &commit).await?;
+        outcome
+            .begun
+            .ok_or_else(|| StoreError::Conflict("store did not answer the op start".into()))
+    }
+
+    /// Finishes the running attempt of an op.
+    async fn finish_op(&self, fence: &Fence, op_key: &str, code: ResultCode, result: Value) -> StoreResult<()> {
+        let commit = Commit {
+            finish: Some(OpFinish {
+                op_key: op_key.to_owned(),
+                code,
+                result,
+            }),
+            ..Commit::default()
+        };
+        self.commit(fence, &commit).await.map(drop)
+    }
+}
+
+impl<T: LedgerStore + ?Sized> LedgerExt for T {}
+
+/// The outcome of [`run_effect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effect {
+    /// The effect's result (recorded or fresh).
+    pub value: Value,
+    /// True when an earlier OK row answered and the effect did not run.
+    pub replayed: bool,
+}
+
+/// Why [`run_effect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EffectError<E> {
+    /// The ledger refused or failed (lease lost included).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The effect itself failed; an ERROR row was recorded.
+    #[error("{0}")]
+    Effect(E),
+}
+
+/// Runs a side effect at most once per op key (SPEC §5): replays an OK row,
+/// otherwise records a running attempt, runs `effect`, and records OK with
+/// its result or ERROR with its message.
+pub async fn run_effect<S, F, Fut, E>(
+    store: &S,
+    fence: &Fence,
+    op_key: &str,
+    kind: OpKind,
+    effect: F,
+) -> Result<Effect, EffectError<E>>
+where
+    S: LedgerStore + ?Sized,
+    F: FnOnce() -> Fut + Send,
+    Fut: Future<Output = Result<Value, E>> + Send,
+    E: fmt::Display + Send,
+{
+    if let OpBegin::Replay(value) = store.begin_op(fence, op_key, kind).await? {
+        return Ok(Effect { value, replayed: true });
+    }
+    match effect().await {
+        Ok(value) => {
+            store.finish_op(fence, op_key, ResultCode::Ok, value.clone()).await?;
+            Ok(Effect { value, replayed: false })
+        }
+        Err(err) => {
+            let result = serde_json::json!({ "error": err.to_string() });
+            store.finish_op(fence, op_key, ResultCode::Error, result).await?;
+            Err(EffectError::Effect(err))
+        }
+    }
+}

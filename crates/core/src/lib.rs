@@ -1,0 +1,34 @@
+#![doc = include_str!("../README.md")]
+
+pub mod error;
+pub mod fetch;
+pub mod job;
+pub mod key;
+pub mod lease;
+pub mod ledger;
+pub mod registry;
+pub mod state;
+pub mod store;
+pub mod url;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+#[cfg(feature = "conformance")]
+pub mod memory;
+
+pub use error::{BoxError, StoreError, StoreResult};
+pub use fetch::{BodyStream, FailureKind, FetchError, Fetcher, FetcherConfig, GetRequest, GetResponse, ResourceMeta};
+pub use job::{Job, JobFailure, JobPatch, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
+pub use key::{ikey, job_key, op_key, KeyValue, OpKeys};
+pub use lease::{AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
+pub use ledger::{
+    run_effect, ArtifactEntry, Commit, CommitOutcome, Effect, EffectError, LedgerExt, LedgerStore, OpBegin, OpFinish,
+    OpKind, OpQuery, OpRecord, OpStart, ResultCode,
+};
+pub use registry::{open_fetcher, open_store, FetcherFactory, StoreFactory};
+pub use state::{check_transition, JobState, Transition};
+pub use store::Store;
+
+// Re-exported so backends register without naming the crate themselves.
+pub use async_trait::async_trait;
+pub use inventory;

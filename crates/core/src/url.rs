@@ -1,0 +1,117 @@
+//! URL canonicalization (SPEC §2, RFC 3986 normalization).
+
+/// Why a URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Not a URL.
+    #[error("not a valid URL: {0}")]
+    Parse(String),
+    /// A scheme other than http/https.
+    #[error("scheme {0:?} is not allowed (http or https only)")]
+    Scheme(String),
+    /// No host.
+    #[error("URL has no host")]
+    NoHost,
+}
+
+/// The canonical form of an `http`/`https` URL: lowercase scheme and host,
+/// default port removed, dot segments removed, percent-encodings of
+/// unreserved characters decoded and the rest uppercased, empty path `/`,
+/// fragment dropped, query order kept, non-ASCII percent-encoded as UTF-8.
+pub fn canonicalize(raw: &str) -> Result<String, UrlError> {
+    let mut parsed = url::Url::parse(raw.trim()).map_err(|e| UrlError::Parse(e.to_string()))?;
+    match parsed.scheme() {
+        "http" | "https" => {}
+        other => return Err(UrlError::Scheme(other.to_owned())),
+    }
+    if parsed.host_str().map_or(true, str::is_empty) {
+        return Err(UrlError::NoHost);
+    }
+    parsed.set_fragment(None);
+    let path = normalize_percent(parsed.path());
+    let path = remove_dot_segments(&path);
+    parsed.set_path(&path);
+    if let Some(query) = parsed.query().map(normalize_percent) {
+        parsed.set_query(Some(&query));
+    }
+    Ok(parsed.into())
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Decodes `%XX` of unreserved characters and uppercases the hex of the rest.
+fn normalize_percent(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = &s[i + 1..i + 3];
+            if let Ok(value) = u8::from_str_radix(hex, 16) {
+                if is_unreserved(value) {
+                    out.push(char::from(value));
+                } else {
+                    out.push('%');
+                    out.push_str(&hex.to_ascii_uppercase());
+                }
+                i += 3;
+                continue;
+            }
+        }
+        // Safe to push byte-wise: the url crate leaves only ASCII here.
+        out.push(char::from(bytes[i]));
+        i += 1;
+    }
+    out
+}
+
+/// RFC 3986 §5.2.4, for paths that may have gained dot segments by decoding.
+fn remove_dot_segments(path: &str) -> String {
+    if !path.split('/').any(|seg| seg == "." || seg == "..") {
+        return path.to_owned();
+    }
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *seg {
+            "." => {
+                if last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                out.pop();
+                if last {
+                    out.push("");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_other_schemes() {
+        assert_eq!(canonicalize("ftp://x/y"), Err(UrlError::Scheme("ftp".into())));
+        assert!(matches!(canonicalize("file:///etc/passwd"), Err(UrlError::Scheme(_))));
+        assert!(matches!(canonicalize("not a url"), Err(UrlError::Parse(_))));
+    }
+
+    #[test]
+    fn encodes_non_ascii_uppercase() {
+        assert_eq!(canonicalize("https://h/é?q=ü").unwrap(), "https://h/%C3%A9?q=%C3%BC");
+    }
+
+    #[test]
+    fn decoded_dots_are_resolved() {
+        assert_eq!(canonicalize("https://h/a/%2e%2E/b").unwrap(), "https://h/b");
+    }
+}

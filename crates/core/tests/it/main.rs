@@ -1,0 +1,3 @@
+//! Integration tests of oncefetch-core.
+
+mod vectors;

@@ -1,0 +1,1 @@
+//! oncefetch fetch-http backend (not built yet).

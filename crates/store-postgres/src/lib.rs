@@ -1,0 +1,1 @@
+//! oncefetch store-postgres backend (not built yet).

@@ -1,0 +1,1 @@
+//! oncefetch store-sqlite backend (not built yet).
