@@ -1,1 +1,515 @@
-//! In-memory store (in progress).
+//! The reference in-memory store: the conformance kit's own proof, and the
+//! example a third party copies when writing a store (see
+//! `docs/writing-a-store.md`). One mutex guards everything, so every call is
+//! trivially atomic; the store's clock is this process's wall clock.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::error::{StoreError, StoreResult};
+use crate::job::{Job, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
+use crate::key::OpKeys;
+use crate::lease::{AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
+use crate::ledger::{
+    ArtifactEntry, Commit, CommitOutcome, LedgerStore, OpBegin, OpKind, OpQuery, OpRecord, ResultCode,
+};
+use crate::registry::{OpenFuture, StoreFactory};
+use crate::state::{check_transition, JobState, Transition};
+use crate::store::Store;
+
+/// A ledger held in memory (lost when dropped).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    jobs: BTreeMap<String, Job>,
+    ops: Vec<OpRecord>,
+    /// (op_key, epoch) → index in `ops`.
+    attempts: HashMap<(String, i64), usize>,
+    /// op_key → index of its OK row.
+    ok_rows: HashMap<String, usize>,
+    artifacts: HashMap<String, ArtifactEntry>,
+}
+
+fn now_millis() -> Millis {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn millis(d: Duration) -> Millis {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Whether `fence` still holds the job's lease at `now`.
+pub(crate) fn holds_lease(job: &Job, fence: &Fence, now: Millis) -> bool {
+    job.epoch == fence.epoch
+        && job.lease_owner.as_deref() == Some(fence.owner.as_str())
+        && job.lease_expires_at.is_some_and(|t| t > now)
+}
+
+fn lease_lost(fence: &Fence) -> StoreError {
+    StoreError::LeaseLost {
+        job: fence.job_key.clone(),
+        epoch: fence.epoch,
+    }
+}
+
+/// Whether a grant may pick `job` now.
+fn runnable(job: &Job, now: Millis, max_attempts: u32) -> bool {
+    match job.state {
+        JobState::Planned => job.next_attempt_at.is_none_or(|t| t <= now),
+        JobState::Failed => {
+            job.retryable && job.attempts < max_attempts && job.next_attempt_at.is_none_or(|t| t <= now)
+        }
+        s if s.is_in_flight() => job.lease_expires_at.is_none_or(|t| t <= now),
+        _ => false,
+    }
+}
+
+impl Inner {
+    fn push_op(&mut self, mut row: OpRecord) -> usize {
+        let index = self.ops.len();
+        row.seq = i64::try_from(index).unwrap_or(i64::MAX) + 1;
+        self.attempts.insert((row.op_key.clone(), row.epoch), index);
+        if row.result_code == Some(ResultCode::Ok) {
+            self.ok_rows.insert(row.op_key.clone(), index);
+        }
+        self.ops.push(row);
+        index
+    }
+
+    /// Marks every unfinished attempt of `job_key` under an epoch other than
+    /// `live_epoch` ABANDONED; returns how many.
+    fn abandon_ops(&mut self, job_key: &str, live_epoch: Option<i64>, now: Millis) -> u64 {
+        let mut count = 0;
+        for row in self.ops.iter_mut() {
+            if row.job_key == job_key && row.result_code.is_none() && Some(row.epoch) != live_epoch {
+                row.result_code = Some(ResultCode::Abandoned);
+                row.finished_at = Some(now);
+                count += 1;
+            }
+        }
+        count
+    }
+
+    fn grant(&mut self, key: &str, request: &AcquireRequest, now: Millis) -> Lease {
+        let job = self.jobs.get_mut(key).expect("granted job exists");
+        let previous_state = job.state;
+        job.epoch += 1;
+        job.state = JobState::Leased;
+        job.lease_owner = Some(request.owner.clone());
+        job.lease_expires_at = Some(now + millis(request.ttl));
+        let job = job.clone();
+        self.abandon_ops(key, Some(job.epoch), now);
+        if previous_state.is_in_flight() {
+            let op_key = OpKeys { job_key: key }.epoch_action(OpKind::Relet, job.epoch);
+            self.push_op(OpRecord {
+                seq: 0,
+                op_key,
+                job_key: key.to_owned(),
+                kind: OpKind::Relet,
+                epoch: job.epoch,
+                started_at: now,
+                finished_at: Some(now),
+                result_code: Some(ResultCode::Ok),
+                result: Some(json!({ "from": previous_state.as_str(), "epoch": job.epoch })),
+            });
+        }
+        Lease {
+            fence: Fence {
+                job_key: key.to_owned(),
+                epoch: job.epoch,
+                owner: request.owner.clone(),
+            },
+            expires_at: job.lease_expires_at.unwrap_or(now),
+            previous_state,
+            job,
+        }
+    }
+
+    /// Canonical URLs held by live leases.
+    fn busy_urls(&self, now: Millis) -> HashSet<String> {
+        self.jobs
+            .values()
+            .filter(|j| j.state.is_in_flight() && j.lease_expires_at.is_some_and(|t| t > now))
+            .map(|j| j.canonical_url.clone())
+            .collect()
+    }
+}
+
+/// Applies one checked step (and its side fields) to a job copy.
+fn apply_step(job: &mut Job, to: JobState, commit: &Commit, now: Millis) {
+    job.state = to;
+    if to == JobState::Streaming {
+        job.attempts += 1;
+    }
+    if to == JobState::Failed {
+        let failure = commit.patch.failure.clone();
+        job.last_error = failure.as_ref().map(|f| f.message.clone());
+        job.retryable = failure.as_ref().is_some_and(|f| f.retryable);
+        job.next_attempt_at = Some(now + failure.map_or(0, |f| millis(f.retry_after)));
+    }
+    if to == JobState::Failed || to.is_terminal() {
+        job.lease_owner = None;
+        job.lease_expires_at = None;
+    }
+    if to.is_terminal() {
+        job.last_error = None;
+        job.next_attempt_at = None;
+    }
+}
+
+fn apply_patch(job: &mut Job, commit: &Commit) {
+    let p = &commit.patch;
+    macro_rules! set {
+        ($($field:ident),*) => { $( if p.$field.is_some() { job.$field = p.$field.clone(); } )* };
+    }
+    set!(etag, last_modified, remote_size, path, sha256, size, duplicate_of);
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl LedgerStore for MemoryStore {
+    async fn plan(&self, jobs: &[NewJob]) -> StoreResult<PlanCounts> {
+        let mut inner = self.lock();
+        let mut counts = PlanCounts::default();
+        for new in jobs {
+            if inner.jobs.contains_key(&new.job_key) {
+                counts.existing += 1;
+            } else {
+                inner.jobs.insert(new.job_key.clone(), Job::planned(new));
+                counts.new += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn job(&self, job_key: &str) -> StoreResult<Job> {
+        let inner = self.lock();
+        inner
+            .jobs
+            .get(job_key)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))
+    }
+
+    async fn jobs(&self, query: &JobQuery) -> StoreResult<Vec<Job>> {
+        let inner = self.lock();
+        let limit = if query.limit == 0 { usize::MAX } else { query.limit };
+        Ok(inner
+            .jobs
+            .values()
+            .filter(|j| query.after.as_ref().is_none_or(|after| j.job_key > *after))
+            .filter(|j| query.state.is_none_or(|s| j.state == s))
+            .filter(|j| query.canonical_url.as_ref().is_none_or(|u| j.canonical_url == *u))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn status(&self) -> StoreResult<StatusCounts> {
+        let inner = self.lock();
+        Ok(StatusCounts::from_pairs(inner.jobs.values().map(|j| (j.state, 1))))
+    }
+
+    async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
+        let inner = self.lock();
+        let settled = |j: &Job| {
+            j.state.is_terminal() || (j.state == JobState::Failed && (!j.retryable || j.attempts >= max_attempts))
+        };
+        Ok(inner.jobs.values().filter(|j| !settled(j)).count() as u64)
+    }
+
+    async fn commit(&self, fence: &Fence, commit: &Commit) -> StoreResult<CommitOutcome> {
+        let now = now_millis();
+        let mut inner = self.lock();
+        let current = inner
+            .jobs
+            .get(&fence.job_key)
+            .ok_or_else(|| StoreError::NotFound(format!("job {}", fence.job_key)))?;
+        if !holds_lease(current, fence, now) {
+            return Err(lease_lost(fence));
+        }
+        // Check everything on a copy first: all or nothing.
+        let mut job = current.clone();
+        let finish_row = match &commit.finish {
+            Some(finish) => {
+                let row = inner.attempts.get(&(finish.op_key.clone(), fence.epoch)).copied();
+                match row {
+                    Some(i) if inner.ops[i].result_code.is_none() => Some(i),
+                    _ => {
+                        return Err(StoreError::Conflict(format!(
+                            "no running attempt of op {} under epoch {}",
+                            finish.op_key, fence.epoch
+                        )))
+                    }
+                }
+            }
+            None => None,
+        };
+        for &to in &commit.steps {
+            check_transition(Transition::Step, job.state, to)?;
+            apply_step(&mut job, to, commit, now);
+        }
+        apply_patch(&mut job, commit);
+        let begun = match &commit.begin {
+            None => None,
+            Some(_) if !job.state.is_in_flight() => {
+                return Err(StoreError::Conflict(format!(
+                    "cannot start an op on a {} job",
+                    job.state
+                )))
+            }
+            Some(start) => match inner.ok_rows.get(&start.op_key) {
+                Some(&i) => Some(OpBegin::Replay(inner.ops[i].result.clone().unwrap_or(Value::Null))),
+                None if inner.attempts.contains_key(&(start.op_key.clone(), fence.epoch)) => {
+                    return Err(StoreError::Conflict(format!(
+                        "op {} already attempted under epoch {}",
+                        start.op_key, fence.epoch
+                    )))
+                }
+                None => Some(OpBegin::Run),
+            },
+        };
+        // Apply.
+        if let (Some(i), Some(finish)) = (finish_row, &commit.finish) {
+            let row = &mut inner.ops[i];
+            row.result_code = Some(finish.code);
+            row.result = Some(finish.result.clone());
+            row.finished_at = Some(now);
+            if finish.code == ResultCode::Ok {
+                inner.ok_rows.insert(finish.op_key.clone(), i);
+            }
+        }
+        inner.jobs.insert(fence.job_key.clone(), job);
+        if let (Some(OpBegin::Run), Some(start)) = (&begun, &commit.begin) {
+            inner.push_op(OpRecord {
+                seq: 0,
+                op_key: start.op_key.clone(),
+                job_key: fence.job_key.clone(),
+                kind: start.kind,
+                epoch: fence.epoch,
+                started_at: now,
+                finished_at: None,
+                result_code: None,
+                result: None,
+            });
+        }
+        Ok(CommitOutcome { begun })
+    }
+
+    async fn ops(&self, query: &OpQuery) -> StoreResult<Vec<OpRecord>> {
+        let inner = self.lock();
+        let limit = if query.limit == 0 { usize::MAX } else { query.limit };
+        Ok(inner
+            .ops
+            .iter()
+            .filter(|r| query.after_seq.is_none_or(|s| r.seq > s))
+            .filter(|r| query.job_key.as_ref().is_none_or(|k| r.job_key == *k))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn index_artifact(&self, fence: &Fence, entry: &ArtifactEntry) -> StoreResult<ArtifactEntry> {
+        let now = now_millis();
+        let mut inner = self.lock();
+        let job = inner
+            .jobs
+            .get(&fence.job_key)
+            .ok_or_else(|| StoreError::NotFound(format!("job {}", fence.job_key)))?;
+        if !holds_lease(job, fence, now) {
+            return Err(lease_lost(fence));
+        }
+        Ok(inner
+            .artifacts
+            .entry(entry.sha256.clone())
+            .or_insert_with(|| entry.clone())
+            .clone())
+    }
+
+    async fn artifact(&self, sha256: &str) -> StoreResult<Option<ArtifactEntry>> {
+        Ok(self.lock().artifacts.get(sha256).cloned())
+    }
+
+    async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool> {
+        let now = now_millis();
+        let mut inner = self.lock();
+        let job = inner
+            .jobs
+            .get_mut(job_key)
+            .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))?;
+        let from = job.state;
+        if check_transition(Transition::Requeue, from, JobState::Planned).is_err() {
+            return Ok(false);
+        }
+        let planned = Job::planned(&NewJob {
+            job_key: job.job_key.clone(),
+            work_id: job.work_id.clone(),
+            artifact_id: job.artifact_id.clone(),
+            url: job.url.clone(),
+            canonical_url: job.canonical_url.clone(),
+            expected_sha256: job.expected_sha256.clone(),
+            expected_size: job.expected_size,
+        });
+        let epoch = job.epoch;
+        *job = Job { epoch, ..planned };
+        inner.push_op(OpRecord {
+            seq: 0,
+            op_key: OpKeys { job_key }.epoch_action(OpKind::Requeue, epoch),
+            job_key: job_key.to_owned(),
+            kind: OpKind::Requeue,
+            epoch,
+            started_at: now,
+            finished_at: Some(now),
+            result_code: Some(ResultCode::Ok),
+            result: Some(json!({ "from": from.as_str(), "reason": reason })),
+        });
+        Ok(true)
+    }
+
+    async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {
+        let now = now_millis();
+        let mut inner = self.lock();
+        let epoch = inner
+            .jobs
+            .get(job_key)
+            .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))?
+            .epoch;
+        if !inner.attempts.contains_key(&(op_key.to_owned(), epoch)) {
+            inner.push_op(OpRecord {
+                seq: 0,
+                op_key: op_key.to_owned(),
+                job_key: job_key.to_owned(),
+                kind,
+                epoch,
+                started_at: now,
+                finished_at: Some(now),
+                result_code: Some(ResultCode::Ok),
+                result: Some(result.clone()),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LeaseManager for MemoryStore {
+    async fn acquire(&self, request: &AcquireRequest) -> StoreResult<Vec<Lease>> {
+        let now = now_millis();
+        let mut inner = self.lock();
+        let mut busy = inner.busy_urls(now);
+        let picked: Vec<String> = inner
+            .jobs
+            .values()
+            .filter(|j| runnable(j, now, request.max_attempts))
+            .filter(|j| busy.insert(j.canonical_url.clone()))
+            .take(request.limit)
+            .map(|j| j.job_key.clone())
+            .collect();
+        Ok(picked.iter().map(|key| inner.grant(key, request, now)).collect())
+    }
+
+    async fn acquire_job(&self, job_key: &str, request: &AcquireRequest) -> StoreResult<Option<Lease>> {
+        let now = now_millis();
+        let mut inner = self.lock();
+        let job = inner
+            .jobs
+            .get(job_key)
+            .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))?;
+        if !runnable(job, now, request.max_attempts) || inner.busy_urls(now).contains(&job.canonical_url) {
+            return Ok(None);
+        }
+        Ok(Some(inner.grant(job_key, request, now)))
+    }
+
+    async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis> {
+        let now = now_millis();
+        let mut inner = self.lock();
+        match inner.jobs.get_mut(&fence.job_key) {
+            Some(job) if holds_lease(job, fence, now) => {
+                let expiry = now + millis(ttl);
+                job.lease_expires_at = Some(expiry);
+                Ok(expiry)
+            }
+            _ => Err(lease_lost(fence)),
+        }
+    }
+
+    async fn release(&self, fence: &Fence) -> StoreResult<()> {
+        let now = now_millis();
+        let mut inner = self.lock();
+        match inner.jobs.get_mut(&fence.job_key) {
+            Some(job) if holds_lease(job, fence, now) => {
+                job.lease_owner = None;
+                job.lease_expires_at = None;
+                Ok(())
+            }
+            _ => Err(lease_lost(fence)),
+        }
+    }
+
+    async fn reconcile(&self, stale_after: Duration) -> StoreResult<ReconcileReport> {
+        let now = now_millis();
+        let cutoff = now - millis(stale_after);
+        let mut inner = self.lock();
+        let mut report = ReconcileReport::default();
+        let expired: Vec<String> = inner
+            .jobs
+            .values()
+            .filter(|j| j.state.is_in_flight() && j.lease_expires_at.is_some_and(|t| t <= cutoff))
+            .map(|j| j.job_key.clone())
+            .collect();
+        for key in &expired {
+            if let Some(job) = inner.jobs.get_mut(key) {
+                job.lease_owner = None;
+                job.lease_expires_at = None;
+            }
+            report.expired_leases += 1;
+        }
+        // Every unfinished attempt not under a live lease is abandoned.
+        let live: HashMap<String, i64> = inner
+            .jobs
+            .values()
+            .filter(|j| j.lease_expires_at.is_some_and(|t| t > now))
+            .map(|j| (j.job_key.clone(), j.epoch))
+            .collect();
+        for row in inner.ops.iter_mut() {
+            if row.result_code.is_none() && live.get(&row.job_key) != Some(&row.epoch) {
+                row.result_code = Some(ResultCode::Abandoned);
+                row.finished_at = Some(now);
+                report.abandoned_ops += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn now(&self) -> StoreResult<Millis> {
+        Ok(now_millis())
+    }
+}
+
+fn open_memory(_url: String) -> OpenFuture {
+    Box::pin(async { Ok(Arc::new(MemoryStore::new()) as Arc<dyn Store>) })
+}
+
+inventory::submit! {
+    StoreFactory::new("memory", &["memory"], open_memory)
+}
