@@ -1,1 +1,127 @@
-fn main() {}
+//! `cargo xtask`: the project's developer and CI tasks, as a small Rust program
+//! (see `cargo xtask --help`).
+
+mod cmd;
+mod postgres;
+mod test_all;
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use crate::test_all::Step;
+
+const HELP: &str = "\
+cargo xtask — oncefetch's developer and CI tasks
+
+USAGE:
+    cargo xtask <TASK> [OPTIONS]
+
+TASKS:
+    test-all [--dry-run] [--only STEP[,STEP…]]
+        Everything CI checks, in order, stopping at the first failure:
+          fmt     cargo fmt --all -- --check
+          deps    dependency direction with `cargo tree -e normal`: oncefetch-core names no
+                  backend (rusqlite, diesel, diesel-async, tokio-postgres, reqwest), each
+                  backend pulls no other backend, the CLI's features gate its stores
+          clippy  cargo clippy --workspace --all-targets --all-features -- -D warnings
+          test    start a throwaway PostgreSQL, then with its variables set:
+                    cargo test --workspace --all-features
+                    cargo test -p oncefetch-core --no-default-features
+                    cargo test -p oncefetch --no-default-features --features postgres
+                    cargo test -p oncefetch
+                  and stop the server (by pid) and remove its directory, pass or fail
+        --dry-run      print the commands instead of running them
+        --only STEPS   run only these steps (comma-separated or repeated)
+        Prints a one-line summary; exits non-zero on any failure.
+
+    postgres
+        Start a throwaway PostgreSQL (initdb into a temporary directory, a free port on
+        127.0.0.1, database oncefetch_test), print its variables as `export K=V` lines on
+        stdout, and keep it running until Ctrl-C or end of standard input, e.g.
+            eval \"$(sleep infinity | cargo xtask postgres &)\"   # or run it in a second terminal
+        Variables (the tests read them):
+          ONCEFETCH_TEST_POSTGRES_URL  postgres://postgres@127.0.0.1:PORT/oncefetch_test
+          ONCEFETCH_REQUIRE_POSTGRES   1: a test missing the URL fails instead of skipping
+          ONCEFETCH_TEST_PG_BINDIR     the server binaries (pg_ctl, postgres), for restart tests
+          ONCEFETCH_TEST_PG_DATADIR    the data directory (pg_ctl -D)
+          ONCEFETCH_TEST_PG_PORT       the port
+          ONCEFETCH_TEST_PG_RUN_AS     `postgres` when running as root (use `runuser -u postgres --`),
+                                       empty otherwise
+        Needs the server binaries (`apt-get install -y postgresql-15` on Debian); as root the
+        server runs as user postgres, since initdb refuses root.
+
+    help, --help, -h
+        Print this help.
+";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<()> {
+    let mut args = args.into_iter();
+    let Some(task) = args.next() else {
+        eprint!("{HELP}");
+        bail!("no task given");
+    };
+    match task.as_str() {
+        "help" | "--help" | "-h" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        "test-all" => {
+            let mut options = test_all::Options::default();
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--dry-run" | "-n" => options.dry_run = true,
+                    "--only" => {
+                        let steps = args.next().context("--only needs a step name")?;
+                        for name in steps.split(',') {
+                            options.only.insert(Step::parse(name)?);
+                        }
+                    }
+                    "--help" | "-h" => {
+                        print!("{HELP}");
+                        return Ok(());
+                    }
+                    _ => bail!("unknown option `{arg}` for test-all (see `cargo xtask --help`)"),
+                }
+            }
+            test_all::run(&options, &*on_signals()?)
+        }
+        "postgres" => {
+            if let Some(arg) = args.next() {
+                if arg == "--help" || arg == "-h" {
+                    print!("{HELP}");
+                    return Ok(());
+                }
+                bail!("unknown option `{arg}` for postgres (see `cargo xtask --help`)");
+            }
+            postgres::serve(&on_signals()?)
+        }
+        _ => bail!("unknown task `{task}` (see `cargo xtask --help`)"),
+    }
+}
+
+/// A flag raised by SIGINT, SIGTERM or SIGHUP instead of ending the process, so the throwaway
+/// server's guard still runs; the tasks check it between steps.
+fn on_signals() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(&flag)).context("could not install a signal handler")?;
+    }
+    Ok(flag)
+}
