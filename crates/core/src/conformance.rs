@@ -1,1 +1,856 @@
-//! Conformance kit (in progress).
+//! The store conformance kit: one `pub async fn` per contract clause of
+//! [`LedgerStore`] and [`LeaseManager`], and [`store_conformance!`](crate::store_conformance)
+//! which expands to one `#[tokio::test]` each.
+//!
+//! ```ignore
+//! async fn setup() -> oncefetch_core::conformance::Setup {
+//!     let store = MyStore::open_fresh().await;
+//!     oncefetch_core::conformance::Setup::single(Arc::new(store))
+//! }
+//! oncefetch_core::store_conformance!(setup);
+//! ```
+//!
+//! Each check panics with the clause it found broken. Checks that wait for a
+//! lease to expire use leases of a few hundred milliseconds.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::error::StoreError;
+use crate::job::{JobFailure, JobPatch, JobQuery, NewJob};
+use crate::key::{job_key, OpKeys};
+use crate::lease::{AcquireRequest, Fence, Lease};
+use crate::ledger::{run_effect, ArtifactEntry, EffectError, LedgerExt, OpKind, OpQuery, OpRecord, ResultCode};
+use crate::state::JobState;
+use crate::store::Store;
+
+/// The stores a check runs against.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// A fresh, empty, isolated store.
+    pub store: Arc<dyn Store>,
+    /// A second handle (connection) to the same ledger, for racing checks;
+    /// the same handle where the store has only one.
+    pub other: Arc<dyn Store>,
+}
+
+impl Setup {
+    /// One handle.
+    pub fn single(store: Arc<dyn Store>) -> Self {
+        Self {
+            other: Arc::clone(&store),
+            store,
+        }
+    }
+
+    /// Two handles to one ledger.
+    pub fn pair(store: Arc<dyn Store>, other: Arc<dyn Store>) -> Self {
+        Self { store, other }
+    }
+}
+
+/// Expands to one `#[tokio::test]` per contract clause, each calling `setup`
+/// (an `async fn() -> Setup`) for a fresh store. Needs `tokio` (macros,
+/// rt-multi-thread) among the caller's dev-dependencies.
+#[macro_export]
+macro_rules! store_conformance {
+    ($setup:path) => {
+        $crate::store_conformance!(@each $setup;
+            plan_is_idempotent,
+            grant_bumps_epoch,
+            op_replay_returns_recorded_result,
+            error_op_runs_again,
+            abandoned_op_reruns_under_new_epoch,
+            stale_epoch_writes_are_fenced,
+            expired_lease_is_granted_again,
+            renew_keeps_the_lease,
+            release_frees_the_job,
+            concurrent_grants_are_exclusive,
+            state_table_is_enforced,
+            terminal_steps_end_the_lease,
+            reconcile_counts,
+            failed_jobs_back_off_until_max_attempts,
+            one_url_in_flight_at_a_time,
+            status_counts_every_state,
+            artifact_index_first_writer_wins,
+            requeue_resets_finished_jobs,
+            ops_are_listed_in_order
+        );
+    };
+    (@each $setup:path; $($clause:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $clause() {
+                let setup = $setup().await;
+                $crate::conformance::$clause(setup).await;
+            }
+        )+
+    };
+}
+
+const OWNER: &str = "conformance-a";
+const OTHER_OWNER: &str = "conformance-b";
+const LONG: Duration = Duration::from_secs(60);
+const SHORT: Duration = Duration::from_millis(300);
+
+/// `n` jobs with distinct URLs under `prefix`.
+pub fn sample_jobs(prefix: &str, n: usize) -> Vec<NewJob> {
+    (0..n)
+        .map(|i| {
+            sample_job(
+                &format!("{prefix}-w{i}"),
+                "a",
+                &format!("https://example.org/{prefix}/{i}"),
+            )
+        })
+        .collect()
+}
+
+/// One job.
+pub fn sample_job(work_id: &str, artifact_id: &str, url: &str) -> NewJob {
+    let canonical_url = crate::url::canonicalize(url).expect("sample URL is valid");
+    NewJob {
+        job_key: job_key(work_id, artifact_id, &canonical_url),
+        work_id: work_id.to_owned(),
+        artifact_id: artifact_id.to_owned(),
+        url: url.to_owned(),
+        canonical_url,
+        expected_sha256: None,
+        expected_size: Some(42),
+    }
+}
+
+fn request(owner: &str, ttl: Duration, limit: usize) -> AcquireRequest {
+    AcquireRequest {
+        owner: owner.to_owned(),
+        ttl,
+        limit,
+        max_attempts: 3,
+    }
+}
+
+async fn lease_one(store: &dyn Store, owner: &str, ttl: Duration) -> Lease {
+    let mut leases = store.acquire(&request(owner, ttl, 1)).await.expect("acquire");
+    assert_eq!(leases.len(), 1, "runnable: a planned job must be granted");
+    leases.remove(0)
+}
+
+async fn ops_of(store: &dyn Store, job: &str) -> Vec<OpRecord> {
+    store
+        .ops(&OpQuery {
+            job_key: Some(job.to_owned()),
+            ..OpQuery::default()
+        })
+        .await
+        .expect("ops")
+}
+
+fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::LeaseLost { .. }) => {}
+        other => panic!("fenced writes: {what} with a stale lease must fail with LeaseLost, got {other:?}"),
+    }
+}
+
+async fn wait_past(ttl: Duration) {
+    tokio::time::sleep(ttl + Duration::from_millis(150)).await;
+}
+
+/// Planning a job twice changes nothing; counts say new vs existing.
+pub async fn plan_is_idempotent(setup: Setup) {
+    let store = setup.store;
+    let jobs = sample_jobs("plan", 10);
+    let first = store.plan(&jobs).await.expect("plan");
+    assert_eq!((first.new, first.existing), (10, 0), "idempotent plan: first planning");
+    let again = store.plan(&jobs).await.expect("plan again");
+    assert_eq!((again.new, again.existing), (0, 10), "idempotent plan: replanning");
+    let mut mixed = jobs[5..].to_vec();
+    mixed.extend(sample_jobs("plan-more", 5));
+    let third = store.plan(&mixed).await.expect("plan mixed");
+    assert_eq!((third.new, third.existing), (5, 5), "idempotent plan: overlap");
+    let status = store.status().await.expect("status");
+    assert_eq!(status.total(), 15);
+    assert_eq!(status.get(JobState::Planned), 15);
+    let job = store.job(&jobs[0].job_key).await.expect("job");
+    assert_eq!(job.state, JobState::Planned);
+    assert_eq!(job.url, jobs[0].url);
+    assert_eq!(job.canonical_url, jobs[0].canonical_url);
+    assert_eq!(job.expected_size, Some(42));
+    assert_eq!(job.epoch, 0);
+    assert!(matches!(store.job("no-such-job").await, Err(StoreError::NotFound(_))));
+}
+
+/// A grant moves a runnable job to LEASED under a new epoch, once.
+pub async fn grant_bumps_epoch(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("grant", 3)).await.expect("plan");
+    let now = store.now().await.expect("now");
+    let leases = store.acquire(&request(OWNER, LONG, 10)).await.expect("acquire");
+    assert_eq!(leases.len(), 3, "runnable: every planned job is granted");
+    for lease in &leases {
+        assert_eq!(lease.job.state, JobState::Leased);
+        assert_eq!(lease.fence.epoch, 1, "epoch: first grant is epoch 1");
+        assert_eq!(lease.previous_state, JobState::Planned);
+        assert_eq!(lease.fence.owner, OWNER);
+        assert!(lease.expires_at >= now + 59_000, "store clock: expiry is now + ttl");
+        let job = store.job(&lease.fence.job_key).await.expect("job");
+        assert_eq!((job.state, job.epoch), (JobState::Leased, 1));
+        assert_eq!(job.lease_owner.as_deref(), Some(OWNER));
+    }
+    let more = store.acquire(&request(OTHER_OWNER, LONG, 10)).await.expect("acquire");
+    assert!(more.is_empty(), "exclusive: live leases are not granted again");
+}
+
+/// A second `run_effect` with an OK op key replays without running.
+pub async fn op_replay_returns_recorded_result(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("replay", 1)).await.expect("plan");
+    let lease = lease_one(store.as_ref(), OWNER, LONG).await;
+    let key = OpKeys {
+        job_key: &lease.fence.job_key,
+    }
+    .head("https://example.org/replay/0");
+    let runs = AtomicUsize::new(0);
+    let effect = || async {
+        runs.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, String>(json!({ "status": 200, "etag": "\"x\"" }))
+    };
+    let first = run_effect(store.as_ref(), &lease.fence, &key, OpKind::Head, effect)
+        .await
+        .expect("first run");
+    assert!(!first.replayed);
+    let second = run_effect(store.as_ref(), &lease.fence, &key, OpKind::Head, effect)
+        .await
+        .expect("replay");
+    assert!(second.replayed, "op replay: second run_effect must replay");
+    assert_eq!(second.value, first.value, "op replay: recorded result returned");
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "op replay: the effect ran once");
+    let rows = ops_of(store.as_ref(), &lease.fence.job_key).await;
+    let ok: Vec<_> = rows.iter().filter(|r| r.op_key == key).collect();
+    assert_eq!(ok.len(), 1, "op replay: one row per attempt");
+    assert_eq!(ok[0].result_code, Some(ResultCode::Ok));
+    assert_eq!(ok[0].kind, OpKind::Head);
+    assert!(ok[0].finished_at.is_some());
+}
+
+/// An ERROR row stays for the audit and the effect runs again next epoch.
+pub async fn error_op_runs_again(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("error", 1)).await.expect("plan");
+    let lease = lease_one(store.as_ref(), OWNER, LONG).await;
+    let key = OpKeys {
+        job_key: &lease.fence.job_key,
+    }
+    .stream("https://example.org/error/0", 0);
+    let failed = run_effect(store.as_ref(), &lease.fence, &key, OpKind::Stream, || async {
+        Err::<serde_json::Value, _>("connection reset")
+    })
+    .await;
+    assert!(matches!(failed, Err(EffectError::Effect("connection reset"))));
+    let failure = JobPatch {
+        failure: Some(JobFailure {
+            message: "connection reset".into(),
+            retryable: true,
+            retry_after: Duration::ZERO,
+        }),
+        ..JobPatch::default()
+    };
+    store
+        .advance(&lease.fence, &[JobState::Failed], failure)
+        .await
+        .expect("fail");
+    let again = lease_one(store.as_ref(), OWNER, LONG).await;
+    assert_eq!(again.previous_state, JobState::Failed);
+    assert_eq!(again.fence.epoch, 2);
+    let ran = run_effect(store.as_ref(), &again.fence, &key, OpKind::Stream, || async {
+        Ok::<_, String>(json!({ "bytes": 42 }))
+    })
+    .await
+    .expect("second attempt");
+    assert!(!ran.replayed, "an ERROR row is not replayed");
+    let codes: Vec<_> = ops_of(store.as_ref(), &lease.fence.job_key)
+        .await
+        .into_iter()
+        .filter(|r| r.op_key == key)
+        .map(|r| (r.epoch, r.result_code))
+        .collect();
+    assert_eq!(codes, vec![(1, Some(ResultCode::Error)), (2, Some(ResultCode::Ok))]);
+}
+
+/// An attempt whose epoch lost its lease is ABANDONED and runs again.
+pub async fn abandoned_op_reruns_under_new_epoch(setup: Setup) {
+    let (store, other) = (setup.store, setup.other);
+    store.plan(&sample_jobs("abandon", 1)).await.expect("plan");
+    let old = lease_one(store.as_ref(), OWNER, SHORT).await;
+    let key = OpKeys {
+        job_key: &old.fence.job_key,
+    }
+    .stream("https://example.org/abandon/0", 0);
+    let begun = store.begin_op(&old.fence, &key, OpKind::Stream).await.expect("begin");
+    assert_eq!(begun, crate::ledger::OpBegin::Run);
+    wait_past(SHORT).await;
+    let new = lease_one(other.as_ref(), OTHER_OWNER, LONG).await;
+    assert_eq!(new.fence.epoch, 2);
+    let rows = ops_of(store.as_ref(), &old.fence.job_key).await;
+    let old_row = rows
+        .iter()
+        .find(|r| r.op_key == key && r.epoch == 1)
+        .expect("epoch 1 row kept");
+    assert_eq!(
+        old_row.result_code,
+        Some(ResultCode::Abandoned),
+        "abandoned ops: the grant marks older unfinished attempts"
+    );
+    assert!(
+        rows.iter().any(|r| r.kind == OpKind::Relet && r.epoch == 2),
+        "re-lease of an expired job is recorded (RELET)"
+    );
+    let ran = run_effect(other.as_ref(), &new.fence, &key, OpKind::Stream, || async {
+        Ok::<_, String>(json!({ "bytes": 1 }))
+    })
+    .await
+    .expect("rerun");
+    assert!(!ran.replayed, "abandoned ops run again under the new epoch");
+    assert_lease_lost(
+        store.finish_op(&old.fence, &key, ResultCode::Ok, json!({})).await,
+        "finishing an abandoned attempt",
+    );
+    let ok = ops_of(store.as_ref(), &old.fence.job_key)
+        .await
+        .into_iter()
+        .filter(|r| r.op_key == key && r.result_code == Some(ResultCode::Ok))
+        .count();
+    assert_eq!(ok, 1, "at most one OK row per op key");
+}
+
+/// Every write with a stale epoch, or another owner, is refused.
+pub async fn stale_epoch_writes_are_fenced(setup: Setup) {
+    let (store, other) = (setup.store, setup.other);
+    store.plan(&sample_jobs("fence", 1)).await.expect("plan");
+    let old = lease_one(store.as_ref(), OWNER, SHORT).await;
+    wait_past(SHORT).await;
+    let new = lease_one(other.as_ref(), OTHER_OWNER, LONG).await;
+    let stale = &old.fence;
+    let key = OpKeys {
+        job_key: &stale.job_key,
+    }
+    .head("https://example.org/fence/0");
+    assert_lease_lost(
+        store.advance(stale, &[JobState::HeadDone], JobPatch::default()).await,
+        "advance",
+    );
+    assert_lease_lost(store.begin_op(stale, &key, OpKind::Head).await, "begin_op");
+    assert_lease_lost(store.renew(stale, LONG).await, "renew");
+    assert_lease_lost(store.release(stale).await, "release");
+    let entry = ArtifactEntry {
+        sha256: "ab".repeat(32),
+        path: "/x".into(),
+        size: 1,
+        job_key: stale.job_key.clone(),
+    };
+    assert_lease_lost(store.index_artifact(stale, &entry).await, "index_artifact");
+    let impostor = Fence {
+        owner: "someone-else".into(),
+        ..new.fence.clone()
+    };
+    assert_lease_lost(
+        store
+            .advance(&impostor, &[JobState::HeadDone], JobPatch::default())
+            .await,
+        "advance by another owner",
+    );
+    let job = store.job(&stale.job_key).await.expect("job");
+    assert_eq!(
+        (job.state, job.epoch),
+        (JobState::Leased, 2),
+        "fenced writes change nothing"
+    );
+    assert!(store.artifact(&entry.sha256).await.expect("artifact").is_none());
+    assert!(ops_of(store.as_ref(), &stale.job_key)
+        .await
+        .iter()
+        .all(|r| r.kind == OpKind::Relet));
+    store
+        .advance(&new.fence, &[JobState::HeadDone], JobPatch::default())
+        .await
+        .expect("the live lease still writes");
+}
+
+/// An in-flight job whose lease expired (store clock) is granted again.
+pub async fn expired_lease_is_granted_again(setup: Setup) {
+    let (store, other) = (setup.store, setup.other);
+    store.plan(&sample_jobs("expire", 1)).await.expect("plan");
+    let old = lease_one(store.as_ref(), OWNER, SHORT).await;
+    store
+        .advance(&old.fence, &[JobState::HeadDone], JobPatch::default())
+        .await
+        .expect("advance");
+    assert!(other
+        .acquire(&request(OTHER_OWNER, LONG, 5))
+        .await
+        .expect("acquire")
+        .is_empty());
+    wait_past(SHORT).await;
+    let new = lease_one(other.as_ref(), OTHER_OWNER, LONG).await;
+    assert_eq!(
+        new.previous_state,
+        JobState::HeadDone,
+        "re-lease from the state it was in"
+    );
+    assert_eq!(new.fence.epoch, 2);
+    assert_eq!(new.job.state, JobState::Leased);
+}
+
+/// Renewing extends the lease past its original expiry.
+pub async fn renew_keeps_the_lease(setup: Setup) {
+    let (store, other) = (setup.store, setup.other);
+    store.plan(&sample_jobs("renew", 1)).await.expect("plan");
+    let lease = lease_one(store.as_ref(), OWNER, Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let expiry = store.renew(&lease.fence, LONG).await.expect("renew");
+    assert!(expiry > lease.expires_at, "renew moves the expiry forward");
+    wait_past(Duration::from_millis(600)).await;
+    assert!(
+        other
+            .acquire(&request(OTHER_OWNER, LONG, 5))
+            .await
+            .expect("acquire")
+            .is_empty(),
+        "a renewed lease is not granted again"
+    );
+    store
+        .advance(&lease.fence, &[JobState::HeadDone], JobPatch::default())
+        .await
+        .expect("the renewed lease writes");
+}
+
+/// A released job is granted again at once; the releaser is fenced off.
+pub async fn release_frees_the_job(setup: Setup) {
+    let (store, other) = (setup.store, setup.other);
+    store.plan(&sample_jobs("release", 1)).await.expect("plan");
+    let lease = lease_one(store.as_ref(), OWNER, LONG).await;
+    store.release(&lease.fence).await.expect("release");
+    let next = lease_one(other.as_ref(), OTHER_OWNER, LONG).await;
+    assert_eq!(next.fence.epoch, lease.fence.epoch + 1);
+    assert_lease_lost(
+        store
+            .advance(&lease.fence, &[JobState::HeadDone], JobPatch::default())
+            .await,
+        "advance after release",
+    );
+}
+
+/// Concurrent batch grants from two handles never share a job.
+pub async fn concurrent_grants_are_exclusive(setup: Setup) {
+    const JOBS: usize = 300;
+    setup.store.plan(&sample_jobs("race", JOBS)).await.expect("plan");
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let store = if worker % 2 == 0 {
+            Arc::clone(&setup.store)
+        } else {
+            Arc::clone(&setup.other)
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let leases = store
+                    .acquire(&request(&format!("racer-{worker}"), LONG, 7))
+                    .await
+                    .expect("acquire under contention");
+                if leases.is_empty() {
+                    break got;
+                }
+                got.extend(leases.into_iter().map(|l| l.fence.job_key));
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    for task in tasks {
+        for key in task.await.expect("racer") {
+            assert!(seen.insert(key.clone()), "exclusive: job {key} granted twice");
+        }
+    }
+    assert_eq!(seen.len(), JOBS, "every job granted once");
+}
+
+/// Steps outside the table are refused and change nothing.
+pub async fn state_table_is_enforced(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("table", 1)).await.expect("plan");
+    let lease = lease_one(store.as_ref(), OWNER, LONG).await;
+    let skip = store
+        .advance(&lease.fence, &[JobState::Finalized], JobPatch::default())
+        .await;
+    assert!(
+        matches!(
+            skip,
+            Err(StoreError::InvalidTransition {
+                from: JobState::Leased,
+                to: JobState::Finalized
+            })
+        ),
+        "state table: LEASED → FINALIZED must be refused, got {skip:?}"
+    );
+    let partly = store
+        .advance(
+            &lease.fence,
+            &[JobState::HeadDone, JobState::Streaming],
+            JobPatch::default(),
+        )
+        .await;
+    assert!(matches!(partly, Err(StoreError::InvalidTransition { .. })));
+    assert_eq!(
+        store.job(&lease.fence.job_key).await.expect("job").state,
+        JobState::Leased,
+        "state table: a refused commit writes nothing"
+    );
+    let path = JobState::PIPELINE[2..].to_vec();
+    let patch = JobPatch {
+        sha256: Some("cd".repeat(32)),
+        size: Some(42),
+        path: Some("/out/w/a".into()),
+        ..JobPatch::default()
+    };
+    store
+        .advance(&lease.fence, &path, patch)
+        .await
+        .expect("the whole pipeline");
+    let job = store.job(&lease.fence.job_key).await.expect("job");
+    assert_eq!(job.state, JobState::Success);
+    assert_eq!(job.attempts, 1, "STREAMING counts an attempt");
+    assert_eq!(job.sha256.as_deref(), Some("cd".repeat(32).as_str()));
+    assert_eq!(job.path.as_deref(), Some("/out/w/a"));
+}
+
+/// A terminal step ends the lease: no more writes, nothing to grant.
+pub async fn terminal_steps_end_the_lease(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("terminal", 1)).await.expect("plan");
+    let lease = lease_one(store.as_ref(), OWNER, LONG).await;
+    store
+        .advance(
+            &lease.fence,
+            &[JobState::SkippedDuplicate],
+            JobPatch {
+                duplicate_of: Some("original".into()),
+                ..JobPatch::default()
+            },
+        )
+        .await
+        .expect("skip");
+    let job = store.job(&lease.fence.job_key).await.expect("job");
+    assert_eq!(job.state, JobState::SkippedDuplicate);
+    assert_eq!(job.duplicate_of.as_deref(), Some("original"));
+    assert!(job.lease_owner.is_none(), "terminal ends the lease");
+    assert_lease_lost(store.renew(&lease.fence, LONG).await, "renew after terminal");
+    assert!(store
+        .acquire(&request(OWNER, LONG, 5))
+        .await
+        .expect("acquire")
+        .is_empty());
+    assert_eq!(store.outstanding(3).await.expect("outstanding"), 0);
+}
+
+/// Reconcile frees expired leases and abandons their ops, and counts both.
+pub async fn reconcile_counts(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("reconcile", 5)).await.expect("plan");
+    let leases = store.acquire(&request(OWNER, SHORT, 5)).await.expect("acquire");
+    assert_eq!(leases.len(), 5);
+    for lease in &leases[..3] {
+        let key = OpKeys {
+            job_key: &lease.fence.job_key,
+        }
+        .head(&lease.job.canonical_url);
+        store.begin_op(&lease.fence, &key, OpKind::Head).await.expect("begin");
+    }
+    let live = store.reconcile(Duration::ZERO).await.expect("reconcile");
+    assert_eq!(
+        (live.expired_leases, live.abandoned_ops),
+        (0, 0),
+        "live leases are left alone"
+    );
+    wait_past(SHORT).await;
+    let report = store.reconcile(Duration::ZERO).await.expect("reconcile");
+    assert_eq!(report.expired_leases, 5, "reconcile counts expired leases");
+    assert_eq!(report.abandoned_ops, 3, "reconcile counts abandoned ops");
+    let again = store.reconcile(Duration::ZERO).await.expect("reconcile");
+    assert_eq!(
+        (again.expired_leases, again.abandoned_ops),
+        (0, 0),
+        "reconcile is idempotent"
+    );
+    for lease in &leases[..3] {
+        let rows = ops_of(store.as_ref(), &lease.fence.job_key).await;
+        assert!(rows.iter().all(|r| r.result_code == Some(ResultCode::Abandoned)));
+    }
+    assert_eq!(
+        store.acquire(&request(OWNER, LONG, 10)).await.expect("acquire").len(),
+        5
+    );
+}
+
+/// A retryable FAILED job waits out its backoff and stops at max attempts.
+pub async fn failed_jobs_back_off_until_max_attempts(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("backoff", 1)).await.expect("plan");
+    let to_streaming = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
+    let fail = |retryable| JobPatch {
+        failure: Some(JobFailure {
+            message: "503 service unavailable".into(),
+            retryable,
+            retry_after: SHORT,
+        }),
+        ..JobPatch::default()
+    };
+    let two = |owner: &str| AcquireRequest {
+        max_attempts: 2,
+        ..request(owner, LONG, 5)
+    };
+    let mut leases = store.acquire(&two(OWNER)).await.expect("acquire");
+    let lease = leases.remove(0);
+    store
+        .advance(&lease.fence, &to_streaming, JobPatch::default())
+        .await
+        .expect("stream");
+    store
+        .advance(&lease.fence, &[JobState::Failed], fail(true))
+        .await
+        .expect("fail");
+    let job = store.job(&lease.fence.job_key).await.expect("job");
+    assert_eq!((job.state, job.attempts, job.retryable), (JobState::Failed, 1, true));
+    assert_eq!(job.last_error.as_deref(), Some("503 service unavailable"));
+    assert!(
+        store.acquire(&two(OWNER)).await.expect("acquire").is_empty(),
+        "backoff is waited out"
+    );
+    assert_eq!(store.outstanding(2).await.expect("outstanding"), 1);
+    wait_past(SHORT).await;
+    let mut leases = store.acquire(&two(OWNER)).await.expect("acquire");
+    assert_eq!(leases.len(), 1, "a retryable FAILED job is granted after its backoff");
+    let lease = leases.remove(0);
+    assert_eq!(lease.previous_state, JobState::Failed);
+    store
+        .advance(&lease.fence, &to_streaming, JobPatch::default())
+        .await
+        .expect("stream");
+    store
+        .advance(&lease.fence, &[JobState::Failed], fail(true))
+        .await
+        .expect("fail");
+    wait_past(SHORT).await;
+    assert!(
+        store.acquire(&two(OWNER)).await.expect("acquire").is_empty(),
+        "no grant once attempts reach max_attempts"
+    );
+    assert_eq!(store.outstanding(2).await.expect("outstanding"), 0);
+    assert_eq!(store.outstanding(3).await.expect("outstanding"), 1);
+}
+
+/// Jobs sharing a canonical URL are never in flight at once.
+pub async fn one_url_in_flight_at_a_time(setup: Setup) {
+    let (store, other) = (setup.store, setup.other);
+    let url = "https://example.org/shared.pdf";
+    let jobs = vec![
+        sample_job("w1", "a", url),
+        sample_job("w2", "a", "HTTPS://EXAMPLE.org:443/shared.pdf#frag"),
+        sample_job("w3", "a", "https://example.org/other.pdf"),
+    ];
+    store.plan(&jobs).await.expect("plan");
+    let first = store.acquire(&request(OWNER, LONG, 10)).await.expect("acquire");
+    assert_eq!(first.len(), 2, "one of the two same-URL jobs, and the other job");
+    let again = other.acquire(&request(OTHER_OWNER, LONG, 10)).await.expect("acquire");
+    assert!(again.is_empty(), "the URL is in flight under another job");
+    let shared = first
+        .iter()
+        .find(|l| l.job.canonical_url == url)
+        .expect("shared URL leased");
+    let rest = JobState::PIPELINE[2..].to_vec();
+    store
+        .advance(&shared.fence, &rest, JobPatch::default())
+        .await
+        .expect("finish");
+    let next = other.acquire(&request(OTHER_OWNER, LONG, 10)).await.expect("acquire");
+    assert_eq!(next.len(), 1, "the twin is granted once the first is done");
+    assert_eq!(next[0].job.canonical_url, url);
+    assert_ne!(next[0].fence.job_key, shared.fence.job_key);
+    let done = store
+        .jobs(&JobQuery {
+            state: Some(JobState::Success),
+            canonical_url: Some(url.to_owned()),
+            ..JobQuery::default()
+        })
+        .await
+        .expect("jobs");
+    assert_eq!(done.len(), 1, "jobs can be found by canonical URL and state");
+}
+
+/// Status has every state, zeros included, and counts moves.
+pub async fn status_counts_every_state(setup: Setup) {
+    let store = setup.store;
+    let empty = store.status().await.expect("status");
+    assert_eq!(empty.states.len(), JobState::ALL.len(), "every state present");
+    assert_eq!(empty.total(), 0);
+    store.plan(&sample_jobs("status", 4)).await.expect("plan");
+    let leases = store.acquire(&request(OWNER, LONG, 2)).await.expect("acquire");
+    store
+        .advance(&leases[0].fence, &[JobState::HeadDone], JobPatch::default())
+        .await
+        .expect("advance");
+    let status = store.status().await.expect("status");
+    assert_eq!(status.get(JobState::Planned), 2);
+    assert_eq!(status.get(JobState::Leased), 1);
+    assert_eq!(status.get(JobState::HeadDone), 1);
+    assert_eq!(status.total(), 4);
+    let leased = store
+        .jobs(&JobQuery {
+            state: Some(JobState::Leased),
+            ..JobQuery::default()
+        })
+        .await
+        .expect("jobs");
+    assert_eq!(leased.len(), 1);
+    let page = store
+        .jobs(&JobQuery {
+            limit: 3,
+            ..JobQuery::default()
+        })
+        .await
+        .expect("jobs");
+    let rest = store
+        .jobs(&JobQuery {
+            after: page.last().map(|j| j.job_key.clone()),
+            ..JobQuery::default()
+        })
+        .await
+        .expect("jobs");
+    assert_eq!((page.len(), rest.len()), (3, 1), "keyset pagination by job key");
+    assert!(
+        page.windows(2).all(|w| w[0].job_key < w[1].job_key),
+        "ordered by job key"
+    );
+}
+
+/// The artifact index keeps the first copy of each hash.
+pub async fn artifact_index_first_writer_wins(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("index", 2)).await.expect("plan");
+    let leases = store.acquire(&request(OWNER, LONG, 2)).await.expect("acquire");
+    let sha = "ef".repeat(32);
+    let entry = |lease: &Lease, path: &str| ArtifactEntry {
+        sha256: sha.clone(),
+        path: path.to_owned(),
+        size: 7,
+        job_key: lease.fence.job_key.clone(),
+    };
+    let first = store
+        .index_artifact(&leases[0].fence, &entry(&leases[0], "/out/first"))
+        .await
+        .expect("index");
+    assert_eq!(first.path, "/out/first");
+    let second = store
+        .index_artifact(&leases[1].fence, &entry(&leases[1], "/out/second"))
+        .await
+        .expect("index");
+    assert_eq!(second, first, "index: first writer wins");
+    assert_eq!(store.artifact(&sha).await.expect("artifact"), Some(first));
+    assert_eq!(store.artifact(&"00".repeat(32)).await.expect("artifact"), None);
+}
+
+/// `requeue` sends FAILED and finished jobs back to PLANNED with a REQUEUE row.
+pub async fn requeue_resets_finished_jobs(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("requeue", 2)).await.expect("plan");
+    let leases = store.acquire(&request(OWNER, LONG, 2)).await.expect("acquire");
+    let fail = JobPatch {
+        failure: Some(JobFailure {
+            message: "404 not found".into(),
+            retryable: false,
+            retry_after: Duration::ZERO,
+        }),
+        ..JobPatch::default()
+    };
+    store
+        .advance(&leases[0].fence, &[JobState::Failed], fail)
+        .await
+        .expect("fail");
+    assert!(
+        !store.requeue(&leases[1].fence.job_key, "retry").await.expect("requeue"),
+        "LEASED is not requeued"
+    );
+    assert!(store.requeue(&leases[0].fence.job_key, "retry").await.expect("requeue"));
+    let job = store.job(&leases[0].fence.job_key).await.expect("job");
+    assert_eq!(
+        (job.state, job.attempts, job.last_error.as_deref()),
+        (JobState::Planned, 0, None)
+    );
+    let rows = ops_of(store.as_ref(), &job.job_key).await;
+    assert!(rows
+        .iter()
+        .any(|r| r.kind == OpKind::Requeue && r.result_code == Some(ResultCode::Ok)));
+    let again = store.acquire(&request(OWNER, LONG, 5)).await.expect("acquire");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].fence.epoch, 2, "the epoch never goes back");
+}
+
+/// The ledger lists attempts in order, by job and by page.
+pub async fn ops_are_listed_in_order(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("list", 2)).await.expect("plan");
+    let leases = store.acquire(&request(OWNER, LONG, 2)).await.expect("acquire");
+    for lease in &leases {
+        let keys = OpKeys {
+            job_key: &lease.fence.job_key,
+        };
+        for (key, kind) in [
+            (keys.head(&lease.job.canonical_url), OpKind::Head),
+            (keys.stream(&lease.job.canonical_url, 0), OpKind::Stream),
+        ] {
+            run_effect(store.as_ref(), &lease.fence, &key, kind, || async {
+                Ok::<_, String>(json!(1))
+            })
+            .await
+            .expect("effect");
+        }
+    }
+    store
+        .note(
+            &leases[0].fence.job_key,
+            "cleanup-key",
+            OpKind::Cleanup,
+            &json!({"removed": "x"}),
+        )
+        .await
+        .expect("note");
+    store
+        .note(
+            &leases[0].fence.job_key,
+            "cleanup-key",
+            OpKind::Cleanup,
+            &json!({"removed": "x"}),
+        )
+        .await
+        .expect("note again");
+    let all = store.ops(&OpQuery::default()).await.expect("ops");
+    assert_eq!(
+        all.len(),
+        5,
+        "two ops per job and one note (a repeated note is one row)"
+    );
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "ordered by seq");
+    let page = store
+        .ops(&OpQuery {
+            after_seq: Some(all[1].seq),
+            limit: 2,
+            ..OpQuery::default()
+        })
+        .await
+        .expect("ops");
+    assert_eq!(page, all[2..4].to_vec(), "pagination by seq");
+    assert_eq!(ops_of(store.as_ref(), &leases[1].fence.job_key).await.len(), 2);
+}

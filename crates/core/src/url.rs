@@ -24,7 +24,7 @@ pub fn canonicalize(raw: &str) -> Result<String, UrlError> {
         "http" | "https" => {}
         other => return Err(UrlError::Scheme(other.to_owned())),
     }
-    if parsed.host_str().map_or(true, str::is_empty) {
+    if parsed.host_str().is_none_or(str::is_empty) {
         return Err(UrlError::NoHost);
     }
     parsed.set_fragment(None);

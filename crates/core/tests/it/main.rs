@@ -1,3 +1,7 @@
 //! Integration tests of oncefetch-core.
 
+/// The conformance kit against the reference in-memory store, and against
+/// deliberately broken stores that it must catch.
+mod conformance;
+/// Every vector in `../shared/vectors/`.
 mod vectors;
