@@ -1,1 +1,186 @@
-//! test server
+#![doc = include_str!("../README.md")]
+
+mod body;
+mod content;
+mod fault;
+mod serve;
+mod state;
+
+use std::convert::Infallible;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+pub use content::content;
+pub use fault::Fault;
+pub use state::{PathStats, Stats};
+
+use state::{Resource, Shared};
+
+/// An HTTP/1.1 server on `127.0.0.1` and an ephemeral port; dropping it stops
+/// the server.
+pub struct TestServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestServer {
+    /// Starts on a runtime of its own in a background thread (usable from sync tests and from inside tokio).
+    ///
+    /// # Panics
+    ///
+    /// When no port can be bound or no thread started.
+    pub fn start() -> TestServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the test server to 127.0.0.1");
+        listener.set_nonblocking(true).expect("make the listener non-blocking");
+        let addr = listener.local_addr().expect("local address of the test server");
+        let shared = Arc::new(Shared::default());
+        let (shutdown, stop) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("test-server-{}", addr.port()))
+            .spawn({
+                let shared = shared.clone();
+                move || {
+                    let runtime = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()
+                        .expect("test server runtime");
+                    runtime.block_on(accept_loop(listener, shared, stop));
+                    runtime.shutdown_timeout(Duration::from_secs(1));
+                }
+            })
+            .expect("start the test server thread");
+        TestServer {
+            addr,
+            shared,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// "http://127.0.0.1:PORT" + path (path starts with '/').
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Registers (or replaces) content at `path`; ETag is a strong etag derived from the content hash, Last-Modified fixed.
+    ///
+    /// The same bytes always get the same ETag and Last-Modified, whichever
+    /// server serves them.
+    pub fn add(&self, path: &str, body: impl Into<Bytes>) {
+        let resource = Arc::new(Resource::new(body.into(), 0));
+        self.shared.content().resources.insert(path.to_owned(), resource);
+    }
+
+    /// Adds a fault to `path` (faults stack; `clear_faults` removes them).
+    pub fn fault(&self, path: &str, fault: Fault) {
+        self.shared
+            .content()
+            .faults
+            .entry(path.to_owned())
+            .or_default()
+            .push(fault);
+    }
+
+    /// Removes every fault of `path`.
+    pub fn clear_faults(&self, path: &str) {
+        self.shared.content().faults.remove(path);
+    }
+
+    /// Replaces the body at `path` and changes its ETag/Last-Modified (resource changed).
+    ///
+    /// The validators change even when the bytes do not.
+    pub fn replace(&self, path: &str, body: impl Into<Bytes>) {
+        let body = body.into();
+        let generation = self.shared.content().resources.get(path).map(|r| r.generation);
+        let resource = Resource::new(body, generation.map_or(0, |g| g + 1));
+        self.shared
+            .content()
+            .resources
+            .insert(path.to_owned(), Arc::new(resource));
+    }
+
+    /// A snapshot of the server-wide counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// A snapshot of the counters of `path` (query strings are not part of
+    /// the path); zeros for a path never requested.
+    pub fn path_stats(&self, path: &str) -> PathStats {
+        self.shared.path_stats(path)
+    }
+
+    /// Sets every counter back to zero.
+    pub fn reset_stats(&self) {
+        self.shared.reset_stats();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Accepts connections until `stop` fires.
+async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+    let listener = TcpListener::from_std(listener).expect("register the listener with tokio");
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_connection(stream, shared.clone()));
+                }
+                // Out of file descriptors, say: let connections drain.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+        }
+    }
+}
+
+/// Serves one keep-alive connection.
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| {
+        let response = serve::respond(&shared, &req);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    // Errors here are the client's business (it hung up) or a Truncate fault.
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}

@@ -1,0 +1,70 @@
+//! Faults a [`TestServer`](crate::TestServer) can inject per path.
+
+/// A misbehaviour of one path. Faults stack: one-shot faults (`Status`,
+/// `RetryAfterSecs`, `RetryAfterDate`) are used up in the order they were
+/// added, the others stay until [`TestServer::clear_faults`](crate::TestServer::clear_faults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The next `times` requests (GET or HEAD) answer `status` with an empty body (e.g. 503, 500, 404, 410, 408).
+    Status {
+        /// Status to answer.
+        status: u16,
+        /// How many requests get it.
+        times: u32,
+    },
+    /// The next `times` requests answer 429 (or 503) with `Retry-After: <secs>`.
+    RetryAfterSecs {
+        /// Status to answer.
+        status: u16,
+        /// Delay-seconds sent in `Retry-After`.
+        secs: u64,
+        /// How many requests get it.
+        times: u32,
+    },
+    /// Same with Retry-After as an HTTP-date `secs` seconds in the future.
+    RetryAfterDate {
+        /// Status to answer.
+        status: u16,
+        /// How far in the future the date lies.
+        secs: u64,
+        /// How many requests get it.
+        times: u32,
+    },
+    /// The next `times` GETs announce the full Content-Length but close the connection after `after` body bytes.
+    Truncate {
+        /// Body bytes sent before the connection closes.
+        after: u64,
+        /// How many GETs are cut.
+        times: u32,
+    },
+    /// Range headers are ignored (always 200 with the whole body).
+    IgnoreRange,
+    /// HEAD answers `status` (405 or 501); GET works.
+    RefuseHead {
+        /// Status HEAD answers.
+        status: u16,
+    },
+    /// Every request answers a redirect (302) to `location` (e.g. "file:///etc/passwd" or another server path).
+    RedirectTo {
+        /// The `Location` header, verbatim.
+        location: String,
+    },
+    /// Redirect loop: /x → /x?1 → /x?2 … forever.
+    RedirectLoop,
+    /// Body is written in chunks of `chunk` bytes with `delay_ms` between chunks (for crash tests that must kill mid-stream).
+    Throttle {
+        /// Bytes per chunk (0 counts as 1).
+        chunk: usize,
+        /// Pause between chunks, in milliseconds.
+        delay_ms: u64,
+    },
+    /// After the body has been requested `after_gets` times, the content changes (new bytes, new ETag) — validator change between requests.
+    ///
+    /// "Requested" counts GETs answered with a body (200 or 206) while the
+    /// fault is in place; the change happens when the next request (GET or
+    /// HEAD) arrives, and only once. The new bytes have the same length.
+    ChangeAfter {
+        /// Bodies served before the change.
+        after_gets: u32,
+    },
+}

@@ -1,0 +1,170 @@
+//! What the server holds: resources, faults and counters.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::Fault;
+
+/// `Last-Modified` of every first version: Wed, 21 Oct 2015 07:28:00 GMT.
+const BASE_LAST_MODIFIED: u64 = 1_445_412_480;
+
+/// One version of the content at a path.
+#[derive(Debug)]
+pub(crate) struct Resource {
+    pub(crate) body: Bytes,
+    pub(crate) etag: String,
+    pub(crate) last_modified: String,
+    pub(crate) generation: u64,
+}
+
+impl Resource {
+    /// Version `generation` of `body`: the ETag is the first 16 hex digits of
+    /// its SHA-256 (plus `-generation` after a replace, so a replace always
+    /// changes it), Last-Modified moves a minute per generation.
+    pub(crate) fn new(body: Bytes, generation: u64) -> Self {
+        let digest = Sha256::digest(&body);
+        let hash = hex::encode(&digest[..8]);
+        let etag = match generation {
+            0 => format!("\"{hash}\""),
+            n => format!("\"{hash}-{n}\""),
+        };
+        let modified = UNIX_EPOCH + Duration::from_secs(BASE_LAST_MODIFIED + generation * 60);
+        Self {
+            body,
+            etag,
+            last_modified: httpdate::fmt_http_date(modified),
+            generation,
+        }
+    }
+
+    /// The next version, with `body`.
+    pub(crate) fn next(&self, body: Bytes) -> Self {
+        Self::new(body, self.generation + 1)
+    }
+}
+
+/// Request counters of the whole server or of one path.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) gets: AtomicU64,
+    pub(crate) heads: AtomicU64,
+    pub(crate) ranged_gets: AtomicU64,
+    pub(crate) bytes_served: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add_bytes(&self, n: u64) {
+        self.bytes_served.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn reset(&self) {
+        for counter in [&self.gets, &self.heads, &self.ranged_gets, &self.bytes_served] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn path_stats(&self) -> PathStats {
+        PathStats {
+            gets: self.gets.load(Ordering::Relaxed),
+            heads: self.heads.load(Ordering::Relaxed),
+            ranged_gets: self.ranged_gets.load(Ordering::Relaxed),
+            bytes_served: self.bytes_served.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Counters of the whole server since start or [`TestServer::reset_stats`](crate::TestServer::reset_stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// GET requests received (faulted ones included).
+    pub gets: u64,
+    /// HEAD requests received (faulted ones included).
+    pub heads: u64,
+    /// Body bytes actually handed to the connection.
+    pub bytes_served: u64,
+}
+
+/// Counters of one path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathStats {
+    /// GET requests received (faulted ones included).
+    pub gets: u64,
+    /// HEAD requests received (faulted ones included).
+    pub heads: u64,
+    /// GET requests that carried a `Range` header.
+    pub ranged_gets: u64,
+    /// Body bytes actually handed to the connection.
+    pub bytes_served: u64,
+}
+
+/// Content and faults, changed together under one lock.
+#[derive(Debug, Default)]
+pub(crate) struct Content {
+    pub(crate) resources: HashMap<String, Arc<Resource>>,
+    pub(crate) faults: HashMap<String, Vec<Fault>>,
+}
+
+/// Everything the server and its handle share.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    content: Mutex<Content>,
+    total: Arc<Counters>,
+    per_path: Mutex<HashMap<String, Arc<Counters>>>,
+}
+
+/// Locks `mutex`, ignoring poisoning: a panicking test must not wedge the server.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn content(&self) -> MutexGuard<'_, Content> {
+        lock(&self.content)
+    }
+
+    /// Counts a request; returns the counters its body bytes go to
+    /// (server-wide first).
+    pub(crate) fn count(&self, path: &str, is_get: bool, is_head: bool, ranged: bool) -> [Arc<Counters>; 2] {
+        let per_path = lock(&self.per_path).entry(path.to_owned()).or_default().clone();
+        for counters in [&self.total, &per_path] {
+            if is_get {
+                counters.gets.fetch_add(1, Ordering::Relaxed);
+                if ranged {
+                    counters.ranged_gets.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if is_head {
+                counters.heads.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        [self.total.clone(), per_path]
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let all = self.total.path_stats();
+        Stats {
+            gets: all.gets,
+            heads: all.heads,
+            bytes_served: all.bytes_served,
+        }
+    }
+
+    pub(crate) fn path_stats(&self, path: &str) -> PathStats {
+        lock(&self.per_path)
+            .get(path)
+            .map(|counters| counters.path_stats())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn reset_stats(&self) {
+        self.total.reset();
+        for counters in lock(&self.per_path).values() {
+            counters.reset();
+        }
+    }
+}
