@@ -374,3 +374,64 @@ fn log_tail(log: &Path, lines: usize) -> String {
         Err(e) => format!("(could not read the log: {e})"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::panic;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Skip where the server binaries are missing, unless `cargo xtask test-all` asked for them.
+    fn have_server() -> bool {
+        if find_bindir().is_ok() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("ONCEFETCH_REQUIRE_POSTGRES").is_none(),
+            "ONCEFETCH_REQUIRE_POSTGRES is set but the PostgreSQL server binaries are missing"
+        );
+        eprintln!("skipping: no PostgreSQL server binaries");
+        false
+    }
+
+    #[test]
+    fn a_panic_stops_the_server_and_removes_its_directory() {
+        if !have_server() {
+            return;
+        }
+        let seen = Mutex::new(None);
+        let outcome = panic::catch_unwind(|| {
+            let server = TempPostgres::start().unwrap();
+            let pid = server.postmaster_pid().expect("a running postmaster");
+            *seen.lock().unwrap() = Some((pid, server.dir.path.clone()));
+            panic!("a failing step");
+        });
+        assert!(outcome.is_err());
+        let (pid, dir) = seen.into_inner().unwrap().expect("the server started");
+        assert!(!process_alive(pid), "postmaster {pid} still runs");
+        assert!(!dir.exists(), "{} still exists", dir.display());
+    }
+
+    #[test]
+    fn drop_stops_a_server_restarted_with_pg_ctl() {
+        if !have_server() {
+            return;
+        }
+        let server = TempPostgres::start().unwrap();
+        let first = server.postmaster_pid().unwrap();
+        let mut restart = as_user(server.run_as, server.bindir.join("pg_ctl"));
+        restart
+            .arg("-D")
+            .arg(&server.data)
+            .args(["restart", "-m", "fast", "-w", "-l"]);
+        restart.arg(&server.log);
+        cmd::quiet_ok(&mut restart).unwrap();
+        let second = server.postmaster_pid().unwrap();
+        assert_ne!(first, second);
+        let dir = server.dir.path.clone();
+        drop(server);
+        assert!(!process_alive(second), "restarted postmaster {second} still runs");
+        assert!(!dir.exists(), "{} still exists", dir.display());
+    }
+}

@@ -206,7 +206,8 @@ fn root() -> PathBuf {
 }
 
 fn cargo() -> Command {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // Plain `cargo`: rustup's proxy keeps the toolchain that runs xtask (it sets RUSTUP_TOOLCHAIN).
+    let mut cmd = Command::new("cargo");
     cmd.current_dir(root());
     cmd
 }
@@ -245,7 +246,12 @@ fn check_deps(options: &Options) -> Result<()> {
             } else {
                 rule.features.join(" ")
             };
-            violations.push(format!("{} ({features}) pulls in {}", rule.package, path.join(" -> ")));
+            let culprit = path.last().map_or("", String::as_str);
+            violations.push(format!(
+                "{} ({features}) pulls in {culprit}: {}",
+                rule.package,
+                path.join(" -> ")
+            ));
         }
     }
     if !violations.is_empty() {
@@ -260,6 +266,7 @@ fn check_deps(options: &Options) -> Result<()> {
 
 /// For each line of `cargo tree --prefix depth` output naming a forbidden package, the chain of
 /// packages from the root down to it (cargo expands every package fully where it first appears).
+/// A forbidden package found under another one is left out: the first names the culprit.
 fn forbidden_paths(tree: &str, forbidden: &[&str]) -> Vec<Vec<String>> {
     let mut stack: Vec<String> = Vec::new();
     let mut found = Vec::new();
@@ -273,7 +280,7 @@ fn forbidden_paths(tree: &str, forbidden: &[&str]) -> Vec<Vec<String>> {
         };
         stack.truncate(depth);
         stack.push(name.to_owned());
-        if forbidden.contains(&name) {
+        if forbidden.contains(&name) && !stack[..stack.len() - 1].iter().any(|p| forbidden.contains(&p.as_str())) {
             found.push(stack.clone());
         }
     }
@@ -318,8 +325,8 @@ mod tests {
 
     #[test]
     fn forbidden_paths_name_the_chain() {
-        let tree = "0oncefetch-core v0.1.0 (/w/crates/core)\n1serde v1.0.0\n1oops v0.1.0\n2mid v1.0.0\n3rusqlite v0.37.0\n1rusqlite v0.37.0 (*)\n";
-        let paths = forbidden_paths(tree, &["rusqlite", "reqwest"]);
+        let tree = "0oncefetch-core v0.1.0 (/w/crates/core)\n1serde v1.0.0\n1oops v0.1.0\n2mid v1.0.0\n3rusqlite v0.37.0\n4libsqlite3-sys v0.35.0\n1rusqlite v0.37.0 (*)\n";
+        let paths = forbidden_paths(tree, &["rusqlite", "libsqlite3-sys", "reqwest"]);
         assert_eq!(
             paths,
             vec![
