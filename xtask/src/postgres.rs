@@ -332,9 +332,11 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Sends `SIGname` to `pid` with kill(1); failures (the process is gone) are ignored.
+/// Sends `SIGname` to `pid` with kill(1); a process already gone is fine, a missing kill(1) is reported.
 fn signal(name: &str, pid: u32) {
-    let _ = cmd::quiet(Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()));
+    if let Err(e) = cmd::quiet(Command::new("kill").arg(format!("-{name}")).arg(pid.to_string())) {
+        eprintln!("warning: {e:#}");
+    }
 }
 
 /// Whether `pid` runs and is not a zombie (Linux `/proc`).

@@ -260,7 +260,9 @@ fn check_deps(options: &Options) -> Result<()> {
             violations.join("\n  ")
         );
     }
-    eprintln!("dependency direction ok ({} rules)", DEP_RULES.len());
+    if !options.dry_run {
+        eprintln!("dependency direction ok ({} rules)", DEP_RULES.len());
+    }
     Ok(())
 }
 
