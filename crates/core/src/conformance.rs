@@ -74,6 +74,7 @@ macro_rules! store_conformance {
             terminal_steps_end_the_lease,
             reconcile_counts,
             failed_jobs_back_off_until_max_attempts,
+            failure_before_streaming_counts_an_attempt,
             one_url_in_flight_at_a_time,
             status_counts_every_state,
             artifact_index_first_writer_wins,
@@ -256,6 +257,7 @@ pub async fn error_op_runs_again(setup: Setup) {
             message: "connection reset".into(),
             retryable: true,
             retry_after: Duration::ZERO,
+            counts_attempt: false,
         }),
         ..JobPatch::default()
     };
@@ -605,6 +607,7 @@ pub async fn failed_jobs_back_off_until_max_attempts(setup: Setup) {
             message: "503 service unavailable".into(),
             retryable,
             retry_after: SHORT,
+            counts_attempt: false,
         }),
         ..JobPatch::default()
     };
@@ -772,6 +775,7 @@ pub async fn requeue_resets_finished_jobs(setup: Setup) {
             message: "404 not found".into(),
             retryable: false,
             retry_after: Duration::ZERO,
+            counts_attempt: false,
         }),
         ..JobPatch::default()
     };
@@ -853,4 +857,40 @@ pub async fn ops_are_listed_in_order(setup: Setup) {
         .expect("ops");
     assert_eq!(page, all[2..4].to_vec(), "pagination by seq");
     assert_eq!(ops_of(store.as_ref(), &leases[1].fence.job_key).await.len(), 2);
+}
+
+/// A failed request that never reached STREAMING still counts an attempt
+/// when the failure says so (a 503 to the GET), and only then.
+pub async fn failure_before_streaming_counts_an_attempt(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("attempt", 1)).await.expect("plan");
+    let fail = |counts_attempt| JobPatch {
+        failure: Some(JobFailure {
+            message: "503 service unavailable".into(),
+            retryable: true,
+            retry_after: Duration::ZERO,
+            counts_attempt,
+        }),
+        ..JobPatch::default()
+    };
+    let lease = lease_one(store.as_ref(), OWNER, LONG).await;
+    store
+        .advance(&lease.fence, &[JobState::Failed], fail(true))
+        .await
+        .expect("fail");
+    assert_eq!(
+        store.job(&lease.fence.job_key).await.expect("job").attempts,
+        1,
+        "counts_attempt counts"
+    );
+    let lease = lease_one(store.as_ref(), OWNER, LONG).await;
+    store
+        .advance(&lease.fence, &[JobState::Failed], fail(false))
+        .await
+        .expect("fail");
+    assert_eq!(
+        store.job(&lease.fence.job_key).await.expect("job").attempts,
+        1,
+        "no request, no attempt"
+    );
 }

@@ -119,6 +119,9 @@ pub struct JobFailure {
     pub retryable: bool,
     /// Wait before the next lease (backoff, or the server's `Retry-After`).
     pub retry_after: Duration,
+    /// The failed request was an attempt at the body that never reached
+    /// STREAMING (e.g. a 503 to the GET): count it in `attempts` too.
+    pub counts_attempt: bool,
 }
 
 /// Fields a worker records along with a state change. `None` leaves a field

@@ -212,7 +212,8 @@ pub struct ArtifactEntry {
 ///   [`check_transition`](crate::check_transition); an invalid one is
 ///   [`StoreError::InvalidTransition`] and nothing is written. A step to
 ///   STREAMING counts an attempt; a step to FAILED records the failure and
-///   its backoff and ends the lease; a step to a terminal state ends the lease.
+///   its backoff (counting an attempt when `JobFailure::counts_attempt`) and
+///   ends the lease; a step to a terminal state ends the lease.
 /// - **op replay**: starting an op whose key has an OK row returns
 ///   [`OpBegin::Replay`] with the recorded result; there is at most one OK row
 ///   per op key. Rows are unique on (op_key, epoch); ERROR and ABANDONED rows

@@ -6,6 +6,8 @@ pub mod job;
 pub mod key;
 pub mod lease;
 pub mod ledger;
+pub mod manifest;
+pub mod pipeline;
 pub mod registry;
 pub mod state;
 pub mod store;

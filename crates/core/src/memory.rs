@@ -154,6 +154,9 @@ fn apply_step(job: &mut Job, to: JobState, commit: &Commit, now: Millis) {
         let failure = commit.patch.failure.clone();
         job.last_error = failure.as_ref().map(|f| f.message.clone());
         job.retryable = failure.as_ref().is_some_and(|f| f.retryable);
+        if failure.as_ref().is_some_and(|f| f.counts_attempt) {
+            job.attempts += 1;
+        }
         job.next_attempt_at = Some(now + failure.map_or(0, |f| millis(f.retry_after)));
     }
     if to == JobState::Failed || to.is_terminal() {

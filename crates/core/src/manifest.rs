@@ -1,0 +1,269 @@
+//! Manifest reading (SPEC §1): JSON Lines or CSV, streamed line by line, each
+//! bad line rejected with its number and reason.
+
+use std::io::{self, BufRead};
+
+use serde_json::{Map, Value};
+
+use crate::job::NewJob;
+use crate::key::job_key;
+use crate::url::canonicalize;
+
+/// A rejected manifest line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct LineError {
+    /// 1-based line number.
+    pub line: u64,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+/// The manifest format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line.
+    JsonLines,
+    /// A header row, then one record per line.
+    Csv,
+}
+
+impl Format {
+    /// CSV for names ending in `.csv`, JSON Lines otherwise.
+    pub fn for_path(path: &str) -> Self {
+        if path.to_ascii_lowercase().ends_with(".csv") {
+            Self::Csv
+        } else {
+            Self::JsonLines
+        }
+    }
+}
+
+/// Streams manifest entries: `Ok(job)` or `Err(LineError)` per non-empty line;
+/// an I/O error ends the stream.
+#[derive(Debug)]
+pub struct ManifestReader<R> {
+    input: R,
+    format: Format,
+    line_no: u64,
+    buf: Vec<u8>,
+    csv_header: Option<Vec<String>>,
+}
+
+impl<R: BufRead> ManifestReader<R> {
+    /// Reads `input` in `format`.
+    pub fn new(input: R, format: Format) -> Self {
+        Self {
+            input,
+            format,
+            line_no: 0,
+            buf: Vec::with_capacity(512),
+            csv_header: None,
+        }
+    }
+
+    /// The next entry; `None` at the end.
+    pub fn next_entry(&mut self) -> Option<io::Result<Result<NewJob, LineError>>> {
+        loop {
+            self.buf.clear();
+            match self.input.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(err) => return Some(Err(err)),
+            }
+            self.line_no += 1;
+            let line_no = self.line_no;
+            let mut bytes: &[u8] = &self.buf;
+            if line_no == 1 {
+                bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            }
+            let text = match std::str::from_utf8(bytes) {
+                Ok(text) => text.trim_end_matches(['\n', '\r']),
+                Err(_) => return Some(Ok(Err(reject(line_no, "not valid UTF-8")))),
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            let entry = match self.format {
+                Format::JsonLines => parse_json_line(text),
+                Format::Csv => match &self.csv_header {
+                    None => {
+                        self.csv_header = Some(
+                            parse_csv_record(text)
+                                .into_iter()
+                                .map(|h| h.trim().to_owned())
+                                .collect(),
+                        );
+                        continue;
+                    }
+                    Some(header) => csv_to_object(header, text),
+                },
+            };
+            return Some(Ok(entry.and_then(to_job).map_err(|reason| reject(line_no, &reason))));
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for ManifestReader<R> {
+    type Item = io::Result<Result<NewJob, LineError>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_entry()
+    }
+}
+
+fn reject(line: u64, reason: &str) -> LineError {
+    LineError {
+        line,
+        reason: reason.to_owned(),
+    }
+}
+
+fn parse_json_line(text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err("not a JSON object".to_owned()),
+        Err(err) => Err(format!("not valid JSON: {err}")),
+    }
+}
+
+/// One CSV record (RFC 4180 quoting) on one line.
+fn parse_csv_record(text: &str) -> Vec<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    reader
+        .records()
+        .next()
+        .and_then(Result::ok)
+        .map(|r| r.iter().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn csv_to_object(header: &[String], text: &str) -> Result<Map<String, Value>, String> {
+    let fields = parse_csv_record(text);
+    if fields.len() != header.len() {
+        return Err(format!("expected {} CSV fields, found {}", header.len(), fields.len()));
+    }
+    let mut map = Map::new();
+    for (name, value) in header.iter().zip(fields) {
+        let value = match name.as_str() {
+            // Empty optional fields are absent; size is a number.
+            "sha256" | "size" if value.is_empty() => continue,
+            "size" => match value.trim().parse::<i64>() {
+                Ok(n) => Value::from(n),
+                Err(_) => return Err(format!("size {value:?} is not an integer")),
+            },
+            _ => Value::String(value),
+        };
+        map.insert(name.clone(), value);
+    }
+    Ok(map)
+}
+
+fn required_id(map: &Map<String, Value>, field: &str) -> Result<String, String> {
+    match map.get(field) {
+        None | Some(Value::Null) => Err(format!("missing {field}")),
+        Some(Value::String(s)) if s.is_empty() => Err(format!("empty {field}")),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(format!("{field} must be a JSON string, found {}", type_name(other))),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn to_job(map: Map<String, Value>) -> Result<NewJob, String> {
+    let work_id = required_id(&map, "work_id")?;
+    let artifact_id = required_id(&map, "artifact_id")?;
+    let url = required_id(&map, "url")?;
+    let canonical_url = canonicalize(&url).map_err(|e| format!("url: {e}"))?;
+    let expected_sha256 = match map.get("sha256") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(s.to_ascii_lowercase())
+        }
+        Some(Value::String(s)) => return Err(format!("sha256 {s:?} is not 64 hex digits")),
+        Some(other) => return Err(format!("sha256 must be a string, found {}", type_name(other))),
+    };
+    let expected_size = match map.get("size") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match (n.as_u64(), n.as_i64()) {
+            (Some(size), _) => Some(size),
+            (None, Some(neg)) if neg < 0 => return Err(format!("negative size {neg}")),
+            _ => return Err(format!("size {n} is not a whole number of bytes")),
+        },
+        Some(other) => return Err(format!("size must be a number, found {}", type_name(other))),
+    };
+    Ok(NewJob {
+        job_key: job_key(&work_id, &artifact_id, &canonical_url),
+        work_id,
+        artifact_id,
+        url,
+        canonical_url,
+        expected_sha256,
+        expected_size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str, format: Format) -> Vec<Result<NewJob, LineError>> {
+        ManifestReader::new(text.as_bytes(), format)
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn good_and_bad_lines() {
+        let text = "\u{feff}{\"work_id\":\"w\",\"artifact_id\":\"a\",\"url\":\"https://h/x\"}\r\n\
+                    \n   \n\
+                    not json\n\
+                    {\"work_id\":\"w\",\"url\":\"https://h/x\"}\n\
+                    {\"work_id\":1,\"artifact_id\":\"a\",\"url\":\"https://h/x\"}\n\
+                    {\"work_id\":\"w\",\"artifact_id\":\"a\",\"url\":\"ftp://h/x\"}\n\
+                    {\"work_id\":\"w\",\"artifact_id\":\"a\",\"url\":\"https://h/x\",\"sha256\":\"xyz\"}\n\
+                    {\"work_id\":\"w\",\"artifact_id\":\"a\",\"url\":\"https://h/x\",\"size\":-1}\n\
+                    {\"work_id\":\"\",\"artifact_id\":\"a\",\"url\":\"https://h/x\"}\n\
+                    {\"work_id\":\"w\\u0000\",\"artifact_id\":\"a\",\"url\":\"https://h/y\",\"size\":5}\n";
+        let out = read(text, Format::JsonLines);
+        assert_eq!(out.len(), 9);
+        assert!(out[0].is_ok());
+        let errors: Vec<_> = out
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(errors.len(), 7, "{errors:?}");
+        assert!(errors[0].starts_with("line 4: not valid JSON"), "{errors:?}");
+        assert_eq!(errors[1], "line 5: missing artifact_id");
+        assert_eq!(errors[2], "line 6: work_id must be a JSON string, found a number");
+        assert!(errors[3].starts_with("line 7: url: scheme \"ftp\""), "{}", errors[3]);
+        assert!(errors[4].starts_with("line 8: sha256"));
+        assert_eq!(errors[5], "line 9: negative size -1");
+        assert_eq!(errors[6], "line 10: empty work_id");
+        let last = out[8].as_ref().unwrap();
+        assert_eq!(last.work_id, "w\0");
+        assert_eq!(last.expected_size, Some(5));
+    }
+
+    #[test]
+    fn csv_with_quotes() {
+        let text = "work_id,artifact_id,url,sha256,size\n\"w,1\",a,https://h/x,,\nw2,a,https://h/y,,12\n";
+        let out = read(text, Format::Csv);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].as_ref().unwrap().work_id, "w,1");
+        assert_eq!(out[1].as_ref().unwrap().expected_size, Some(12));
+    }
+}

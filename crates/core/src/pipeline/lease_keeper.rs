@@ -1,0 +1,54 @@
+//! Renews a job's lease on a timer while the job runs, and notices when the
+//! lease is lost.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::lease::Fence;
+use crate::store::Store;
+
+/// Keeps one lease alive; dropping it stops renewing.
+#[derive(Debug)]
+pub(crate) struct LeaseKeeper {
+    lost: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl LeaseKeeper {
+    /// Renews every third of `ttl` until dropped or the lease is lost.
+    pub(crate) fn start(store: Arc<dyn Store>, fence: Fence, ttl: Duration) -> Self {
+        let lost = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&lost);
+        let period = (ttl / 3).max(Duration::from_millis(50));
+        let task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                ticker.tick().await;
+                match store.renew(&fence, ttl).await {
+                    Ok(_) => {}
+                    Err(err) if err.is_lease_lost() => {
+                        tracing::warn!(job = %fence.job_key, epoch = fence.epoch, "lease lost; stopping the job");
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(err) => tracing::warn!(job = %fence.job_key, error = %err, "lease renewal failed; retrying"),
+                }
+            }
+        });
+        Self { lost, task }
+    }
+
+    /// Whether a renewal found the lease gone.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

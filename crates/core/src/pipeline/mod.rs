@@ -1,0 +1,284 @@
+//! The worker pipeline (backend-agnostic): lease a batch, take each job
+//! through every state with each side effect in the ledger, until every job
+//! in the ledger is settled.
+
+mod backoff;
+pub mod files;
+mod lease_keeper;
+pub mod recover;
+mod stream;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::error::StoreError;
+use crate::fetch::Fetcher;
+use crate::lease::AcquireRequest;
+use crate::store::Store;
+
+pub use files::OutDir;
+pub use worker::JobOutcome;
+
+/// Settings of a run (SPEC §7 defaults).
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Jobs processed at once.
+    pub concurrency: usize,
+    /// Jobs per host at once.
+    pub per_host: usize,
+    /// Lease length; renewed every third of it while a job runs.
+    pub lease_ttl: Duration,
+    /// Attempts (body transfers) per job.
+    pub max_attempts: u32,
+    /// Largest artifact accepted.
+    pub max_size: u64,
+    /// fsync files and folders when placing (durability).
+    pub fsync: bool,
+    /// This worker's lease owner id.
+    pub owner: String,
+    /// First backoff after a transient failure.
+    pub backoff_base: Duration,
+    /// Longest backoff.
+    pub backoff_cap: Duration,
+    /// How often to look for work while waiting on others.
+    pub poll_interval: Duration,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            per_host: 16,
+            lease_ttl: Duration::from_secs(60),
+            max_attempts: 5,
+            max_size: 4 << 30,
+            fsync: true,
+            owner: default_owner(),
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// `host-pid-random`: unique per process.
+pub fn default_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+/// What a run reports as it goes (a progress bar, log lines).
+pub trait Progress: Send + Sync + std::fmt::Debug {
+    /// Body bytes received.
+    fn bytes(&self, n: u64);
+    /// A job ended (for this worker) with `outcome`.
+    fn job_done(&self, job_key: &str, outcome: &JobOutcome);
+}
+
+/// A [`Progress`] that reports nothing.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn bytes(&self, _n: u64) {}
+    fn job_done(&self, _job_key: &str, _outcome: &JobOutcome) {}
+}
+
+/// Totals of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Jobs this worker brought to SUCCESS.
+    pub succeeded: u64,
+    /// Jobs this worker marked SKIPPED_DUPLICATE.
+    pub skipped: u64,
+    /// Failures recorded (retryable or not).
+    pub failed: u64,
+    /// Jobs dropped because their lease moved on.
+    pub lost: u64,
+}
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// The ledger failed and kept failing.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The output folder is not usable.
+    #[error("output folder {path}: {source}")]
+    OutDir {
+        /// The folder.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Everything a job task needs, shared.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) fetcher: Arc<dyn Fetcher>,
+    pub(crate) out: OutDir,
+    pub(crate) config: RunConfig,
+    pub(crate) progress: Arc<dyn Progress>,
+    hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Shared {
+    /// The per-host limiter for `url`'s host.
+    pub(crate) fn host_slot(&self, url: &str) -> Arc<Semaphore> {
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            hosts
+                .entry(host)
+                .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_host.max(1)))),
+        )
+    }
+}
+
+/// Runs jobs until every job in the ledger is settled (SUCCESS,
+/// SKIPPED_DUPLICATE, or FAILED with no attempts left), waiting for backoffs
+/// and other workers' leases meanwhile.
+#[derive(Debug)]
+pub struct Pipeline {
+    shared: Arc<Shared>,
+}
+
+/// How long the ledger may keep failing before the run gives up.
+const STORE_OUTAGE_LIMIT: Duration = Duration::from_secs(120);
+
+impl Pipeline {
+    /// A pipeline over `store` and `fetcher`, writing under `out`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        fetcher: Arc<dyn Fetcher>,
+        out: OutDir,
+        config: RunConfig,
+        progress: Arc<dyn Progress>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                fetcher,
+                out,
+                config,
+                progress,
+                hosts: std::sync::Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Processes jobs until the ledger is settled.
+    pub async fn run(&self) -> Result<RunReport, PipelineError> {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
+        let mut tasks: JoinSet<JobOutcome> = JoinSet::new();
+        let mut report = RunReport::default();
+        let mut outage: Option<tokio::time::Instant> = None;
+        loop {
+            while let Some(done) = tasks.try_join_next() {
+                tally(&mut report, done);
+            }
+            let free = slots.available_permits();
+            let granted = if free > 0 {
+                let request = AcquireRequest {
+                    owner: config.owner.clone(),
+                    ttl: config.lease_ttl,
+                    limit: free,
+                    max_attempts: config.max_attempts,
+                };
+                match shared.store.acquire(&request).await {
+                    Ok(leases) => {
+                        outage = None;
+                        leases
+                    }
+                    Err(err) => {
+                        wait_out_outage(&mut outage, err).await?;
+                        continue;
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            let got_any = !granted.is_empty();
+            for lease in granted {
+                let permit = Arc::clone(&slots)
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closes");
+                let shared = Arc::clone(shared);
+                tasks.spawn(async move {
+                    let outcome = worker::process(&shared, lease).await;
+                    drop(permit);
+                    outcome
+                });
+            }
+            if got_any && slots.available_permits() > 0 {
+                continue;
+            }
+            if tasks.is_empty() {
+                match shared.store.outstanding(config.max_attempts).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(err) => {
+                        wait_out_outage(&mut outage, err).await?;
+                        continue;
+                    }
+                }
+                tokio::time::sleep(config.poll_interval).await;
+            } else {
+                // Wake when a job ends or, while slots are free, to poll.
+                tokio::select! {
+                    done = tasks.join_next() => {
+                        if let Some(done) = done {
+                            tally(&mut report, done);
+                        }
+                    }
+                    () = tokio::time::sleep(config.poll_interval), if slots.available_permits() > 0 => {}
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn tally(report: &mut RunReport, done: Result<JobOutcome, tokio::task::JoinError>) {
+    match done {
+        Ok(JobOutcome::Succeeded) => report.succeeded += 1,
+        Ok(JobOutcome::Skipped) => report.skipped += 1,
+        Ok(JobOutcome::Failed { .. }) => report.failed += 1,
+        Ok(JobOutcome::LeaseLost) | Ok(JobOutcome::StoreFailed(_)) => report.lost += 1,
+        Err(err) => {
+            tracing::error!(error = %err, "job task panicked");
+            report.lost += 1;
+        }
+    }
+}
+
+/// Retries ledger outages (a restarting database) for a while, then gives up.
+async fn wait_out_outage(since: &mut Option<tokio::time::Instant>, err: StoreError) -> Result<(), PipelineError> {
+    if !err.is_retryable() {
+        return Err(err.into());
+    }
+    let started = *since.get_or_insert_with(tokio::time::Instant::now);
+    if started.elapsed() > STORE_OUTAGE_LIMIT {
+        return Err(err.into());
+    }
+    tracing::warn!(error = %err, "ledger unavailable; retrying");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Start-up (and `oncefetch recover`) reconciliation: expired leases, abandoned
+//! ops, partial files, and ledger-vs-disk drift — each action logged and
+//! written to the ledger.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::files::OutDir;
+use crate::error::StoreResult;
+use crate::job::JobQuery;
+use crate::key::OpKeys;
+use crate::ledger::OpKind;
+use crate::state::JobState;
+use crate::store::Store;
+
+/// What recovery did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoverReport {
+    /// In-flight jobs whose lease had expired, made runnable.
+    pub expired_leases: u64,
+    /// Unfinished op attempts of dead epochs marked ABANDONED.
+    pub abandoned_ops: u64,
+    /// Partial files of finished jobs removed.
+    pub partials_removed: u64,
+    /// Partial files kept for resume.
+    pub partials_kept: u64,
+    /// Finished jobs whose file was missing, sent back to download.
+    pub requeued_missing: u64,
+}
+
+/// Jobs read per page while scanning the ledger.
+const PAGE: usize = 10_000;
+
+/// Reconciles the ledger with itself and, given the output folder, with the
+/// files on disk.
+pub async fn recover(store: &dyn Store, out: Option<&OutDir>, stale_after: Duration) -> StoreResult<RecoverReport> {
+    let reconciled = store.reconcile(stale_after).await?;
+    let mut report = RecoverReport {
+        expired_leases: reconciled.expired_leases,
+        abandoned_ops: reconciled.abandoned_ops,
+        ..RecoverReport::default()
+    };
+    if reconciled.expired_leases > 0 || reconciled.abandoned_ops > 0 {
+        tracing::info!(
+            expired_leases = reconciled.expired_leases,
+            abandoned_ops = reconciled.abandoned_ops,
+            "recovered stale leases"
+        );
+    }
+    if let Some(out) = out {
+        sweep_partials(store, out, &mut report).await?;
+    }
+    requeue_missing_files(store, out.map(OutDir::root), &mut report).await?;
+    Ok(report)
+}
+
+/// Removes partial files of finished jobs; keeps the rest for resume.
+async fn sweep_partials(store: &dyn Store, out: &OutDir, report: &mut RecoverReport) -> StoreResult<()> {
+    let partials = match out.all_partials() {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::warn!(dir = %out.partial_dir().display(), error = %err, "cannot list partial files");
+            return Ok(());
+        }
+    };
+    for (name, path) in partials {
+        let job = match store.job(&name.job_key).await {
+            Ok(job) => job,
+            Err(crate::StoreError::NotFound(_)) => {
+                tracing::warn!(file = %path.display(), "partial file of a job not in this ledger; left alone");
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        if job.state.is_terminal() {
+            if let Err(err) = std::fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %err, "cannot remove partial file");
+                continue;
+            }
+            let file = name.file_name();
+            let op_key = OpKeys { job_key: &job.job_key }.cleanup(&file);
+            let result = json!({ "removed": file, "reason": format!("job is {}", job.state) });
+            store.note(&job.job_key, &op_key, OpKind::Cleanup, &result).await?;
+            tracing::info!(job = %job.job_key, file = %file, "removed partial file of a finished job");
+            report.partials_removed += 1;
+        } else {
+            report.partials_kept += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Sends SUCCESS / SKIPPED_DUPLICATE jobs whose file is gone back to PLANNED
+/// (only files under `root`, when given: another host's folder is not ours to
+/// judge).
+async fn requeue_missing_files(store: &dyn Store, root: Option<&Path>, report: &mut RecoverReport) -> StoreResult<()> {
+    for state in [JobState::Success, JobState::SkippedDuplicate] {
+        let mut after = None;
+        loop {
+            let page = store
+                .jobs(&JobQuery {
+                    state: Some(state),
+                    canonical_url: None,
+                    after: after.clone(),
+                    limit: PAGE,
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.job_key.clone());
+            for job in &page {
+                let Some(path) = job.path.as_deref().map(Path::new) else {
+                    continue;
+                };
+                if root.is_some_and(|root| !path.starts_with(root)) || path.exists() {
+                    continue;
+                }
+                let reason = format!("file missing at {}", path.display());
+                if store.requeue(&job.job_key, &reason).await? {
+                    tracing::warn!(job = %job.job_key, path = %path.display(), "finished file is missing; downloading again");
+                    report.requeued_missing += 1;
+                }
+            }
+            if page.len() < PAGE {
+                break;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,547 @@
+//! One job through every state: HEAD_DONE → RESUME_OK → STREAMING →
+//! FINALIZED → INDEXED → DEDUPED → SUCCESS (or SKIPPED_DUPLICATE / FAILED),
+//! each side effect recorded in the ledger under the job's op keys.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::backoff;
+use super::files::{place_no_replace, same_file, Placement};
+use super::lease_keeper::LeaseKeeper;
+use super::stream::Partial;
+use super::Shared;
+use crate::error::StoreError;
+use crate::fetch::{BodyStream, FetchError, GetRequest, GetResponse, ResourceMeta};
+use crate::job::{Job, JobFailure, JobPatch, JobQuery};
+use crate::key::OpKeys;
+use crate::lease::{Fence, Lease};
+use crate::ledger::{ArtifactEntry, Commit, OpBegin, OpFinish, OpKind, OpStart, ResultCode};
+use crate::state::JobState;
+
+/// How a job ended for this worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// SUCCESS.
+    Succeeded,
+    /// SKIPPED_DUPLICATE.
+    Skipped,
+    /// FAILED (retried later when `retryable` and attempts remain).
+    Failed {
+        /// Whether it may be retried.
+        retryable: bool,
+        /// Why.
+        message: String,
+    },
+    /// The lease moved on; this worker wrote nothing more.
+    LeaseLost,
+    /// The ledger failed; the lease will expire and the job be taken over.
+    StoreFailed(String),
+}
+
+/// Why a job stopped before SUCCESS.
+#[derive(Debug)]
+enum Stop {
+    Lost,
+    Store(StoreError),
+    Fail(JobFailure),
+}
+
+impl From<StoreError> for Stop {
+    fn from(err: StoreError) -> Self {
+        if err.is_lease_lost() {
+            Self::Lost
+        } else {
+            Self::Store(err)
+        }
+    }
+}
+
+impl From<std::io::Error> for Stop {
+    fn from(err: std::io::Error) -> Self {
+        Self::Fail(failure(format!("local file error: {err}"), true, None, false))
+    }
+}
+
+fn failure(message: String, retryable: bool, retry_after: Option<Duration>, counts_attempt: bool) -> JobFailure {
+    JobFailure {
+        message,
+        retryable,
+        retry_after: retry_after.unwrap_or_default(),
+        counts_attempt,
+    }
+}
+
+fn fetch_failure(err: FetchError, counts_attempt: bool) -> Stop {
+    let retryable = err.is_retryable();
+    Stop::Fail(failure(err.message, retryable, err.retry_after, counts_attempt))
+}
+
+fn permanent(message: String) -> Stop {
+    Stop::Fail(failure(message, false, None, false))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| std::io::Error::other(format!("file task failed: {e}")))?
+}
+
+/// Takes one leased job as far as it goes.
+pub(crate) async fn process(shared: &Shared, lease: Lease) -> JobOutcome {
+    let keeper = LeaseKeeper::start(
+        std::sync::Arc::clone(&shared.store),
+        lease.fence.clone(),
+        shared.config.lease_ttl,
+    );
+    let mut run = JobRun {
+        shared,
+        fence: lease.fence,
+        job: lease.job,
+        keeper,
+        running_op: None,
+        streamed: false,
+    };
+    let outcome = match run.run().await {
+        Ok(outcome) => outcome,
+        Err(Stop::Lost) => JobOutcome::LeaseLost,
+        Err(Stop::Store(err)) => {
+            tracing::warn!(job = %run.fence.job_key, error = %err, "ledger write failed; the job will be taken over");
+            JobOutcome::StoreFailed(err.to_string())
+        }
+        Err(Stop::Fail(failure)) => run.record_failure(failure).await,
+    };
+    shared.progress.job_done(&run.fence.job_key, &outcome);
+    outcome
+}
+
+struct JobRun<'a> {
+    shared: &'a Shared,
+    fence: Fence,
+    job: Job,
+    keeper: LeaseKeeper,
+    /// The op attempt started and not yet finished.
+    running_op: Option<String>,
+    /// Whether this epoch reached STREAMING (an attempt was counted).
+    streamed: bool,
+}
+
+/// The GET's answer, with the start offset decided.
+struct Opened {
+    meta: ResourceMeta,
+    start: u64,
+    body: Option<BodyStream>,
+}
+
+impl JobRun<'_> {
+    fn keys(&self) -> OpKeys<'_> {
+        OpKeys {
+            job_key: &self.fence.job_key,
+        }
+    }
+
+    fn check_lease(&self) -> Result<(), Stop> {
+        if self.keeper.is_lost() {
+            Err(Stop::Lost)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// One fenced commit: finishes the running op (OK with `result`), steps,
+    /// and starts `begin`; returns whether `begin` must run (or its replay).
+    async fn commit(
+        &mut self,
+        result: Option<Value>,
+        steps: &[JobState],
+        patch: JobPatch,
+        begin: Option<(String, OpKind)>,
+    ) -> Result<Option<OpBegin>, Stop> {
+        self.check_lease()?;
+        let finish = match (self.running_op.take(), result) {
+            (Some(op_key), Some(result)) => Some(OpFinish {
+                op_key,
+                code: ResultCode::Ok,
+                result,
+            }),
+            _ => None,
+        };
+        let begin_key = begin.as_ref().map(|(k, _)| k.clone());
+        let commit = Commit {
+            finish,
+            steps: steps.to_vec(),
+            patch,
+            begin: begin.map(|(op_key, kind)| OpStart { op_key, kind }),
+        };
+        let outcome = self.shared.store.commit(&self.fence, &commit).await?;
+        if steps.contains(&JobState::Streaming) {
+            self.streamed = true;
+        }
+        if let (Some(OpBegin::Run), Some(key)) = (&outcome.begun, begin_key) {
+            self.running_op = Some(key);
+        }
+        Ok(outcome.begun)
+    }
+
+    async fn record_failure(&mut self, mut failure: JobFailure) -> JobOutcome {
+        if self.streamed {
+            failure.counts_attempt = false;
+        }
+        if failure.retryable {
+            let delay = backoff::delay(
+                self.job.attempts,
+                self.shared.config.backoff_base,
+                self.shared.config.backoff_cap,
+                (failure.retry_after > Duration::ZERO).then_some(failure.retry_after),
+            );
+            failure.retry_after = delay;
+        }
+        let finish = self.running_op.take().map(|op_key| OpFinish {
+            op_key,
+            code: ResultCode::Error,
+            result: json!({ "error": failure.message }),
+        });
+        let commit = Commit {
+            finish,
+            steps: vec![JobState::Failed],
+            patch: JobPatch {
+                failure: Some(failure.clone()),
+                ..JobPatch::default()
+            },
+            begin: None,
+        };
+        match self.shared.store.commit(&self.fence, &commit).await {
+            Ok(_) => {
+                if !failure.retryable {
+                    // Nothing to resume: a permanent failure's bytes are useless.
+                    self.remove_partials().await;
+                }
+                tracing::info!(job = %self.fence.job_key, url = %self.job.url, retryable = failure.retryable, error = %failure.message, "job failed");
+                JobOutcome::Failed {
+                    retryable: failure.retryable,
+                    message: failure.message,
+                }
+            }
+            Err(err) if err.is_lease_lost() => JobOutcome::LeaseLost,
+            Err(err) => JobOutcome::StoreFailed(err.to_string()),
+        }
+    }
+
+    async fn run(&mut self) -> Result<JobOutcome, Stop> {
+        let host_slot = self.shared.host_slot(&self.job.url);
+        let _host = host_slot.acquire_owned().await.expect("semaphore never closes");
+        let final_path = self.shared.out.final_path(&self.job.work_id, &self.job.artifact_id);
+        if let Some(original) = self.find_original().await? {
+            return self.skip_duplicate(original, final_path).await;
+        }
+        let head_key = self.keys().head(&self.job.canonical_url);
+        self.commit(None, &[], JobPatch::default(), Some((head_key, OpKind::Head)))
+            .await?;
+        let prior = self.prior_partial().await?;
+        let opened = self.open(prior.as_ref().map(|(_, len)| *len)).await?;
+        if let Some(len) = opened.meta.content_length {
+            if len > self.shared.config.max_size {
+                return Err(permanent(format!(
+                    "size {len} exceeds the cap of {} bytes",
+                    self.shared.config.max_size
+                )));
+            }
+        }
+        let mut partial = Partial::create(self.shared.out.partial_path(&self.fence.job_key, self.fence.epoch)).await?;
+        if opened.start > 0 {
+            let (source, _) = prior.as_ref().expect("a resumed start has a prior partial");
+            partial.copy_prefix_from(source, opened.start).await?;
+        }
+        let stream_key = self.keys().stream(&self.job.canonical_url, opened.start);
+        let meta_json = serde_json::to_value(&opened.meta).unwrap_or(Value::Null);
+        let patch = JobPatch {
+            etag: opened.meta.etag.clone(),
+            last_modified: opened.meta.last_modified.clone(),
+            remote_size: opened.meta.content_length,
+            ..JobPatch::default()
+        };
+        let steps = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
+        let begun = self
+            .commit(Some(meta_json), &steps, patch, Some((stream_key, OpKind::Stream)))
+            .await?;
+        if let Some(OpBegin::Replay(_)) = begun {
+            return Err(permanent(format!(
+                "the ledger records a finished stream from byte {} whose bytes are gone; requeue with `oncefetch retry`",
+                opened.start
+            )));
+        }
+        if let Some(body) = opened.body {
+            self.stream_body(&mut partial, body).await?;
+        }
+        let (partial_path, sha256, size) = partial.finish().await?;
+        self.verify(&opened.meta, &sha256, size)?;
+        self.finalize(partial_path, final_path, sha256, size, opened.start)
+            .await
+    }
+
+    /// Another job with this canonical URL already SUCCESS.
+    async fn find_original(&self) -> Result<Option<Job>, Stop> {
+        let query = JobQuery {
+            state: Some(JobState::Success),
+            canonical_url: Some(self.job.canonical_url.clone()),
+            after: None,
+            limit: 2,
+        };
+        let found = self.shared.store.jobs(&query).await?;
+        Ok(found
+            .into_iter()
+            .find(|j| j.job_key != self.fence.job_key && j.path.is_some() && j.sha256.is_some()))
+    }
+
+    /// LEASED → SKIPPED_DUPLICATE: a hard link to the original at this job's
+    /// own path.
+    async fn skip_duplicate(&mut self, original: Job, final_path: PathBuf) -> Result<JobOutcome, Stop> {
+        let sha256 = original.sha256.clone().unwrap_or_default();
+        let source = PathBuf::from(original.path.clone().unwrap_or_default());
+        let dedupe_key = self.keys().content(OpKind::Dedupe, &sha256);
+        let begun = self
+            .commit(None, &[], JobPatch::default(), Some((dedupe_key, OpKind::Dedupe)))
+            .await?;
+        if matches!(begun, Some(OpBegin::Run)) {
+            self.place(&source, &final_path, &sha256).await?;
+        }
+        let patch = JobPatch {
+            path: Some(final_path.to_string_lossy().into_owned()),
+            sha256: Some(sha256),
+            size: original.size,
+            duplicate_of: Some(original.job_key.clone()),
+            ..JobPatch::default()
+        };
+        let result = json!({ "duplicate_of": original.job_key, "linked_to": source.to_string_lossy() });
+        self.commit(Some(result), &[JobState::SkippedDuplicate], patch, None)
+            .await?;
+        Ok(JobOutcome::Skipped)
+    }
+
+    /// The longest partial file an earlier epoch of this job left.
+    async fn prior_partial(&self) -> Result<Option<(PathBuf, u64)>, Stop> {
+        if self.fence.epoch <= 1 {
+            return Ok(None);
+        }
+        let out = self.shared.out.clone();
+        let key = self.fence.job_key.clone();
+        let epoch = self.fence.epoch;
+        let partials = blocking(move || out.partials_of(&key)).await?;
+        Ok(partials
+            .into_iter()
+            .filter(|(e, _, len)| *e < epoch && *len > 0)
+            .max_by_key(|(e, _, len)| (*len, *e))
+            .map(|(_, path, len)| (path, len)))
+    }
+
+    /// Sends the GET — ranged with `If-Range` when a prior partial and a
+    /// validator allow a resume — and decides the start offset.
+    async fn open(&self, prior_len: Option<u64>) -> Result<Opened, Stop> {
+        let validator = self.job.validator().map(str::to_owned);
+        let (range_start, if_range) = match (prior_len, validator) {
+            (Some(len), Some(v)) => (len, Some(v)),
+            _ => (0, None),
+        };
+        let request = GetRequest {
+            url: self.job.url.clone(),
+            range_start,
+            if_range,
+        };
+        let fetcher = &self.shared.fetcher;
+        match fetcher.get(&request).await.map_err(|e| fetch_failure(e, true))? {
+            GetResponse::Body { meta, start, body } => Ok(Opened {
+                meta,
+                start,
+                body: Some(body),
+            }),
+            GetResponse::RangeNotSatisfiable { mut meta, complete_len } if complete_len == Some(range_start) => {
+                meta.content_length = Some(range_start);
+                Ok(Opened {
+                    meta,
+                    start: range_start,
+                    body: None,
+                })
+            }
+            GetResponse::RangeNotSatisfiable { .. } => {
+                let request = GetRequest {
+                    range_start: 0,
+                    if_range: None,
+                    ..request
+                };
+                match fetcher.get(&request).await.map_err(|e| fetch_failure(e, true))? {
+                    GetResponse::Body { meta, start: 0, body } => Ok(Opened {
+                        meta,
+                        start: 0,
+                        body: Some(body),
+                    }),
+                    other => Err(fetch_failure(
+                        FetchError::transient(format!("unexpected answer to a full GET: {other:?}")),
+                        true,
+                    )),
+                }
+            }
+        }
+    }
+
+    async fn stream_body(&self, partial: &mut Partial, mut body: BodyStream) -> Result<(), Stop> {
+        let cap = self.shared.config.max_size;
+        while let Some(chunk) = body.next().await {
+            self.check_lease()?;
+            let chunk = chunk.map_err(|e| fetch_failure(e, false))?;
+            partial.push(&chunk).await?;
+            self.shared.progress.bytes(chunk.len() as u64);
+            if partial.len() > cap {
+                return Err(permanent(format!("body exceeds the cap of {cap} bytes")));
+            }
+        }
+        Ok(())
+    }
+
+    fn verify(&self, meta: &ResourceMeta, sha256: &str, size: u64) -> Result<(), Stop> {
+        if let Some(announced) = meta.content_length {
+            if size != announced {
+                return Err(Stop::Fail(failure(
+                    format!("truncated body: got {size} of {announced} bytes"),
+                    true,
+                    None,
+                    false,
+                )));
+            }
+        }
+        if let Some(expected) = self.job.expected_size {
+            if size != expected {
+                return Err(permanent(format!(
+                    "size mismatch: expected {expected} bytes, got {size}"
+                )));
+            }
+        }
+        if let Some(expected) = &self.job.expected_sha256 {
+            if expected != sha256 {
+                return Err(permanent(format!("sha256 mismatch: expected {expected}, got {sha256}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Links `source` at `dest` without replacing anything.
+    async fn place(&self, source: &Path, dest: &Path, sha256: &str) -> Result<Placement, Stop> {
+        self.check_lease()?;
+        let (source, dest_owned, sha) = (source.to_owned(), dest.to_owned(), sha256.to_owned());
+        let durable = self.shared.config.fsync;
+        let placement = blocking(move || place_no_replace(&source, &dest_owned, &sha, durable)).await?;
+        if placement == Placement::Occupied {
+            return Err(permanent(format!(
+                "a different file already occupies {}; it was left untouched",
+                dest.display()
+            )));
+        }
+        Ok(placement)
+    }
+
+    /// FINALIZED → INDEXED → DEDUPED → SUCCESS.
+    async fn finalize(
+        &mut self,
+        partial_path: PathBuf,
+        final_path: PathBuf,
+        sha256: String,
+        size: u64,
+        range_start: u64,
+    ) -> Result<JobOutcome, Stop> {
+        let final_str = final_path.to_string_lossy().into_owned();
+        let streamed = json!({ "sha256": sha256, "size": size, "range_start": range_start });
+        let finalize_key = self.keys().content(OpKind::Finalize, &sha256);
+        let begun = self
+            .commit(
+                Some(streamed),
+                &[],
+                JobPatch::default(),
+                Some((finalize_key, OpKind::Finalize)),
+            )
+            .await?;
+        let mut linked_to = Value::Null;
+        if matches!(begun, Some(OpBegin::Run)) {
+            // Identical content already stored: link the first copy rather
+            // than placing a second one.
+            let first = self.shared.store.artifact(&sha256).await?;
+            let source = match first {
+                Some(entry) if entry.path != final_str && Path::new(&entry.path).exists() => {
+                    linked_to = Value::String(entry.path.clone());
+                    PathBuf::from(entry.path)
+                }
+                _ => partial_path.clone(),
+            };
+            self.place(&source, &final_path, &sha256).await?;
+        }
+        self.remove_partials().await;
+        let patch = JobPatch {
+            path: Some(final_str.clone()),
+            sha256: Some(sha256.clone()),
+            size: Some(size),
+            ..JobPatch::default()
+        };
+        let placed = json!({ "path": final_str, "linked_to": linked_to });
+        let index_key = self.keys().content(OpKind::Index, &sha256);
+        let begun = self
+            .commit(
+                Some(placed),
+                &[JobState::Finalized],
+                patch,
+                Some((index_key, OpKind::Index)),
+            )
+            .await?;
+        let first_path = match begun {
+            Some(OpBegin::Replay(recorded)) => recorded["first_path"].as_str().unwrap_or(&final_str).to_owned(),
+            _ => {
+                let entry = ArtifactEntry {
+                    sha256: sha256.clone(),
+                    path: final_str.clone(),
+                    size,
+                    job_key: self.fence.job_key.clone(),
+                };
+                self.check_lease()?;
+                self.shared.store.index_artifact(&self.fence, &entry).await?.path
+            }
+        };
+        let indexed = json!({ "first_path": first_path });
+        let dedupe_key = self.keys().content(OpKind::Dedupe, &sha256);
+        self.commit(
+            Some(indexed),
+            &[JobState::Indexed],
+            JobPatch::default(),
+            Some((dedupe_key, OpKind::Dedupe)),
+        )
+        .await?;
+        let (first, dest) = (PathBuf::from(&first_path), final_path.clone());
+        let shared_inode = blocking(move || same_file(&first, &dest).or(Ok(false))).await?;
+        let deduped = json!({ "original": first_path, "hard_linked": shared_inode });
+        self.commit(
+            Some(deduped),
+            &[JobState::Deduped, JobState::Success],
+            JobPatch::default(),
+            None,
+        )
+        .await?;
+        Ok(JobOutcome::Succeeded)
+    }
+
+    /// Removes every partial file of this job (this epoch's and older ones).
+    async fn remove_partials(&self) {
+        let out = self.shared.out.clone();
+        let key = self.fence.job_key.clone();
+        let epoch = self.fence.epoch;
+        let removed = blocking(move || {
+            for (e, path, _) in out.partials_of(&key)? {
+                if e <= epoch {
+                    std::fs::remove_file(path)?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(err) = removed {
+            tracing::warn!(job = %self.fence.job_key, error = %err, "could not remove partial files");
+        }
+    }
+}
