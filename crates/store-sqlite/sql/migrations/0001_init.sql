@@ -1,0 +1,80 @@
+-- oncefetch ledger, schema version 1.
+--
+-- Times are milliseconds since the Unix epoch read from the store clock
+-- (SQLite's `unixepoch('subsec')` on the host that holds the file).
+
+-- Jobs: one row per planned artifact. `planned_seq` is the rowid, so it is
+-- the planning order (FIFO) and every index ends with it for free.
+CREATE TABLE jobs (
+    planned_seq      INTEGER PRIMARY KEY,
+    job_key          TEXT    NOT NULL UNIQUE,
+    work_id          TEXT    NOT NULL,
+    artifact_id      TEXT    NOT NULL,
+    url              TEXT    NOT NULL,
+    canonical_url    TEXT    NOT NULL,
+    expected_sha256  TEXT,
+    expected_size    INTEGER,
+    state            TEXT    NOT NULL DEFAULT 'PLANNED' CHECK (state IN (
+                         'PLANNED', 'LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED',
+                         'INDEXED', 'DEDUPED', 'SUCCESS', 'FAILED', 'SKIPPED_DUPLICATE')),
+    epoch            INTEGER NOT NULL DEFAULT 0,
+    lease_owner      TEXT,
+    lease_expires_at INTEGER,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER,
+    last_error       TEXT,
+    retryable        INTEGER NOT NULL DEFAULT 0,
+    etag             TEXT,
+    last_modified    TEXT,
+    remote_size      INTEGER,
+    path             TEXT,
+    sha256           TEXT,
+    size             INTEGER,
+    duplicate_of     TEXT
+);
+
+-- Counts per state, PLANNED jobs in planning order (the rowid ends the key).
+CREATE INDEX jobs_state ON jobs (state);
+
+-- Retryable FAILED jobs by attempts, then the time their backoff ends: jobs
+-- out of attempts fall outside the scanned range.
+CREATE INDEX jobs_failed_retryable ON jobs (attempts, next_attempt_at) WHERE state = 'FAILED' AND retryable = 1;
+
+-- In-flight jobs by lease expiry: expired or released (NULL) leases to grant
+-- again, live leases holding their URL, and reconcile.
+CREATE INDEX jobs_in_flight_expiry ON jobs (lease_expires_at)
+    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
+
+-- One URL in flight at a time; `jobs --url`.
+CREATE INDEX jobs_canonical_url ON jobs (canonical_url);
+
+-- The operations ledger: one row per attempt.
+CREATE TABLE ops (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    op_key      TEXT    NOT NULL,
+    job_key     TEXT    NOT NULL REFERENCES jobs (job_key),
+    kind        TEXT    NOT NULL,
+    epoch       INTEGER NOT NULL,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    result_code TEXT    CHECK (result_code IN ('OK', 'ERROR', 'ABANDONED')),
+    result      TEXT,
+    UNIQUE (op_key, epoch)
+);
+
+-- At most one OK row per op key (SPEC §5).
+CREATE UNIQUE INDEX ops_one_ok ON ops (op_key) WHERE result_code = 'OK';
+
+-- `ledger --job KEY`, in order (the rowid `seq` ends the key).
+CREATE INDEX ops_job ON ops (job_key);
+
+-- Unfinished attempts, to abandon at a grant and in reconcile.
+CREATE INDEX ops_unfinished ON ops (job_key, epoch) WHERE result_code IS NULL;
+
+-- The artifact index: the first stored copy of each content hash.
+CREATE TABLE artifacts (
+    sha256  TEXT    PRIMARY KEY,
+    path    TEXT    NOT NULL,
+    size    INTEGER NOT NULL,
+    job_key TEXT    NOT NULL REFERENCES jobs (job_key)
+) WITHOUT ROWID;

@@ -1,0 +1,5 @@
+-- Frees in-flight jobs whose lease expired at or before the cutoff.
+UPDATE jobs
+SET lease_owner = NULL, lease_expires_at = NULL
+WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+  AND lease_expires_at <= :cutoff

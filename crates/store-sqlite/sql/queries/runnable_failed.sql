@@ -1,0 +1,13 @@
+-- Retryable FAILED jobs with attempts left and their backoff over, whose URL
+-- no live lease holds.
+SELECT c.job_key, c.canonical_url, c.state
+FROM jobs AS c
+WHERE c.state = 'FAILED' AND c.retryable = 1
+  AND c.attempts < :max_attempts
+  AND c.next_attempt_at <= :now
+  AND NOT EXISTS (
+      SELECT 1 FROM jobs AS b
+      WHERE b.canonical_url = c.canonical_url
+        AND b.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+        AND b.lease_expires_at > :now)
+LIMIT :limit

@@ -1,0 +1,201 @@
+//! One connection, owned by one dedicated thread.
+//!
+//! A [`ConnThread`] opens the database on its own OS thread and runs every
+//! call there, fed by a channel; the async caller awaits a oneshot reply, so
+//! no SQLite call ever blocks an async executor. Writes run in `BEGIN
+//! IMMEDIATE` transactions; a transaction that meets `SQLITE_BUSY` or
+//! `SQLITE_LOCKED` (another connection or process holds the lock past
+//! `busy_timeout`, or SQLite refused to wait) is rolled back and run again
+//! after a short backoff, so lock errors never reach a caller.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use oncefetch_core::{StoreError, StoreResult};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use crate::error::{Invalid, OpenError, TxError, STORE};
+use crate::migrate;
+use crate::options::SqliteOptions;
+
+/// Work sent to the connection thread.
+type Task = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Statements kept prepared per connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// Page cache per connection (negative: KiB).
+const CACHE_SIZE_KIB: i64 = 64 * 1024;
+
+/// A handle on the connection thread; the thread ends when the handle drops.
+#[derive(Debug)]
+pub(crate) struct ConnThread {
+    tasks: mpsc::Sender<Task>,
+}
+
+impl ConnThread {
+    /// Starts the thread, opens and migrates the database there.
+    pub(crate) async fn open(options: SqliteOptions) -> StoreResult<Self> {
+        let (tasks, inbox) = mpsc::channel::<Task>();
+        let (ready, opened) = oneshot::channel();
+        let path = options.path().to_owned();
+        std::thread::Builder::new()
+            .name("oncefetch-sqlite".into())
+            .spawn(move || {
+                let mut conn = match open_connection(&options) {
+                    Ok(conn) => {
+                        let _ = ready.send(Ok(()));
+                        conn
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                while let Ok(task) = inbox.recv() {
+                    task(&mut conn);
+                }
+            })
+            .map_err(|e| StoreError::backend(STORE, OpenError { path, source: e.into() }))?;
+        opened.await.map_err(|_| closed())??;
+        Ok(Self { tasks })
+    }
+
+    /// Runs `f` on the connection thread and waits for its answer.
+    pub(crate) async fn call<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let task: Task = Box::new(move |conn| {
+            let result = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
+                Err(StoreError::backend(
+                    STORE,
+                    Invalid("a store call panicked on the connection thread".into()),
+                ))
+            });
+            let _ = reply.send(result);
+        });
+        self.tasks.send(task).map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::backend(STORE, Invalid("the sqlite connection thread stopped".into()))
+}
+
+/// Opens the file (creating it and its folder), sets the connection up and
+/// migrates the schema.
+fn open_connection(options: &SqliteOptions) -> StoreResult<Connection> {
+    let path = options.path();
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| {
+        StoreError::backend(
+            STORE,
+            OpenError {
+                path: path.to_owned(),
+                source,
+            },
+        )
+    };
+    set_up(options).map_err(|e| match e {
+        TxError::Sql(e) => fail(Box::new(e)),
+        TxError::Io(e) => fail(Box::new(e)),
+        TxError::Store(StoreError::Backend { source, .. }) => fail(source),
+        TxError::Store(other) => other,
+    })
+}
+
+fn set_up(options: &SqliteOptions) -> Result<Connection, TxError> {
+    let path = options.path();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.busy_timeout(options.busy_timeout_duration())?;
+    let synchronous = options.synchronous_mode().pragma();
+    retry_busy(|| {
+        // WAL: readers never block the writer; one writer at a time.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(TxError::Store(StoreError::backend(
+                STORE,
+                Invalid(format!("journal_mode stayed {mode:?}, expected wal")),
+            )));
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {synchronous};
+             PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -{CACHE_SIZE_KIB};"
+        ))?;
+        Ok(())
+    })?;
+    retry_busy(|| migrate::migrate(&mut conn))?;
+    Ok(conn)
+}
+
+/// Runs `body` in a `BEGIN IMMEDIATE` transaction and commits it, running it
+/// again from the start whenever SQLite reports the database busy.
+pub(crate) fn write<T>(
+    conn: &mut Connection,
+    mut body: impl FnMut(&Transaction<'_>) -> Result<T, TxError>,
+) -> StoreResult<T> {
+    retry_busy(|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = body(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    })
+    .map_err(TxError::into_store)
+}
+
+/// Runs a read (one statement, or a deferred transaction), again on busy.
+pub(crate) fn read<T>(
+    conn: &mut Connection,
+    mut body: impl FnMut(&Connection) -> Result<T, TxError>,
+) -> StoreResult<T> {
+    retry_busy(|| body(conn)).map_err(TxError::into_store)
+}
+
+/// Longest pause between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How often a long wait is reported.
+const REPORT_EVERY: Duration = Duration::from_secs(30);
+
+/// Runs `attempt` until it does not fail with busy/locked. Waiting is
+/// unbounded by design: a lock is always released eventually (the holder
+/// commits, rolls back or dies), and a lock error is never the caller's
+/// problem; long waits are logged.
+fn retry_busy<T>(mut attempt: impl FnMut() -> Result<T, TxError>) -> Result<T, TxError> {
+    let started = Instant::now();
+    let mut next_report = REPORT_EVERY;
+    let mut backoff = Duration::from_micros(500);
+    let mut tries: u64 = 0;
+    loop {
+        match attempt() {
+            Err(e) if e.is_busy() => {
+                tries += 1;
+                let waited = started.elapsed();
+                if waited >= next_report {
+                    tracing::warn!(?waited, tries, "sqlite database busy; still waiting for the lock");
+                    next_report += REPORT_EVERY;
+                } else {
+                    tracing::debug!(tries, "sqlite database busy; retrying");
+                }
+                // Jitter from the clock's low bits keeps processes from
+                // retrying in lockstep.
+                let jitter = Duration::from_nanos(u64::from(started.elapsed().subsec_nanos() % 1_000_000) / 2);
+                std::thread::sleep(backoff + jitter);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            other => return other,
+        }
+    }
+}

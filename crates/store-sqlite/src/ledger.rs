@@ -1,0 +1,460 @@
+//! The [`LedgerStore`](oncefetch_core::LedgerStore) operations, as synchronous
+//! functions that run on the connection thread inside one transaction each.
+
+use oncefetch_core::{
+    check_transition, ArtifactEntry, Commit, CommitOutcome, Fence, Job, JobQuery, JobState, Millis, NewJob, OpBegin,
+    OpKeys, OpKind, OpQuery, OpRecord, PlanCounts, ResultCode, StatusCounts, StoreError, Transition,
+};
+use rusqlite::{named_params, params_from_iter, Connection, OptionalExtension};
+use serde_json::{json, Value};
+
+use crate::clock::{self, millis};
+use crate::error::{is_unique_violation, TxError};
+use crate::queries;
+use crate::rows;
+
+/// Jobs per multi-row `INSERT` (7 parameters each, far below SQLite's
+/// 32766-parameter limit).
+const PLAN_CHUNK: usize = 512;
+
+pub(crate) fn not_found(job_key: &str) -> TxError {
+    TxError::Store(StoreError::NotFound(format!("job {job_key}")))
+}
+
+pub(crate) fn lease_lost(fence: &Fence) -> TxError {
+    TxError::Store(StoreError::LeaseLost {
+        job: fence.job_key.clone(),
+        epoch: fence.epoch,
+    })
+}
+
+/// Whether `fence` holds the lease described by these columns at `now`.
+pub(crate) fn holds_lease(
+    fence: &Fence,
+    epoch: i64,
+    owner: Option<&str>,
+    expires_at: Option<Millis>,
+    now: Millis,
+) -> bool {
+    epoch == fence.epoch && owner == Some(fence.owner.as_str()) && expires_at.is_some_and(|t| t > now)
+}
+
+/// One job row, if present.
+pub(crate) fn load_job(conn: &Connection, job_key: &str) -> rusqlite::Result<Option<Job>> {
+    conn.prepare_cached(queries::JOB_GET)?
+        .query_row(named_params! {":job_key": job_key}, rows::job)
+        .optional()
+}
+
+/// Plans jobs with multi-row `INSERT OR IGNORE`s.
+pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxError> {
+    fn bind(job: &NewJob) -> Result<[rusqlite::types::Value; 7], TxError> {
+        use rusqlite::types::Value as V;
+        Ok([
+            V::Text(job.job_key.clone()),
+            V::Text(job.work_id.clone()),
+            V::Text(job.artifact_id.clone()),
+            V::Text(job.url.clone()),
+            V::Text(job.canonical_url.clone()),
+            job.expected_sha256.clone().map_or(V::Null, V::Text),
+            rows::size(job.expected_size, "expected size")?.map_or(V::Null, V::Integer),
+        ])
+    }
+    let mut inserted = 0usize;
+    let mut chunks = jobs.chunks_exact(PLAN_CHUNK);
+    if chunks.len() > 0 {
+        let mut stmt = conn.prepare_cached(&insert_sql(PLAN_CHUNK))?;
+        for chunk in chunks.by_ref() {
+            let mut values = Vec::with_capacity(PLAN_CHUNK * 7);
+            for job in chunk {
+                values.extend(bind(job)?);
+            }
+            inserted += stmt.execute(params_from_iter(values))?;
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut stmt = conn.prepare_cached(&insert_sql(1))?;
+        for job in rest {
+            inserted += stmt.execute(params_from_iter(bind(job)?))?;
+        }
+    }
+    let new = u64::try_from(inserted).unwrap_or(u64::MAX);
+    let total = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
+    Ok(PlanCounts {
+        new,
+        existing: total - new,
+    })
+}
+
+/// `plan_insert.sql` with `rows` value tuples.
+fn insert_sql(rows: usize) -> String {
+    const TUPLE: &str = "(?, ?, ?, ?, ?, ?, ?)";
+    let mut sql = String::with_capacity(queries::PLAN_INSERT.len() + rows * (TUPLE.len() + 2));
+    sql.push_str(queries::PLAN_INSERT.trim_end());
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "\n" } else { ",\n" });
+        sql.push_str(TUPLE);
+    }
+    sql
+}
+
+/// Jobs by query, in key order.
+pub(crate) fn jobs(conn: &Connection, query: &JobQuery) -> Result<Vec<Job>, TxError> {
+    let state = query.state.map(JobState::as_str);
+    let limit = rows::limit(query.limit);
+    let found = match (&query.canonical_url, &query.after) {
+        (Some(url), after) => conn
+            .prepare_cached(queries::JOBS_BY_URL)?
+            .query_map(
+                named_params! {":canonical_url": url, ":state": state, ":after": after, ":limit": limit},
+                rows::job,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        (None, Some(after)) => conn
+            .prepare_cached(queries::JOBS_AFTER)?
+            .query_map(
+                named_params! {":after": after, ":state": state, ":limit": limit},
+                rows::job,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        (None, None) => conn
+            .prepare_cached(queries::JOBS_FIRST_PAGE)?
+            .query_map(named_params! {":state": state, ":limit": limit}, rows::job)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    };
+    Ok(found)
+}
+
+/// Counts per state, every state present.
+pub(crate) fn status(conn: &Connection) -> Result<StatusCounts, TxError> {
+    let mut stmt = conn.prepare_cached(queries::STATUS)?;
+    let pairs = stmt
+        .query_map([], |row| {
+            let name: String = row.get(0)?;
+            let count: i64 = row.get(1)?;
+            Ok((name, count))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut counts = Vec::with_capacity(pairs.len());
+    for (name, count) in pairs {
+        let state = name.parse::<JobState>().map_err(|e| {
+            TxError::Sql(rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                e.into(),
+            ))
+        })?;
+        counts.push((state, u64::try_from(count).unwrap_or(0)));
+    }
+    Ok(StatusCounts::from_pairs(counts))
+}
+
+/// Jobs `run` still waits for.
+pub(crate) fn outstanding(conn: &Connection, max_attempts: u32) -> Result<u64, TxError> {
+    let count: i64 = conn
+        .prepare_cached(queries::OUTSTANDING)?
+        .query_row(named_params! {":max_attempts": max_attempts}, |r| r.get(0))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// Applies one checked step to the job, as the reference store does.
+fn apply_step(job: &mut Job, to: JobState, commit: &Commit, now: Millis) {
+    job.state = to;
+    if to == JobState::Streaming {
+        job.attempts = job.attempts.saturating_add(1);
+    }
+    if to == JobState::Failed {
+        let failure = commit.patch.failure.as_ref();
+        job.last_error = failure.map(|f| f.message.clone());
+        job.retryable = failure.is_some_and(|f| f.retryable);
+        job.next_attempt_at = Some(now.saturating_add(failure.map_or(0, |f| millis(f.retry_after))));
+    }
+    if to == JobState::Failed || to.is_terminal() {
+        job.lease_owner = None;
+        job.lease_expires_at = None;
+    }
+    if to.is_terminal() {
+        job.last_error = None;
+        job.next_attempt_at = None;
+    }
+}
+
+/// Records the patch's fields (`None` leaves a field as it is).
+fn apply_patch(job: &mut Job, commit: &Commit) -> bool {
+    let p = &commit.patch;
+    let mut changed = false;
+    macro_rules! set {
+        ($($field:ident),*) => { $( if p.$field.is_some() { job.$field = p.$field.clone(); changed = true; } )* };
+    }
+    set!(etag, last_modified, remote_size, path, sha256, size, duplicate_of);
+    changed
+}
+
+/// The one fenced, atomic write of a worker. Everything is checked before
+/// anything is written, in the reference store's order: fence, finish,
+/// steps, patch, begin.
+pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Result<CommitOutcome, TxError> {
+    let now = clock::now(conn)?;
+    let mut job = load_job(conn, &fence.job_key)?.ok_or_else(|| not_found(&fence.job_key))?;
+    if !holds_lease(fence, job.epoch, job.lease_owner.as_deref(), job.lease_expires_at, now) {
+        return Err(lease_lost(fence));
+    }
+    let finish_seq = match &commit.finish {
+        None => None,
+        Some(finish) => match attempt(conn, &finish.op_key, fence.epoch)? {
+            Some((seq, None)) => Some(seq),
+            _ => {
+                return Err(TxError::Store(StoreError::Conflict(format!(
+                    "no running attempt of op {} under epoch {}",
+                    finish.op_key, fence.epoch
+                ))))
+            }
+        },
+    };
+    for &to in &commit.steps {
+        check_transition(Transition::Step, job.state, to)?;
+        apply_step(&mut job, to, commit, now);
+    }
+    let patched = apply_patch(&mut job, commit);
+    let begun = match &commit.begin {
+        None => None,
+        Some(_) if !job.state.is_in_flight() => {
+            return Err(TxError::Store(StoreError::Conflict(format!(
+                "cannot start an op on a {} job",
+                job.state
+            ))))
+        }
+        Some(start) => {
+            let ok: Option<Option<Value>> = conn
+                .prepare_cached(queries::OP_OK_RESULT)?
+                .query_row(named_params! {":op_key": start.op_key}, |row| rows::json_at(row, 0))
+                .optional()?;
+            match ok {
+                Some(result) => Some(OpBegin::Replay(result.unwrap_or(Value::Null))),
+                None if attempt(conn, &start.op_key, fence.epoch)?.is_some() => {
+                    return Err(TxError::Store(StoreError::Conflict(format!(
+                        "op {} already attempted under epoch {}",
+                        start.op_key, fence.epoch
+                    ))))
+                }
+                None => Some(OpBegin::Run),
+            }
+        }
+    };
+    // Everything checked: write.
+    if let (Some(seq), Some(finish)) = (finish_seq, &commit.finish) {
+        conn.prepare_cached(queries::OP_FINISH)?
+            .execute(named_params! {
+                ":result_code": finish.code.as_str(),
+                ":result": finish.result.to_string(),
+                ":now": now,
+                ":seq": seq,
+            })
+            .map_err(|e| unique_to_conflict(e, &finish.op_key))?;
+    }
+    if !commit.steps.is_empty() || patched {
+        update_job(conn, &job)?;
+    }
+    if let (Some(OpBegin::Run), Some(start)) = (&begun, &commit.begin) {
+        insert_op(
+            conn,
+            &start.op_key,
+            &fence.job_key,
+            start.kind,
+            fence.epoch,
+            now,
+            None,
+            None,
+        )?;
+    }
+    Ok(CommitOutcome { begun })
+}
+
+fn unique_to_conflict(e: rusqlite::Error, op_key: &str) -> TxError {
+    if is_unique_violation(&e) {
+        TxError::Store(StoreError::Conflict(format!("op {op_key} already has an OK row")))
+    } else {
+        TxError::Sql(e)
+    }
+}
+
+/// The attempt of `op_key` under `epoch`: its seq and result code.
+fn attempt(conn: &Connection, op_key: &str, epoch: i64) -> rusqlite::Result<Option<(i64, Option<String>)>> {
+    conn.prepare_cached(queries::OP_ATTEMPT)?
+        .query_row(named_params! {":op_key": op_key, ":epoch": epoch}, |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()
+}
+
+fn update_job(conn: &Connection, job: &Job) -> Result<(), TxError> {
+    conn.prepare_cached(queries::JOB_UPDATE)?.execute(named_params! {
+        ":state": job.state.as_str(),
+        ":lease_owner": job.lease_owner,
+        ":lease_expires_at": job.lease_expires_at,
+        ":attempts": job.attempts,
+        ":next_attempt_at": job.next_attempt_at,
+        ":last_error": job.last_error,
+        ":retryable": job.retryable,
+        ":etag": job.etag,
+        ":last_modified": job.last_modified,
+        ":remote_size": rows::size(job.remote_size, "remote size")?,
+        ":path": job.path,
+        ":sha256": job.sha256,
+        ":size": rows::size(job.size, "size")?,
+        ":duplicate_of": job.duplicate_of,
+        ":job_key": job.job_key,
+    })?;
+    Ok(())
+}
+
+/// Inserts a ledger row; a duplicate (op_key, epoch) or a second OK row is a
+/// [`StoreError::Conflict`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn insert_op(
+    conn: &Connection,
+    op_key: &str,
+    job_key: &str,
+    kind: OpKind,
+    epoch: i64,
+    now: Millis,
+    code: Option<ResultCode>,
+    result: Option<&Value>,
+) -> Result<(), TxError> {
+    let finished_at = code.map(|_| now);
+    conn.prepare_cached(queries::OP_INSERT)?
+        .execute(named_params! {
+            ":op_key": op_key,
+            ":job_key": job_key,
+            ":kind": kind.as_str(),
+            ":epoch": epoch,
+            ":started_at": now,
+            ":finished_at": finished_at,
+            ":result_code": code.map(ResultCode::as_str),
+            ":result": result.map(Value::to_string),
+        })
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                TxError::Store(StoreError::Conflict(format!(
+                    "op {op_key} already recorded under epoch {epoch}"
+                )))
+            } else {
+                TxError::Sql(e)
+            }
+        })?;
+    Ok(())
+}
+
+/// Ledger rows by query, in seq order.
+pub(crate) fn ops(conn: &Connection, query: &OpQuery) -> Result<Vec<OpRecord>, TxError> {
+    let after_seq = query.after_seq.unwrap_or(i64::MIN);
+    let limit = rows::limit(query.limit);
+    let found = match &query.job_key {
+        Some(job_key) => conn
+            .prepare_cached(queries::OPS_BY_JOB)?
+            .query_map(
+                named_params! {":job_key": job_key, ":after_seq": after_seq, ":limit": limit},
+                rows::op,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        None => conn
+            .prepare_cached(queries::OPS_PAGE)?
+            .query_map(named_params! {":after_seq": after_seq, ":limit": limit}, rows::op)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    };
+    Ok(found)
+}
+
+/// Records `sha256 → path` unless indexed already; fenced.
+pub(crate) fn index_artifact(
+    conn: &Connection,
+    fence: &Fence,
+    entry: &ArtifactEntry,
+) -> Result<ArtifactEntry, TxError> {
+    let now = clock::now(conn)?;
+    check_fence(conn, fence, now)?;
+    conn.prepare_cached(queries::ARTIFACT_INSERT)?.execute(named_params! {
+        ":sha256": entry.sha256,
+        ":path": entry.path,
+        ":size": rows::size(Some(entry.size), "artifact size")?,
+        ":job_key": entry.job_key,
+    })?;
+    artifact(conn, &entry.sha256)?
+        .ok_or_else(|| TxError::Store(StoreError::NotFound(format!("artifact {}", entry.sha256))))
+}
+
+/// Refuses with `LeaseLost` unless `fence` holds its job's lease at `now`
+/// (`NotFound` for a job that does not exist).
+pub(crate) fn check_fence(conn: &Connection, fence: &Fence, now: Millis) -> Result<(), TxError> {
+    let lease: Option<(i64, Option<String>, Option<Millis>)> = conn
+        .prepare_cached(queries::JOB_FENCE)?
+        .query_row(named_params! {":job_key": fence.job_key}, |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    let (epoch, owner, expires_at) = lease.ok_or_else(|| not_found(&fence.job_key))?;
+    if holds_lease(fence, epoch, owner.as_deref(), expires_at, now) {
+        Ok(())
+    } else {
+        Err(lease_lost(fence))
+    }
+}
+
+/// The first stored copy of some content.
+pub(crate) fn artifact(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<ArtifactEntry>> {
+    conn.prepare_cached(queries::ARTIFACT_GET)?
+        .query_row(named_params! {":sha256": sha256}, rows::artifact)
+        .optional()
+}
+
+/// Sends a FAILED or finished job back to PLANNED with a REQUEUE row.
+pub(crate) fn requeue(conn: &Connection, job_key: &str, reason: &str) -> Result<bool, TxError> {
+    let now = clock::now(conn)?;
+    let job = load_job(conn, job_key)?.ok_or_else(|| not_found(job_key))?;
+    let from = job.state;
+    if check_transition(Transition::Requeue, from, JobState::Planned).is_err() {
+        return Ok(false);
+    }
+    conn.prepare_cached(queries::REQUEUE)?
+        .execute(named_params! {":job_key": job_key})?;
+    let op_key = OpKeys { job_key }.epoch_action(OpKind::Requeue, job.epoch);
+    let result = json!({ "from": from.as_str(), "reason": reason });
+    insert_op(
+        conn,
+        &op_key,
+        job_key,
+        OpKind::Requeue,
+        job.epoch,
+        now,
+        Some(ResultCode::Ok),
+        Some(&result),
+    )?;
+    Ok(true)
+}
+
+/// Writes an OK row of a recovery action under the job's current epoch, once
+/// per op key.
+pub(crate) fn note(
+    conn: &Connection,
+    job_key: &str,
+    op_key: &str,
+    kind: OpKind,
+    result: &Value,
+) -> Result<(), TxError> {
+    let now = clock::now(conn)?;
+    let epoch: i64 = conn
+        .prepare_cached(queries::JOB_FENCE)?
+        .query_row(named_params! {":job_key": job_key}, |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| not_found(job_key))?;
+    conn.prepare_cached(queries::NOTE_INSERT)?.execute(named_params! {
+        ":op_key": op_key,
+        ":job_key": job_key,
+        ":kind": kind.as_str(),
+        ":epoch": epoch,
+        ":now": now,
+        ":result": result.to_string(),
+    })?;
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! The hot queries, one SQL file each under `sql/queries/`.
+
+/// At a grant: every unfinished attempt of the job under an older epoch.
+pub(crate) const ABANDON_OLD_EPOCHS: &str = include_str!("../sql/queries/abandon_old_epochs.sql");
+/// The first stored copy of some content.
+pub(crate) const ARTIFACT_GET: &str = include_str!("../sql/queries/artifact_get.sql");
+/// Indexes content unless its hash is indexed already (first writer wins).
+pub(crate) const ARTIFACT_INSERT: &str = include_str!("../sql/queries/artifact_insert.sql");
+/// Grants a job: LEASED under the next epoch.
+pub(crate) const GRANT: &str = include_str!("../sql/queries/grant.sql");
+/// The lease columns of one job, for a fence check.
+pub(crate) const JOB_FENCE: &str = include_str!("../sql/queries/job_fence.sql");
+/// One job (column order: see rows.rs).
+pub(crate) const JOB_GET: &str = include_str!("../sql/queries/job_get.sql");
+/// Writes a job's mutable columns after a fenced, checked commit.
+pub(crate) const JOB_UPDATE: &str = include_str!("../sql/queries/job_update.sql");
+/// A later page of jobs in key order (keyset pagination), optionally of one state.
+pub(crate) const JOBS_AFTER: &str = include_str!("../sql/queries/jobs_after.sql");
+/// Jobs of one canonical URL in key order, optionally of one state and after a key.
+pub(crate) const JOBS_BY_URL: &str = include_str!("../sql/queries/jobs_by_url.sql");
+/// The first page of jobs in key order, optionally of one state.
+pub(crate) const JOBS_FIRST_PAGE: &str = include_str!("../sql/queries/jobs_first_page.sql");
+/// Records a recovery action as an OK row, once per op key.
+pub(crate) const NOTE_INSERT: &str = include_str!("../sql/queries/note_insert.sql");
+/// The store clock: this host's wall clock in milliseconds, as SQLite reads it.
+pub(crate) const NOW: &str = include_str!("../sql/queries/now.sql");
+/// The attempt of an op under one epoch, if any.
+pub(crate) const OP_ATTEMPT: &str = include_str!("../sql/queries/op_attempt.sql");
+/// Finishes a running attempt.
+pub(crate) const OP_FINISH: &str = include_str!("../sql/queries/op_finish.sql");
+/// Records an attempt (running when result_code is NULL).
+pub(crate) const OP_INSERT: &str = include_str!("../sql/queries/op_insert.sql");
+/// The recorded result of an op's one OK attempt, if any.
+pub(crate) const OP_OK_RESULT: &str = include_str!("../sql/queries/op_ok_result.sql");
+/// One job's ledger rows in order, after a seq.
+pub(crate) const OPS_BY_JOB: &str = include_str!("../sql/queries/ops_by_job.sql");
+/// Ledger rows in order, after a seq.
+pub(crate) const OPS_PAGE: &str = include_str!("../sql/queries/ops_page.sql");
+/// Jobs that `run` still waits for: PLANNED or in flight, or FAILED with a
+pub(crate) const OUTSTANDING: &str = include_str!("../sql/queries/outstanding.sql");
+/// Plans jobs; a job key already present is left as it is. The code appends
+pub(crate) const PLAN_INSERT: &str = include_str!("../sql/queries/plan_insert.sql");
+/// Frees in-flight jobs whose lease expired at or before the cutoff.
+pub(crate) const RECONCILE_LEASES: &str = include_str!("../sql/queries/reconcile_leases.sql");
+/// Abandons every unfinished attempt that no live lease at its epoch covers.
+pub(crate) const RECONCILE_OPS: &str = include_str!("../sql/queries/reconcile_ops.sql");
+/// Gives back a live lease held by this owner at this epoch.
+pub(crate) const RELEASE: &str = include_str!("../sql/queries/release.sql");
+/// Extends a live lease held by this owner at this epoch.
+pub(crate) const RENEW: &str = include_str!("../sql/queries/renew.sql");
+/// Sends a job back to PLANNED as freshly planned, keeping its epoch.
+pub(crate) const REQUEUE: &str = include_str!("../sql/queries/requeue.sql");
+/// Retryable FAILED jobs with attempts left and their backoff over, whose URL
+pub(crate) const RUNNABLE_FAILED: &str = include_str!("../sql/queries/runnable_failed.sql");
+/// In-flight jobs whose lease expired or was released, whose URL no live
+pub(crate) const RUNNABLE_IN_FLIGHT: &str = include_str!("../sql/queries/runnable_in_flight.sql");
+/// PLANNED jobs in planning order, whose URL no live lease holds.
+pub(crate) const RUNNABLE_PLANNED: &str = include_str!("../sql/queries/runnable_planned.sql");
+/// Jobs per state (states with no job are absent).
+pub(crate) const STATUS: &str = include_str!("../sql/queries/status.sql");
+/// Whether a live lease holds a canonical URL.
+pub(crate) const URL_BUSY: &str = include_str!("../sql/queries/url_busy.sql");

@@ -1,0 +1,172 @@
+//! [`SqliteStore`]: the trait implementations, each one call on the
+//! connection thread.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oncefetch_core::{
+    AcquireRequest, ArtifactEntry, Commit, CommitOutcome, Fence, Job, JobQuery, Lease, LeaseManager, LedgerStore,
+    Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, ReconcileReport, StatusCounts, StoreResult,
+};
+use serde_json::Value;
+
+use crate::clock;
+use crate::conn::{self, ConnThread};
+use crate::lease;
+use crate::ledger;
+use crate::options::SqliteOptions;
+
+/// A ledger in one SQLite file, shared by every process on the host that
+/// opens it.
+///
+/// Each handle owns one connection on a dedicated thread; open several
+/// handles (or processes) on one file for concurrency. Every write is one
+/// `BEGIN IMMEDIATE` transaction; lock contention is waited out, never
+/// returned. Expiry is judged by SQLite's reading of this host's wall clock
+/// (see the crate docs).
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: ConnThread,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the ledger a `--db` URL names:
+    /// `sqlite:PATH`, `sqlite://PATH` or a bare path, with options after `?`
+    /// (see [`SqliteOptions`]).
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        Self::open_with(SqliteOptions::from_url(url)?).await
+    }
+
+    /// Opens (creating if missing) the ledger with these options.
+    pub async fn open_with(options: SqliteOptions) -> StoreResult<Self> {
+        let path = options.path().to_owned();
+        let conn = ConnThread::open(options).await?;
+        Ok(Self { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[async_trait]
+impl LedgerStore for SqliteStore {
+    async fn plan(&self, jobs: &[NewJob]) -> StoreResult<PlanCounts> {
+        let jobs = jobs.to_vec();
+        self.conn
+            .call(move |c| conn::write(c, |tx| ledger::plan(tx, &jobs)))
+            .await
+    }
+
+    async fn job(&self, job_key: &str) -> StoreResult<Job> {
+        let job_key = job_key.to_owned();
+        self.conn
+            .call(move |c| {
+                conn::read(c, |c| {
+                    ledger::load_job(c, &job_key)?.ok_or_else(|| ledger::not_found(&job_key))
+                })
+            })
+            .await
+    }
+
+    async fn jobs(&self, query: &JobQuery) -> StoreResult<Vec<Job>> {
+        let query = query.clone();
+        self.conn
+            .call(move |c| conn::read(c, |c| ledger::jobs(c, &query)))
+            .await
+    }
+
+    async fn status(&self) -> StoreResult<StatusCounts> {
+        self.conn.call(|c| conn::read(c, ledger::status)).await
+    }
+
+    async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
+        self.conn
+            .call(move |c| conn::read(c, |c| ledger::outstanding(c, max_attempts)))
+            .await
+    }
+
+    async fn commit(&self, fence: &Fence, commit: &Commit) -> StoreResult<CommitOutcome> {
+        let (fence, commit) = (fence.clone(), commit.clone());
+        self.conn
+            .call(move |c| conn::write(c, |tx| ledger::commit(tx, &fence, &commit)))
+            .await
+    }
+
+    async fn ops(&self, query: &OpQuery) -> StoreResult<Vec<OpRecord>> {
+        let query = query.clone();
+        self.conn.call(move |c| conn::read(c, |c| ledger::ops(c, &query))).await
+    }
+
+    async fn index_artifact(&self, fence: &Fence, entry: &ArtifactEntry) -> StoreResult<ArtifactEntry> {
+        let (fence, entry) = (fence.clone(), entry.clone());
+        self.conn
+            .call(move |c| conn::write(c, |tx| ledger::index_artifact(tx, &fence, &entry)))
+            .await
+    }
+
+    async fn artifact(&self, sha256: &str) -> StoreResult<Option<ArtifactEntry>> {
+        let sha256 = sha256.to_owned();
+        self.conn
+            .call(move |c| conn::read(c, |c| Ok(ledger::artifact(c, &sha256)?)))
+            .await
+    }
+
+    async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool> {
+        let (job_key, reason) = (job_key.to_owned(), reason.to_owned());
+        self.conn
+            .call(move |c| conn::write(c, |tx| ledger::requeue(tx, &job_key, &reason)))
+            .await
+    }
+
+    async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {
+        let (job_key, op_key, result) = (job_key.to_owned(), op_key.to_owned(), result.clone());
+        self.conn
+            .call(move |c| conn::write(c, |tx| ledger::note(tx, &job_key, &op_key, kind, &result)))
+            .await
+    }
+}
+
+#[async_trait]
+impl LeaseManager for SqliteStore {
+    async fn acquire(&self, request: &AcquireRequest) -> StoreResult<Vec<Lease>> {
+        let request = request.clone();
+        self.conn
+            .call(move |c| conn::write(c, |tx| lease::acquire(tx, &request)))
+            .await
+    }
+
+    async fn acquire_job(&self, job_key: &str, request: &AcquireRequest) -> StoreResult<Option<Lease>> {
+        let (job_key, request) = (job_key.to_owned(), request.clone());
+        self.conn
+            .call(move |c| conn::write(c, |tx| lease::acquire_job(tx, &job_key, &request)))
+            .await
+    }
+
+    async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis> {
+        let fence = fence.clone();
+        self.conn
+            .call(move |c| conn::write(c, |tx| lease::renew(tx, &fence, ttl)))
+            .await
+    }
+
+    async fn release(&self, fence: &Fence) -> StoreResult<()> {
+        let fence = fence.clone();
+        self.conn
+            .call(move |c| conn::write(c, |tx| lease::release(tx, &fence)))
+            .await
+    }
+
+    async fn reconcile(&self, stale_after: Duration) -> StoreResult<ReconcileReport> {
+        self.conn
+            .call(move |c| conn::write(c, |tx| lease::reconcile(tx, stale_after)))
+            .await
+    }
+
+    async fn now(&self) -> StoreResult<Millis> {
+        self.conn.call(|c| conn::read(c, |c| Ok(clock::now(c)?))).await
+    }
+}
