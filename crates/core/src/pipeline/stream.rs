@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 /// Bytes gathered before one write.
-const WRITE_BLOCK: usize = 1 << 20;
+const WRITE_BLOCK: usize = 256 << 10;
 
 /// The partial file of one job and epoch.
 #[derive(Debug)]

@@ -272,10 +272,13 @@ impl JobRun<'_> {
                 opened.start
             )));
         }
-        if let Some(body) = opened.body {
-            self.stream_body(&mut partial, body).await?;
-        }
+        let streamed = match opened.body {
+            Some(body) => self.stream_body(&mut partial, body).await,
+            None => Ok(()),
+        };
+        // Keep what arrived, even on failure: a retry resumes from it.
         let (partial_path, sha256, size) = partial.finish().await?;
+        streamed?;
         self.verify(&opened.meta, &sha256, size)?;
         self.finalize(partial_path, final_path, sha256, size, opened.start)
             .await

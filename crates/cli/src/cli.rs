@@ -1,0 +1,239 @@
+//! The command line (SPEC §7).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use oncefetch_core::JobState;
+
+/// Download a manifest of artifacts exactly once, and survive crashes.
+///
+/// Every artifact ends in exactly one terminal state (SUCCESS, SKIPPED_DUPLICATE
+/// or FAILED); files appear atomically and complete, or not at all; kill it at
+/// any moment and run it again to carry on where it stopped.
+///
+/// Exit status: 0 all well; 1 fatal error; 2 usage error; 3 manifest lines
+/// rejected; 4 jobs ended FAILED (wins over 3); 5 verify found a missing or
+/// differing artifact.
+#[derive(Debug, Parser)]
+#[command(name = "oncefetch", version, max_term_width = 100)]
+pub struct Cli {
+    /// Ledger: `sqlite:PATH`, `sqlite://PATH`, a bare path, or
+    /// `postgres://…` (when built with the `postgres` feature).
+    #[arg(
+        long,
+        global = true,
+        env = "ONCEFETCH_DB",
+        default_value = "sqlite:oncefetch.db",
+        value_name = "URL"
+    )]
+    pub db: String,
+
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Plan the jobs of a manifest (idempotent); prints new / already planned / rejected.
+    Plan(PlanArgs),
+    /// Recover stale work, then download until every job in the ledger is settled.
+    Run(RunArgs),
+    /// `plan` then `run`.
+    Fetch(FetchArgs),
+    /// Count jobs per state.
+    Status(StatusArgs),
+    /// List jobs, one JSON object per line.
+    Jobs(JobsArgs),
+    /// Show the operations ledger, one JSON object per line and attempt.
+    Ledger(LedgerArgs),
+    /// Reconcile expired leases, abandoned ops, orphan partial files, and ledger vs files.
+    Recover(RecoverArgs),
+    /// Re-hash every finished artifact against the ledger (read-only).
+    Verify(VerifyArgs),
+    /// Requeue failed jobs.
+    Retry(RetryArgs),
+}
+
+/// `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// JSON Lines manifest (CSV with a header row when it ends in `.csv`; `-` reads standard input).
+    pub manifest: String,
+}
+
+/// `run` (and the run half of `fetch`).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Output folder: each artifact goes to DIR/<work_id>/<artifact_id>.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Jobs processed at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
+    pub concurrency: u32,
+    /// Jobs per host at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
+    pub per_host: u32,
+    /// Lease length (renewed while a job runs), e.g. `30s`, `5m`, `2h`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DUR")]
+    pub lease_ttl: Duration,
+    /// Attempts (requests that transfer the body) per job.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_attempts: u32,
+    /// Largest artifact accepted, e.g. `4GiB`, `500MB`, `1048576`.
+    #[arg(long, default_value = "4GiB", value_parser = parse_size, value_name = "BYTES")]
+    pub max_size: u64,
+    /// Connect timeout.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a response.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DUR")]
+    pub read_timeout: Duration,
+    /// First wait before retrying a transient failure (doubles per attempt, with full jitter; a server's
+    /// `Retry-After` wins when longer).
+    #[arg(long, default_value = "500ms", value_parser = parse_duration, value_name = "DUR")]
+    pub backoff: Duration,
+    /// Skip fsync when placing files (faster; a power loss may lose recent files, never corrupt them in place).
+    #[arg(long)]
+    pub no_fsync: bool,
+}
+
+/// `fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Manifest, as for `plan`.
+    pub manifest: String,
+    /// Run options.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// `{"total":N,"states":{…}}` instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Only jobs in this state (e.g. FAILED).
+    #[arg(long, value_parser = parse_state, value_name = "S")]
+    pub state: Option<JobState>,
+    /// JSON Lines (the only format; accepted for symmetry).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ledger`.
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    /// Only this job's rows.
+    #[arg(long, value_name = "KEY")]
+    pub job: Option<String>,
+    /// JSON Lines (the only format; accepted for symmetry).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `recover`.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Only leases expired at least this long ago.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
+    pub stale_after: Duration,
+    /// Output folder whose partial files to reconcile (finished files are checked by their ledger path either way).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Output folder to check.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// `retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// Requeue jobs in this state.
+    #[arg(long, default_value = "FAILED", value_parser = parse_state, value_name = "S")]
+    pub state: JobState,
+}
+
+/// `30s`, `5m`, `2h` (and anything `humantime` reads).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (expected e.g. 30s, 5m, 2h)"))
+}
+
+/// A state name.
+pub fn parse_state(s: &str) -> Result<JobState, String> {
+    s.parse()
+        .map_err(|e: oncefetch_core::state::UnknownState| e.to_string())
+}
+
+/// Bytes: a number with an optional unit (`B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`, `TB`, `TiB`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (expected e.g. 4GiB, 500MB, 1048576)"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "kib" => 1 << 10,
+        "mb" | "m" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" | "g" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "tb" | "t" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (expected B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)"
+            ))
+        }
+    };
+    n.checked_mul(factor).ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_size("123"), Ok(123));
+        assert!(parse_size("12XB").is_err());
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn db_goes_before_or_after_the_subcommand() {
+        let before = Cli::try_parse_from(["oncefetch", "--db", "x.db", "status"]).unwrap();
+        let after = Cli::try_parse_from(["oncefetch", "status", "--db", "x.db"]).unwrap();
+        assert_eq!(before.db, "x.db");
+        assert_eq!(after.db, "x.db");
+    }
+}

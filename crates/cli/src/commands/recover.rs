@@ -1,0 +1,33 @@
+//! `recover [--stale-after DUR] [--out DIR]`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use oncefetch_core::pipeline::recover::recover;
+use oncefetch_core::pipeline::OutDir;
+use oncefetch_core::Store;
+
+use crate::cli::RecoverArgs;
+use crate::exit;
+
+/// Reconciles and prints what it did.
+pub(crate) async fn run(store: &Arc<dyn Store>, args: &RecoverArgs) -> anyhow::Result<u8> {
+    let out = match &args.out {
+        Some(dir) => Some(OutDir::create(dir).with_context(|| format!("output folder {}", dir.display()))?),
+        None => None,
+    };
+    let report = recover(store.as_ref(), out.as_ref(), args.stale_after).await?;
+    println!("expired leases made runnable: {}", report.expired_leases);
+    println!("abandoned op attempts marked: {}", report.abandoned_ops);
+    if out.is_some() {
+        println!("partial files removed (job finished): {}", report.partials_removed);
+        println!("partial files kept for resume: {}", report.partials_kept);
+    } else {
+        println!("partial files: not checked (give --out DIR)");
+    }
+    println!(
+        "finished jobs with a missing file requeued: {}",
+        report.requeued_missing
+    );
+    Ok(exit::OK)
+}

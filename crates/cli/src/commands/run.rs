@@ -1,0 +1,62 @@
+//! `run --out DIR`: recover, then process jobs until the ledger is settled.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use oncefetch_core::pipeline::recover::recover;
+use oncefetch_core::pipeline::{OutDir, Pipeline, RunConfig};
+use oncefetch_core::{FetcherConfig, JobState, Store};
+
+use crate::cli::RunArgs;
+use crate::exit;
+use crate::progress::RunProgress;
+
+/// Runs; 4 when jobs in the ledger ended FAILED.
+pub(crate) async fn run(store: Arc<dyn Store>, args: &RunArgs, interactive: bool) -> anyhow::Result<u8> {
+    let out =
+        OutDir::create(&args.out).with_context(|| format!("output folder {} is not writable", args.out.display()))?;
+    let fetcher_config = FetcherConfig {
+        connect_timeout: args.connect_timeout,
+        read_timeout: args.read_timeout,
+        max_size: args.max_size,
+        ..FetcherConfig::default()
+    };
+    let fetcher = oncefetch_core::open_fetcher("https", &fetcher_config)
+        .map_err(|e| anyhow::anyhow!("cannot start the HTTP client: {e}"))?;
+    let report = recover(store.as_ref(), Some(&out), std::time::Duration::ZERO)
+        .await
+        .context("recovery failed")?;
+    if report != Default::default() {
+        tracing::info!(?report, "recovery done");
+    }
+    let before = store.status().await?;
+    let settled = before.get(JobState::Success) + before.get(JobState::SkippedDuplicate);
+    let progress = Arc::new(RunProgress::new(interactive, before.total(), settled));
+    let config = RunConfig {
+        concurrency: args.concurrency as usize,
+        per_host: args.per_host as usize,
+        lease_ttl: args.lease_ttl,
+        max_attempts: args.max_attempts,
+        max_size: args.max_size,
+        fsync: !args.no_fsync,
+        backoff_base: args.backoff,
+        ..RunConfig::default()
+    };
+    let pipeline = Pipeline::new(Arc::clone(&store), fetcher, out, config, progress.clone());
+    let ran = pipeline.run().await;
+    progress.finish();
+    let ran = ran.context("run stopped")?;
+    let after = store.status().await?;
+    let failed = after.get(JobState::Failed);
+    eprintln!(
+        "run: {} succeeded, {} skipped as duplicates, {} failed attempts here; ledger: {} SUCCESS, {} SKIPPED_DUPLICATE, {} FAILED of {}",
+        ran.succeeded,
+        ran.skipped,
+        ran.failed,
+        after.get(JobState::Success),
+        after.get(JobState::SkippedDuplicate),
+        failed,
+        after.total()
+    );
+    Ok(if failed > 0 { exit::FAILED } else { exit::OK })
+}

@@ -1,0 +1,22 @@
+//! `status [--json]`.
+
+use std::sync::Arc;
+
+use oncefetch_core::Store;
+
+use crate::cli::StatusArgs;
+use crate::{exit, output};
+
+/// Prints counts per state.
+pub(crate) async fn run(store: &Arc<dyn Store>, args: &StatusArgs) -> anyhow::Result<u8> {
+    let counts = store.status().await?;
+    if args.json {
+        println!("{}", output::status_json(&counts));
+    } else {
+        for (state, n) in &counts.states {
+            println!("{:<18} {n}", state.as_str());
+        }
+        println!("{:<18} {}", "total", counts.total());
+    }
+    Ok(exit::OK)
+}

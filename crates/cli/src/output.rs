@@ -1,0 +1,54 @@
+//! JSON shapes of `jobs`, `ledger` and `status` (SPEC §7).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use oncefetch_core::{Job, Millis, OpRecord, StatusCounts};
+use serde_json::{json, Map, Value};
+
+/// One `jobs` line.
+pub(crate) fn job_json(job: &Job) -> Value {
+    json!({
+        "job_key": job.job_key,
+        "work_id": job.work_id,
+        "artifact_id": job.artifact_id,
+        "url": job.url,
+        "canonical_url": job.canonical_url,
+        "state": job.state.as_str(),
+        "attempts": job.attempts,
+        "path": job.path,
+        "sha256": job.sha256,
+        "size": job.size,
+        "duplicate_of": job.duplicate_of,
+        "last_error": job.last_error,
+    })
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub(crate) fn timestamp(millis: Millis) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// One `ledger` line.
+pub(crate) fn op_json(op: &OpRecord) -> Value {
+    json!({
+        "op_key": op.op_key,
+        "job_key": op.job_key,
+        "kind": op.kind.as_str(),
+        "epoch": op.epoch,
+        "started_at": timestamp(op.started_at),
+        "finished_at": op.finished_at.map(timestamp),
+        "result_code": op.result_code.map(|c| c.as_str()),
+        "result": op.result,
+    })
+}
+
+/// `status --json`.
+pub(crate) fn status_json(counts: &StatusCounts) -> Value {
+    let states: Map<String, Value> = counts
+        .states
+        .iter()
+        .map(|(state, n)| (state.as_str().to_owned(), Value::from(*n)))
+        .collect();
+    json!({ "total": counts.total(), "states": states })
+}

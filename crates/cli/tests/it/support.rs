@@ -1,0 +1,109 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use oncefetch_test_server::TestServer;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// A temp folder with a ledger and an output folder.
+pub(crate) struct Workspace {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub(crate) fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub(crate) fn db(&self) -> String {
+        format!("sqlite:{}", self.dir.path().join("ledger.db").display())
+    }
+
+    pub(crate) fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a JSON Lines manifest.
+    pub(crate) fn manifest(&self, lines: &[Value]) -> PathBuf {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let path = self.path("manifest.jsonl");
+        std::fs::write(&path, text).expect("write manifest");
+        path
+    }
+
+    /// `oncefetch --db … ARGS`.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oncefetch"));
+        cmd.arg("--db").arg(self.db()).args(args).env_remove("ONCEFETCH_DB");
+        cmd
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run oncefetch")
+    }
+
+    /// `fetch MANIFEST --out OUT` with fast test settings and extra args.
+    pub(crate) fn fetch(&self, manifest: &Path, extra: &[&str]) -> Output {
+        let out = self.out();
+        let mut args = vec!["fetch", manifest.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    pub(crate) fn jobs(&self) -> Vec<Value> {
+        json_lines(&self.run(&["jobs", "--json"]))
+    }
+
+    pub(crate) fn ledger(&self) -> Vec<Value> {
+        json_lines(&self.run(&["ledger", "--json"]))
+    }
+
+    pub(crate) fn partial_files(&self) -> Vec<PathBuf> {
+        let dir = self.out().join(".oncefetch").join("partial");
+        match std::fs::read_dir(dir) {
+            Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+pub(crate) fn json_lines(output: &Output) -> Vec<Value> {
+    assert!(output.status.success(), "command failed: {}", describe(output));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+pub(crate) fn describe(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+pub(crate) fn entry(server: &TestServer, work: &str, artifact: &str, path: &str) -> Value {
+    serde_json::json!({ "work_id": work, "artifact_id": artifact, "url": server.url(path) })
+}
+
+/// The job of one work id.
+pub(crate) fn job_of<'a>(jobs: &'a [Value], work: &str) -> &'a Value {
+    jobs.iter()
+        .find(|j| j["work_id"] == work)
+        .unwrap_or_else(|| panic!("no job for {work}"))
+}
+
+/// Fast retries for tests.
+pub(crate) const FAST: &[&str] = &["--concurrency", "8"];
