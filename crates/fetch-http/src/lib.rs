@@ -1,1 +1,140 @@
-//! oncefetch fetch-http backend (not built yet).
+#![doc = include_str!("../README.md")]
+
+mod body;
+mod classify;
+mod client;
+mod range;
+mod redirect;
+mod retry_after;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use oncefetch_core::{BoxError, FetchError, Fetcher, FetcherConfig, GetRequest, GetResponse, ResourceMeta};
+use reqwest::header::{CONTENT_RANGE, IF_RANGE, RANGE};
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+pub use client::BuildError;
+
+use range::ContentRange;
+
+/// Fetches `http` and `https` URLs (SPEC §8); one pooled client per fetcher.
+#[derive(Debug, Clone)]
+pub struct HttpFetcher {
+    client: reqwest::Client,
+    config: FetcherConfig,
+}
+
+impl HttpFetcher {
+    /// Builds the client `config` describes.
+    pub fn new(config: &FetcherConfig) -> Result<Self, BuildError> {
+        Ok(Self {
+            client: client::build(config)?,
+            config: config.clone(),
+        })
+    }
+
+    /// The settings this fetcher was built with.
+    pub fn config(&self) -> &FetcherConfig {
+        &self.config
+    }
+
+    async fn send(&self, request: RequestBuilder, url: &str) -> Result<Response, FetchError> {
+        request
+            .send()
+            .await
+            .map_err(|error| classify::request_error(&error, url))
+    }
+}
+
+/// The registry's constructor ([`oncefetch_core::FetcherFactory::open`]).
+pub fn open(config: &FetcherConfig) -> Result<Arc<dyn Fetcher>, BoxError> {
+    Ok(Arc::new(HttpFetcher::new(config)?))
+}
+
+oncefetch_core::inventory::submit! {
+    oncefetch_core::FetcherFactory::new("http", &["http", "https"], open)
+}
+
+#[async_trait]
+impl Fetcher for HttpFetcher {
+    /// HEAD, or a GET whose body is dropped unread when HEAD is refused
+    /// (405/501). A resource over the size cap is a permanent error.
+    async fn head(&self, url: &str) -> Result<ResourceMeta, FetchError> {
+        let mut response = self.send(self.client.head(url), url).await?;
+        if matches!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
+        ) {
+            tracing::debug!(
+                url,
+                status = response.status().as_u16(),
+                "HEAD refused, asking with GET"
+            );
+            response = self.send(self.client.get(url), url).await?;
+        }
+        if !response.status().is_success() {
+            return Err(classify::status_error(&response, url));
+        }
+        let meta = classify::meta(&response, classify::content_length(response.headers()));
+        classify::check_size(&meta, self.config.max_size, url)?;
+        Ok(meta)
+        // `response` drops here: a GET's body is never read.
+    }
+
+    async fn get(&self, request: &GetRequest) -> Result<GetResponse, FetchError> {
+        let url = request.url.as_str();
+        let mut builder = self.client.get(url);
+        if request.range_start > 0 {
+            builder = builder.header(RANGE, format!("bytes={}-", request.range_start));
+            if let Some(validator) = &request.if_range {
+                builder = builder.header(IF_RANGE, validator.as_str());
+            }
+        }
+        let response = self.send(builder, url).await?;
+        let status = response.status();
+        let announced = classify::content_length(response.headers());
+        let content_range = classify::header_str(response.headers(), &CONTENT_RANGE).map(range::parse);
+
+        if status == StatusCode::RANGE_NOT_SATISFIABLE {
+            let complete_len = match content_range {
+                Some(Some(ContentRange::Unsatisfied { complete })) => Some(complete),
+                _ => None,
+            };
+            let meta = classify::meta(&response, complete_len);
+            return Ok(GetResponse::RangeNotSatisfiable { meta, complete_len });
+        }
+        if status == StatusCode::PARTIAL_CONTENT {
+            let Some(Some(ContentRange::Bytes { first, last, complete })) = content_range else {
+                return Err(
+                    FetchError::transient(format!("server sent 206 without a usable content-range for {url}"))
+                        .with_status(206),
+                );
+            };
+            if first != request.range_start {
+                return Err(FetchError::transient(format!(
+                    "server sent wrong range: asked for bytes {}-, got bytes {first}-{last} from {url}",
+                    request.range_start
+                ))
+                .with_status(206));
+            }
+            let part_len = last - first + 1;
+            let meta = classify::meta(&response, complete);
+            classify::check_size(&meta, self.config.max_size, url)?;
+            let body = body::checked(response, url, announced.or(Some(part_len)), first, self.config.max_size);
+            return Ok(GetResponse::Body {
+                meta,
+                start: first,
+                body,
+            });
+        }
+        if status.is_success() {
+            // The whole resource: no range asked, Range ignored, or If-Range failed.
+            let meta = classify::meta(&response, announced);
+            classify::check_size(&meta, self.config.max_size, url)?;
+            let body = body::checked(response, url, announced, 0, self.config.max_size);
+            return Ok(GetResponse::Body { meta, start: 0, body });
+        }
+        Err(classify::status_error(&response, url))
+    }
+}

@@ -1,0 +1,186 @@
+//! Turning answers and failures into [`ResourceMeta`] and classified
+//! [`FetchError`]s (SPEC §8): connect error, timeout, reset, truncated body,
+//! 408, 429 and 5xx are transient; 404, 410, other 4xx, bad redirects and
+//! the size cap are permanent.
+
+use std::error::Error as _;
+use std::time::SystemTime;
+
+use oncefetch_core::{FetchError, ResourceMeta};
+use reqwest::header::{HeaderMap, HeaderName, CONTENT_LENGTH, ETAG, LAST_MODIFIED, LOCATION};
+use reqwest::{Response, StatusCode};
+
+use crate::redirect::RedirectError;
+use crate::retry_after;
+
+/// The metadata in `response`'s headers; `content_length` is the full length
+/// of the resource as the caller worked it out.
+pub(crate) fn meta(response: &Response, content_length: Option<u64>) -> ResourceMeta {
+    let headers = response.headers();
+    ResourceMeta {
+        status: response.status().as_u16(),
+        content_length,
+        etag: strong_etag(headers),
+        last_modified: header_str(headers, &LAST_MODIFIED).map(str::to_owned),
+        final_url: response.url().to_string(),
+    }
+}
+
+/// The `Content-Length` header. (reqwest's `content_length()` reports the
+/// body it will read, which is 0 for a HEAD.)
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let value = header_str(headers, &CONTENT_LENGTH)?;
+    value.bytes().all(|b| b.is_ascii_digit()).then(|| value.parse().ok())?
+}
+
+/// The ETag when it is strong: a weak one (`W/"…"`) cannot validate a range.
+pub(crate) fn strong_etag(headers: &HeaderMap) -> Option<String> {
+    let value = header_str(headers, &ETAG)?;
+    (!value.is_empty() && !value.starts_with("W/")).then(|| value.to_owned())
+}
+
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
+    Some(headers.get(name)?.to_str().ok()?.trim())
+}
+
+/// The error for an answer that carries no usable body: an error status, or a
+/// redirect that was not followed.
+pub(crate) fn status_error(response: &Response, url: &str) -> FetchError {
+    let status = response.status();
+    let code = status.as_u16();
+    let mut message = format!("server answered {}", describe(status));
+    message.push_str(&format!(" for {url}"));
+    if response.url().as_str() != url {
+        message.push_str(&format!(" (redirected to {})", response.url()));
+    }
+    if status.is_redirection() {
+        // reqwest hands back the redirects it cannot even resolve (`file:` among them).
+        let location = header_str(response.headers(), &LOCATION);
+        let target = location.and_then(|location| response.url().join(location).ok());
+        match (location, target) {
+            (_, Some(target)) if !matches!(target.scheme(), "http" | "https") => {
+                let refused = RedirectError::Scheme {
+                    location: target.to_string(),
+                };
+                message.push_str(&format!(": {refused}"));
+            }
+            (Some(location), _) => message.push_str(&format!(": redirect to {location} not followed")),
+            (None, _) => message.push_str(": redirect without a location"),
+        }
+    }
+    let transient =
+        matches!(status, StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS) || status.is_server_error();
+    let error = if transient {
+        FetchError::transient(message)
+    } else {
+        FetchError::permanent(message)
+    };
+    error
+        .with_status(code)
+        .with_retry_after(retry_after::from_headers(response.headers(), SystemTime::now()))
+}
+
+/// `503 service unavailable`.
+fn describe(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {}", status.as_u16(), reason.to_lowercase()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// The error for a request that got no answer.
+pub(crate) fn request_error(error: &reqwest::Error, url: &str) -> FetchError {
+    if let Some(refused) = find_source::<RedirectError>(error) {
+        return FetchError::permanent(format!("{refused} (from {url})"));
+    }
+    let cause = causes(error);
+    if error.is_redirect() {
+        FetchError::permanent(format!("bad redirect from {url}: {cause}"))
+    } else if error.is_builder() {
+        FetchError::permanent(format!("cannot request {url}: {cause}"))
+    } else if error.is_timeout() {
+        FetchError::transient(format!("timed out requesting {url}: {cause}"))
+    } else if error.is_connect() {
+        FetchError::transient(format!("cannot connect to {url}: {cause}"))
+    } else {
+        // Resets, a connection closed before the answer, protocol errors.
+        FetchError::transient(format!("request to {url} failed: {cause}"))
+    }
+}
+
+/// The error for a body that failed after `got` bytes (`expected` announced).
+pub(crate) fn body_error(error: &reqwest::Error, url: &str, got: u64, expected: Option<u64>) -> FetchError {
+    let cause = causes(error);
+    let message = match expected {
+        _ if error.is_timeout() => format!("timed out reading the body of {url} after {got} bytes: {cause}"),
+        Some(expected) if got < expected => {
+            format!("truncated body: got {got} of {expected} bytes from {url}: {cause}")
+        }
+        _ => format!("reading the body of {url} failed after {got} bytes: {cause}"),
+    };
+    FetchError::transient(message)
+}
+
+/// The size cap, checked before any body byte is read.
+pub(crate) fn check_size(meta: &ResourceMeta, max_size: u64, url: &str) -> Result<(), FetchError> {
+    match meta.content_length {
+        Some(size) if size > max_size => Err(FetchError::permanent(format!(
+            "size {size} exceeds cap {max_size} for {url}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The messages of `error`'s sources, innermost last, without repeats.
+fn causes(error: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    if parts.is_empty() {
+        parts.push(error.to_string());
+    }
+    parts.join(": ")
+}
+
+fn find_source<E: std::error::Error + 'static>(error: &reqwest::Error) -> Option<&E> {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(found) = cause.downcast_ref::<E>() {
+            return Some(found);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, ETAG};
+
+    use super::{content_length, strong_etag};
+
+    #[test]
+    fn weak_etags_are_dropped() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(strong_etag(&headers), None);
+        headers.insert(ETAG, HeaderValue::from_static("\"abc\""));
+        assert_eq!(strong_etag(&headers).as_deref(), Some("\"abc\""));
+        headers.insert(ETAG, HeaderValue::from_static("W/\"abc\""));
+        assert_eq!(strong_etag(&headers), None);
+    }
+
+    #[test]
+    fn content_length_is_digits_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("1234"));
+        assert_eq!(content_length(&headers), Some(1234));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("+12"));
+        assert_eq!(content_length(&headers), None);
+    }
+}

@@ -1,0 +1,104 @@
+use oncefetch_core::{Fetcher, GetResponse};
+use oncefetch_test_server::{content, Fault, TestServer};
+
+use crate::support::{canned, fetcher, from, get_body, whole};
+
+#[tokio::test]
+async fn whole_get_starts_at_zero() {
+    let server = TestServer::start();
+    let body = content(1, 300_000);
+    server.add("/a", body.clone());
+    let (meta, start, bytes) = get_body(&fetcher(), &whole(&server.url("/a"))).await;
+    assert_eq!((meta.status, start), (200, 0));
+    assert_eq!(meta.content_length, Some(300_000));
+    assert!(meta.etag.is_some() && meta.last_modified.is_some());
+    assert_eq!(bytes, body);
+    assert_eq!(server.path_stats("/a").ranged_gets, 0);
+}
+
+#[tokio::test]
+async fn ranged_resume_with_matching_validator() {
+    let server = TestServer::start();
+    let body = content(2, 300_000);
+    server.add("/a", body.clone());
+    let fetcher = fetcher();
+    let head = fetcher.head(&server.url("/a")).await.unwrap();
+    let validator = head.validator().unwrap();
+
+    let (meta, start, bytes) = get_body(&fetcher, &from(&server.url("/a"), 123_456, Some(validator))).await;
+    assert_eq!((meta.status, start), (206, 123_456));
+    assert_eq!(meta.content_length, Some(300_000), "the full length, not the range's");
+    assert_eq!(meta.etag, head.etag);
+    assert_eq!(bytes, body[123_456..]);
+    let stats = server.path_stats("/a");
+    assert_eq!((stats.ranged_gets, stats.bytes_served), (1, 300_000 - 123_456));
+}
+
+#[tokio::test]
+async fn ignored_range_restarts_at_zero() {
+    let server = TestServer::start();
+    let body = content(3, 50_000);
+    server.add("/a", body.clone());
+    server.fault("/a", Fault::IgnoreRange);
+    let (meta, start, bytes) = get_body(&fetcher(), &from(&server.url("/a"), 20_000, None)).await;
+    assert_eq!((meta.status, start), (200, 0));
+    assert_eq!(meta.content_length, Some(50_000));
+    assert_eq!(bytes, body);
+    assert_eq!(server.path_stats("/a").ranged_gets, 1, "the Range header was sent");
+}
+
+#[tokio::test]
+async fn changed_validator_restarts_at_zero_with_the_new_etag() {
+    let server = TestServer::start();
+    let body = content(4, 50_000);
+    server.add("/a", body.clone());
+    server.fault("/a", Fault::ChangeAfter { after_gets: 1 });
+    let fetcher = fetcher();
+    let (first, _, bytes) = get_body(&fetcher, &whole(&server.url("/a"))).await;
+    assert_eq!(bytes, body);
+    let old_etag = first.etag.clone().unwrap();
+
+    let (meta, start, bytes) = get_body(&fetcher, &from(&server.url("/a"), 10_000, Some(&old_etag))).await;
+    assert_eq!((meta.status, start), (200, 0));
+    let new_etag = meta.etag.unwrap();
+    assert_ne!(new_etag, old_etag);
+    assert_eq!(bytes.len(), 50_000);
+    assert_ne!(bytes, body);
+}
+
+#[tokio::test]
+async fn unsatisfiable_range_reports_the_complete_length() {
+    let server = TestServer::start();
+    server.add("/a", content(5, 1000));
+    let fetcher = fetcher();
+    for range_start in [1000, 4000] {
+        match fetcher.get(&from(&server.url("/a"), range_start, None)).await.unwrap() {
+            GetResponse::RangeNotSatisfiable { meta, complete_len } => {
+                assert_eq!(complete_len, Some(1000));
+                assert_eq!((meta.status, meta.content_length), (416, Some(1000)));
+            }
+            other => panic!("expected 416, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn wrong_range_is_transient() {
+    let url =
+        canned("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/100\r\nContent-Length: 10\r\n\r\n0123456789");
+    let error = fetcher().get(&from(&url, 50, None)).await.unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert!(error.message.contains("server sent wrong range"), "{error}");
+    assert!(error.message.contains(&url), "{error}");
+}
+
+#[tokio::test]
+async fn weak_etag_is_dropped_last_modified_kept() {
+    let url = canned(
+        "HTTP/1.1 200 OK\r\nETag: W/\"weak\"\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let (meta, _, bytes) = get_body(&fetcher(), &whole(&url)).await;
+    assert_eq!(meta.etag, None);
+    assert_eq!(meta.validator(), Some("Wed, 21 Oct 2015 07:28:00 GMT"));
+    assert_eq!(bytes, b"ok");
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the HTTP fetcher against the in-process test server.
+
+// Fetchers, body collection, a one-shot server with canned answers.
+mod support;
+// The inventory registration.
+mod registry;
+// HEAD, its GET fallback, redirects that work.
+mod head;
+// Full, ranged, restarted and unsatisfiable GETs.
+mod get;
+// Classification of every fault: statuses, Retry-After, truncation, bad redirects, timeouts, size cap.
+mod errors;
