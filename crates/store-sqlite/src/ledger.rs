@@ -168,6 +168,9 @@ fn apply_step(job: &mut Job, to: JobState, commit: &Commit, now: Millis) {
         let failure = commit.patch.failure.as_ref();
         job.last_error = failure.map(|f| f.message.clone());
         job.retryable = failure.is_some_and(|f| f.retryable);
+        if failure.is_some_and(|f| f.counts_attempt) {
+            job.attempts = job.attempts.saturating_add(1);
+        }
         job.next_attempt_at = Some(now.saturating_add(failure.map_or(0, |f| millis(f.retry_after))));
     }
     if to == JobState::Failed || to.is_terminal() {

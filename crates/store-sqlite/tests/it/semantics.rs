@@ -1,0 +1,334 @@
+//! Behaviour of this store beyond the conformance kit.
+
+use std::time::{Duration, Instant};
+
+use oncefetch_core::conformance::{sample_job, sample_jobs};
+use oncefetch_core::{
+    AcquireRequest, ArtifactEntry, Commit, Fence, JobPatch, JobState, LeaseManager, LedgerExt, LedgerStore, OpBegin,
+    OpKeys, OpKind, OpQuery, OpStart, ResultCode, StoreError,
+};
+use oncefetch_store_sqlite::{SqliteOptions, SqliteStore};
+use serde_json::json;
+
+fn request(owner: &str, limit: usize) -> AcquireRequest {
+    AcquireRequest {
+        owner: owner.to_owned(),
+        ttl: Duration::from_secs(60),
+        limit,
+        max_attempts: 3,
+    }
+}
+
+#[tokio::test]
+async fn planned_jobs_are_granted_in_planning_order() {
+    let store = crate::fresh_store().await;
+    let jobs = sample_jobs("fifo", 20);
+    store.plan(&jobs).await.expect("plan");
+    let mut granted = Vec::new();
+    for _ in 0..4 {
+        let leases = store.acquire(&request("w", 5)).await.expect("acquire");
+        granted.extend(leases.into_iter().map(|l| l.fence.job_key));
+    }
+    let planned: Vec<_> = jobs.iter().map(|j| j.job_key.clone()).collect();
+    assert_eq!(granted, planned, "FIFO: planning order, not key order");
+}
+
+#[tokio::test]
+async fn a_busy_url_at_the_head_does_not_block_the_queue() {
+    let store = crate::fresh_store().await;
+    let jobs = vec![
+        sample_job("w1", "a", "https://example.org/same"),
+        sample_job("w2", "a", "https://example.org/same"),
+        sample_job("w3", "a", "https://example.org/same"),
+        sample_job("w4", "a", "https://example.org/other"),
+    ];
+    store.plan(&jobs).await.expect("plan");
+    let first = store.acquire(&request("w", 1)).await.expect("acquire");
+    assert_eq!(first[0].fence.job_key, jobs[0].job_key);
+    let second = store.acquire(&request("w", 10)).await.expect("acquire");
+    let keys: Vec<_> = second.iter().map(|l| l.fence.job_key.clone()).collect();
+    assert_eq!(keys, vec![jobs[3].job_key.clone()], "the same-URL twins wait");
+    // One batch never holds two jobs of one URL, even from a fresh queue.
+    store.release(&first[0].fence).await.expect("release");
+    let third = store.acquire(&request("w", 10)).await.expect("acquire");
+    assert_eq!(third.len(), 1, "the released job (or a twin), once");
+    assert_eq!(third[0].job.canonical_url, "https://example.org/same");
+    assert_eq!(
+        third[0].fence.job_key, jobs[0].job_key,
+        "the released in-flight job goes first"
+    );
+    assert_eq!(third[0].previous_state, JobState::Leased);
+}
+
+#[tokio::test]
+async fn planning_in_chunks_counts_new_and_existing() {
+    let store = crate::fresh_store().await;
+    let jobs = sample_jobs("chunks", 1500);
+    let first = store.plan(&jobs[..1100]).await.expect("plan");
+    assert_eq!((first.new, first.existing), (1100, 0));
+    // Overlap, plus a job repeated within one call.
+    let mut again = jobs[1000..].to_vec();
+    again.push(jobs[1499].clone());
+    let second = store.plan(&again).await.expect("plan");
+    assert_eq!((second.new, second.existing), (400, 101));
+    assert_eq!(store.status().await.expect("status").get(JobState::Planned), 1500);
+    let job = store.job(&jobs[1234].job_key).await.expect("job");
+    assert_eq!(job.work_id, jobs[1234].work_id);
+    assert_eq!(job.expected_size, Some(42));
+}
+
+#[tokio::test]
+async fn sizes_beyond_i64_are_refused_not_wrapped() {
+    let store = crate::fresh_store().await;
+    let mut job = sample_job("big", "a", "https://example.org/big");
+    job.expected_size = Some(u64::MAX);
+    let err = store.plan(&[job]).await.expect_err("u64::MAX does not fit");
+    assert!(err.to_string().contains("does not fit"), "{err}");
+    assert_eq!(store.status().await.expect("status").total(), 0, "nothing planned");
+}
+
+#[tokio::test]
+async fn the_ledger_survives_reopening_and_migrates_once() {
+    let path = crate::fresh_db_path();
+    let url = path.to_str().expect("utf-8").to_owned();
+    {
+        let store = SqliteStore::open(&url).await.expect("open");
+        store.plan(&sample_jobs("reopen", 3)).await.expect("plan");
+    }
+    let store = SqliteStore::open(&url).await.expect("reopen");
+    assert_eq!(store.status().await.expect("status").total(), 3);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("raw open");
+    let versions: Vec<i64> = conn
+        .prepare("SELECT version FROM schema_version")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(versions, vec![1]);
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("pragma");
+    assert_eq!(mode, "wal");
+    conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (99, 0)", [])
+        .expect("insert");
+    drop(conn);
+    let err = SqliteStore::open(&url).await.expect_err("newer schema");
+    assert!(err.to_string().contains("newer than this build"), "{err}");
+}
+
+#[tokio::test]
+async fn commit_conflicts_write_nothing() {
+    let store = crate::fresh_store().await;
+    store.plan(&sample_jobs("conflict", 1)).await.expect("plan");
+    let lease = store.acquire(&request("w", 1)).await.expect("acquire").remove(0);
+    let fence = &lease.fence;
+    let key = OpKeys {
+        job_key: &fence.job_key,
+    }
+    .head(&lease.job.canonical_url);
+    // Finishing an op that never started.
+    let err = store.finish_op(fence, &key, ResultCode::Ok, json!(1)).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    // Starting the same op twice under one epoch.
+    assert_eq!(
+        store.begin_op(fence, &key, OpKind::Head).await.expect("begin"),
+        OpBegin::Run
+    );
+    let err = store.begin_op(fence, &key, OpKind::Head).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    // Steps plus an op start on a job the steps end: refused as a whole.
+    let commit = Commit {
+        steps: JobState::PIPELINE[2..].to_vec(),
+        begin: Some(OpStart {
+            op_key: "late".into(),
+            kind: OpKind::Index,
+        }),
+        ..Commit::default()
+    };
+    let err = store.commit(fence, &commit).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    let job = store.job(&fence.job_key).await.expect("job");
+    assert_eq!(job.state, JobState::Leased, "all or nothing");
+    // Finish, steps and the next begin in one commit; the next begin of an
+    // OK op replays its result.
+    let stream = OpKeys {
+        job_key: &fence.job_key,
+    }
+    .stream(&lease.job.canonical_url, 0);
+    let commit = Commit {
+        finish: Some(oncefetch_core::OpFinish {
+            op_key: key.clone(),
+            code: ResultCode::Ok,
+            result: json!({"status": 200, "nested": {"b": [1, 2], "a": null}}),
+        }),
+        steps: vec![JobState::HeadDone, JobState::ResumeOk],
+        patch: JobPatch {
+            etag: Some("\"v1\"".into()),
+            remote_size: Some(42),
+            ..JobPatch::default()
+        },
+        begin: Some(OpStart {
+            op_key: stream.clone(),
+            kind: OpKind::Stream,
+        }),
+    };
+    let outcome = store.commit(fence, &commit).await.expect("commit");
+    assert_eq!(outcome.begun, Some(OpBegin::Run));
+    let job = store.job(&fence.job_key).await.expect("job");
+    assert_eq!(
+        (job.state, job.etag.as_deref(), job.remote_size),
+        (JobState::ResumeOk, Some("\"v1\""), Some(42))
+    );
+    assert_eq!(
+        store.begin_op(fence, &key, OpKind::Head).await.expect("replay"),
+        OpBegin::Replay(json!({"status": 200, "nested": {"b": [1, 2], "a": null}}))
+    );
+}
+
+#[tokio::test]
+async fn a_note_is_written_once_per_op_key() {
+    let store = crate::fresh_store().await;
+    store.plan(&sample_jobs("note", 1)).await.expect("plan");
+    let job_key = sample_jobs("note", 1)[0].job_key.clone();
+    store
+        .note(&job_key, "cleanup-1", OpKind::Cleanup, &json!({"kept": "f"}))
+        .await
+        .expect("note");
+    let lease = store.acquire(&request("w", 1)).await.expect("acquire").remove(0);
+    store.release(&lease.fence).await.expect("release");
+    // Under a later epoch the same op key is still one OK row (SPEC §5).
+    store
+        .note(&job_key, "cleanup-1", OpKind::Cleanup, &json!({"kept": "f"}))
+        .await
+        .expect("note");
+    let rows = store
+        .ops(&OpQuery {
+            job_key: Some(job_key.clone()),
+            ..OpQuery::default()
+        })
+        .await
+        .expect("ops");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].kind, rows[0].epoch, rows[0].result_code),
+        (OpKind::Cleanup, 0, Some(ResultCode::Ok))
+    );
+    assert!(matches!(
+        store.note("missing", "k", OpKind::Cleanup, &json!(null)).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn acquire_job_follows_the_same_rules() {
+    let store = crate::fresh_store().await;
+    let jobs = vec![
+        sample_job("w1", "a", "https://example.org/one"),
+        sample_job("w2", "a", "https://example.org/one"),
+    ];
+    store.plan(&jobs).await.expect("plan");
+    assert!(matches!(
+        store.acquire_job("missing", &request("w", 1)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let lease = store
+        .acquire_job(&jobs[1].job_key, &request("w", 1))
+        .await
+        .expect("acquire_job")
+        .expect("runnable");
+    assert_eq!((lease.fence.epoch, lease.previous_state), (1, JobState::Planned));
+    assert!(store
+        .acquire_job(&jobs[1].job_key, &request("w", 1))
+        .await
+        .expect("again")
+        .is_none());
+    assert!(
+        store
+            .acquire_job(&jobs[0].job_key, &request("w", 1))
+            .await
+            .expect("twin")
+            .is_none(),
+        "its URL is in flight"
+    );
+    let gone = Fence {
+        job_key: "missing".into(),
+        epoch: 1,
+        owner: "w".into(),
+    };
+    assert!(matches!(
+        store.renew(&gone, Duration::from_secs(1)).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+}
+
+#[tokio::test]
+async fn reconcile_respects_stale_after() {
+    let store = crate::fresh_store().await;
+    store.plan(&sample_jobs("stale", 2)).await.expect("plan");
+    let short = AcquireRequest {
+        ttl: Duration::from_millis(100),
+        ..request("w", 2)
+    };
+    let leases = store.acquire(&short).await.expect("acquire");
+    assert_eq!(leases.len(), 2);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let report = store.reconcile(Duration::from_secs(3600)).await.expect("reconcile");
+    assert_eq!(report.expired_leases, 0, "expired, but not for an hour");
+    let report = store.reconcile(Duration::from_millis(50)).await.expect("reconcile");
+    assert_eq!(report.expired_leases, 2);
+    let job = store.job(&leases[0].fence.job_key).await.expect("job");
+    assert_eq!(
+        (job.state, job.lease_owner, job.lease_expires_at),
+        (JobState::Leased, None, None)
+    );
+}
+
+#[tokio::test]
+async fn artifacts_round_trip() {
+    let store = crate::fresh_store().await;
+    store.plan(&sample_jobs("art", 1)).await.expect("plan");
+    let lease = store.acquire(&request("w", 1)).await.expect("acquire").remove(0);
+    let entry = ArtifactEntry {
+        sha256: "12".repeat(32),
+        path: "/out/w/ä b".into(),
+        size: 1 << 40,
+        job_key: lease.fence.job_key.clone(),
+    };
+    assert_eq!(store.index_artifact(&lease.fence, &entry).await.expect("index"), entry);
+    assert_eq!(store.artifact(&entry.sha256).await.expect("get"), Some(entry));
+}
+
+/// Another connection holds the write lock for longer than the store's
+/// busy timeout: the store waits and succeeds, never returning a lock error.
+#[tokio::test]
+async fn a_held_lock_is_waited_out() {
+    let path = crate::fresh_db_path();
+    let options = SqliteOptions::new(&path).busy_timeout(Duration::from_millis(50));
+    let store = SqliteStore::open_with(options).await.expect("open");
+    let (locked, lock_taken) = std::sync::mpsc::channel();
+    let holder_path = path.clone();
+    let holder = std::thread::spawn(move || {
+        let mut conn = rusqlite::Connection::open(holder_path).expect("raw open");
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+            .expect("lock");
+        locked.send(()).expect("signal");
+        std::thread::sleep(Duration::from_millis(800));
+        tx.commit().expect("unlock");
+    });
+    lock_taken.recv().expect("lock taken");
+    let started = Instant::now();
+    let counts = store
+        .plan(&sample_jobs("locked", 10))
+        .await
+        .expect("plan waits out the lock");
+    assert_eq!(counts.new, 10);
+    assert!(started.elapsed() >= Duration::from_millis(500), "it did wait");
+    holder.join().expect("holder");
+}
+
+#[tokio::test]
+async fn requeue_of_unknown_job_is_not_found() {
+    let store = crate::fresh_store().await;
+    assert!(matches!(store.requeue("nope", "r").await, Err(StoreError::NotFound(_))));
+}
