@@ -779,6 +779,14 @@ pub async fn requeue_resets_finished_jobs(setup: Setup) {
         }),
         ..JobPatch::default()
     };
+    let head = OpKeys {
+        job_key: &leases[0].fence.job_key,
+    }
+    .head(&leases[0].job.canonical_url);
+    let effect = || async { Ok::<_, String>(json!({ "status": 200 })) };
+    run_effect(store.as_ref(), &leases[0].fence, &head, OpKind::Head, effect)
+        .await
+        .expect("effect");
     store
         .advance(&leases[0].fence, &[JobState::Failed], fail)
         .await
@@ -797,9 +805,22 @@ pub async fn requeue_resets_finished_jobs(setup: Setup) {
     assert!(rows
         .iter()
         .any(|r| r.kind == OpKind::Requeue && r.result_code == Some(ResultCode::Ok)));
+    let superseded = rows
+        .iter()
+        .find(|r| r.op_key == head)
+        .expect("the HEAD row stays for the audit");
+    assert_eq!(
+        superseded.result_code,
+        Some(ResultCode::Abandoned),
+        "requeue supersedes OK effect rows"
+    );
     let again = store.acquire(&request(OWNER, LONG, 5)).await.expect("acquire");
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].fence.epoch, 2, "the epoch never goes back");
+    let rerun = run_effect(store.as_ref(), &again[0].fence, &head, OpKind::Head, effect)
+        .await
+        .expect("effect after requeue");
+    assert!(!rerun.replayed, "after a requeue the effect runs again");
 }
 
 /// The ledger lists attempts in order, by job and by page.

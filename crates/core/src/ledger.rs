@@ -48,6 +48,15 @@ impl OpKind {
         }
     }
 
+    /// A side effect of the pipeline (HEAD … DEDUPE), as opposed to a
+    /// ledger-only recovery record (RELET, REQUEUE, CLEANUP).
+    pub const fn is_effect(self) -> bool {
+        matches!(
+            self,
+            Self::Head | Self::Stream | Self::Finalize | Self::Index | Self::Dedupe
+        )
+    }
+
     /// Parses a ledger name.
     pub fn parse(s: &str) -> Option<Self> {
         [
@@ -253,7 +262,12 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
 
     /// Sends a FAILED, SUCCESS or SKIPPED_DUPLICATE job back to PLANNED
     /// (attempts reset, result fields cleared) and writes a REQUEUE row with
-    /// `reason`; returns false when the job is in another state.
+    /// `reason` (and `superseded_ops`, the count below); returns false when
+    /// the job is in another state. In the same transaction the job's OK rows
+    /// of effect kinds ([`OpKind::is_effect`]) become ABANDONED: their
+    /// results no longer describe the world (the file went missing, or the
+    /// job failed after them), so the effects must run again rather than be
+    /// replayed. The rows stay for the audit.
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool>;
 
     /// Writes an OK row of a recovery action (`kind` CLEANUP, …) under the

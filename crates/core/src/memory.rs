@@ -374,6 +374,16 @@ impl LedgerStore for MemoryStore {
         });
         let epoch = job.epoch;
         *job = Job { epoch, ..planned };
+        // The old results no longer describe the world: let the effects run again.
+        let mut superseded = 0u64;
+        for row in inner.ops.iter_mut() {
+            if row.job_key == job_key && row.result_code == Some(ResultCode::Ok) && row.kind.is_effect() {
+                row.result_code = Some(ResultCode::Abandoned);
+                superseded += 1;
+            }
+        }
+        let Inner { ops, ok_rows, .. } = &mut *inner;
+        ok_rows.retain(|_, i| ops[*i].job_key != job_key || !ops[*i].kind.is_effect());
         inner.push_op(OpRecord {
             seq: 0,
             op_key: OpKeys { job_key }.epoch_action(OpKind::Requeue, epoch),
@@ -383,7 +393,7 @@ impl LedgerStore for MemoryStore {
             started_at: now,
             finished_at: Some(now),
             result_code: Some(ResultCode::Ok),
-            result: Some(json!({ "from": from.as_str(), "reason": reason })),
+            result: Some(json!({ "from": from.as_str(), "reason": reason, "superseded_ops": superseded })),
         });
         Ok(true)
     }

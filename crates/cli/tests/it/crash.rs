@@ -61,7 +61,7 @@ fn sigkill_mid_stream_loses_nothing_and_resumes() {
     assert_eq!(ws.run(&["plan", manifest.to_str().unwrap()]).status.code(), Some(0));
     let mut kills = 0;
     for round in 0..4u64 {
-        let mut child = spawn_run(&ws, &["--concurrency", "4"]);
+        let mut child = spawn_run(&ws, &["--concurrency", "4", "--lease-ttl", "2s"]);
         // Wait until bytes flow, then a little more, then kill -9.
         let before = server.stats().bytes_served;
         wait_until(Duration::from_secs(20), "bytes to flow", || {

@@ -187,6 +187,32 @@ pub fn place_no_replace(source: &Path, dest: &Path, sha256: &str, durable: bool)
     }
 }
 
+/// Makes `dest` — a file this job placed, with the same verified bytes as
+/// `first` — a hard link to `first`: link to a temporary name beside `dest`,
+/// then `rename` over it, so `dest` always holds the same complete bytes.
+/// Returns false (touching nothing) when the sizes differ.
+pub fn relink_to_first(first: &Path, dest: &Path, durable: bool) -> io::Result<bool> {
+    if same_file(first, dest)? {
+        return Ok(true);
+    }
+    if fs::metadata(first)?.len() != fs::metadata(dest)?.len() {
+        return Ok(false);
+    }
+    let parent = dest
+        .parent()
+        .ok_or_else(|| io::Error::other("final path has no parent"))?;
+    let temp = parent.join(format!(".oncefetch-link-{:016x}", fastrand::u64(..)));
+    fs::hard_link(first, &temp)?;
+    if let Err(err) = fs::rename(&temp, dest) {
+        let _ = fs::remove_file(&temp);
+        return Err(err);
+    }
+    if durable {
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(true)
+}
+
 /// Whether two paths name one inode.
 pub fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
     use std::os::unix::fs::MetadataExt;

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::backoff;
-use super::files::{place_no_replace, same_file, Placement};
+use super::files::{place_no_replace, relink_to_first, Placement};
 use super::lease_keeper::LeaseKeeper;
 use super::stream::Partial;
 use super::Shared;
@@ -517,7 +517,10 @@ impl JobRun<'_> {
         )
         .await?;
         let (first, dest) = (PathBuf::from(&first_path), final_path.clone());
-        let shared_inode = blocking(move || same_file(&first, &dest).or(Ok(false))).await?;
+        let durable = self.shared.config.fsync;
+        self.check_lease()?;
+        // Same content placed concurrently by two jobs: end as one inode.
+        let shared_inode = blocking(move || relink_to_first(&first, &dest, durable).or(Ok(false))).await?;
         let deduped = json!({ "original": first_path, "hard_linked": shared_inode });
         self.commit(
             Some(deduped),
