@@ -13,6 +13,10 @@ pub mod state;
 pub mod store;
 pub mod url;
 
+/// How a third party writes a store: the guide in `docs/writing-a-store.md`.
+#[doc = include_str!("../../../docs/writing-a-store.md")]
+pub mod writing_a_store {}
+
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "conformance")]
