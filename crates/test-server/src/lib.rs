@@ -24,7 +24,7 @@ pub use content::content;
 pub use fault::Fault;
 pub use state::{PathStats, Stats};
 
-use state::{Resource, Shared};
+use state::Shared;
 
 /// An HTTP/1.1 server on `127.0.0.1` and an ephemeral port; dropping it stops
 /// the server.
@@ -90,11 +90,11 @@ impl TestServer {
 
     /// Registers (or replaces) content at `path`; ETag is a strong etag derived from the content hash, Last-Modified fixed.
     ///
-    /// The same bytes always get the same ETag and Last-Modified, whichever
-    /// server serves them.
+    /// The first bytes a path holds get the same ETag and Last-Modified on
+    /// every server; re-adding the bytes a path holds changes nothing, other
+    /// bytes get new validators (like [`TestServer::replace`]).
     pub fn add(&self, path: &str, body: impl Into<Bytes>) {
-        let resource = Arc::new(Resource::new(body.into(), 0));
-        self.shared.content().resources.insert(path.to_owned(), resource);
+        self.shared.content().add(path, body.into());
     }
 
     /// Adds a fault to `path` (faults stack; `clear_faults` removes them).
@@ -116,13 +116,7 @@ impl TestServer {
     ///
     /// The validators change even when the bytes do not.
     pub fn replace(&self, path: &str, body: impl Into<Bytes>) {
-        let body = body.into();
-        let generation = self.shared.content().resources.get(path).map(|r| r.generation);
-        let resource = Resource::new(body, generation.map_or(0, |g| g + 1));
-        self.shared
-            .content()
-            .resources
-            .insert(path.to_owned(), Arc::new(resource));
+        self.shared.content().install(path, body.into());
     }
 
     /// A snapshot of the server-wide counters.

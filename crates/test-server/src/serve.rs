@@ -1,6 +1,5 @@
 //! Answering one request: faults first, then the resource with Range / If-Range semantics.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -32,20 +31,18 @@ pub(crate) fn respond<B>(shared: &Shared, req: &Request<B>) -> Response<ServeBod
 
     let mut guard = shared.content();
     let state = &mut *guard;
-    let faults = state.faults.entry(path.to_owned()).or_default();
-
-    if let Some(i) = faults
-        .iter()
-        .position(|f| matches!(f, Fault::ChangeAfter { after_gets: 0 }))
-    {
-        faults.remove(i);
-        if let Some(old) = state.resources.get(path) {
-            let seed = u64::from_le_bytes(old.etag.as_bytes()[1..9].try_into().unwrap_or_default());
-            let body = Bytes::from(content(seed ^ old.generation, old.body.len()));
-            let new = Arc::new(old.next(body));
-            state.resources.insert(path.to_owned(), new);
-        }
+    let change_now = state.faults.get_mut(path).is_some_and(|faults| {
+        let due = faults
+            .iter()
+            .position(|f| matches!(f, Fault::ChangeAfter { after_gets: 0 }));
+        due.map(|i| faults.remove(i)).is_some()
+    });
+    if let Some(old) = state.resources.get(path).filter(|_| change_now) {
+        let seed = old.fingerprint.wrapping_add(old.generation + 1);
+        let body = Bytes::from(content(seed, old.body.len()));
+        state.install(path, body);
     }
+    let faults = state.faults.entry(path.to_owned()).or_default();
 
     if let Some(response) = one_shot_status(faults) {
         return response;

@@ -1,17 +1,27 @@
 //! What the server holds: resources, faults and counters.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::Hasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
 use crate::Fault;
 
 /// `Last-Modified` of every first version: Wed, 21 Oct 2015 07:28:00 GMT.
 const BASE_LAST_MODIFIED: u64 = 1_445_412_480;
+
+/// Bodies up to this size are hashed whole for their ETag.
+const HASH_WHOLE: usize = 1 << 20;
+
+/// Bytes hashed from each end of a larger body.
+const HASH_ENDS: usize = 256 << 10;
+
+/// Evenly spaced samples of 1 KiB hashed from the middle of a larger body.
+const HASH_SAMPLES: usize = 512;
 
 /// One version of the content at a path.
 #[derive(Debug)]
@@ -20,18 +30,19 @@ pub(crate) struct Resource {
     pub(crate) etag: String,
     pub(crate) last_modified: String,
     pub(crate) generation: u64,
+    pub(crate) fingerprint: u64,
 }
 
 impl Resource {
-    /// Version `generation` of `body`: the ETag is the first 16 hex digits of
-    /// its SHA-256 (plus `-generation` after a replace, so a replace always
-    /// changes it), Last-Modified moves a minute per generation.
+    /// Version `generation` of `body`: the ETag is its [`fingerprint`] in
+    /// hex, plus `-generation` for a path's later versions, so that a path
+    /// never shows the same ETag for different bytes; Last-Modified moves a
+    /// minute per generation.
     pub(crate) fn new(body: Bytes, generation: u64) -> Self {
-        let digest = Sha256::digest(&body);
-        let hash = hex::encode(&digest[..8]);
+        let fingerprint = fingerprint(&body);
         let etag = match generation {
-            0 => format!("\"{hash}\""),
-            n => format!("\"{hash}-{n}\""),
+            0 => format!("\"{fingerprint:016x}\""),
+            n => format!("\"{fingerprint:016x}-{n}\""),
         };
         let modified = UNIX_EPOCH + Duration::from_secs(BASE_LAST_MODIFIED + generation * 60);
         Self {
@@ -39,13 +50,31 @@ impl Resource {
             etag,
             last_modified: httpdate::fmt_http_date(modified),
             generation,
+            fingerprint,
         }
     }
+}
 
-    /// The next version, with `body`.
-    pub(crate) fn next(&self, body: Bytes) -> Self {
-        Self::new(body, self.generation + 1)
+/// A 64-bit content hash: SipHash of the whole body up to 1 MiB; of its
+/// length, both 256 KiB ends and 512 spread samples of 1 KiB above that, so
+/// that registering a GiB stays cheap in debug builds. Bytes that differ
+/// only between samples can share a fingerprint, but never an ETag at one
+/// path: later versions carry their generation ([`Content::install`]).
+/// Stable for one toolchain.
+fn fingerprint(body: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    hasher.write_usize(body.len());
+    if body.len() <= HASH_WHOLE {
+        hasher.write(body);
+    } else {
+        hasher.write(&body[..HASH_ENDS]);
+        hasher.write(&body[body.len() - HASH_ENDS..]);
+        let step = (body.len() - 1024) / HASH_SAMPLES;
+        for i in 0..HASH_SAMPLES {
+            hasher.write(&body[i * step..i * step + 1024]);
+        }
     }
+    hasher.finish()
 }
 
 /// Request counters of the whole server or of one path.
@@ -107,6 +136,27 @@ pub struct PathStats {
 pub(crate) struct Content {
     pub(crate) resources: HashMap<String, Arc<Resource>>,
     pub(crate) faults: HashMap<String, Vec<Fault>>,
+    /// The last generation each path has held, even if since replaced.
+    generations: HashMap<String, u64>,
+}
+
+impl Content {
+    /// `add`: registers `body` unless the path holds exactly these bytes.
+    pub(crate) fn add(&mut self, path: &str, body: Bytes) {
+        if self.resources.get(path).is_some_and(|current| current.body == body) {
+            return;
+        }
+        self.install(path, body);
+    }
+
+    /// Puts `body` at `path` as a new version: generation 0 (the plain
+    /// content-hash ETag) the first time, one more than any before after.
+    pub(crate) fn install(&mut self, path: &str, body: Bytes) {
+        let generation = self.generations.get(path).map_or(0, |last| last + 1);
+        self.generations.insert(path.to_owned(), generation);
+        self.resources
+            .insert(path.to_owned(), Arc::new(Resource::new(body, generation)));
+    }
 }
 
 /// Everything the server and its handle share.

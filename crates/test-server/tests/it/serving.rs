@@ -180,3 +180,42 @@ async fn starts_and_stops_inside_tokio() {
     assert_eq!(reply.body, b"hello");
     drop(server);
 }
+
+#[test]
+fn etags_follow_content_even_for_large_bodies() {
+    let server = TestServer::start();
+    let etag = |path: &str| {
+        send(server.addr(), "HEAD", path, &[])
+            .header("etag")
+            .unwrap()
+            .to_owned()
+    };
+
+    // Large bodies are hashed from samples; a change between samples must still show.
+    let body = content(11, 3 << 20);
+    server.add("/big", body.clone());
+    let first = etag("/big");
+    server.add("/big", body.clone());
+    assert_eq!(etag("/big"), first, "the same bytes keep their ETag");
+    // One changed byte at a time, at spots most of which no sample covers.
+    let mut seen = vec![first.clone()];
+    for i in 1..=10 {
+        let mut changed = body.clone();
+        changed[(1 << 20) + i * 104_729] ^= 1;
+        server.add("/big", changed);
+        let tag = etag("/big");
+        assert!(!seen.contains(&tag), "change {i} kept an old ETag {tag}");
+        seen.push(tag);
+    }
+    server.add("/big", body.clone());
+
+    // Same bytes, same ETag on another path and another server.
+    server.add("/copy", body.clone());
+    assert_eq!(etag("/copy"), first);
+    let other = TestServer::start();
+    other.add("/big", body);
+    assert_eq!(
+        send(other.addr(), "HEAD", "/big", &[]).header("etag"),
+        Some(first.as_str())
+    );
+}
