@@ -282,3 +282,22 @@ async fn wait_out_outage(since: &mut Option<tokio::time::Instant>, err: StoreErr
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compile-time check: the run loop (and every job task it spawns) can
+    /// move between executor threads.
+    #[allow(dead_code)]
+    fn run_future_is_send(pipeline: &Pipeline) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(pipeline.run());
+    }
+
+    #[test]
+    fn owner_ids_differ_per_call() {
+        assert_ne!(default_owner(), default_owner());
+        assert!(default_owner().contains(&std::process::id().to_string()));
+    }
+}
