@@ -7,6 +7,9 @@ mod crash;
 mod faults;
 /// Happy path, idempotent re-fetch, duplicates, output layout.
 mod fetch;
+/// Many hosts on one PostgreSQL ledger.
+#[cfg(feature = "postgres")]
+mod postgres;
 /// Shared helpers.
 mod support;
 /// Manifest errors, usage errors, help texts, other commands.
