@@ -1,0 +1,2 @@
+//! Placeholder so the workspace parses (the postgres helper replaces this file).
+fn main() {}

@@ -1,0 +1,119 @@
+-- The oncefetch ledger: jobs, the operations ledger, the artifact index.
+--
+-- Every timestamp is written from the server clock (now()); the Rust side only
+-- ever sees milliseconds since the Unix epoch computed in SQL.
+
+CREATE TABLE jobs (
+    job_key          text        PRIMARY KEY,
+    work_id          text        NOT NULL,
+    artifact_id      text        NOT NULL,
+    url              text        NOT NULL,
+    canonical_url    text        NOT NULL,
+    expected_sha256  text,
+    expected_size    bigint      CHECK (expected_size >= 0),
+    state            text        NOT NULL DEFAULT 'PLANNED' CHECK (state IN (
+                         'PLANNED', 'LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED',
+                         'INDEXED', 'DEDUPED', 'SUCCESS', 'FAILED', 'SKIPPED_DUPLICATE')),
+    epoch            bigint      NOT NULL DEFAULT 0,
+    lease_owner      text,
+    lease_expires_at timestamptz,
+    attempts         integer     NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at  timestamptz,
+    last_error       text,
+    retryable        boolean     NOT NULL DEFAULT false,
+    etag             text,
+    last_modified    text,
+    remote_size      bigint      CHECK (remote_size >= 0),
+    path             text,
+    sha256           text,
+    size             bigint      CHECK (size >= 0),
+    duplicate_of     text,
+    -- Planning order: grants are first in, first out.
+    planned_seq      bigserial   NOT NULL
+);
+
+-- Runnable jobs, one index per kind of runnable (each scanned in order by the grant):
+-- planned jobs in planning order,
+CREATE INDEX jobs_planned ON jobs (planned_seq) WHERE state = 'PLANNED';
+-- retryable failures by the end of their backoff,
+CREATE INDEX jobs_retry ON jobs (next_attempt_at) WHERE state = 'FAILED' AND retryable;
+-- in-flight jobs by lease expiry (expired or released leases; reconcile).
+CREATE INDEX jobs_in_flight ON jobs (lease_expires_at)
+    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
+-- Jobs of one URL (live-lease check of the grant, duplicates, `jobs` by URL).
+CREATE INDEX jobs_canonical_url ON jobs (canonical_url, job_key);
+-- `jobs --state S` in job-key order, and status counts.
+CREATE INDEX jobs_state ON jobs (state, job_key);
+
+CREATE TABLE ops (
+    seq         bigserial   PRIMARY KEY,
+    op_key      text        NOT NULL,
+    job_key     text        NOT NULL REFERENCES jobs (job_key),
+    kind        text        NOT NULL CHECK (kind IN (
+                    'HEAD', 'STREAM', 'FINALIZE', 'INDEX', 'DEDUPE', 'RELET', 'REQUEUE', 'CLEANUP')),
+    epoch       bigint      NOT NULL,
+    started_at  timestamptz NOT NULL,
+    finished_at timestamptz,
+    -- NULL while the attempt runs.
+    result_code text        CHECK (result_code IN ('OK', 'ERROR', 'ABANDONED')),
+    result      jsonb,
+    UNIQUE (op_key, epoch)
+);
+
+-- At most one OK row per op key: the row a replay answers with.
+CREATE UNIQUE INDEX ops_one_ok ON ops (op_key) WHERE result_code = 'OK';
+-- The trail of one job.
+CREATE INDEX ops_by_job ON ops (job_key, seq);
+-- Running attempts (abandoned by grants and reconcile).
+CREATE INDEX ops_unfinished ON ops (job_key, epoch) WHERE result_code IS NULL;
+
+CREATE TABLE artifacts (
+    sha256  text   PRIMARY KEY,
+    path    text   NOT NULL,
+    size    bigint NOT NULL CHECK (size >= 0),
+    job_key text   NOT NULL
+);
+
+-- Whether a grant may take job `for_job` of canonical URL `for_url` now.
+--
+-- First takes the URL's transaction-scoped advisory lock (two-key form, keyed
+-- by schema so that ledgers in other schemas never contend), so concurrent
+-- grants of one URL serialize, and gives up at once if another grant holds it.
+-- Then it checks that no other job of the URL holds a live lease. Being
+-- VOLATILE, its query runs with a fresh snapshot (under READ COMMITTED), so it
+-- sees every lease committed by a grant that held the lock before us — which
+-- the calling statement's own snapshot may predate. A grant that commits after
+-- us must take the lock after we released it, at our commit, and then sees
+-- our lease the same way.
+CREATE FUNCTION url_is_free(for_url text, for_job text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE STRICT COST 50
+AS $$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext(current_schema()), hashtext(for_url)) THEN
+        RETURN false;
+    END IF;
+    RETURN NOT EXISTS (
+        SELECT 1 FROM jobs
+        WHERE canonical_url = for_url
+          AND job_key <> for_job
+          AND state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+          AND lease_expires_at > now()
+    );
+END
+$$;
+
+-- Jobs as the store reads them: timestamps as milliseconds since the Unix epoch.
+CREATE VIEW job_rows AS
+SELECT job_key, work_id, artifact_id, url, canonical_url, expected_sha256, expected_size, state, epoch,
+       lease_owner, floor(extract(epoch FROM lease_expires_at) * 1000)::bigint AS lease_expires_at,
+       attempts, floor(extract(epoch FROM next_attempt_at) * 1000)::bigint AS next_attempt_at,
+       last_error, retryable, etag, last_modified, remote_size, path, sha256, size, duplicate_of
+FROM jobs;
+
+-- Ledger rows as the store reads them.
+CREATE VIEW op_rows AS
+SELECT seq, op_key, job_key, kind, epoch,
+       floor(extract(epoch FROM started_at) * 1000)::bigint AS started_at,
+       floor(extract(epoch FROM finished_at) * 1000)::bigint AS finished_at,
+       result_code, result
+FROM ops;

@@ -1,0 +1,91 @@
+-- Grants up to $3 runnable jobs to owner $1 for $2 milliseconds, in one
+-- statement; $4 is max_attempts. Returns the granted jobs (timestamps in
+-- milliseconds) with the state each was in before, in planning order.
+--
+-- Runnable comes in four kinds, each read from its own partial index in order
+-- and locked FOR UPDATE SKIP LOCKED, so concurrent grants pass each other's
+-- rows instead of waiting; a row updated meanwhile is re-checked against the
+-- WHERE clause on its newest version before it is locked. url_is_free (see the
+-- migration) keeps a URL with a live lease under another job out, also
+-- against concurrent grants; DISTINCT ON keeps two jobs of one URL out of one
+-- batch. The same statement abandons the unfinished op attempts of older
+-- epochs; RELET rows follow in the same transaction.
+WITH planned AS (
+    SELECT job_key, canonical_url, state, planned_seq
+    FROM jobs
+    WHERE state = 'PLANNED'
+      AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+      AND url_is_free(canonical_url, job_key)
+    ORDER BY planned_seq
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+),
+retry AS (
+    SELECT job_key, canonical_url, state, planned_seq
+    FROM jobs
+    WHERE state = 'FAILED' AND retryable
+      AND next_attempt_at <= now()
+      AND attempts < $4
+      AND url_is_free(canonical_url, job_key)
+    ORDER BY next_attempt_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+),
+released AS (
+    SELECT job_key, canonical_url, state, planned_seq
+    FROM jobs
+    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+      AND lease_expires_at IS NULL
+      AND url_is_free(canonical_url, job_key)
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+),
+expired AS (
+    SELECT job_key, canonical_url, state, planned_seq
+    FROM jobs
+    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+      AND lease_expires_at <= now()
+      AND url_is_free(canonical_url, job_key)
+    ORDER BY lease_expires_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+),
+candidates AS (
+    SELECT * FROM planned
+    UNION ALL SELECT * FROM retry
+    UNION ALL SELECT * FROM released
+    UNION ALL SELECT * FROM expired
+),
+picked AS (
+    SELECT job_key, state AS previous_state, planned_seq
+    FROM (
+        SELECT DISTINCT ON (canonical_url) job_key, state, planned_seq
+        FROM candidates
+        ORDER BY canonical_url, planned_seq
+    ) AS one_per_url
+    ORDER BY planned_seq
+    LIMIT $3
+),
+granted AS (
+    UPDATE jobs AS j
+    SET epoch = j.epoch + 1,
+        state = 'LEASED',
+        lease_owner = $1,
+        lease_expires_at = now() + $2 * interval '1 millisecond'
+    FROM picked AS p
+    WHERE j.job_key = p.job_key
+    RETURNING j.*, p.previous_state
+),
+abandoned AS (
+    UPDATE ops AS o
+    SET result_code = 'ABANDONED', finished_at = now()
+    FROM granted AS g
+    WHERE o.job_key = g.job_key AND o.result_code IS NULL AND o.epoch < g.epoch
+)
+SELECT job_key, work_id, artifact_id, url, canonical_url, expected_sha256, expected_size, state, epoch,
+       lease_owner, floor(extract(epoch FROM lease_expires_at) * 1000)::bigint AS lease_expires_at,
+       attempts, floor(extract(epoch FROM next_attempt_at) * 1000)::bigint AS next_attempt_at,
+       last_error, retryable, etag, last_modified, remote_size, path, sha256, size, duplicate_of,
+       previous_state
+FROM granted
+ORDER BY planned_seq

@@ -1,0 +1,36 @@
+-- Grants job $4 to owner $1 for $2 milliseconds if it is runnable ($3 is
+-- max_attempts) and no other job of its URL holds a live lease; the same rules
+-- as acquire.sql, for one named job. Returns nothing when it is not granted.
+WITH picked AS (
+    SELECT job_key, state AS previous_state
+    FROM jobs
+    WHERE job_key = $4
+      AND (state = 'PLANNED' AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+           OR state = 'FAILED' AND retryable AND next_attempt_at <= now() AND attempts < $3
+           OR state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+              AND (lease_expires_at IS NULL OR lease_expires_at <= now()))
+      AND url_is_free(canonical_url, job_key)
+    FOR UPDATE SKIP LOCKED
+),
+granted AS (
+    UPDATE jobs AS j
+    SET epoch = j.epoch + 1,
+        state = 'LEASED',
+        lease_owner = $1,
+        lease_expires_at = now() + $2 * interval '1 millisecond'
+    FROM picked AS p
+    WHERE j.job_key = p.job_key
+    RETURNING j.*, p.previous_state
+),
+abandoned AS (
+    UPDATE ops AS o
+    SET result_code = 'ABANDONED', finished_at = now()
+    FROM granted AS g
+    WHERE o.job_key = g.job_key AND o.result_code IS NULL AND o.epoch < g.epoch
+)
+SELECT job_key, work_id, artifact_id, url, canonical_url, expected_sha256, expected_size, state, epoch,
+       lease_owner, floor(extract(epoch FROM lease_expires_at) * 1000)::bigint AS lease_expires_at,
+       attempts, floor(extract(epoch FROM next_attempt_at) * 1000)::bigint AS next_attempt_at,
+       last_error, retryable, etag, last_modified, remote_size, path, sha256, size, duplicate_of,
+       previous_state
+FROM granted

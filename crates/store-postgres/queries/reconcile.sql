@@ -1,0 +1,22 @@
+-- Frees in-flight jobs whose lease expired at least $1 ms ago, and marks
+-- ABANDONED every unfinished op attempt that is not under a live lease of its
+-- epoch. Set-based: two statements over index ranges, however many rows.
+WITH expired AS (
+    UPDATE jobs
+    SET lease_owner = NULL, lease_expires_at = NULL
+    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+      AND lease_expires_at <= now() - $1 * interval '1 millisecond'
+    RETURNING 1
+),
+abandoned AS (
+    UPDATE ops AS o
+    SET result_code = 'ABANDONED', finished_at = now()
+    WHERE o.result_code IS NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM jobs AS j
+          WHERE j.job_key = o.job_key AND j.epoch = o.epoch AND j.lease_expires_at > now()
+      )
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM expired) AS expired_leases,
+       (SELECT count(*) FROM abandoned) AS abandoned_ops

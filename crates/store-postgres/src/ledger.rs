@@ -1,0 +1,422 @@
+//! [`LedgerStore`] for [`PostgresStore`].
+
+use async_trait::async_trait;
+use diesel_async::scoped_futures::ScopedFutureExt;
+use diesel_async::RunQueryDsl;
+use oncefetch_core::{
+    check_transition, ArtifactEntry, Commit, CommitOutcome, Fence, Job, JobPatch, JobQuery, JobState, LedgerStore,
+    NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord, PlanCounts, StatusCounts, StoreError, StoreResult, Transition,
+};
+use serde_json::{json, Value};
+
+use crate::conn::{Failure, Replay};
+use crate::queries;
+use crate::rows::{
+    count, parse_state, signed, ArtifactRow, CommitRow, Count, Holds, JobRow, LockedJob, OpRow, StateCount, StateEpoch,
+};
+use crate::sql::{Bind, Sql};
+use crate::store::{job_not_found, lease_lost, millis, PostgresStore};
+
+/// Jobs per `INSERT` when planning.
+const PLAN_CHUNK: usize = 5_000;
+
+/// How a commit leaves `next_attempt_at` (bind `$11` of commit_write.sql).
+#[derive(Debug, Clone, Copy)]
+enum NextAttempt {
+    Keep,
+    Clear,
+    /// `now() + ms`.
+    After(i64),
+}
+
+/// The job fields a commit's steps produce.
+#[derive(Debug)]
+struct Stepped {
+    state: JobState,
+    attempts: i32,
+    last_error: Option<String>,
+    retryable: bool,
+    next_attempt: NextAttempt,
+    end_lease: bool,
+}
+
+/// Applies `steps` to the locked job, checking each against the table (the
+/// same rules as the reference store's `apply_step`).
+fn apply_steps(locked: &LockedJob, commit: &Commit) -> StoreResult<Stepped> {
+    let mut job = Stepped {
+        state: parse_state(&locked.state)?,
+        attempts: locked.attempts,
+        last_error: locked.last_error.clone(),
+        retryable: locked.retryable,
+        next_attempt: NextAttempt::Keep,
+        end_lease: false,
+    };
+    for &to in &commit.steps {
+        check_transition(Transition::Step, job.state, to)?;
+        job.state = to;
+        if to == JobState::Streaming {
+            job.attempts = job.attempts.saturating_add(1);
+        }
+        if to == JobState::Failed {
+            let failure = commit.patch.failure.as_ref();
+            job.last_error = failure.map(|f| f.message.clone());
+            job.retryable = failure.is_some_and(|f| f.retryable);
+            if failure.is_some_and(|f| f.counts_attempt) {
+                job.attempts = job.attempts.saturating_add(1);
+            }
+            job.next_attempt = NextAttempt::After(failure.map_or(0, |f| millis(f.retry_after)));
+        }
+        if to == JobState::Failed || to.is_terminal() {
+            job.end_lease = true;
+        }
+        if to.is_terminal() {
+            job.last_error = None;
+            job.next_attempt = NextAttempt::Clear;
+        }
+    }
+    Ok(job)
+}
+
+/// Whether the patch sets a stored field (`failure` is only read by a step
+/// to FAILED).
+fn patch_sets_fields(p: &JobPatch) -> bool {
+    p.etag.is_some()
+        || p.last_modified.is_some()
+        || p.remote_size.is_some()
+        || p.path.is_some()
+        || p.sha256.is_some()
+        || p.size.is_some()
+        || p.duplicate_of.is_some()
+}
+
+fn conflict(message: String) -> Failure {
+    Failure::Store(StoreError::Conflict(message))
+}
+
+fn plan_chunk(jobs: &[NewJob]) -> StoreResult<Sql> {
+    let text = |f: fn(&NewJob) -> &str| -> Vec<Option<String>> { jobs.iter().map(|j| Some(f(j).to_owned())).collect() };
+    let sizes = jobs
+        .iter()
+        .map(|j| j.expected_size.map(|s| signed(s, "expected size")).transpose())
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Sql::new(queries::PLAN)
+        .bind(text(|j| &j.job_key))
+        .bind(text(|j| &j.work_id))
+        .bind(text(|j| &j.artifact_id))
+        .bind(text(|j| &j.url))
+        .bind(text(|j| &j.canonical_url))
+        .bind(jobs.iter().map(|j| j.expected_sha256.clone()).collect::<Vec<_>>())
+        .bind(sizes))
+}
+
+#[async_trait]
+impl LedgerStore for PostgresStore {
+    async fn plan(&self, jobs: &[NewJob]) -> StoreResult<PlanCounts> {
+        if jobs.is_empty() {
+            return Ok(PlanCounts::default());
+        }
+        let chunks = jobs
+            .chunks(PLAN_CHUNK)
+            .map(plan_chunk)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let chunks = &chunks;
+        let new = self
+            .db
+            .transaction(Replay::Once, |conn| {
+                async move {
+                    let mut new = 0_usize;
+                    for chunk in chunks {
+                        new += chunk.clone().execute(conn).await?;
+                    }
+                    Ok(new)
+                }
+                .scope_boxed()
+            })
+            .await?;
+        let new = u64::try_from(new).unwrap_or(u64::MAX);
+        let total = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
+        Ok(PlanCounts {
+            new,
+            existing: total.saturating_sub(new),
+        })
+    }
+
+    async fn job(&self, job_key: &str) -> StoreResult<Job> {
+        let rows: Vec<JobRow> = self
+            .db
+            .run(|conn| async move { Ok(Sql::new(queries::JOB).bind(job_key).load(conn).await?) }.scope_boxed())
+            .await?;
+        rows.into_iter()
+            .next()
+            .ok_or_else(|| job_not_found(job_key))?
+            .into_job()
+    }
+
+    async fn jobs(&self, query: &JobQuery) -> StoreResult<Vec<Job>> {
+        // Only the filters asked for, so each combination gets a plan that
+        // uses its index.
+        let mut text = String::from("SELECT * FROM job_rows WHERE true");
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut filter = |column: &str, op: &str, value: Bind| {
+            binds.push(value);
+            text.push_str(&format!(" AND {column} {op} ${}", binds.len()));
+        };
+        if let Some(after) = &query.after {
+            filter("job_key", ">", after.as_str().into());
+        }
+        if let Some(state) = query.state {
+            filter("state", "=", state.as_str().into());
+        }
+        if let Some(url) = &query.canonical_url {
+            filter("canonical_url", "=", url.as_str().into());
+        }
+        text.push_str(" ORDER BY job_key");
+        if query.limit > 0 {
+            binds.push(i64::try_from(query.limit).unwrap_or(i64::MAX).into());
+            text.push_str(&format!(" LIMIT ${}", binds.len()));
+        }
+        let sql = binds.into_iter().fold(Sql::new(text), Sql::bind);
+        let sql = &sql;
+        let rows: Vec<JobRow> = self
+            .db
+            .run(|conn| async move { Ok(sql.clone().load(conn).await?) }.scope_boxed())
+            .await?;
+        rows.into_iter().map(JobRow::into_job).collect()
+    }
+
+    async fn status(&self) -> StoreResult<StatusCounts> {
+        let rows: Vec<StateCount> = self
+            .db
+            .run(|conn| async move { Ok(Sql::new(queries::STATUS).load(conn).await?) }.scope_boxed())
+            .await?;
+        let pairs = rows
+            .into_iter()
+            .map(|r| Ok((parse_state(&r.state)?, count(r.n))))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(StatusCounts::from_pairs(pairs))
+    }
+
+    async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
+        let max = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+        let row: Count = self
+            .db
+            .run(|conn| {
+                async move { Ok(Sql::new(queries::OUTSTANDING).bind(max).get_result(conn).await?) }.scope_boxed()
+            })
+            .await?;
+        Ok(count(row.n))
+    }
+
+    async fn commit(&self, fence: &Fence, commit: &Commit) -> StoreResult<CommitOutcome> {
+        self.db
+            .transaction(Replay::Once, |conn| {
+                async move {
+                    let locked: Vec<LockedJob> = Sql::new(queries::COMMIT_LOCK)
+                        .bind(fence.job_key.as_str())
+                        .bind(fence.epoch)
+                        .bind(fence.owner.as_str())
+                        .bind(commit.finish.as_ref().map(|f| f.op_key.as_str()))
+                        .load(conn)
+                        .await?;
+                    let locked = locked.into_iter().next().ok_or_else(|| job_not_found(&fence.job_key))?;
+                    if !locked.holds {
+                        return Err(lease_lost(fence).into());
+                    }
+                    // The checks in the reference store's order: op to
+                    // finish, steps, op to start.
+                    if let Some(finish) = &commit.finish {
+                        if !locked.finish_running {
+                            return Err(conflict(format!(
+                                "no running attempt of op {} under epoch {}",
+                                finish.op_key, fence.epoch
+                            )));
+                        }
+                    }
+                    let job = apply_steps(&locked, commit)?;
+                    if commit.begin.is_some() && !job.state.is_in_flight() {
+                        return Err(conflict(format!("cannot start an op on a {} job", job.state)));
+                    }
+                    let update_job = !commit.steps.is_empty() || patch_sets_fields(&commit.patch);
+                    if commit.finish.is_none() && commit.begin.is_none() && !update_job {
+                        return Ok(CommitOutcome::default());
+                    }
+                    let (next_mode, next_delay) = match job.next_attempt {
+                        NextAttempt::Keep => (0, 0),
+                        NextAttempt::Clear => (1, 0),
+                        NextAttempt::After(ms) => (2, ms),
+                    };
+                    let p = &commit.patch;
+                    let written: CommitRow = Sql::new(queries::COMMIT_WRITE)
+                        .bind(fence.job_key.as_str())
+                        .bind(fence.epoch)
+                        .bind(commit.finish.as_ref().map(|f| f.op_key.as_str()))
+                        .bind(commit.finish.as_ref().map(|f| f.code.as_str()))
+                        .bind(commit.finish.as_ref().map(|f| f.result.clone()))
+                        .bind(update_job)
+                        .bind(job.state.as_str())
+                        .bind(job.attempts)
+                        .bind(job.last_error)
+                        .bind(job.retryable)
+                        .bind(next_mode)
+                        .bind(next_delay)
+                        .bind(job.end_lease)
+                        .bind(p.etag.clone())
+                        .bind(p.last_modified.clone())
+                        .bind(p.remote_size.map(|s| signed(s, "remote size")).transpose()?)
+                        .bind(p.path.clone())
+                        .bind(p.sha256.clone())
+                        .bind(p.size.map(|s| signed(s, "size")).transpose()?)
+                        .bind(p.duplicate_of.clone())
+                        .bind(commit.begin.as_ref().map(|b| b.op_key.as_str()))
+                        .bind(commit.begin.as_ref().map(|b| b.kind.as_str()))
+                        .get_result(conn)
+                        .await?;
+                    if let Some(finish) = &commit.finish {
+                        if written.finished != 1 {
+                            return Err(conflict(format!(
+                                "no running attempt of op {} under epoch {}",
+                                finish.op_key, fence.epoch
+                            )));
+                        }
+                    }
+                    let begun = match &commit.begin {
+                        None => None,
+                        Some(_) if written.replayed => Some(OpBegin::Replay(written.replay.unwrap_or(Value::Null))),
+                        Some(_) if written.begun == 1 => Some(OpBegin::Run),
+                        Some(start) => {
+                            return Err(conflict(format!(
+                                "op {} already attempted under epoch {}",
+                                start.op_key, fence.epoch
+                            )))
+                        }
+                    };
+                    debug_assert!(!update_job || written.updated == 1);
+                    Ok(CommitOutcome { begun })
+                }
+                .scope_boxed()
+            })
+            .await
+    }
+
+    async fn ops(&self, query: &OpQuery) -> StoreResult<Vec<OpRecord>> {
+        let mut text = String::from("SELECT * FROM op_rows WHERE true");
+        let mut binds: Vec<Bind> = Vec::new();
+        if let Some(job) = &query.job_key {
+            binds.push(job.as_str().into());
+            text.push_str(&format!(" AND job_key = ${}", binds.len()));
+        }
+        if let Some(after) = query.after_seq {
+            binds.push(after.into());
+            text.push_str(&format!(" AND seq > ${}", binds.len()));
+        }
+        text.push_str(" ORDER BY seq");
+        if query.limit > 0 {
+            binds.push(i64::try_from(query.limit).unwrap_or(i64::MAX).into());
+            text.push_str(&format!(" LIMIT ${}", binds.len()));
+        }
+        let sql = binds.into_iter().fold(Sql::new(text), Sql::bind);
+        let sql = &sql;
+        let rows: Vec<OpRow> = self
+            .db
+            .run(|conn| async move { Ok(sql.clone().load(conn).await?) }.scope_boxed())
+            .await?;
+        rows.into_iter().map(OpRow::into_record).collect()
+    }
+
+    async fn index_artifact(&self, fence: &Fence, entry: &ArtifactEntry) -> StoreResult<ArtifactEntry> {
+        let size = signed(entry.size, "artifact size")?;
+        // Idempotent: the fence check only reads, and a second insert finds
+        // the first.
+        let row: ArtifactRow = self
+            .db
+            .transaction(Replay::Safe, |conn| {
+                async move {
+                    let held: Vec<Holds> = Sql::new(queries::FENCE)
+                        .bind(fence.job_key.as_str())
+                        .bind(fence.epoch)
+                        .bind(fence.owner.as_str())
+                        .load(conn)
+                        .await?;
+                    match held.into_iter().next() {
+                        None => return Err(job_not_found(&fence.job_key).into()),
+                        Some(h) if !h.holds => return Err(lease_lost(fence).into()),
+                        Some(_) => {}
+                    }
+                    let inserted: Vec<ArtifactRow> = Sql::new(queries::INDEX_ARTIFACT)
+                        .bind(entry.sha256.as_str())
+                        .bind(entry.path.as_str())
+                        .bind(size)
+                        .bind(entry.job_key.as_str())
+                        .load(conn)
+                        .await?;
+                    if let Some(row) = inserted.into_iter().next() {
+                        return Ok(row);
+                    }
+                    // Indexed before (perhaps by a transaction that committed
+                    // after this statement's snapshot): read it fresh.
+                    Ok(Sql::new(queries::ARTIFACT)
+                        .bind(entry.sha256.as_str())
+                        .get_result(conn)
+                        .await?)
+                }
+                .scope_boxed()
+            })
+            .await?;
+        row.into_entry()
+    }
+
+    async fn artifact(&self, sha256: &str) -> StoreResult<Option<ArtifactEntry>> {
+        let rows: Vec<ArtifactRow> = self
+            .db
+            .run(|conn| async move { Ok(Sql::new(queries::ARTIFACT).bind(sha256).load(conn).await?) }.scope_boxed())
+            .await?;
+        rows.into_iter().next().map(ArtifactRow::into_entry).transpose()
+    }
+
+    async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool> {
+        self.db
+            .transaction(Replay::Once, |conn| {
+                async move {
+                    let rows: Vec<StateEpoch> = Sql::new(queries::JOB_FOR_REQUEUE).bind(job_key).load(conn).await?;
+                    let row = rows.into_iter().next().ok_or_else(|| job_not_found(job_key))?;
+                    let from = parse_state(&row.state)?;
+                    if check_transition(Transition::Requeue, from, JobState::Planned).is_err() {
+                        return Ok(false);
+                    }
+                    Sql::new(queries::REQUEUE)
+                        .bind(job_key)
+                        .bind(OpKeys { job_key }.epoch_action(OpKind::Requeue, row.epoch))
+                        .bind(row.epoch)
+                        .bind(json!({ "from": from.as_str(), "reason": reason }))
+                        .execute(conn)
+                        .await?;
+                    Ok(true)
+                }
+                .scope_boxed()
+            })
+            .await
+    }
+
+    async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {
+        // One statement, once per op key: safe to run again.
+        let found: Count = self
+            .db
+            .run(|conn| {
+                async move {
+                    Ok(Sql::new(queries::NOTE)
+                        .bind(job_key)
+                        .bind(op_key)
+                        .bind(kind.as_str())
+                        .bind(result.clone())
+                        .get_result(conn)
+                        .await?)
+                }
+                .scope_boxed()
+            })
+            .await?;
+        if found.n == 0 {
+            return Err(job_not_found(job_key));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,24 @@
+//! The hot queries, one SQL file each under `queries/`.
+
+pub(crate) const ACQUIRE: &str = include_str!("../queries/acquire.sql");
+pub(crate) const ACQUIRE_JOB: &str = include_str!("../queries/acquire_job.sql");
+pub(crate) const RELET: &str = include_str!("../queries/relet.sql");
+pub(crate) const COMMIT_LOCK: &str = include_str!("../queries/commit_lock.sql");
+pub(crate) const COMMIT_WRITE: &str = include_str!("../queries/commit_write.sql");
+pub(crate) const RENEW: &str = include_str!("../queries/renew.sql");
+pub(crate) const RELEASE: &str = include_str!("../queries/release.sql");
+pub(crate) const RECONCILE: &str = include_str!("../queries/reconcile.sql");
+pub(crate) const PLAN: &str = include_str!("../queries/plan.sql");
+pub(crate) const REQUEUE: &str = include_str!("../queries/requeue.sql");
+pub(crate) const NOTE: &str = include_str!("../queries/note.sql");
+pub(crate) const FENCE: &str = include_str!("../queries/fence.sql");
+pub(crate) const INDEX_ARTIFACT: &str = include_str!("../queries/index_artifact.sql");
+pub(crate) const OUTSTANDING: &str = include_str!("../queries/outstanding.sql");
+
+/// The store clock, in milliseconds since the Unix epoch.
+pub(crate) const NOW: &str = "SELECT floor(extract(epoch FROM now()) * 1000)::bigint AS n";
+pub(crate) const JOB: &str = "SELECT * FROM job_rows WHERE job_key = $1";
+pub(crate) const STATUS: &str = "SELECT state, count(*) AS n FROM jobs GROUP BY state";
+pub(crate) const ARTIFACT: &str = "SELECT sha256, path, size, job_key FROM artifacts WHERE sha256 = $1";
+pub(crate) const JOB_FOR_REQUEUE: &str = "SELECT state, epoch FROM jobs WHERE job_key = $1 FOR UPDATE";
+pub(crate) const JOB_EXISTS: &str = "SELECT count(*) AS n FROM jobs WHERE job_key = $1";

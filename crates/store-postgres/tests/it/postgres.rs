@@ -1,0 +1,204 @@
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+use oncefetch_core::conformance::sample_jobs;
+use oncefetch_core::registry::store_factory_for;
+use oncefetch_core::{
+    AcquireRequest, Commit, JobPatch, JobState, LeaseManager, LedgerExt, LedgerStore, OpFinish, OpKind, OpQuery,
+    ResultCode, StoreError,
+};
+use oncefetch_store_postgres::{PostgresOptions, PostgresStore, SCHEMES, STORE};
+use serde_json::json;
+
+use crate::support::{fresh_store, fresh_url, raw_connection, require_postgres, schema_of, with_params};
+
+fn request(owner: &str, limit: usize) -> AcquireRequest {
+    AcquireRequest {
+        owner: owner.to_owned(),
+        ttl: Duration::from_secs(60),
+        limit,
+        max_attempts: 3,
+    }
+}
+
+#[test]
+fn schemes_are_registered() {
+    // Naming a crate item keeps the registration in the test binary.
+    assert_eq!(STORE, "postgres");
+    for url in ["postgres://x/y", "postgresql://x/y", "POSTGRES://x/y"] {
+        let factory = store_factory_for(url).expect("a factory for postgres URLs");
+        assert_eq!(factory.name, "postgres");
+        assert_eq!(factory.schemes, SCHEMES);
+        assert!(!factory.bare_paths);
+    }
+}
+
+#[tokio::test]
+async fn opens_through_the_registry() {
+    let base = require_postgres!();
+    let store = oncefetch_core::open_store(&fresh_url(&base))
+        .await
+        .expect("open by URL");
+    assert_eq!(store.status().await.expect("status").total(), 0);
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_backend_error() {
+    let _ = require_postgres!();
+    let options = PostgresOptions::from_url("postgres://nobody@127.0.0.1:1/none")
+        .expect("url")
+        .connect_timeout(Duration::from_secs(2));
+    match PostgresStore::connect(options).await {
+        Err(err @ StoreError::Backend { .. }) => assert!(err.is_retryable()),
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn schemas_are_isolated_and_reopening_migrates_nothing() {
+    let base = require_postgres!();
+    let (first, url) = fresh_store(&base).await;
+    first.plan(&sample_jobs("iso", 3)).await.expect("plan");
+    let (second, _) = fresh_store(&base).await;
+    assert_eq!(
+        second.status().await.expect("status").total(),
+        0,
+        "another schema is empty"
+    );
+    let reopened = PostgresStore::open(&url).await.expect("reopen");
+    assert_eq!(
+        reopened.status().await.expect("status").total(),
+        3,
+        "same schema, same ledger"
+    );
+    assert_eq!(reopened.options().schema_name(), Some(schema_of(&url).as_str()));
+}
+
+#[tokio::test]
+async fn concurrent_opens_of_a_new_schema_migrate_once() {
+    let base = require_postgres!();
+    let url = fresh_url(&base);
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { PostgresStore::open(&url).await })
+        })
+        .collect();
+    for open in opens {
+        open.await.expect("task").expect("open");
+    }
+}
+
+#[derive(QueryableByName)]
+struct Diff {
+    #[diesel(sql_type = BigInt)]
+    diff: i64,
+}
+
+#[tokio::test]
+async fn lease_expiry_is_the_server_clock_plus_ttl() {
+    let base = require_postgres!();
+    let (store, url) = fresh_store(&base).await;
+    store.plan(&sample_jobs("clock", 1)).await.expect("plan");
+    let before = store.now().await.expect("now");
+    let lease = store.acquire(&request("w", 1)).await.expect("acquire").remove(0);
+    let after = store.now().await.expect("now");
+    assert!(lease.expires_at >= before + 60_000 && lease.expires_at <= after + 60_000);
+    // The stored expiry is the server's timestamp, not a number we sent.
+    let mut conn = raw_connection(&base, &schema_of(&url)).await;
+    let row: Diff = diesel::sql_query(
+        "SELECT floor(extract(epoch FROM lease_expires_at - now()) * 1000)::bigint AS diff FROM jobs WHERE job_key = $1",
+    )
+    .bind::<Text, _>(&lease.fence.job_key)
+    .get_result(&mut conn)
+    .await
+    .expect("query");
+    assert!((55_000..=60_000).contains(&row.diff), "{}", row.diff);
+}
+
+#[tokio::test]
+async fn a_refused_commit_writes_nothing() {
+    let base = require_postgres!();
+    let (store, _) = fresh_store(&base).await;
+    store.plan(&sample_jobs("atomic", 1)).await.expect("plan");
+    let lease = store.acquire(&request("w", 1)).await.expect("acquire").remove(0);
+    let key = "head-op";
+    store.begin_op(&lease.fence, key, OpKind::Head).await.expect("begin");
+    // Finishing a running op and a step fine by the table, then starting the
+    // same op again under this epoch: a conflict, so neither the finish nor
+    // the step may stay.
+    let commit = Commit {
+        finish: Some(OpFinish {
+            op_key: key.into(),
+            code: ResultCode::Ok,
+            result: json!({"status": 200}),
+        }),
+        steps: vec![JobState::HeadDone],
+        patch: JobPatch {
+            etag: Some("\"v1\"".into()),
+            ..JobPatch::default()
+        },
+        begin: Some(oncefetch_core::OpStart {
+            op_key: key.into(),
+            kind: OpKind::Head,
+        }),
+    };
+    let refused = store.commit(&lease.fence, &commit).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    let job = store.job(&lease.fence.job_key).await.expect("job");
+    assert_eq!((job.state, job.etag), (JobState::Leased, None));
+    let rows = store
+        .ops(&OpQuery {
+            job_key: Some(lease.fence.job_key.clone()),
+            ..OpQuery::default()
+        })
+        .await
+        .expect("ops");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].result_code, None, "the op is still running");
+    // Without the conflicting start the same commit goes through.
+    let commit = Commit { begin: None, ..commit };
+    store.commit(&lease.fence, &commit).await.expect("commit");
+    let job = store.job(&lease.fence.job_key).await.expect("job");
+    assert_eq!((job.state, job.etag.as_deref()), (JobState::HeadDone, Some("\"v1\"")));
+}
+
+#[tokio::test]
+async fn acquire_job_grants_a_named_job_once() {
+    let base = require_postgres!();
+    let (store, _) = fresh_store(&base).await;
+    let jobs = sample_jobs("named", 2);
+    store.plan(&jobs).await.expect("plan");
+    let lease = store
+        .acquire_job(&jobs[1].job_key, &request("w", 1))
+        .await
+        .expect("acquire_job")
+        .expect("runnable");
+    assert_eq!(
+        (lease.fence.job_key.as_str(), lease.fence.epoch),
+        (jobs[1].job_key.as_str(), 1)
+    );
+    assert!(store
+        .acquire_job(&jobs[1].job_key, &request("w2", 1))
+        .await
+        .expect("acquire_job")
+        .is_none());
+    assert!(matches!(
+        store.acquire_job("no-such-job", &request("w", 1)).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn pool_size_and_schema_come_from_the_url() {
+    let base = require_postgres!();
+    let url = with_params(&base, "schema=it_params_check&pool_size=3");
+    let options = PostgresOptions::from_url(&url).expect("options");
+    assert_eq!(
+        (options.schema_name(), options.max_connections()),
+        (Some("it_params_check"), 3)
+    );
+    assert!(!options.connection_url().contains("schema="));
+}
