@@ -40,8 +40,11 @@ TASKS:
     postgres
         Start a throwaway PostgreSQL (initdb into a temporary directory, a free port on
         127.0.0.1, database oncefetch_test), print its variables as `export K=V` lines on
-        stdout, and keep it running until Ctrl-C or end of standard input, e.g.
-            eval \"$(sleep infinity | cargo xtask postgres &)\"   # or run it in a second terminal
+        stdout, and keep it running until Ctrl-C (or SIGTERM) or end of standard input.
+        Run it in a second terminal and paste the export lines, or in one shell:
+            sleep infinity | cargo xtask postgres > pg.env &
+            until grep -q RUN_AS pg.env; do sleep 1; done; . ./pg.env; cargo test …
+            kill %1    # stops the server and removes its directory
         Variables (the tests read them):
           ONCEFETCH_TEST_POSTGRES_URL  postgres://postgres@127.0.0.1:PORT/oncefetch_test
           ONCEFETCH_REQUIRE_POSTGRES   1: a test missing the URL fails instead of skipping
