@@ -1,2 +1,278 @@
-//! Placeholder, replaced below.
-fn main() {}
+//! Benchmarks of the SQLite store's hot paths (issue targets in brackets):
+//!
+//! - `round_trip/now`: the store clock, the cheapest call (the floor);
+//! - `lease_acquire/single_job`: one `acquire` of one PLANNED job [p50 ≤ 100 µs];
+//! - `state_transition/one_step`: one fenced `commit` of one step [≤ 50 µs];
+//! - `plan/100k_jobs`: planning 100,000 jobs in one call [≥ 200,000 jobs/s];
+//! - `reconcile/1M_expired_leases`: reconcile of 1,000,000 in-flight jobs whose
+//!   leases expired, each with one unfinished op attempt [≤ 3 s].
+//!
+//! Besides criterion's estimates, the per-call benches print their own p50
+//! and p99 over every call they timed.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use oncefetch_core::{
+    job_key, AcquireRequest, Commit, JobState, Lease, LeaseManager, LedgerStore, NewJob, ReconcileReport,
+};
+use oncefetch_store_sqlite::SqliteStore;
+use tokio::runtime::Runtime;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn scratch() -> PathBuf {
+    tempfile::Builder::new()
+        .prefix("store-sqlite-bench-")
+        .tempdir()
+        .expect("temp dir")
+        .keep()
+}
+
+fn jobs(prefix: &str, n: usize) -> Vec<NewJob> {
+    (0..n)
+        .map(|i| {
+            let (work_id, artifact_id) = (format!("{prefix}-work-{i}"), format!("artifact-{i}"));
+            let canonical_url = format!("https://example.org/{prefix}/{i}/paper.pdf");
+            NewJob {
+                job_key: job_key(&work_id, &artifact_id, &canonical_url),
+                work_id,
+                artifact_id,
+                url: canonical_url.clone(),
+                canonical_url,
+                expected_sha256: None,
+                expected_size: Some(1024),
+            }
+        })
+        .collect()
+}
+
+fn request(limit: usize) -> AcquireRequest {
+    AcquireRequest {
+        owner: "bench".into(),
+        ttl: Duration::from_secs(3600),
+        limit,
+        max_attempts: 5,
+    }
+}
+
+/// Prints p50/p99 of per-call latencies.
+fn report(name: &str, mut samples: Vec<Duration>) {
+    if samples.is_empty() {
+        return;
+    }
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    eprintln!(
+        "{name}: {} calls, p50 {:?}, p99 {:?}",
+        samples.len(),
+        at(0.50),
+        at(0.99)
+    );
+}
+
+/// The floor under every call: one trip to the connection thread and back
+/// with the cheapest query (the store clock).
+fn round_trip(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = scratch();
+    let store = rt.block_on(SqliteStore::open(dir.join("now.db").to_str().unwrap())).unwrap();
+    let mut latencies = Vec::new();
+    c.bench_function("round_trip/now", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let started = Instant::now();
+                rt.block_on(store.now()).unwrap();
+                let took = started.elapsed();
+                latencies.push(took);
+                total += took;
+            }
+            total
+        })
+    });
+    report("round_trip/now", latencies);
+}
+
+fn lease_acquire(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = scratch();
+    let store = Arc::new(
+        rt.block_on(SqliteStore::open(dir.join("acquire.db").to_str().unwrap()))
+            .unwrap(),
+    );
+    let mut planned = 0usize;
+    let mut latencies = Vec::new();
+    let mut group = c.benchmark_group("lease_acquire");
+    group.bench_function("single_job", |b| {
+        b.iter_custom(|iters| {
+            let n = usize::try_from(iters).unwrap();
+            rt.block_on(store.plan(&jobs(&format!("acq{planned}"), n))).unwrap();
+            planned += n;
+            let mut total = Duration::ZERO;
+            for _ in 0..n {
+                let started = Instant::now();
+                let leases = rt.block_on(store.acquire(&request(1))).unwrap();
+                let took = started.elapsed();
+                assert_eq!(leases.len(), 1);
+                latencies.push(took);
+                total += took;
+            }
+            total
+        })
+    });
+    group.finish();
+    report("lease_acquire/single_job", latencies);
+}
+
+fn state_transition(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = scratch();
+    let store = Arc::new(
+        rt.block_on(SqliteStore::open(dir.join("step.db").to_str().unwrap()))
+            .unwrap(),
+    );
+    let mut planned = 0usize;
+    let mut latencies = Vec::new();
+    let mut group = c.benchmark_group("state_transition");
+    group.bench_function("one_step", |b| {
+        b.iter_custom(|iters| {
+            let n = usize::try_from(iters).unwrap();
+            rt.block_on(store.plan(&jobs(&format!("step{planned}"), n))).unwrap();
+            planned += n;
+            let mut leases: Vec<Lease> = Vec::with_capacity(n);
+            while leases.len() < n {
+                leases.extend(rt.block_on(store.acquire(&request(500))).unwrap());
+            }
+            let commit = Commit {
+                steps: vec![JobState::HeadDone],
+                ..Commit::default()
+            };
+            let mut total = Duration::ZERO;
+            for lease in &leases {
+                let started = Instant::now();
+                rt.block_on(store.commit(&lease.fence, &commit)).unwrap();
+                let took = started.elapsed();
+                latencies.push(took);
+                total += took;
+            }
+            total
+        })
+    });
+    group.finish();
+    report("state_transition/one_step", latencies);
+}
+
+fn plan(c: &mut Criterion) {
+    const JOBS: usize = 100_000;
+    let rt = runtime();
+    let dir = scratch();
+    let batch = jobs("plan", JOBS);
+    let mut round = 0;
+    let mut group = c.benchmark_group("plan");
+    group.sample_size(10).throughput(Throughput::Elements(JOBS as u64));
+    group.bench_function("100k_jobs", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                round += 1;
+                let path = dir.join(format!("plan-{round}.db"));
+                let store = rt.block_on(SqliteStore::open(path.to_str().unwrap())).unwrap();
+                let started = Instant::now();
+                let counts = rt.block_on(store.plan(&batch)).unwrap();
+                total += started.elapsed();
+                assert_eq!(counts.new, JOBS as u64);
+                drop(store);
+                remove_db(&path);
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(name);
+    }
+}
+
+/// A ledger of `n` in-flight jobs whose leases expired long ago, each with a
+/// running STREAM attempt, built with two `INSERT … SELECT`s.
+fn expired_ledger(path: &Path, n: i64, rt: &Runtime) {
+    drop(rt.block_on(SqliteStore::open(path.to_str().unwrap())).unwrap());
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;")
+        .unwrap();
+    conn.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         INSERT INTO jobs (job_key, work_id, artifact_id, url, canonical_url, state, epoch, lease_owner,
+                           lease_expires_at, attempts)
+         SELECT printf('%064x', i), 'w' || i, 'a', 'https://example.org/' || i, 'https://example.org/' || i,
+                'STREAMING', 1, 'crashed-worker', 1000 + i, 1
+         FROM n",
+        [n],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO ops (op_key, job_key, kind, epoch, started_at)
+         SELECT 'op-' || job_key, job_key, 'STREAM', 1, 1000 FROM jobs",
+        [],
+    )
+    .unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+}
+
+fn reconcile(c: &mut Criterion) {
+    const JOBS: i64 = 1_000_000;
+    let rt = runtime();
+    let dir = scratch();
+    let base = dir.join("expired-base.db");
+    let mut built = false;
+    let mut reports = Vec::new();
+    let mut group = c.benchmark_group("reconcile");
+    group.sample_size(10);
+    group.bench_function("1M_expired_leases", |b| {
+        b.iter_custom(|iters| {
+            if !built {
+                let started = Instant::now();
+                expired_ledger(&base, JOBS, &rt);
+                eprintln!("reconcile: built {JOBS} expired leases in {:?}", started.elapsed());
+                built = true;
+            }
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let path = dir.join("expired-run.db");
+                remove_db(&path);
+                std::fs::copy(&base, &path).unwrap();
+                let store = rt.block_on(SqliteStore::open(path.to_str().unwrap())).unwrap();
+                let started = Instant::now();
+                let report: ReconcileReport = rt.block_on(store.reconcile(Duration::ZERO)).unwrap();
+                let took = started.elapsed();
+                total += took;
+                assert_eq!(report.expired_leases, JOBS as u64);
+                assert_eq!(report.abandoned_ops, JOBS as u64);
+                reports.push(took);
+                drop(store);
+            }
+            total
+        })
+    });
+    group.finish();
+    report("reconcile/1M_expired_leases", reports);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, round_trip, lease_acquire, state_transition, plan, reconcile);
+criterion_main!(benches);

@@ -7,6 +7,13 @@
 //! `SQLITE_LOCKED` (another connection or process holds the lock past
 //! `busy_timeout`, or SQLite refused to wait) is rolled back and run again
 //! after a short backoff, so lock errors never reach a caller.
+//!
+//! Checkpoints stay off the write path: each handle also runs a checkpoint
+//! thread with its own connection that copies the WAL back into the database
+//! every [`CHECKPOINT_EVERY`] (`PRAGMA wal_checkpoint(PASSIVE)`, which never
+//! blocks a writer). A commit therefore only appends to the WAL; the
+//! automatic checkpoint inside a commit is kept only as a safety net for a
+//! WAL that grows past [`AUTOCHECKPOINT_PAGES`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -29,10 +36,19 @@ const STATEMENT_CACHE: usize = 64;
 /// Page cache per connection (negative: KiB).
 const CACHE_SIZE_KIB: i64 = 64 * 1024;
 
-/// A handle on the connection thread; the thread ends when the handle drops.
+/// How often the checkpoint thread copies the WAL back.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// WAL size (pages) past which a commit checkpoints by itself.
+const AUTOCHECKPOINT_PAGES: u32 = 16_384;
+
+/// A handle on the connection thread; the thread (and the checkpoint thread)
+/// end when the handle drops.
 #[derive(Debug)]
 pub(crate) struct ConnThread {
     tasks: mpsc::Sender<Task>,
+    /// Dropping it stops the checkpoint thread.
+    _stop_checkpoints: mpsc::Sender<()>,
 }
 
 impl ConnThread {
@@ -41,6 +57,8 @@ impl ConnThread {
         let (tasks, inbox) = mpsc::channel::<Task>();
         let (ready, opened) = oneshot::channel();
         let path = options.path().to_owned();
+        let checkpoint_path = path.clone();
+        let options_for_checkpoints = options.clone();
         std::thread::Builder::new()
             .name("oncefetch-sqlite".into())
             .spawn(move || {
@@ -60,7 +78,23 @@ impl ConnThread {
             })
             .map_err(|e| StoreError::backend(STORE, OpenError { path, source: e.into() }))?;
         opened.await.map_err(|_| closed())??;
-        Ok(Self { tasks })
+        let (stop, stopped) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("oncefetch-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&options_for_checkpoints, &stopped))
+            .map_err(|e| {
+                StoreError::backend(
+                    STORE,
+                    OpenError {
+                        path: checkpoint_path,
+                        source: e.into(),
+                    },
+                )
+            })?;
+        Ok(Self {
+            tasks,
+            _stop_checkpoints: stop,
+        })
     }
 
     /// Runs `f` on the connection thread and waits for its answer.
@@ -132,12 +166,34 @@ fn set_up(options: &SqliteOptions) -> Result<Connection, TxError> {
             "PRAGMA synchronous = {synchronous};
              PRAGMA foreign_keys = ON;
              PRAGMA temp_store = MEMORY;
-             PRAGMA cache_size = -{CACHE_SIZE_KIB};"
+             PRAGMA cache_size = -{CACHE_SIZE_KIB};
+             PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
         ))?;
         Ok(())
     })?;
     retry_busy(|| migrate::migrate(&mut conn))?;
     Ok(conn)
+}
+
+/// Checkpoints the WAL every [`CHECKPOINT_EVERY`] until the handle drops.
+/// Failures only delay a checkpoint (the next round, or a commit past
+/// [`AUTOCHECKPOINT_PAGES`], catches up), so they are logged, not returned.
+fn checkpoint_loop(options: &SqliteOptions, stop: &mpsc::Receiver<()>) {
+    let conn = match Connection::open_with_flags(
+        options.path(),
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!(error = %e, "sqlite checkpoint thread could not open the database");
+            return;
+        }
+    };
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "sqlite checkpoint deferred");
+        }
+    }
 }
 
 /// Runs `body` in a `BEGIN IMMEDIATE` transaction and commits it, running it

@@ -9,7 +9,7 @@ use oncefetch_core::{
     check_transition, AcquireRequest, Fence, Job, JobState, Lease, Millis, OpKeys, OpKind, ReconcileReport, ResultCode,
     Transition,
 };
-use rusqlite::{named_params, Connection, ToSql};
+use rusqlite::{named_params, Connection};
 use serde_json::json;
 
 use crate::clock::{self, millis};
@@ -18,80 +18,49 @@ use crate::ledger::{insert_op, lease_lost, load_job, not_found};
 use crate::queries;
 use crate::rows;
 
-/// The runnable jobs, by kind, in the order a batch takes them: in-flight
-/// jobs whose lease expired (or was released) first, since they hold work
-/// already done; then retryable failures past their backoff; then PLANNED
-/// jobs in planning order. Each query skips URLs held by a live lease.
-const RUNNABLE: [&str; 3] = [
-    queries::RUNNABLE_IN_FLIGHT,
-    queries::RUNNABLE_FAILED,
-    queries::RUNNABLE_PLANNED,
-];
-
-/// Grants up to `request.limit` runnable jobs in one transaction.
+/// Grants up to `request.limit` runnable jobs in one transaction, in the
+/// order of `sql/queries/runnable.sql`: released and expired in-flight jobs
+/// first (they hold work already done), then retryable failures past their
+/// backoff, then PLANNED jobs in planning order.
 pub(crate) fn acquire(conn: &Connection, request: &AcquireRequest) -> Result<Vec<Lease>, TxError> {
     let now = clock::now(conn)?;
     let expires_at = now.saturating_add(millis(request.ttl));
     let mut leases = Vec::new();
     let mut urls = HashSet::new();
     let mut keys = HashSet::new();
-    for query in RUNNABLE {
-        // Each round either grants a job (whose URL the next round then sees
-        // as busy) or ends; a round only comes short when one page held
-        // several jobs of one URL.
-        while leases.len() < request.limit {
-            let remaining = request.limit - leases.len();
-            let candidates = runnable_page(conn, query, now, request.max_attempts, remaining)?;
-            let before = leases.len();
-            for (job_key, url, state) in candidates {
-                if leases.len() == request.limit {
-                    break;
-                }
-                if keys.contains(&job_key) || urls.contains(&url) {
-                    continue;
-                }
-                let previous: JobState = state.parse().map_err(|e| {
-                    TxError::Sql(rusqlite::Error::FromSqlConversionFailure(
-                        2,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    ))
-                })?;
-                leases.push(grant(conn, &job_key, previous, request, expires_at, now)?);
-                keys.insert(job_key);
-                urls.insert(url);
-            }
-            if leases.len() == before {
+    // Each round either grants a job (whose URL the next round then sees as
+    // busy) or ends; a round only comes short when one page held several
+    // jobs of one URL.
+    while leases.len() < request.limit {
+        let remaining = request.limit - leases.len();
+        let candidates = conn
+            .prepare_cached(queries::RUNNABLE)?
+            .query_map(
+                named_params! {
+                    ":now": now,
+                    ":max_attempts": request.max_attempts,
+                    ":limit": rows::limit(remaining),
+                },
+                rows::job,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let before = leases.len();
+        for job in candidates {
+            if leases.len() == request.limit {
                 break;
             }
+            if keys.contains(&job.job_key) || urls.contains(&job.canonical_url) {
+                continue;
+            }
+            keys.insert(job.job_key.clone());
+            urls.insert(job.canonical_url.clone());
+            leases.push(grant(conn, job, request, expires_at, now)?);
+        }
+        if leases.len() == before {
+            break;
         }
     }
     Ok(leases)
-}
-
-/// One page of candidates `(job_key, canonical_url, state)` from a
-/// `runnable_*.sql` query (each binds the parameters it names).
-fn runnable_page(
-    conn: &Connection,
-    query: &str,
-    now: Millis,
-    max_attempts: u32,
-    limit: usize,
-) -> Result<Vec<(String, String, String)>, TxError> {
-    let mut stmt = conn.prepare_cached(query)?;
-    let limit = rows::limit(limit);
-    let params: [(&str, &dyn ToSql); 3] = [(":now", &now), (":max_attempts", &max_attempts), (":limit", &limit)];
-    for (name, value) in params {
-        if let Some(index) = stmt.parameter_index(name)? {
-            stmt.raw_bind_parameter(index, value)?;
-        }
-    }
-    let mut rows = stmt.raw_query();
-    let mut page = Vec::new();
-    while let Some(row) = rows.next()? {
-        page.push((row.get(0)?, row.get(1)?, row.get(2)?));
-    }
-    Ok(page)
 }
 
 /// Grants one given job if it is runnable and its URL is free.
@@ -114,7 +83,7 @@ pub(crate) fn acquire_job(
         return Ok(None);
     }
     let expires_at = now.saturating_add(millis(request.ttl));
-    grant(conn, job_key, job.state, request, expires_at, now).map(Some)
+    grant(conn, job, request, expires_at, now).map(Some)
 }
 
 /// Whether a grant may pick `job` at `now` (the reference store's rule).
@@ -130,29 +99,35 @@ fn runnable(job: &Job, now: Millis, max_attempts: u32) -> bool {
 }
 
 /// LEASED under the next epoch; abandons older unfinished attempts and, for
-/// the backward step from an in-flight state, records a RELET row.
-fn grant(
-    conn: &Connection,
-    job_key: &str,
-    previous_state: JobState,
-    request: &AcquireRequest,
-    expires_at: Millis,
-    now: Millis,
-) -> Result<Lease, TxError> {
+/// the backward step from an in-flight state, records a RELET row. `job` is
+/// the row as read in this transaction.
+fn grant(conn: &Connection, mut job: Job, request: &AcquireRequest, expires_at: Millis, now: Millis) -> Result<Lease, TxError> {
+    let previous_state = job.state;
     check_transition(Transition::Grant, previous_state, JobState::Leased)?;
-    let job = conn.prepare_cached(queries::GRANT)?.query_row(
-        named_params! {":owner": request.owner, ":expires_at": expires_at, ":job_key": job_key},
-        rows::job,
-    )?;
-    conn.prepare_cached(queries::ABANDON_OLD_EPOCHS)?
-        .execute(named_params! {":now": now, ":job_key": job_key, ":epoch": job.epoch})?;
+    let previous_epoch = job.epoch;
+    job.epoch += 1;
+    job.state = JobState::Leased;
+    job.lease_owner = Some(request.owner.clone());
+    job.lease_expires_at = Some(expires_at);
+    conn.prepare_cached(queries::GRANT)?.execute(named_params! {
+        ":epoch": job.epoch,
+        ":owner": request.owner,
+        ":expires_at": expires_at,
+        ":job_key": job.job_key,
+    })?;
+    // Attempts are only started under a lease, so a job never leased before
+    // (epoch 0) has none to abandon.
+    if previous_epoch > 0 {
+        conn.prepare_cached(queries::ABANDON_OLD_EPOCHS)?
+            .execute(named_params! {":now": now, ":job_key": job.job_key, ":epoch": job.epoch})?;
+    }
     if previous_state.is_in_flight() {
-        let op_key = OpKeys { job_key }.epoch_action(OpKind::Relet, job.epoch);
+        let op_key = OpKeys { job_key: &job.job_key }.epoch_action(OpKind::Relet, job.epoch);
         let result = json!({ "from": previous_state.as_str(), "epoch": job.epoch });
         insert_op(
             conn,
             &op_key,
-            job_key,
+            &job.job_key,
             OpKind::Relet,
             job.epoch,
             now,
@@ -162,7 +137,7 @@ fn grant(
     }
     Ok(Lease {
         fence: Fence {
-            job_key: job_key.to_owned(),
+            job_key: job.job_key.clone(),
             epoch: job.epoch,
             owner: request.owner.clone(),
         },

@@ -411,7 +411,8 @@ pub(crate) fn artifact(conn: &Connection, sha256: &str) -> rusqlite::Result<Opti
         .optional()
 }
 
-/// Sends a FAILED or finished job back to PLANNED with a REQUEUE row.
+/// Sends a FAILED or finished job back to PLANNED with a REQUEUE row; its OK
+/// effect rows become ABANDONED so the effects run again.
 pub(crate) fn requeue(conn: &Connection, job_key: &str, reason: &str) -> Result<bool, TxError> {
     let now = clock::now(conn)?;
     let job = load_job(conn, job_key)?.ok_or_else(|| not_found(job_key))?;
@@ -421,8 +422,11 @@ pub(crate) fn requeue(conn: &Connection, job_key: &str, reason: &str) -> Result<
     }
     conn.prepare_cached(queries::REQUEUE)?
         .execute(named_params! {":job_key": job_key})?;
+    let superseded = conn
+        .prepare_cached(queries::SUPERSEDE_EFFECTS)?
+        .execute(named_params! {":job_key": job_key})?;
     let op_key = OpKeys { job_key }.epoch_action(OpKind::Requeue, job.epoch);
-    let result = json!({ "from": from.as_str(), "reason": reason });
+    let result = json!({ "from": from.as_str(), "reason": reason, "superseded_ops": superseded });
     insert_op(
         conn,
         &op_key,

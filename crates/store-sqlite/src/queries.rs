@@ -6,7 +6,7 @@ pub(crate) const ABANDON_OLD_EPOCHS: &str = include_str!("../sql/queries/abandon
 pub(crate) const ARTIFACT_GET: &str = include_str!("../sql/queries/artifact_get.sql");
 /// Indexes content unless its hash is indexed already (first writer wins).
 pub(crate) const ARTIFACT_INSERT: &str = include_str!("../sql/queries/artifact_insert.sql");
-/// Grants a job: LEASED under the next epoch.
+/// Grants a job: LEASED under the next epoch (the caller read the row in this
 pub(crate) const GRANT: &str = include_str!("../sql/queries/grant.sql");
 /// The lease columns of one job, for a fence check.
 pub(crate) const JOB_FENCE: &str = include_str!("../sql/queries/job_fence.sql");
@@ -48,14 +48,12 @@ pub(crate) const RECONCILE_OPS: &str = include_str!("../sql/queries/reconcile_op
 pub(crate) const RELEASE: &str = include_str!("../sql/queries/release.sql");
 /// Extends a live lease held by this owner at this epoch.
 pub(crate) const RENEW: &str = include_str!("../sql/queries/renew.sql");
+/// At a requeue: the job's OK effect rows become ABANDONED.
+pub(crate) const SUPERSEDE_EFFECTS: &str = include_str!("../sql/queries/supersede_effects.sql");
 /// Sends a job back to PLANNED as freshly planned, keeping its epoch.
 pub(crate) const REQUEUE: &str = include_str!("../sql/queries/requeue.sql");
-/// Retryable FAILED jobs with attempts left and their backoff over, whose URL
-pub(crate) const RUNNABLE_FAILED: &str = include_str!("../sql/queries/runnable_failed.sql");
-/// In-flight jobs whose lease expired or was released, whose URL no live
-pub(crate) const RUNNABLE_IN_FLIGHT: &str = include_str!("../sql/queries/runnable_in_flight.sql");
-/// PLANNED jobs in planning order, whose URL no live lease holds.
-pub(crate) const RUNNABLE_PLANNED: &str = include_str!("../sql/queries/runnable_planned.sql");
+/// Runnable jobs whose canonical URL no live lease holds, in batch order.
+pub(crate) const RUNNABLE: &str = include_str!("../sql/queries/runnable.sql");
 /// Jobs per state (states with no job are absent).
 pub(crate) const STATUS: &str = include_str!("../sql/queries/status.sql");
 /// Whether a live lease holds a canonical URL.

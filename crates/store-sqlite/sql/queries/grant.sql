@@ -1,7 +1,5 @@
--- Grants a job: LEASED under the next epoch.
+-- Grants a job: LEASED under the next epoch (the caller read the row in this
+-- transaction and builds the granted job from it).
 UPDATE jobs
-SET state = 'LEASED', epoch = epoch + 1, lease_owner = :owner, lease_expires_at = :expires_at
+SET state = 'LEASED', epoch = :epoch, lease_owner = :owner, lease_expires_at = :expires_at
 WHERE job_key = :job_key
-RETURNING job_key, work_id, artifact_id, url, canonical_url, expected_sha256, expected_size,
-       state, epoch, lease_owner, lease_expires_at, attempts, next_attempt_at, last_error, retryable,
-       etag, last_modified, remote_size, path, sha256, size, duplicate_of

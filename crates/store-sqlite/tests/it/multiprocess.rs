@@ -117,7 +117,10 @@ fn four_processes_share_one_ledger() {
         assert!(!stdout.contains("ERROR"), "worker reported an error: {stdout}");
         assert!(!stderr.to_lowercase().contains("locked"), "lock error: {stderr}");
         let mut got = 0;
-        for key in stdout.lines().filter_map(|l| l.split_once("GOT ").map(|(_, key)| key.trim())) {
+        for key in stdout
+            .lines()
+            .filter_map(|l| l.split_once("GOT ").map(|(_, key)| key.trim()))
+        {
             assert!(seen.insert(key.to_owned()), "job {key} handed out twice");
             got += 1;
         }
