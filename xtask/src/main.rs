@@ -1,7 +1,9 @@
 //! `cargo xtask`: the project's developer and CI tasks, as a small Rust program
 //! (see `cargo xtask --help`).
 
+mod bench;
 mod cmd;
+mod demo;
 mod postgres;
 mod test_all;
 
@@ -55,6 +57,18 @@ TASKS:
                                        empty otherwise
         Needs the server binaries (`apt-get install -y postgresql-15` on Debian); as root the
         server runs as user postgres, since initdb refuses root.
+
+    bench [--micro-only | --e2e-only] [--quick] [--small N] [--large-size SIZE] [--rounds N] …
+        cargo bench --workspace --benches (criterion; --quick passed through), then the
+        end-to-end comparison of the release oncefetch with aria2c and curl against a private
+        nginx on loopback: small files, one large file, and planning a 1,000,000-line manifest;
+        every run verified; prints medians, ratios and the issue's targets (PASS/MISS) and writes
+        target/bench/e2e.json. Installs nginx, aria2 and time with apt-get when missing.
+        `cargo xtask bench --help` lists every option.
+
+    demo [--dir PATH] [--files N]
+        Build the release oncefetch and run it against an in-process HTTP server on loopback with
+        a generated corpus: fetch, status, the same fetch again (nothing downloaded), verify.
 
     help, --help, -h
         Print this help.
@@ -111,6 +125,8 @@ fn run(args: Vec<String>) -> Result<()> {
             }
             postgres::serve(&on_signals()?)
         }
+        "bench" => bench::run(args, &*on_signals()?),
+        "demo" => demo::run(args),
         _ => bail!("unknown task `{task}` (see `cargo xtask --help`)"),
     }
 }

@@ -1,0 +1,614 @@
+//! `cargo xtask bench`: the criterion micro-benchmarks (`cargo bench --workspace`) and an end-to-end
+//! comparison of the release `oncefetch` with aria2c and curl, all downloading one deterministic
+//! corpus from a private nginx on loopback, timed alternately in one run and verified file by file.
+//!
+//! The rules it follows come from `BENCHMARKING.md` (shared with the project): the corpus lives on
+//! the same disk as the outputs (not tmpfs); one untimed warm-up run per client first; timed runs
+//! alternate between clients (A B C A B C …); every run gets a fresh output folder and nothing is
+//! deleted until the end; a `sync` before each run keeps one client's write-back off the next
+//! one's clock; every run's output is checked (file set and SHA-256 of each file, and for oncefetch
+//! the ledger), so a fast wrong run fails the command.
+
+mod corpus;
+mod nginx;
+mod peers;
+mod report;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+pub(crate) use self::corpus::splitmix64;
+use self::corpus::{Corpus, Entry, Inputs};
+use self::nginx::Nginx;
+use self::peers::{Client, Tools};
+use self::report::{Report, Series, Workload};
+use crate::cmd;
+
+/// Help for `cargo xtask bench --help`.
+const HELP: &str = "\
+cargo xtask bench — criterion micro-benchmarks and the end-to-end comparison with aria2c and curl
+
+USAGE:
+    cargo xtask bench [OPTIONS]
+
+Runs `cargo bench --workspace --benches`, then the end-to-end harness: builds the release
+oncefetch, writes a deterministic corpus (small files of 1–64 KiB and one large file) into a
+folder on the target directory's disk, serves it from a private nginx on 127.0.0.1 (2 workers,
+sendfile, keep-alive; installed with apt-get when missing, as are aria2 and GNU time), and times,
+alternating, after one verified warm-up run each:
+    small files  oncefetch fetch … --concurrency 16 --per-host 16     (fsync on, the default)
+                 oncefetch fetch … --no-fsync
+                 aria2c -i LIST -j 16 --file-allocation=none -d DIR
+                 curl -Z --parallel-max 16 -K CONFIG --create-dirs
+    large file   oncefetch fetch …  vs  curl -o FILE URL
+    planning     oncefetch plan of a generated manifest on a fresh ledger
+Every run's output is verified (file set, SHA-256 of every file; oncefetch's ledger all SUCCESS);
+a wrong output fails the command. Prints medians, ratios oncefetch/peer and the issue's targets
+as PASS/MISS (a MISS does not fail the command), and writes the same as JSON.
+
+OPTIONS:
+    --micro-only         only the criterion benchmarks
+    --e2e-only           only the end-to-end harness
+    --quick              pass --quick to criterion
+    --small N            number of small files (default 5000)
+    --large-size SIZE    size of the large file, e.g. 1GiB, 64MiB, 0 to skip it (default 1GiB)
+    --rounds N           timed runs per client (default 5)
+    --plan-lines N       lines of the planning manifest, 0 to skip it (default 1000000)
+    --plan-rounds N      timed planning runs (default 3)
+    --json PATH          where to write the JSON (default TARGET_DIR/bench/e2e.json)
+    --dir PATH           parent of the working folder (default TARGET_DIR/bench)
+    --keep               keep the working folder (corpus, inputs, outputs, logs, nginx.conf)
+";
+
+/// What `cargo xtask bench` was asked to do.
+#[derive(Debug, Clone)]
+struct Options {
+    micro: bool,
+    e2e: bool,
+    quick: bool,
+    small: usize,
+    large_size: u64,
+    rounds: u32,
+    plan_lines: u64,
+    plan_rounds: u32,
+    json: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    keep: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            micro: true,
+            e2e: true,
+            quick: false,
+            small: 5000,
+            large_size: 1 << 30,
+            rounds: 5,
+            plan_lines: 1_000_000,
+            plan_rounds: 3,
+            json: None,
+            dir: None,
+            keep: false,
+        }
+    }
+}
+
+impl Options {
+    /// Parses the arguments after `bench`; `None` when help was asked for.
+    fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>> {
+        let mut options = Options::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut value = |what: &str| args.next().with_context(|| format!("{arg} needs {what}"));
+            match arg.as_str() {
+                "--micro-only" => options.e2e = false,
+                "--e2e-only" => options.micro = false,
+                "--quick" => options.quick = true,
+                "--small" => options.small = number(&value("a count")?)?,
+                "--large-size" => options.large_size = size(&value("a size")?)?,
+                "--rounds" => options.rounds = number(&value("a count")?)?,
+                "--plan-lines" => options.plan_lines = number(&value("a count")?)?,
+                "--plan-rounds" => options.plan_rounds = number(&value("a count")?)?,
+                "--json" => options.json = Some(value("a path")?.into()),
+                "--dir" => options.dir = Some(value("a path")?.into()),
+                "--keep" => options.keep = true,
+                "--help" | "-h" => return Ok(None),
+                _ => bail!("unknown option `{arg}` for bench (see `cargo xtask bench --help`)"),
+            }
+        }
+        if !options.micro && !options.e2e {
+            bail!("--micro-only and --e2e-only exclude each other");
+        }
+        if options.rounds == 0 || options.plan_rounds == 0 {
+            bail!("--rounds and --plan-rounds need at least 1");
+        }
+        Ok(Some(options))
+    }
+}
+
+fn number<T: std::str::FromStr>(text: &str) -> Result<T> {
+    text.replace('_', "")
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{text}` is not a count"))
+}
+
+/// `1GiB`, `64MiB`, `512KiB`, `4096` (binary units; `K`, `M`, `G` and `KB`… mean the same).
+fn size(text: &str) -> Result<u64> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => bail!("`{text}` is not a size (e.g. 1GiB, 64MiB, 4096)"),
+    };
+    let n: u64 = digits.parse().with_context(|| format!("`{text}` is not a size"))?;
+    n.checked_mul(1 << shift)
+        .with_context(|| format!("`{text}` is too large"))
+}
+
+/// `cargo xtask bench ARGS…`.
+pub(crate) fn run(args: impl IntoIterator<Item = String>, interrupted: &AtomicBool) -> Result<()> {
+    let Some(options) = Options::parse(args)? else {
+        print!("{HELP}");
+        return Ok(());
+    };
+    if options.micro {
+        let mut bench = cargo();
+        bench.args(["bench", "--workspace", "--benches"]);
+        if options.quick {
+            bench.args(["--", "--quick"]);
+        }
+        cmd::run(&mut bench)?;
+    }
+    if options.e2e {
+        end_to_end(&options, interrupted)?;
+    }
+    Ok(())
+}
+
+/// The workspace root: commands run there whatever the caller's directory.
+pub(crate) fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+/// `$CARGO_TARGET_DIR` (relative to the root) or the root's `target`.
+pub(crate) fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root().join(dir),
+        _ => root().join("target"),
+    }
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Builds the release `oncefetch` (`cargo build --release -p oncefetch`) and returns its path.
+pub(crate) fn release_oncefetch() -> Result<PathBuf> {
+    cmd::run(cargo().args(["build", "--release", "-p", "oncefetch"]))?;
+    let binary = target_dir().join("release/oncefetch");
+    if !binary.is_file() {
+        bail!("`cargo build --release -p oncefetch` left no {}", binary.display());
+    }
+    Ok(binary)
+}
+
+/// The working folder of one benchmark, removed with everything in it on drop unless kept.
+#[derive(Debug)]
+struct WorkDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl WorkDir {
+    fn create(parent: &Path, keep: bool) -> Result<WorkDir> {
+        fs::create_dir_all(parent).with_context(|| format!("could not create {}", parent.display()))?;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = parent.join(format!("run-{}-{nanos:08x}", std::process::id()));
+        fs::create_dir(&path).with_context(|| format!("could not create {}", path.display()))?;
+        Ok(WorkDir { path, keep })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.keep {
+            eprintln!("bench: kept {}", self.path.display());
+            return;
+        }
+        eprintln!("bench: removing {}", self.path.display());
+        if let Err(e) = fs::remove_dir_all(&self.path) {
+            eprintln!("warning: could not remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// The end-to-end harness.
+fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
+    let tools = Tools {
+        time: ensure_program("/usr/bin/time", &["time"])?,
+        aria2c: ensure_program("aria2c", &["aria2"])?,
+        curl: ensure_program("curl", &["curl"])?,
+        oncefetch: release_oncefetch()?,
+    };
+    let nginx_binary = ensure_program("nginx", &["nginx-light", "nginx"])?;
+
+    let parent = options.dir.clone().unwrap_or_else(|| target_dir().join("bench"));
+    let work = WorkDir::create(&parent, options.keep)?;
+    let fs_type = cmd::quiet_ok(Command::new("stat").args(["-f", "-c", "%T"]).arg(&work.path))?
+        .trim()
+        .to_owned();
+    if matches!(fs_type.as_str(), "tmpfs" | "ramfs") {
+        eprintln!(
+            "warning: {} is on {fs_type}: the timings will not show the disk (pass --dir)",
+            work.path.display()
+        );
+    }
+    check_space(&work.path, options)?;
+
+    eprintln!(
+        "bench: writing {} small files and a {}-byte file into {} ({fs_type})",
+        options.small,
+        options.large_size,
+        work.path.display()
+    );
+    let started = Instant::now();
+    let www = work.path.join("www");
+    let corpus = Corpus::generate(&www, options.small, options.large_size)?;
+    eprintln!(
+        "bench: corpus ready in {:.1} s ({:.1} MiB of small files)",
+        started.elapsed().as_secs_f64(),
+        corpus.small_bytes() as f64 / f64::from(1 << 20)
+    );
+
+    let nginx = Nginx::start(&nginx_binary, &work.path.join("nginx"), &www, NGINX_WORKERS)?;
+    let base = nginx.base_url();
+    let inputs_dir = work.path.join("inputs");
+    fs::create_dir_all(&inputs_dir)?;
+    let mut bench = Bench {
+        tools: &tools,
+        nginx: &nginx,
+        outputs: work.path.join("out"),
+        logs: work.path.join("logs"),
+        interrupted,
+        series: Vec::new(),
+    };
+    fs::create_dir_all(&bench.outputs)?;
+    fs::create_dir_all(&bench.logs)?;
+
+    let small_inputs = corpus::write_inputs(&inputs_dir, "small", &base, &corpus.small)?;
+    let small_clients = [
+        Client::Oncefetch { fsync: true },
+        Client::Oncefetch { fsync: false },
+        Client::Aria2c,
+        Client::CurlParallel,
+    ];
+    bench.downloads(
+        Workload::Small,
+        &small_clients,
+        &small_inputs,
+        &corpus.small,
+        options.rounds,
+    )?;
+    if let Some(large) = &corpus.large {
+        let large_inputs = corpus::write_inputs(&inputs_dir, "large", &base, std::slice::from_ref(large))?;
+        let large_clients = [Client::Oncefetch { fsync: true }, Client::Curl];
+        bench.downloads(
+            Workload::Large,
+            &large_clients,
+            &large_inputs,
+            std::slice::from_ref(large),
+            options.rounds,
+        )?;
+    }
+    if options.plan_lines > 0 {
+        bench.planning(&inputs_dir, options.plan_lines, options.plan_rounds)?;
+    }
+    let server = nginx.base_url();
+    let series = bench.series;
+    drop(nginx);
+
+    let report = Report {
+        series,
+        setup: json!({
+            "small_files": corpus.small.len(),
+            "small_bytes": corpus.small_bytes(),
+            "large_bytes": corpus.large.as_ref().map_or(0, |e| e.size),
+            "rounds": options.rounds,
+            "warmup_runs_per_client": 1,
+            "plan_lines": options.plan_lines,
+            "plan_rounds": options.plan_rounds,
+            "concurrency": peers::CONCURRENCY,
+            "nginx_workers": NGINX_WORKERS,
+            "server": server,
+            "work_dir": work.path,
+            "filesystem": fs_type,
+            "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "kernel": first_line(Command::new("uname").arg("-r")),
+            "date": first_line(Command::new("date").arg("-Is")),
+            "versions": {
+                "oncefetch": first_line(Command::new(&tools.oncefetch).arg("--version")),
+                "aria2c": first_line(Command::new(&tools.aria2c).arg("--version")),
+                "curl": first_line(Command::new(&tools.curl).arg("--version")),
+                "nginx": first_line(Command::new(&nginx_binary).arg("-v")),
+            },
+        }),
+    };
+    let table = report.table();
+    println!();
+    print!("{table}");
+    let json_path = options
+        .json
+        .clone()
+        .unwrap_or_else(|| target_dir().join("bench/e2e.json"));
+    if let Some(dir) = json_path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    }
+    fs::write(&json_path, serde_json::to_string_pretty(&report.json())? + "\n")
+        .with_context(|| format!("could not write {}", json_path.display()))?;
+    println!("\nJSON: {}", json_path.display());
+    Ok(())
+}
+
+/// nginx workers: the two cores are shared with the client.
+const NGINX_WORKERS: u32 = 2;
+
+/// The state of a running end-to-end benchmark.
+struct Bench<'a> {
+    tools: &'a Tools,
+    nginx: &'a Nginx,
+    /// Parent of every run's output folder.
+    outputs: PathBuf,
+    /// Each run's stdout and stderr, and GNU time's numbers.
+    logs: PathBuf,
+    interrupted: &'a AtomicBool,
+    series: Vec<Series>,
+}
+
+impl Bench<'_> {
+    /// One verified warm-up run per client, then `rounds` rounds of one timed, verified run each.
+    fn downloads(
+        &mut self,
+        workload: Workload,
+        clients: &[Client],
+        inputs: &Inputs,
+        expected: &[Entry],
+        rounds: u32,
+    ) -> Result<()> {
+        let first = self.series.len();
+        // curl -o names its one file and URL on the command line.
+        let large = expected
+            .first()
+            .filter(|_| workload == Workload::Large)
+            .map(|e| e.rel.as_str());
+        let large_url = large.map(|rel| format!("{}/{rel}", self.nginx.base_url()));
+        for round in 0..=rounds {
+            for &client in clients {
+                if self.interrupted.load(Ordering::SeqCst) {
+                    bail!("interrupted");
+                }
+                let name = format!("{}-{}-{round}", workload.name(), slug(client.label()));
+                let out = self.outputs.join(&name);
+                fs::create_dir(&out).with_context(|| format!("could not create {}", out.display()))?;
+                let inv = peers::invocation(client, self.tools, inputs, large_url.as_deref().zip(large), &out);
+                let log = self.logs.join(format!("{name}.log"));
+                let sample = peers::timed(&self.tools.time, &inv, &log, Some(self.nginx))?;
+                let ignore: &[&str] = if client.is_oncefetch() { &[".oncefetch"] } else { &[] };
+                corpus::verify(&out, expected, ignore)
+                    .with_context(|| format!("the output of `{}` is wrong", inv.display()))?;
+                if client.is_oncefetch() {
+                    peers::check_ledger(&self.tools.oncefetch, &out, expected.len(), "SUCCESS")?;
+                }
+                eprintln!(
+                    "bench: {workload:<5} {} {:<22} {:>8.3} s {:>7.1} MiB peak, {:.2} s CPU (verified)",
+                    if round == 0 { "warm-up " } else { "timed   " },
+                    client.label(),
+                    sample.wall_s,
+                    sample.peak_rss_kib as f64 / 1024.0,
+                    sample.user_s + sample.sys_s,
+                    workload = workload.name(),
+                );
+                if round == 0 {
+                    self.series.push(Series {
+                        workload,
+                        client,
+                        command: inv.display(),
+                        units: match workload {
+                            Workload::Large => expected.iter().map(|e| e.size).sum(),
+                            _ => expected.len() as u64,
+                        },
+                        samples: Vec::new(),
+                    });
+                } else {
+                    let index = first + clients.iter().position(|&c| c == client).expect("a listed client");
+                    self.series[index].samples.push(sample);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `oncefetch plan` of a `lines`-line manifest into a fresh ledger, `rounds` times.
+    fn planning(&mut self, inputs: &Path, lines: u64, rounds: u32) -> Result<()> {
+        let manifest = inputs.join("plan.jsonl");
+        eprintln!("bench: writing a {lines}-line manifest");
+        corpus::write_plan_manifest(&manifest, lines)?;
+        let mut series = Series {
+            workload: Workload::Plan,
+            client: Client::Oncefetch { fsync: true },
+            command: String::new(),
+            units: lines,
+            samples: Vec::new(),
+        };
+        for round in 1..=rounds {
+            if self.interrupted.load(Ordering::SeqCst) {
+                bail!("interrupted");
+            }
+            let out = self.outputs.join(format!("plan-{round}"));
+            let inv = peers::plan_invocation(&self.tools.oncefetch, &manifest, &out);
+            let log = self.logs.join(format!("plan-{round}.log"));
+            let sample = peers::timed(&self.tools.time, &inv, &log, None)?;
+            peers::check_ledger(&self.tools.oncefetch, &out, usize::try_from(lines)?, "PLANNED")?;
+            eprintln!(
+                "bench: plan  timed    {lines} lines {:>8.3} s {:>7.1} MiB peak, {:.2} s CPU (verified)",
+                sample.wall_s,
+                sample.peak_rss_kib as f64 / 1024.0,
+                sample.user_s + sample.sys_s,
+            );
+            series.command = inv.display();
+            series.samples.push(sample);
+        }
+        self.series.push(series);
+        Ok(())
+    }
+}
+
+/// `label` with every run of other characters than letters and digits turned into one `-`.
+fn slug(label: &str) -> String {
+    label
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Fails early when the disk cannot hold every run's output (nothing is deleted until the end).
+fn check_space(dir: &Path, options: &Options) -> Result<()> {
+    let avail: u64 = cmd::quiet_ok(Command::new("df").args(["--output=avail", "-B1"]).arg(dir))?
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .context("could not read the free space from df")?;
+    let runs = u64::from(options.rounds) + 1;
+    let small = options.small as u64 * 33 * 1024;
+    let need = small * (1 + 4 * runs)
+        + options.large_size * (1 + 2 * runs)
+        + options.plan_lines * 600 * u64::from(options.plan_rounds);
+    if need > avail {
+        bail!(
+            "the benchmark needs about {} MiB in {} but only {} MiB are free (use --dir, --rounds or --large-size)",
+            need >> 20,
+            dir.display(),
+            avail >> 20
+        );
+    }
+    Ok(())
+}
+
+/// The path of `program` (an absolute path, or a name looked up on `PATH` and in the sbin
+/// folders), installing the first Debian package of `packages` that installs when it is missing.
+fn ensure_program(program: &str, packages: &[&str]) -> Result<PathBuf> {
+    if let Some(path) = find_program(program) {
+        return Ok(path);
+    }
+    let mut updated = false;
+    loop {
+        for package in packages {
+            let mut install = Command::new("apt-get");
+            install
+                .args(["install", "-y", "--no-install-recommends", package])
+                .env("DEBIAN_FRONTEND", "noninteractive");
+            if cmd::run(&mut install).is_ok() {
+                if let Some(path) = find_program(program) {
+                    return Ok(path);
+                }
+            }
+        }
+        if updated {
+            bail!(
+                "`{program}` is missing and could not be installed: install the Debian package {}",
+                packages.join(" or ")
+            );
+        }
+        updated = true;
+        let _ = cmd::run(Command::new("apt-get").arg("update"));
+    }
+}
+
+fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return path.is_file().then_some(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The first line `command` printed on stdout or stderr, or `null`.
+fn first_line(command: &mut Command) -> serde_json::Value {
+    match cmd::quiet(command) {
+        Ok(out) => {
+            let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .map_or(serde_json::Value::Null, |l| json!(l.trim()))
+        }
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Options>> {
+        Options::parse(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn options_parse() {
+        let o = parse(&[
+            "--e2e-only",
+            "--small",
+            "1_000",
+            "--large-size",
+            "64MiB",
+            "--rounds",
+            "3",
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(!o.micro && o.e2e);
+        assert_eq!((o.small, o.large_size, o.rounds), (1000, 64 << 20, 3));
+        assert!(parse(&["--help"]).unwrap().is_none());
+        assert!(parse(&["--micro-only", "--e2e-only"]).is_err());
+        assert!(parse(&["--small"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(size("512k").unwrap(), 512 << 10);
+        assert_eq!(size("4096").unwrap(), 4096);
+        assert_eq!(size("0").unwrap(), 0);
+        assert!(size("1.5G").is_err());
+        assert!(size("1T").is_err());
+    }
+
+    #[test]
+    fn slugs_are_file_names() {
+        assert_eq!(slug("oncefetch --no-fsync"), "oncefetch-no-fsync");
+        assert_eq!(slug("aria2c -j16"), "aria2c-j16");
+    }
+}

@@ -1,0 +1,371 @@
+//! Medians, ratios against the peers, the targets from the issue, and their table and JSON.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use super::peers::{Client, Sample};
+
+/// What a series of runs did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Workload {
+    /// Download the small files.
+    Small,
+    /// Download the large file.
+    Large,
+    /// `oncefetch plan` of a large manifest (nothing downloaded).
+    Plan,
+}
+
+impl Workload {
+    /// `small`, `large` or `plan`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Workload::Small => "small",
+            Workload::Large => "large",
+            Workload::Plan => "plan",
+        }
+    }
+}
+
+/// The timed runs of one client on one workload.
+#[derive(Debug, Clone)]
+pub(crate) struct Series {
+    /// The workload.
+    pub(crate) workload: Workload,
+    /// The client (for planning, always oncefetch).
+    pub(crate) client: Client,
+    /// One command line as run (the output folder differs per run).
+    pub(crate) command: String,
+    /// Files (small), bytes (large) or manifest lines (plan) per run.
+    pub(crate) units: u64,
+    /// The timed runs, in order.
+    pub(crate) samples: Vec<Sample>,
+}
+
+impl Series {
+    /// Median wall-clock seconds.
+    pub(crate) fn median_wall(&self) -> f64 {
+        median(self.samples.iter().map(|s| s.wall_s))
+    }
+
+    /// The largest peak RSS of any run, in MiB.
+    fn max_rss_mib(&self) -> f64 {
+        self.samples.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0) as f64 / 1024.0
+    }
+
+    fn median_rss_mib(&self) -> f64 {
+        median(self.samples.iter().map(|s| s.peak_rss_kib as f64 / 1024.0))
+    }
+
+    fn median_cpu(&self) -> f64 {
+        median(self.samples.iter().map(|s| s.user_s + s.sys_s))
+    }
+
+    fn median_server_cpu(&self) -> Option<f64> {
+        let cpu: Vec<f64> = self.samples.iter().filter_map(|s| s.server_cpu_s).collect();
+        (!cpu.is_empty()).then(|| median(cpu.into_iter()))
+    }
+
+    /// Units per second at the median wall time, and their unit.
+    fn rate(&self) -> (f64, &'static str) {
+        let per_s = self.units as f64 / self.median_wall();
+        match self.workload {
+            Workload::Small => (per_s, "files/s"),
+            Workload::Large => (per_s / f64::from(1 << 20), "MiB/s"),
+            Workload::Plan => (per_s, "lines/s"),
+        }
+    }
+}
+
+/// One target from the issue, judged.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    name: String,
+    value: f64,
+    limit: f64,
+    /// `true`: the value must be at most the limit; `false`: at least.
+    at_most: bool,
+}
+
+impl Target {
+    fn pass(&self) -> bool {
+        if self.at_most {
+            self.value <= self.limit
+        } else {
+            self.value >= self.limit
+        }
+    }
+}
+
+/// Everything measured, ready to print and to write.
+#[derive(Debug)]
+pub(crate) struct Report {
+    /// The series, in the order they are printed.
+    pub(crate) series: Vec<Series>,
+    /// Facts about the run (sizes, rounds, versions) copied into the JSON as they are.
+    pub(crate) setup: Value,
+}
+
+impl Report {
+    fn find(&self, workload: Workload, client: Client) -> Option<&Series> {
+        self.series
+            .iter()
+            .find(|s| s.workload == workload && s.client == client)
+    }
+
+    /// Median-wall ratio of `a` over `b` on `workload`, when both ran.
+    fn ratio(&self, workload: Workload, a: Client, b: Client) -> Option<f64> {
+        Some(self.find(workload, a)?.median_wall() / self.find(workload, b)?.median_wall())
+    }
+
+    /// The targets from the issue, for the workloads that ran.
+    pub(crate) fn targets(&self) -> Vec<Target> {
+        let once = Client::Oncefetch { fsync: true };
+        let mut targets = Vec::new();
+        let mut push = |name: &str, value: Option<f64>, limit: f64, at_most: bool| {
+            if let Some(value) = value {
+                targets.push(Target {
+                    name: name.to_owned(),
+                    value,
+                    limit,
+                    at_most,
+                });
+            }
+        };
+        push(
+            "small files, fsync on: oncefetch / aria2c time",
+            self.ratio(Workload::Small, once, Client::Aria2c),
+            0.5,
+            true,
+        );
+        push(
+            "small files, fsync on: oncefetch / curl -Z time",
+            self.ratio(Workload::Small, once, Client::CurlParallel),
+            1.5,
+            true,
+        );
+        push(
+            "large file: oncefetch / curl time",
+            self.ratio(Workload::Large, once, Client::Curl),
+            1.15,
+            true,
+        );
+        push(
+            "large file: oncefetch peak RSS (MiB, worst run)",
+            self.find(Workload::Large, once).map(Series::max_rss_mib),
+            64.0,
+            true,
+        );
+        let plan = self.find(Workload::Plan, once);
+        push("planning: lines/s", plan.map(|s| s.rate().0), 200_000.0, false);
+        push(
+            "planning: peak RSS (MiB, worst run)",
+            plan.map(Series::max_rss_mib),
+            100.0,
+            true,
+        );
+        targets
+    }
+
+    /// Informational ratios (no target): the `--no-fsync` runs against the same peers.
+    fn other_ratios(&self) -> Vec<(String, f64)> {
+        let loose = Client::Oncefetch { fsync: false };
+        [
+            ("small files: oncefetch --no-fsync / aria2c time", Client::Aria2c),
+            ("small files: oncefetch --no-fsync / curl -Z time", Client::CurlParallel),
+            (
+                "small files: oncefetch --no-fsync / oncefetch time",
+                Client::Oncefetch { fsync: true },
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, peer)| Some((name.to_owned(), self.ratio(Workload::Small, loose, peer)?)))
+        .collect()
+    }
+
+    /// The table of medians, then ratios and targets with PASS/MISS.
+    pub(crate) fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<8} {:<22} {:>4} {:>9} {:>18} {:>13} {:>12} {:>11}",
+            "workload", "client", "runs", "median s", "rate", "peak RSS MiB", "client CPU s", "nginx CPU s"
+        );
+        for series in &self.series {
+            let (rate, unit) = series.rate();
+            let server = series
+                .median_server_cpu()
+                .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}"));
+            let _ = writeln!(
+                out,
+                "{:<8} {:<22} {:>4} {:>9.3} {:>10.0} {:<7} {:>5.1} ({:>5.1}) {:>12.2} {:>11}",
+                series.workload.name(),
+                series.client.label(),
+                series.samples.len(),
+                series.median_wall(),
+                rate,
+                unit,
+                series.median_rss_mib(),
+                series.max_rss_mib(),
+                series.median_cpu(),
+                server
+            );
+        }
+        let _ = writeln!(out, "(medians; peak RSS as median (worst); CPU = user + system)");
+        let _ = writeln!(out);
+        for target in self.targets() {
+            let _ = writeln!(
+                out,
+                "{:<4} {:<50} {:>12} {} {}",
+                if target.pass() { "PASS" } else { "MISS" },
+                target.name,
+                number(target.value),
+                if target.at_most { "<=" } else { ">=" },
+                number(target.limit)
+            );
+        }
+        for (name, value) in self.other_ratios() {
+            let _ = writeln!(out, "{:<4} {:<50} {:>12}", "info", name, number(value));
+        }
+        out
+    }
+
+    /// The same as [`Report::table`], as JSON, with every run.
+    pub(crate) fn json(&self) -> Value {
+        let series: Vec<Value> = self
+            .series
+            .iter()
+            .map(|s| {
+                let (rate, unit) = s.rate();
+                json!({
+                    "workload": s.workload.name(),
+                    "client": s.client.label(),
+                    "command": s.command,
+                    "units_per_run": s.units,
+                    "median_wall_s": s.median_wall(),
+                    "rate": rate,
+                    "rate_unit": unit,
+                    "median_peak_rss_mib": s.median_rss_mib(),
+                    "max_peak_rss_mib": s.max_rss_mib(),
+                    "median_client_cpu_s": s.median_cpu(),
+                    "median_server_cpu_s": s.median_server_cpu(),
+                    "runs": s.samples.iter().map(|r| json!({
+                        "wall_s": r.wall_s,
+                        "peak_rss_kib": r.peak_rss_kib,
+                        "user_s": r.user_s,
+                        "sys_s": r.sys_s,
+                        "server_cpu_s": r.server_cpu_s,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let targets: Vec<Value> = self
+            .targets()
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "value": t.value,
+                    "limit": t.limit,
+                    "comparison": if t.at_most { "<=" } else { ">=" },
+                    "pass": t.pass(),
+                })
+            })
+            .collect();
+        let other: serde_json::Map<String, Value> = self
+            .other_ratios()
+            .into_iter()
+            .map(|(name, value)| (name, json!(value)))
+            .collect();
+        json!({
+            "setup": self.setup,
+            "series": series,
+            "targets": targets,
+            "other_ratios": other,
+        })
+    }
+}
+
+/// A value printed with as many decimals as its size needs.
+fn number(value: f64) -> String {
+    if value >= 1000.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+/// The median (the mean of the middle two for an even count); 0 for none.
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(wall_s: f64, peak_rss_kib: u64) -> Sample {
+        Sample {
+            wall_s,
+            peak_rss_kib,
+            user_s: 0.5,
+            sys_s: 0.25,
+            server_cpu_s: Some(0.1),
+        }
+    }
+
+    fn series(workload: Workload, client: Client, walls: &[f64]) -> Series {
+        Series {
+            workload,
+            client,
+            command: "x".to_owned(),
+            units: 1000,
+            samples: walls.iter().map(|&w| sample(w, 20 * 1024)).collect(),
+        }
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
+        assert_eq!(median(std::iter::empty()), 0.0);
+    }
+
+    #[test]
+    fn targets_compare_medians_and_say_pass_or_miss() {
+        let once = Client::Oncefetch { fsync: true };
+        let report = Report {
+            series: vec![
+                series(Workload::Small, once, &[1.0, 9.0, 2.0]),
+                series(Workload::Small, Client::Aria2c, &[5.0, 4.0, 6.0]),
+                series(Workload::Small, Client::CurlParallel, &[1.0, 1.0, 1.0]),
+                series(Workload::Plan, once, &[0.001]),
+            ],
+            setup: json!({}),
+        };
+        let targets = report.targets();
+        assert_eq!(targets.len(), 4, "no large-file targets without large-file runs");
+        assert!((targets[0].value - 0.4).abs() < 1e-9 && targets[0].pass());
+        assert!((targets[1].value - 2.0).abs() < 1e-9 && !targets[1].pass());
+        assert!(targets[2].pass(), "1e6 lines/s");
+        let table = report.table();
+        assert!(table.contains("PASS small files, fsync on: oncefetch / aria2c time"));
+        assert!(table.contains("MISS small files, fsync on: oncefetch / curl -Z time"));
+        let json = report.json();
+        assert_eq!(json["series"][0]["runs"].as_array().unwrap().len(), 3);
+        assert_eq!(json["targets"][1]["pass"], json!(false));
+    }
+}
