@@ -143,7 +143,17 @@ pub(crate) fn run(args: impl IntoIterator<Item = String>) -> Result<()> {
     println!("    {bin} jobs --db {db} | head -3");
     println!("    {bin} jobs --state SKIPPED_DUPLICATE --db {db}");
     println!("    {bin} ledger --db {db} | head -9");
-    println!("    ls -li {}", out.join(&lines[0].work_id).display());
+    let path = |line: &Line| out.join(&line.work_id).join(&line.artifact_id).display().to_string();
+    println!(
+        "same bytes, stored once (hard links): ls -li {} {}",
+        path(&lines[0]),
+        path(&lines[7])
+    );
+    println!(
+        "same URL, downloaded once: ls -li {} {}",
+        path(&lines[3]),
+        path(&lines[files])
+    );
     Ok(())
 }
 
