@@ -20,6 +20,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use oncefetch_core::{StoreError, StoreResult};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -143,7 +144,7 @@ fn open_connection(options: &SqliteOptions) -> StoreResult<Connection> {
     })
 }
 
-fn set_up(options: &SqliteOptions) -> Result<Connection, TxError> {
+pub(crate) fn set_up(options: &SqliteOptions) -> Result<Connection, TxError> {
     let path = options.path();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
@@ -151,6 +152,11 @@ fn set_up(options: &SqliteOptions) -> Result<Connection, TxError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Query-planner stability: a cached statement keeps its plan whatever
+    // values are bound. Without it SQLite re-prepares a statement whenever a
+    // bound value it consulted while planning (the clock, a LIMIT) changes,
+    // which is every call of the hot queries.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.busy_timeout(options.busy_timeout_duration())?;
     let synchronous = options.synchronous_mode().pragma();
     retry_busy(|| {

@@ -197,3 +197,59 @@ pub(crate) fn reconcile(conn: &Connection, stale_after: Duration) -> Result<Reco
         abandoned_ops: u64::try_from(abandoned).unwrap_or(u64::MAX),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::SqliteOptions;
+    use oncefetch_core::{Commit, NewJob};
+    use rusqlite::StatementStatus;
+
+    /// The hot statements keep their plan across calls: a re-prepare per
+    /// call (bound values consulted by the planner) would cost more than
+    /// the work itself.
+    #[test]
+    fn hot_statements_are_prepared_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = crate::conn::set_up(&SqliteOptions::new(dir.path().join("x.db"))).expect("open");
+        let jobs: Vec<NewJob> = (0..20)
+            .map(|i| NewJob {
+                job_key: format!("key-{i:02}"),
+                work_id: format!("w{i}"),
+                artifact_id: "a".into(),
+                url: format!("https://example.org/{i}"),
+                canonical_url: format!("https://example.org/{i}"),
+                expected_sha256: None,
+                expected_size: None,
+            })
+            .collect();
+        crate::ledger::plan(&conn, &jobs).expect("plan");
+        for limit in [1, 2, 1, 3] {
+            let request = AcquireRequest {
+                owner: "o".into(),
+                ttl: Duration::from_secs(60),
+                limit,
+                max_attempts: 3,
+            };
+            for lease in acquire(&conn, &request).expect("acquire") {
+                let commit = Commit {
+                    steps: vec![JobState::HeadDone],
+                    ..Commit::default()
+                };
+                crate::ledger::commit(&conn, &lease.fence, &commit).expect("commit");
+            }
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        for (name, sql) in [
+            ("now", queries::NOW),
+            ("runnable", queries::RUNNABLE),
+            ("grant", queries::GRANT),
+            ("job_get", queries::JOB_GET),
+            ("job_step", queries::JOB_STEP),
+        ] {
+            let stmt = conn.prepare_cached(sql).expect("cached");
+            assert!(stmt.get_status(StatementStatus::Run) > 0, "{name} ran");
+            assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{name} was re-prepared");
+        }
+    }
+}

@@ -215,6 +215,7 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
             }
         },
     };
+    let lease_columns = lease_columns(&job);
     for &to in &commit.steps {
         check_transition(Transition::Step, job.state, to)?;
         apply_step(&mut job, to, commit, now);
@@ -257,7 +258,11 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
             .map_err(|e| unique_to_conflict(e, &finish.op_key))?;
     }
     if !commit.steps.is_empty() || patched {
-        update_job(conn, &job)?;
+        if lease_columns == self::lease_columns(&job) {
+            step_job(conn, &job)?;
+        } else {
+            update_job(conn, &job)?;
+        }
     }
     if let (Some(OpBegin::Run), Some(start)) = (&begun, &commit.begin) {
         insert_op(
@@ -289,6 +294,38 @@ fn attempt(conn: &Connection, op_key: &str, epoch: i64) -> rusqlite::Result<Opti
             Ok((row.get(0)?, row.get(1)?))
         })
         .optional()
+}
+
+/// The columns a step to FAILED or to a terminal state changes besides the
+/// state: the lease, the backoff and the error. While they stay the same a
+/// commit writes with `job_step.sql`, which touches no index.
+fn lease_columns(job: &Job) -> LeaseColumns {
+    (
+        job.lease_owner.clone(),
+        job.lease_expires_at,
+        job.next_attempt_at,
+        job.last_error.clone(),
+        job.retryable,
+    )
+}
+
+/// Owner, expiry, next attempt, last error, retryable.
+type LeaseColumns = (Option<String>, Option<Millis>, Option<Millis>, Option<String>, bool);
+
+fn step_job(conn: &Connection, job: &Job) -> Result<(), TxError> {
+    conn.prepare_cached(queries::JOB_STEP)?.execute(named_params! {
+        ":state": job.state.as_str(),
+        ":attempts": job.attempts,
+        ":etag": job.etag,
+        ":last_modified": job.last_modified,
+        ":remote_size": rows::size(job.remote_size, "remote size")?,
+        ":path": job.path,
+        ":sha256": job.sha256,
+        ":size": rows::size(job.size, "size")?,
+        ":duplicate_of": job.duplicate_of,
+        ":job_key": job.job_key,
+    })?;
+    Ok(())
 }
 
 fn update_job(conn: &Connection, job: &Job) -> Result<(), TxError> {

@@ -1,4 +1,5 @@
-//! The hot queries, one SQL file each under `sql/queries/`.
+//! The hot queries, one SQL file each under `sql/queries/`; each doc is the
+//! file's leading comment.
 
 /// At a grant: every unfinished attempt of the job under an older epoch.
 pub(crate) const ABANDON_OLD_EPOCHS: &str = include_str!("../sql/queries/abandon_old_epochs.sql");
@@ -7,11 +8,16 @@ pub(crate) const ARTIFACT_GET: &str = include_str!("../sql/queries/artifact_get.
 /// Indexes content unless its hash is indexed already (first writer wins).
 pub(crate) const ARTIFACT_INSERT: &str = include_str!("../sql/queries/artifact_insert.sql");
 /// Grants a job: LEASED under the next epoch (the caller read the row in this
+/// transaction and builds the granted job from it).
 pub(crate) const GRANT: &str = include_str!("../sql/queries/grant.sql");
 /// The lease columns of one job, for a fence check.
 pub(crate) const JOB_FENCE: &str = include_str!("../sql/queries/job_fence.sql");
 /// One job (column order: see rows.rs).
 pub(crate) const JOB_GET: &str = include_str!("../sql/queries/job_get.sql");
+/// Writes a job's state, attempts and recorded fields after a fenced, checked
+/// commit that left the lease, backoff and error columns alone. It sets no
+/// indexed column, so a step between in-flight states rewrites only the row.
+pub(crate) const JOB_STEP: &str = include_str!("../sql/queries/job_step.sql");
 /// Writes a job's mutable columns after a fenced, checked commit.
 pub(crate) const JOB_UPDATE: &str = include_str!("../sql/queries/job_update.sql");
 /// A later page of jobs in key order (keyset pagination), optionally of one state.
@@ -36,9 +42,11 @@ pub(crate) const OP_OK_RESULT: &str = include_str!("../sql/queries/op_ok_result.
 pub(crate) const OPS_BY_JOB: &str = include_str!("../sql/queries/ops_by_job.sql");
 /// Ledger rows in order, after a seq.
 pub(crate) const OPS_PAGE: &str = include_str!("../sql/queries/ops_page.sql");
-/// Jobs that `run` still waits for: PLANNED or in flight, or FAILED with a
+/// Jobs that `run` still waits for: PLANNED, in flight (leased or not), or
+/// FAILED with a retry left; one partial index each.
 pub(crate) const OUTSTANDING: &str = include_str!("../sql/queries/outstanding.sql");
 /// Plans jobs; a job key already present is left as it is. The code appends
+/// one `(?, ?, ?, ?, ?, ?, ?)` tuple per job to this head.
 pub(crate) const PLAN_INSERT: &str = include_str!("../sql/queries/plan_insert.sql");
 /// Frees in-flight jobs whose lease expired at or before the cutoff.
 pub(crate) const RECONCILE_LEASES: &str = include_str!("../sql/queries/reconcile_leases.sql");
@@ -48,13 +56,23 @@ pub(crate) const RECONCILE_OPS: &str = include_str!("../sql/queries/reconcile_op
 pub(crate) const RELEASE: &str = include_str!("../sql/queries/release.sql");
 /// Extends a live lease held by this owner at this epoch.
 pub(crate) const RENEW: &str = include_str!("../sql/queries/renew.sql");
-/// At a requeue: the job's OK effect rows become ABANDONED.
-pub(crate) const SUPERSEDE_EFFECTS: &str = include_str!("../sql/queries/supersede_effects.sql");
 /// Sends a job back to PLANNED as freshly planned, keeping its epoch.
 pub(crate) const REQUEUE: &str = include_str!("../sql/queries/requeue.sql");
 /// Runnable jobs whose canonical URL no live lease holds, in batch order.
+/// Column order: see rows.rs. The order a batch takes them in:
+///   1. in-flight jobs whose lease was released or reconciled away,
+///   2. in-flight jobs whose lease expired (they hold work already done),
+///   3. retryable FAILED jobs with attempts left, past their backoff,
+///   4. PLANNED jobs in planning order.
+/// Each arm is one range of a partial index, so live leases and settled jobs
+/// are never scanned; the compound stops at :limit rows.
 pub(crate) const RUNNABLE: &str = include_str!("../sql/queries/runnable.sql");
-/// Jobs per state (states with no job are absent).
+/// Jobs per state (states with no job are absent; a state may come twice, to
+/// be summed): settled and PLANNED jobs, leased in-flight jobs, unleased
+/// in-flight jobs, each from its partial index.
 pub(crate) const STATUS: &str = include_str!("../sql/queries/status.sql");
+/// At a requeue: the job's OK rows of effect kinds (OpKind::is_effect) become
+/// ABANDONED so the effects run again instead of replaying stale results.
+pub(crate) const SUPERSEDE_EFFECTS: &str = include_str!("../sql/queries/supersede_effects.sql");
 /// Whether a live lease holds a canonical URL.
 pub(crate) const URL_BUSY: &str = include_str!("../sql/queries/url_busy.sql");

@@ -33,17 +33,27 @@ CREATE TABLE jobs (
     duplicate_of     TEXT
 );
 
--- Counts per state, PLANNED jobs in planning order (the rowid ends the key).
-CREATE INDEX jobs_state ON jobs (state);
+-- The indexes over jobs are partial so that a worker's step between two
+-- in-flight states (the commonest write) touches none of them: only the row
+-- changes, and the commit writes one page to the WAL.
+
+-- Jobs that are not in flight, by state: PLANNED ones in planning order (the
+-- rowid ends every key), and the counts of settled states.
+CREATE INDEX jobs_not_in_flight ON jobs (state)
+    WHERE state NOT IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
+
+-- Leases by expiry: expired ones to grant again, and reconcile. A lease is
+-- only ever held by an in-flight job.
+CREATE INDEX jobs_lease_expiry ON jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+
+-- In-flight jobs whose lease was released or reconciled away: runnable now.
+CREATE INDEX jobs_unleased_in_flight ON jobs (planned_seq)
+    WHERE lease_expires_at IS NULL
+      AND state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
 
 -- Retryable FAILED jobs by attempts, then the time their backoff ends: jobs
 -- out of attempts fall outside the scanned range.
 CREATE INDEX jobs_failed_retryable ON jobs (attempts, next_attempt_at) WHERE state = 'FAILED' AND retryable = 1;
-
--- In-flight jobs by lease expiry: expired or released (NULL) leases to grant
--- again, live leases holding their URL, and reconcile.
-CREATE INDEX jobs_in_flight_expiry ON jobs (lease_expires_at)
-    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
 
 -- One URL in flight at a time; `jobs --url`.
 CREATE INDEX jobs_canonical_url ON jobs (canonical_url);

@@ -1,4 +1,10 @@
--- Jobs that `run` still waits for: PLANNED or in flight, or FAILED with a
--- retry left. Two index-only counts.
-SELECT (SELECT COUNT(*) FROM jobs WHERE state IN ('PLANNED', 'LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED'))
-     + (SELECT COUNT(*) FROM jobs INDEXED BY jobs_failed_retryable WHERE state = 'FAILED' AND retryable = 1 AND attempts < :max_attempts)
+-- Jobs that `run` still waits for: PLANNED, in flight (leased or not), or
+-- FAILED with a retry left; one partial index each.
+SELECT (SELECT COUNT(*) FROM jobs INDEXED BY jobs_not_in_flight
+        WHERE state = 'PLANNED' AND state NOT IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED'))
+     + (SELECT COUNT(*) FROM jobs INDEXED BY jobs_lease_expiry
+        WHERE lease_expires_at IS NOT NULL AND state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED'))
+     + (SELECT COUNT(*) FROM jobs INDEXED BY jobs_unleased_in_flight
+        WHERE lease_expires_at IS NULL AND state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED'))
+     + (SELECT COUNT(*) FROM jobs INDEXED BY jobs_failed_retryable
+        WHERE state = 'FAILED' AND retryable = 1 AND attempts < :max_attempts)

@@ -1,5 +1,6 @@
 -- Frees in-flight jobs whose lease expired at or before the cutoff.
-UPDATE jobs INDEXED BY jobs_in_flight_expiry
+UPDATE jobs INDEXED BY jobs_lease_expiry
 SET lease_owner = NULL, lease_expires_at = NULL
-WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+WHERE lease_expires_at IS NOT NULL
   AND lease_expires_at <= :cutoff
+  AND state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')

@@ -1,17 +1,17 @@
 -- Runnable jobs whose canonical URL no live lease holds, in batch order.
 -- Column order: see rows.rs. The order a batch takes them in:
---   1. in-flight jobs whose lease was released (NULL expiry),
+--   1. in-flight jobs whose lease was released or reconciled away,
 --   2. in-flight jobs whose lease expired (they hold work already done),
 --   3. retryable FAILED jobs with attempts left, past their backoff,
 --   4. PLANNED jobs in planning order.
--- Each arm is one index range, so live leases and finished jobs are never
--- scanned; the compound stops at :limit rows.
+-- Each arm is one range of a partial index, so live leases and settled jobs
+-- are never scanned; the compound stops at :limit rows.
 SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
        c.state, c.epoch, c.lease_owner, c.lease_expires_at, c.attempts, c.next_attempt_at, c.last_error, c.retryable,
        c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of
-FROM jobs AS c INDEXED BY jobs_in_flight_expiry
-WHERE c.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
-  AND c.lease_expires_at IS NULL
+FROM jobs AS c INDEXED BY jobs_unleased_in_flight
+WHERE c.lease_expires_at IS NULL
+  AND c.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
   AND NOT EXISTS (
       SELECT 1 FROM jobs AS b
       WHERE b.canonical_url = c.canonical_url
@@ -21,9 +21,10 @@ UNION ALL
 SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
        c.state, c.epoch, c.lease_owner, c.lease_expires_at, c.attempts, c.next_attempt_at, c.last_error, c.retryable,
        c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of
-FROM jobs AS c INDEXED BY jobs_in_flight_expiry
-WHERE c.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+FROM jobs AS c INDEXED BY jobs_lease_expiry
+WHERE c.lease_expires_at IS NOT NULL
   AND c.lease_expires_at <= :now
+  AND c.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
   AND NOT EXISTS (
       SELECT 1 FROM jobs AS b
       WHERE b.canonical_url = c.canonical_url
@@ -47,8 +48,9 @@ SELECT * FROM (
     SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
        c.state, c.epoch, c.lease_owner, c.lease_expires_at, c.attempts, c.next_attempt_at, c.last_error, c.retryable,
        c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of
-    FROM jobs AS c INDEXED BY jobs_state
+    FROM jobs AS c INDEXED BY jobs_not_in_flight
     WHERE c.state = 'PLANNED'
+      AND c.state NOT IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
       AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= :now)
       AND NOT EXISTS (
       SELECT 1 FROM jobs AS b

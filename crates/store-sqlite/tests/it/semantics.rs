@@ -332,3 +332,51 @@ async fn requeue_of_unknown_job_is_not_found() {
     let store = crate::fresh_store().await;
     assert!(matches!(store.requeue("nope", "r").await, Err(StoreError::NotFound(_))));
 }
+
+/// Status and outstanding read one partial index per group of states; every
+/// job is counted once whether its lease is held, released or gone.
+#[tokio::test]
+async fn status_counts_leased_released_and_settled_jobs_once() {
+    let store = crate::fresh_store().await;
+    store.plan(&sample_jobs("count", 5)).await.expect("plan");
+    let leases = store.acquire(&request("w", 4)).await.expect("acquire");
+    store.release(&leases[0].fence).await.expect("release");
+    store
+        .advance(&leases[1].fence, &[JobState::HeadDone], JobPatch::default())
+        .await
+        .expect("advance");
+    store
+        .advance(&leases[2].fence, &JobState::PIPELINE[2..], JobPatch::default())
+        .await
+        .expect("finish");
+    let failure = oncefetch_core::JobFailure {
+        message: "503".into(),
+        retryable: true,
+        retry_after: Duration::from_secs(3600),
+        counts_attempt: true,
+    };
+    store
+        .advance(
+            &leases[3].fence,
+            &[JobState::Failed],
+            JobPatch {
+                failure: Some(failure),
+                ..JobPatch::default()
+            },
+        )
+        .await
+        .expect("fail");
+    let status = store.status().await.expect("status");
+    assert_eq!(status.total(), 5, "{status:?}");
+    for (state, n) in [
+        (JobState::Planned, 1),
+        (JobState::Leased, 1),
+        (JobState::HeadDone, 1),
+        (JobState::Success, 1),
+        (JobState::Failed, 1),
+    ] {
+        assert_eq!(status.get(state), n, "{state}: {status:?}");
+    }
+    assert_eq!(store.outstanding(3).await.expect("outstanding"), 4);
+    assert_eq!(store.outstanding(1).await.expect("outstanding"), 3, "the failure used its one attempt");
+}
