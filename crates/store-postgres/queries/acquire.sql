@@ -5,20 +5,28 @@
 -- Runnable comes in four kinds, each read from its own partial index in order
 -- and locked FOR UPDATE SKIP LOCKED, so concurrent grants pass each other's
 -- rows instead of waiting; a row updated meanwhile is re-checked against the
--- WHERE clause on its newest version before it is locked. url_is_free (see the
--- migration) keeps a URL with a live lease under another job out, also
--- against concurrent grants; DISTINCT ON keeps two jobs of one URL out of one
--- batch. The same statement abandons the unfinished op attempts of older
--- epochs; RELET rows follow in the same transaction.
+-- WHERE clause on its newest version before it is locked. The scans pass by
+-- URLs with a live lease as this statement's snapshot sees them (in a CASE, so
+-- that it stays a probe of jobs_live_url per row rather than a join whose
+-- shape depends on statistics that lag behind the leases); of the rows
+-- locked, url_is_free (see the migration) then keeps those whose URL is free
+-- also against concurrent grants, and DISTINCT ON one job per URL. The same
+-- statement abandons the unfinished op attempts of older epochs; RELET rows
+-- follow in the same transaction.
 WITH planned AS (
     SELECT job_key, canonical_url, state, planned_seq
     FROM jobs
     WHERE state = 'PLANNED'
       AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-      AND url_is_free(canonical_url, job_key)
+      AND CASE WHEN EXISTS (
+                   SELECT 1 FROM jobs AS live
+                   WHERE live.canonical_url = jobs.canonical_url
+                     AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+                     AND live.lease_expires_at > now())
+               THEN false ELSE true END
     ORDER BY planned_seq
     LIMIT $3
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF jobs SKIP LOCKED
 ),
 retry AS (
     SELECT job_key, canonical_url, state, planned_seq
@@ -26,29 +34,44 @@ retry AS (
     WHERE state = 'FAILED' AND retryable
       AND next_attempt_at <= now()
       AND attempts < $4
-      AND url_is_free(canonical_url, job_key)
+      AND CASE WHEN EXISTS (
+                   SELECT 1 FROM jobs AS live
+                   WHERE live.canonical_url = jobs.canonical_url
+                     AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+                     AND live.lease_expires_at > now())
+               THEN false ELSE true END
     ORDER BY next_attempt_at
     LIMIT $3
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF jobs SKIP LOCKED
 ),
 released AS (
     SELECT job_key, canonical_url, state, planned_seq
     FROM jobs
     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
       AND lease_expires_at IS NULL
-      AND url_is_free(canonical_url, job_key)
+      AND CASE WHEN EXISTS (
+                   SELECT 1 FROM jobs AS live
+                   WHERE live.canonical_url = jobs.canonical_url
+                     AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+                     AND live.lease_expires_at > now())
+               THEN false ELSE true END
     LIMIT $3
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF jobs SKIP LOCKED
 ),
 expired AS (
     SELECT job_key, canonical_url, state, planned_seq
     FROM jobs
     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
       AND lease_expires_at <= now()
-      AND url_is_free(canonical_url, job_key)
+      AND CASE WHEN EXISTS (
+                   SELECT 1 FROM jobs AS live
+                   WHERE live.canonical_url = jobs.canonical_url
+                     AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+                     AND live.lease_expires_at > now())
+               THEN false ELSE true END
     ORDER BY lease_expires_at
     LIMIT $3
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF jobs SKIP LOCKED
 ),
 candidates AS (
     SELECT * FROM planned
@@ -61,6 +84,7 @@ picked AS (
     FROM (
         SELECT DISTINCT ON (canonical_url) job_key, state, planned_seq
         FROM candidates
+        WHERE url_is_free(canonical_url, job_key)
         ORDER BY canonical_url, planned_seq
     ) AS one_per_url
     ORDER BY planned_seq

@@ -1,16 +1,20 @@
 -- Grants job $4 to owner $1 for $2 milliseconds if it is runnable ($3 is
--- max_attempts) and no other job of its URL holds a live lease; the same rules
--- as acquire.sql, for one named job. Returns nothing when it is not granted.
-WITH picked AS (
-    SELECT job_key, state AS previous_state
+-- max_attempts) and no other job of its URL holds a live lease: the rules of
+-- acquire.sql, for one named job. Returns nothing when it is not granted.
+WITH target AS (
+    SELECT job_key, canonical_url, state
     FROM jobs
     WHERE job_key = $4
       AND (state = 'PLANNED' AND (next_attempt_at IS NULL OR next_attempt_at <= now())
            OR state = 'FAILED' AND retryable AND next_attempt_at <= now() AND attempts < $3
            OR state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
               AND (lease_expires_at IS NULL OR lease_expires_at <= now()))
-      AND url_is_free(canonical_url, job_key)
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF jobs SKIP LOCKED
+),
+picked AS (
+    SELECT job_key, state AS previous_state
+    FROM target
+    WHERE url_is_free(canonical_url, job_key)
 ),
 granted AS (
     UPDATE jobs AS j

@@ -11,11 +11,10 @@ WITH expired AS (
 abandoned AS (
     UPDATE ops AS o
     SET result_code = 'ABANDONED', finished_at = now()
+    FROM jobs AS j
     WHERE o.result_code IS NULL
-      AND NOT EXISTS (
-          SELECT 1 FROM jobs AS j
-          WHERE j.job_key = o.job_key AND j.epoch = o.epoch AND j.lease_expires_at > now()
-      )
+      AND j.job_key = o.job_key
+      AND NOT (j.epoch = o.epoch AND coalesce(j.lease_expires_at > now(), false))
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM expired) AS expired_leases,

@@ -20,6 +20,11 @@ use crate::store::{job_not_found, lease_lost, millis, PostgresStore};
 /// Jobs per `INSERT` when planning.
 const PLAN_CHUNK: usize = 5_000;
 
+/// Planning this many new jobs refreshes the table statistics at once, so the
+/// grant query is planned with the new row counts (an index scan in planning
+/// order, not a sort of every planned job) without waiting for autovacuum.
+const ANALYZE_AFTER: u64 = 1_000;
+
 /// How a commit leaves `next_attempt_at` (bind `$11` of commit_write.sql).
 #[derive(Debug, Clone, Copy)]
 enum NextAttempt {
@@ -134,6 +139,16 @@ impl LedgerStore for PostgresStore {
             })
             .await?;
         let new = u64::try_from(new).unwrap_or(u64::MAX);
+        if new >= ANALYZE_AFTER {
+            // Only statistics: a failure costs plan quality, not data.
+            let analyzed = self
+                .db
+                .run(|conn| async move { Ok(Sql::new(queries::ANALYZE).execute(conn).await?) }.scope_boxed())
+                .await;
+            if let Err(e) = analyzed {
+                tracing::warn!(error = %e, "postgres: ANALYZE after planning failed");
+            }
+        }
         let total = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
         Ok(PlanCounts {
             new,

@@ -22,3 +22,4 @@ pub(crate) const STATUS: &str = "SELECT state, count(*) AS n FROM jobs GROUP BY 
 pub(crate) const ARTIFACT: &str = "SELECT sha256, path, size, job_key FROM artifacts WHERE sha256 = $1";
 pub(crate) const JOB_FOR_REQUEUE: &str = "SELECT state, epoch FROM jobs WHERE job_key = $1 FOR UPDATE";
 pub(crate) const JOB_EXISTS: &str = "SELECT count(*) AS n FROM jobs WHERE job_key = $1";
+pub(crate) const ANALYZE: &str = "ANALYZE jobs";

@@ -112,8 +112,8 @@ impl Bind {
 /// SQL text with `$1`, `$2`, … placeholders (each may appear more than once)
 /// and the values bound to them.
 ///
-/// The text must not contain `$` followed by a digit anywhere else (string
-/// literals, dollar-quoted bodies): the queries of this crate do not.
+/// Placeholders inside `--` comments and `'…'` literals are left alone; the
+/// text must not use dollar quoting (the queries of this crate do not).
 #[derive(Debug, Clone)]
 pub(crate) struct Sql {
     text: Cow<'static, str>,
@@ -140,35 +140,41 @@ impl QueryFragment<Pg> for Sql {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         // diesel numbers the placeholders it writes in the order they are
         // pushed, so each `$n` of the text is replaced by a push of bind n.
-        let mut rest: &str = &self.text;
-        while let Some(at) = rest.find('$') {
-            let after = &rest[at + 1..];
-            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                out.push_sql(&rest[..=at]);
-                rest = after;
-                continue;
+        // `--` comments and '…' literals are copied as they are.
+        let text: &str = &self.text;
+        let bytes = text.as_bytes();
+        let (mut i, mut copied) = (0, 0);
+        while i < bytes.len() {
+            match bytes[i] {
+                b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                    i = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                }
+                b'\'' => {
+                    // '' inside a literal reads as two literals in a row.
+                    i = text[i + 1..].find('\'').map_or(bytes.len(), |n| i + n + 2);
+                }
+                b'$' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                    out.push_sql(&text[copied..i]);
+                    let digits = bytes[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+                    let number = &text[i + 1..i + 1 + digits];
+                    let bind = number
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|n| n.checked_sub(1))
+                        .and_then(|n| self.binds.get(n))
+                        .ok_or_else(|| {
+                            DieselError::QueryBuilderError(
+                                format!("placeholder ${number} has no bind ({} bound)", self.binds.len()).into(),
+                            )
+                        })?;
+                    bind.push(&mut out)?;
+                    i += 1 + digits;
+                    copied = i;
+                }
+                _ => i += 1,
             }
-            out.push_sql(&rest[..at]);
-            let bind = after[..digits]
-                .parse::<usize>()
-                .ok()
-                .and_then(|n| n.checked_sub(1))
-                .and_then(|i| self.binds.get(i))
-                .ok_or_else(|| {
-                    DieselError::QueryBuilderError(
-                        format!(
-                            "placeholder ${} has no bind ({} bound)",
-                            &after[..digits],
-                            self.binds.len()
-                        )
-                        .into(),
-                    )
-                })?;
-            bind.push(&mut out)?;
-            rest = &after[digits..];
         }
-        out.push_sql(rest);
+        out.push_sql(&text[copied..]);
         Ok(())
     }
 }
@@ -191,12 +197,12 @@ mod tests {
 
     #[test]
     fn placeholders_are_renumbered_in_text_order() {
-        let sql = Sql::new("SELECT $2, $1, $2, '$' || x FROM t WHERE y = $1")
+        let sql = Sql::new("-- $1 is x\nSELECT $2, $1, $2, '$1' || '''$2' || x FROM t WHERE y = $1 -- $3")
             .bind(1_i64)
             .bind("two");
         let shown = debug_query::<Pg, _>(&sql).to_string();
         assert!(
-            shown.starts_with("SELECT $1, $2, $3, '$' || x FROM t WHERE y = $4"),
+            shown.starts_with("-- $1 is x\nSELECT $1, $2, $3, '$1' || '''$2' || x FROM t WHERE y = $4 -- $3"),
             "{shown}"
         );
         assert!(

@@ -40,7 +40,11 @@ CREATE INDEX jobs_retry ON jobs (next_attempt_at) WHERE state = 'FAILED' AND ret
 -- in-flight jobs by lease expiry (expired or released leases; reconcile).
 CREATE INDEX jobs_in_flight ON jobs (lease_expires_at)
     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
--- Jobs of one URL (live-lease check of the grant, duplicates, `jobs` by URL).
+-- In-flight jobs by URL: the live-lease check of every grant candidate is one
+-- probe of this small index, whatever the planner believes about row counts.
+CREATE INDEX jobs_live_url ON jobs (canonical_url, lease_expires_at)
+    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
+-- Jobs of one URL (duplicates, `jobs` by URL).
 CREATE INDEX jobs_canonical_url ON jobs (canonical_url, job_key);
 -- `jobs --state S` in job-key order, and status counts.
 CREATE INDEX jobs_state ON jobs (state, job_key);
@@ -74,17 +78,20 @@ CREATE TABLE artifacts (
     job_key text   NOT NULL
 );
 
--- Whether a grant may take job `for_job` of canonical URL `for_url` now.
+-- Whether a grant may take job `for_job` of canonical URL `for_url` now: no
+-- other job of the URL holds a live lease, also against concurrent grants.
 --
--- First takes the URL's transaction-scoped advisory lock (two-key form, keyed
--- by schema so that ledgers in other schemas never contend), so concurrent
--- grants of one URL serialize, and gives up at once if another grant holds it.
--- Then it checks that no other job of the URL holds a live lease. Being
--- VOLATILE, its query runs with a fresh snapshot (under READ COMMITTED), so it
--- sees every lease committed by a grant that held the lock before us — which
--- the calling statement's own snapshot may predate. A grant that commits after
--- us must take the lock after we released it, at our commit, and then sees
--- our lease the same way.
+-- The URL's transaction-scoped advisory lock (two-key form, keyed by schema so
+-- that ledgers in other schemas never contend) serializes grants of one URL;
+-- a grant that finds it taken passes the URL by. After taking it, the
+-- function checks for a live lease. Being VOLATILE, its query runs with a
+-- fresh snapshot (under READ COMMITTED), so it sees every lease committed by
+-- a grant that held the lock before us — which the calling statement's own
+-- snapshot may predate. A grant that commits after us takes the lock after
+-- our commit released it, and then sees our lease the same way.
+--
+-- Callers check for a live lease with their own snapshot first (cheap, and
+-- it spares taking a lock, held until commit, for every busy URL passed by).
 CREATE FUNCTION url_is_free(for_url text, for_job text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE STRICT COST 50
 AS $$

@@ -10,7 +10,7 @@ use oncefetch_core::conformance::sample_jobs;
 use oncefetch_core::{AcquireRequest, JobPatch, JobState, LeaseManager, LedgerExt, LedgerStore, Millis, StoreError};
 use oncefetch_store_postgres::PostgresStore;
 
-use crate::support::require_postgres;
+use crate::support::{postmaster_start, require_postgres};
 
 /// A server of our own, started with the test server's binaries, so that
 /// restarting it does not disturb the tests running beside this one.
@@ -93,9 +93,13 @@ impl PrivateServer {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    /// `pg_ctl restart -m fast`: every connection is cut.
+    /// `pg_ctl restart -m fast`: every connection is cut. (`-l`, or the new
+    /// postmaster would hold our output pipes open.)
     fn restart(&self) {
-        run(self.pg_ctl().args(["restart", "-m", "fast"]));
+        run(self
+            .pg_ctl()
+            .args(["restart", "-m", "fast", "-l"])
+            .arg(self.dir.join("log")));
     }
 }
 
@@ -250,6 +254,7 @@ async fn server_restart_is_ridden_out() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let started_before = postmaster_start(&server.url()).await;
     let restart = Instant::now();
     let server = tokio::task::spawn_blocking(move || {
         server.restart();
@@ -258,6 +263,11 @@ async fn server_restart_is_ridden_out() {
     .await
     .expect("restart");
     let downtime = restart.elapsed();
+    assert_ne!(
+        postmaster_start(&server.url()).await,
+        started_before,
+        "the server restarted"
+    );
     let done_at_restart = store
         .status()
         .await

@@ -2,7 +2,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel::sql_types::Text;
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use oncefetch_store_postgres::PostgresStore;
 
 /// The test server's URL, or `None` (with a note) when the tests should skip.
@@ -81,4 +83,20 @@ pub(crate) fn schema_of(url: &str) -> String {
         .find_map(|p| p.strip_prefix("schema="))
         .expect("URL has a schema")
         .to_owned()
+}
+
+#[derive(QueryableByName)]
+struct Started {
+    #[diesel(sql_type = Text)]
+    at: String,
+}
+
+/// When the server at `url` started (changes with a restart).
+pub(crate) async fn postmaster_start(url: &str) -> String {
+    let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
+    let row: Started = diesel::sql_query("SELECT pg_postmaster_start_time()::text AS at")
+        .get_result(&mut conn)
+        .await
+        .expect("query");
+    row.at
 }
