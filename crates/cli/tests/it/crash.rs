@@ -1,12 +1,12 @@
 use std::collections::HashMap;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use oncefetch_test_server::{content, Fault, TestServer};
 
 use crate::support::*;
 
-fn signal(child: &Child, name: &str) {
+fn signal(child: &std::process::Child, name: &str) {
     let status = std::process::Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
         .status()
@@ -14,15 +14,17 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success(), "kill -{name}");
 }
 
-fn spawn_run(ws: &Workspace, extra: &[&str]) -> Child {
+fn spawn_run(ws: &Workspace, extra: &[&str]) -> KillOnDrop {
     let out = ws.out();
     let mut args = vec!["run", "--out", out.to_str().unwrap(), "--backoff", "50ms"];
     args.extend_from_slice(extra);
-    ws.command(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn oncefetch run")
+    KillOnDrop(
+        ws.command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn oncefetch run"),
+    )
 }
 
 /// Waits until `cond` holds (or panics after `limit`).
@@ -68,15 +70,15 @@ fn sigkill_mid_stream_loses_nothing_and_resumes() {
             server.stats().bytes_served > before + (512 << 10)
         });
         std::thread::sleep(Duration::from_millis(150 + 70 * round));
-        if child.try_wait().unwrap().is_none() {
-            signal(&child, "KILL");
+        if child.0.try_wait().unwrap().is_none() {
+            signal(&child.0, "KILL");
             kills += 1;
         }
-        child.wait().unwrap();
+        child.0.wait().unwrap();
     }
     assert!(kills >= 3, "the run was killed mid-stream");
     let mut last = spawn_run(&ws, &["--concurrency", "4"]);
-    let status = last.wait().unwrap();
+    let status = last.0.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let jobs = ws.jobs();
     assert_eq!(jobs.len() as u64, FILES);
@@ -132,22 +134,22 @@ fn worker_paused_past_its_lease_writes_nothing() {
     wait_until(Duration::from_secs(20), "the first worker to stream", || {
         server.stats().bytes_served > 256 << 10
     });
-    signal(&paused, "STOP");
+    signal(&paused.0, "STOP");
     // Past its lease: another worker takes the job over and finishes it.
     std::thread::sleep(Duration::from_millis(1500));
     let mut taker = spawn_run(&ws, &["--lease-ttl", "60s"]);
-    assert_eq!(taker.wait().unwrap().code(), Some(0));
+    assert_eq!(taker.0.wait().unwrap().code(), Some(0));
     let job = ws.jobs().remove(0);
     assert_eq!(job["state"], "SUCCESS");
     let ledger_before = ws.ledger();
     let final_path = job["path"].as_str().unwrap().to_owned();
     let inode = std::fs::metadata(&final_path).unwrap();
     // Wake the paused worker: it must notice the lost lease and write nothing.
-    signal(&paused, "CONT");
+    signal(&paused.0, "CONT");
     let mut paused = paused;
     let woke = Instant::now();
     loop {
-        if paused.try_wait().unwrap().is_some() {
+        if paused.0.try_wait().unwrap().is_some() {
             break;
         }
         assert!(

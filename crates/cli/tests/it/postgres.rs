@@ -3,7 +3,7 @@
 //! without it unless `ONCEFETCH_REQUIRE_POSTGRES=1`.
 
 use std::collections::HashMap;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use oncefetch_test_server::{content, Fault, TestServer};
@@ -29,15 +29,17 @@ fn pg_db(test: &str) -> Option<String> {
     }
 }
 
-fn spawn_run(ws: &Workspace, db: &str, extra: &[&str]) -> Child {
+fn spawn_run(ws: &Workspace, db: &str, extra: &[&str]) -> KillOnDrop {
     let out = ws.out();
-    std::process::Command::new(env!("CARGO_BIN_EXE_oncefetch"))
-        .args(["--db", db, "run", "--out", out.to_str().unwrap(), "--backoff", "50ms"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn oncefetch run")
+    KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_oncefetch"))
+            .args(["--db", db, "run", "--out", out.to_str().unwrap(), "--backoff", "50ms"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn oncefetch run"),
+    )
 }
 
 fn oncefetch(db: &str, args: &[&str]) -> std::process::Output {
@@ -48,14 +50,14 @@ fn oncefetch(db: &str, args: &[&str]) -> std::process::Output {
         .expect("run oncefetch")
 }
 
-fn wait_ok(child: Child, what: &str) {
-    let out = child.wait_with_output().expect("wait");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn wait_ok(mut child: KillOnDrop, what: &str) {
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.0.stderr.take() {
+        use std::io::Read;
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let status = child.0.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "{what}: {stderr}");
 }
 
 /// Plans `n` files of the server in the ledger; returns the bodies by work id.
@@ -108,7 +110,7 @@ fn three_hosts_share_one_ledger_and_fetch_each_file_once() {
     let server = TestServer::start();
     let ws = Workspace::new();
     let bodies = plan_corpus(&server, &ws, &db, 2000, |i| 1024 + (i as usize * 37) % 3072);
-    let hosts: Vec<Child> = (0..3).map(|_| spawn_run(&ws, &db, &["--concurrency", "8"])).collect();
+    let hosts: Vec<KillOnDrop> = (0..3).map(|_| spawn_run(&ws, &db, &["--concurrency", "8"])).collect();
     for (i, host) in hosts.into_iter().enumerate() {
         wait_ok(host, &format!("host {i}"));
     }
@@ -145,7 +147,7 @@ fn workers_survive_a_postgres_restart() {
             },
         );
     }
-    let workers: Vec<Child> = (0..2)
+    let workers: Vec<KillOnDrop> = (0..2)
         .map(|_| spawn_run(&ws, &db, &["--concurrency", "8", "--lease-ttl", "3s"]))
         .collect();
     let started = Instant::now();

@@ -107,3 +107,14 @@ pub(crate) fn job_of<'a>(jobs: &'a [Value], work: &str) -> &'a Value {
 
 /// Fast retries for tests.
 pub(crate) const FAST: &[&str] = &["--concurrency", "8"];
+
+/// A child process killed (and reaped) when dropped, so a failing test
+/// leaves no `oncefetch` running.
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -266,12 +266,13 @@ impl JobRun<'_> {
         let begun = self
             .commit(Some(meta_json), &steps, patch, Some((stream_key, OpKind::Stream)))
             .await?;
-        if let Some(OpBegin::Replay(_)) = begun {
-            return Err(permanent(format!(
-                "the ledger records a finished stream from byte {} whose bytes are gone; requeue with `oncefetch retry`",
-                opened.start
-            )));
-        }
+        // A replayed STREAM (an earlier epoch streamed from this offset, then
+        // lost its lease before finalizing) is re-materialized, not re-run:
+        // the bytes are streamed again and must match the recorded result.
+        let recorded = match begun {
+            Some(OpBegin::Replay(recorded)) => Some(recorded),
+            _ => None,
+        };
         let streamed = match opened.body {
             Some(body) => self.stream_body(&mut partial, body).await,
             None => Ok(()),
@@ -280,6 +281,15 @@ impl JobRun<'_> {
         let (partial_path, sha256, size) = partial.finish().await?;
         streamed?;
         self.verify(&opened.meta, &sha256, size)?;
+        if let Some(recorded) = recorded {
+            if recorded["sha256"] != sha256.as_str() || recorded["size"] != size {
+                return Err(permanent(format!(
+                    "the resource changed since the recorded stream from byte {} (recorded {}, now sha256 {sha256}); \
+                     requeue with `oncefetch retry`",
+                    opened.start, recorded
+                )));
+            }
+        }
         self.finalize(partial_path, final_path, sha256, size, opened.start)
             .await
     }
