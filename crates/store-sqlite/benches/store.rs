@@ -8,7 +8,11 @@
 //!   leases expired, each with one unfinished op attempt [≤ 3 s].
 //!
 //! Besides criterion's estimates, the per-call benches print their own p50
-//! and p99 over every call they timed.
+//! and p99 over every call they timed, and the CPU time the whole process
+//! (caller, connection thread, checkpoint thread) spent per call, read from
+//! `/proc/self/task/*/schedstat` on Linux: on a shared, loaded machine the
+//! wall-clock numbers include time spent waiting for a CPU, the CPU time
+//! does not.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use std::path::{Path, PathBuf};
@@ -65,19 +69,63 @@ fn request(limit: usize) -> AcquireRequest {
     }
 }
 
-/// Prints p50/p99 of per-call latencies.
-fn report(name: &str, mut samples: Vec<Duration>) {
-    if samples.is_empty() {
-        return;
+/// CPU time used by every live thread of this process so far (Linux; zero
+/// elsewhere).
+fn process_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+/// Per-call latencies, and the CPU time of whole batches of calls (reading
+/// `/proc` costs more than a call, so it is read once per batch).
+#[derive(Default)]
+struct Calls {
+    latencies: Vec<Duration>,
+    cpu: Duration,
+    batch_start: Duration,
+}
+
+impl Calls {
+    /// Starts a batch of timed calls (setup done before it is not counted).
+    fn begin_batch(&mut self) {
+        self.batch_start = process_cpu();
     }
-    samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
-    eprintln!(
-        "{name}: {} calls, p50 {:?}, p99 {:?}",
-        samples.len(),
-        at(0.50),
-        at(0.99)
-    );
+
+    /// Ends the batch started last.
+    fn end_batch(&mut self) {
+        self.cpu += process_cpu().saturating_sub(self.batch_start);
+    }
+
+    /// Times `call` (wall clock).
+    fn time<T>(&mut self, call: impl FnOnce() -> T) -> (T, Duration) {
+        let started = Instant::now();
+        let out = call();
+        let took = started.elapsed();
+        self.latencies.push(took);
+        (out, took)
+    }
+
+    /// Prints p50/p99 of the latencies and the mean CPU time per call.
+    fn report(mut self, name: &str) {
+        if self.latencies.is_empty() {
+            return;
+        }
+        let calls = self.latencies.len();
+        self.latencies.sort_unstable();
+        let at = |q: f64| self.latencies[((calls - 1) as f64 * q) as usize];
+        eprintln!(
+            "{name}: {calls} calls, p50 {:?}, p99 {:?}, process CPU per call {:?}",
+            at(0.50),
+            at(0.99),
+            self.cpu / u32::try_from(calls).unwrap_or(u32::MAX)
+        );
+    }
 }
 
 /// The floor under every call: one trip to the connection thread and back
@@ -85,22 +133,24 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 fn round_trip(c: &mut Criterion) {
     let rt = runtime();
     let dir = scratch();
-    let store = rt.block_on(SqliteStore::open(dir.join("now.db").to_str().unwrap())).unwrap();
-    let mut latencies = Vec::new();
+    let store = rt
+        .block_on(SqliteStore::open(dir.join("now.db").to_str().unwrap()))
+        .unwrap();
+    let mut calls = Calls::default();
     c.bench_function("round_trip/now", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
+            calls.begin_batch();
             for _ in 0..iters {
-                let started = Instant::now();
-                rt.block_on(store.now()).unwrap();
-                let took = started.elapsed();
-                latencies.push(took);
+                let (now, took) = calls.time(|| rt.block_on(store.now()));
+                now.unwrap();
                 total += took;
             }
+            calls.end_batch();
             total
         })
     });
-    report("round_trip/now", latencies);
+    calls.report("round_trip/now");
 }
 
 fn lease_acquire(c: &mut Criterion) {
@@ -111,7 +161,7 @@ fn lease_acquire(c: &mut Criterion) {
             .unwrap(),
     );
     let mut planned = 0usize;
-    let mut latencies = Vec::new();
+    let mut calls = Calls::default();
     let mut group = c.benchmark_group("lease_acquire");
     group.bench_function("single_job", |b| {
         b.iter_custom(|iters| {
@@ -119,19 +169,18 @@ fn lease_acquire(c: &mut Criterion) {
             rt.block_on(store.plan(&jobs(&format!("acq{planned}"), n))).unwrap();
             planned += n;
             let mut total = Duration::ZERO;
+            calls.begin_batch();
             for _ in 0..n {
-                let started = Instant::now();
-                let leases = rt.block_on(store.acquire(&request(1))).unwrap();
-                let took = started.elapsed();
-                assert_eq!(leases.len(), 1);
-                latencies.push(took);
+                let (leases, took) = calls.time(|| rt.block_on(store.acquire(&request(1))));
+                assert_eq!(leases.unwrap().len(), 1);
                 total += took;
             }
+            calls.end_batch();
             total
         })
     });
     group.finish();
-    report("lease_acquire/single_job", latencies);
+    calls.report("lease_acquire/single_job");
 }
 
 fn state_transition(c: &mut Criterion) {
@@ -142,7 +191,7 @@ fn state_transition(c: &mut Criterion) {
             .unwrap(),
     );
     let mut planned = 0usize;
-    let mut latencies = Vec::new();
+    let mut calls = Calls::default();
     let mut group = c.benchmark_group("state_transition");
     group.bench_function("one_step", |b| {
         b.iter_custom(|iters| {
@@ -158,18 +207,18 @@ fn state_transition(c: &mut Criterion) {
                 ..Commit::default()
             };
             let mut total = Duration::ZERO;
+            calls.begin_batch();
             for lease in &leases {
-                let started = Instant::now();
-                rt.block_on(store.commit(&lease.fence, &commit)).unwrap();
-                let took = started.elapsed();
-                latencies.push(took);
+                let (outcome, took) = calls.time(|| rt.block_on(store.commit(&lease.fence, &commit)));
+                outcome.unwrap();
                 total += took;
             }
+            calls.end_batch();
             total
         })
     });
     group.finish();
-    report("state_transition/one_step", latencies);
+    calls.report("state_transition/one_step");
 }
 
 fn plan(c: &mut Criterion) {
@@ -178,6 +227,7 @@ fn plan(c: &mut Criterion) {
     let dir = scratch();
     let batch = jobs("plan", JOBS);
     let mut round = 0;
+    let mut calls = Calls::default();
     let mut group = c.benchmark_group("plan");
     group.sample_size(10).throughput(Throughput::Elements(JOBS as u64));
     group.bench_function("100k_jobs", |b| {
@@ -187,10 +237,11 @@ fn plan(c: &mut Criterion) {
                 round += 1;
                 let path = dir.join(format!("plan-{round}.db"));
                 let store = rt.block_on(SqliteStore::open(path.to_str().unwrap())).unwrap();
-                let started = Instant::now();
-                let counts = rt.block_on(store.plan(&batch)).unwrap();
-                total += started.elapsed();
-                assert_eq!(counts.new, JOBS as u64);
+                calls.begin_batch();
+                let (counts, took) = calls.time(|| rt.block_on(store.plan(&batch)));
+                calls.end_batch();
+                total += took;
+                assert_eq!(counts.unwrap().new, JOBS as u64);
                 drop(store);
                 remove_db(&path);
             }
@@ -198,6 +249,7 @@ fn plan(c: &mut Criterion) {
         })
     });
     group.finish();
+    calls.report("plan/100k_jobs");
 }
 
 fn remove_db(path: &Path) {
@@ -240,7 +292,7 @@ fn reconcile(c: &mut Criterion) {
     let dir = scratch();
     let base = dir.join("expired-base.db");
     let mut built = false;
-    let mut reports = Vec::new();
+    let mut calls = Calls::default();
     let mut group = c.benchmark_group("reconcile");
     group.sample_size(10);
     group.bench_function("1M_expired_leases", |b| {
@@ -257,20 +309,20 @@ fn reconcile(c: &mut Criterion) {
                 remove_db(&path);
                 std::fs::copy(&base, &path).unwrap();
                 let store = rt.block_on(SqliteStore::open(path.to_str().unwrap())).unwrap();
-                let started = Instant::now();
-                let report: ReconcileReport = rt.block_on(store.reconcile(Duration::ZERO)).unwrap();
-                let took = started.elapsed();
+                calls.begin_batch();
+                let (report, took) = calls.time(|| rt.block_on(store.reconcile(Duration::ZERO)));
+                calls.end_batch();
+                let report: ReconcileReport = report.unwrap();
                 total += took;
                 assert_eq!(report.expired_leases, JOBS as u64);
                 assert_eq!(report.abandoned_ops, JOBS as u64);
-                reports.push(took);
                 drop(store);
             }
             total
         })
     });
     group.finish();
-    report("reconcile/1M_expired_leases", reports);
+    calls.report("reconcile/1M_expired_leases");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

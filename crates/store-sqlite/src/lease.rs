@@ -101,7 +101,13 @@ fn runnable(job: &Job, now: Millis, max_attempts: u32) -> bool {
 /// LEASED under the next epoch; abandons older unfinished attempts and, for
 /// the backward step from an in-flight state, records a RELET row. `job` is
 /// the row as read in this transaction.
-fn grant(conn: &Connection, mut job: Job, request: &AcquireRequest, expires_at: Millis, now: Millis) -> Result<Lease, TxError> {
+fn grant(
+    conn: &Connection,
+    mut job: Job,
+    request: &AcquireRequest,
+    expires_at: Millis,
+    now: Millis,
+) -> Result<Lease, TxError> {
     let previous_state = job.state;
     check_transition(Transition::Grant, previous_state, JobState::Leased)?;
     let previous_epoch = job.epoch;

@@ -64,6 +64,7 @@ pub(crate) const REQUEUE: &str = include_str!("../sql/queries/requeue.sql");
 ///   2. in-flight jobs whose lease expired (they hold work already done),
 ///   3. retryable FAILED jobs with attempts left, past their backoff,
 ///   4. PLANNED jobs in planning order.
+///
 /// Each arm is one range of a partial index, so live leases and settled jobs
 /// are never scanned; the compound stops at :limit rows.
 pub(crate) const RUNNABLE: &str = include_str!("../sql/queries/runnable.sql");
@@ -76,3 +77,125 @@ pub(crate) const STATUS: &str = include_str!("../sql/queries/status.sql");
 pub(crate) const SUPERSEDE_EFFECTS: &str = include_str!("../sql/queries/supersede_effects.sql");
 /// Whether a live lease holds a canonical URL.
 pub(crate) const URL_BUSY: &str = include_str!("../sql/queries/url_busy.sql");
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+
+    fn explain(conn: &Connection, sql: &str, query_plan: bool) -> Vec<String> {
+        let prefix = if query_plan { "EXPLAIN QUERY PLAN" } else { "EXPLAIN" };
+        let column = if query_plan { 3 } else { 1 };
+        let mut stmt = conn.prepare(&format!("{prefix} {sql}")).expect("explain");
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().expect("row") {
+            out.push(row.get::<_, String>(column).expect("text"));
+        }
+        out
+    }
+
+    /// Each hot query searches the index meant for it (never a whole table),
+    /// and no hot statement builds a temporary table per execution (a
+    /// constant `IN` list of more than two values does).
+    #[test]
+    fn hot_queries_use_their_indexes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = crate::options::SqliteOptions::new(dir.path().join("plans.db"));
+        let conn = crate::conn::set_up(&options).expect("open");
+        let by_key = "sqlite_autoindex_jobs_1 (job_key=?)";
+        let expected: &[(&str, &str, &[&str])] = &[
+            ("job_get", JOB_GET, &[by_key]),
+            ("job_fence", JOB_FENCE, &[by_key]),
+            ("job_step", JOB_STEP, &[by_key]),
+            ("job_update", JOB_UPDATE, &[by_key]),
+            ("grant", GRANT, &[by_key]),
+            ("renew", RENEW, &[by_key]),
+            ("release", RELEASE, &[by_key]),
+            ("requeue", REQUEUE, &[by_key]),
+            (
+                "runnable",
+                RUNNABLE,
+                &[
+                    "jobs_unleased_in_flight",
+                    "jobs_lease_expiry (lease_expires_at>? AND lease_expires_at<?)",
+                    "jobs_failed_retryable (attempts<?)",
+                    "jobs_not_in_flight (state=?)",
+                    "jobs_canonical_url (canonical_url=?)",
+                ],
+            ),
+            ("url_busy", URL_BUSY, &["jobs_canonical_url (canonical_url=?)"]),
+            ("jobs_by_url", JOBS_BY_URL, &["jobs_canonical_url (canonical_url=?)"]),
+            ("jobs_after", JOBS_AFTER, &["sqlite_autoindex_jobs_1 (job_key>?)"]),
+            (
+                "status",
+                STATUS,
+                &[
+                    "COVERING INDEX jobs_not_in_flight",
+                    "jobs_lease_expiry",
+                    "jobs_unleased_in_flight",
+                ],
+            ),
+            (
+                "outstanding",
+                OUTSTANDING,
+                &[
+                    "jobs_not_in_flight",
+                    "jobs_lease_expiry",
+                    "jobs_unleased_in_flight",
+                    "jobs_failed_retryable",
+                ],
+            ),
+            ("reconcile_leases", RECONCILE_LEASES, &["jobs_lease_expiry"]),
+            ("reconcile_ops", RECONCILE_OPS, &["ops_unfinished", by_key]),
+            (
+                "abandon_old_epochs",
+                ABANDON_OLD_EPOCHS,
+                &["ops_unfinished (job_key=?)"],
+            ),
+            (
+                "op_attempt",
+                OP_ATTEMPT,
+                &["sqlite_autoindex_ops_1 (op_key=? AND epoch=?)"],
+            ),
+            ("op_ok_result", OP_OK_RESULT, &["ops_one_ok (op_key=?)"]),
+            ("op_finish", OP_FINISH, &["INTEGER PRIMARY KEY (rowid=?)"]),
+            ("ops_by_job", OPS_BY_JOB, &["ops_job (job_key=? AND rowid>?)"]),
+            ("ops_page", OPS_PAGE, &["INTEGER PRIMARY KEY (rowid>?)"]),
+            ("supersede_effects", SUPERSEDE_EFFECTS, &["ops_job (job_key=?)"]),
+            ("artifact_get", ARTIFACT_GET, &["PRIMARY KEY (sha256=?)"]),
+        ];
+        for (name, sql, needles) in expected {
+            let plan = explain(&conn, sql, true).join("\n");
+            for needle in *needles {
+                assert!(plan.contains(needle), "{name} should use {needle}:\n{plan}");
+            }
+            for line in plan.lines() {
+                let whole_table =
+                    (line.starts_with("SCAN jobs") || line.starts_with("SCAN ops")) && !line.contains("INDEX");
+                assert!(!whole_table, "{name} scans a whole table:\n{plan}");
+            }
+            // Status groups the few in-flight jobs; one URL has few jobs to sort.
+            assert!(
+                !plan.contains("TEMP B-TREE") || matches!(*name, "status" | "jobs_by_url"),
+                "{name} sorts:\n{plan}"
+            );
+        }
+        for (name, sql) in [
+            ("job_step", JOB_STEP),
+            ("job_update", JOB_UPDATE),
+            ("grant", GRANT),
+            ("runnable", RUNNABLE),
+            ("op_insert", OP_INSERT),
+            ("op_finish", OP_FINISH),
+            ("renew", RENEW),
+        ] {
+            let program = explain(&conn, sql, false);
+            assert!(
+                !program.iter().any(|op| op == "OpenEphemeral"),
+                "{name} builds a temporary table at every execution"
+            );
+        }
+    }
+}

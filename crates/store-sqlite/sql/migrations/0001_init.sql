@@ -14,9 +14,20 @@ CREATE TABLE jobs (
     canonical_url    TEXT    NOT NULL,
     expected_sha256  TEXT,
     expected_size    INTEGER,
-    state            TEXT    NOT NULL DEFAULT 'PLANNED' CHECK (state IN (
-                         'PLANNED', 'LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED',
-                         'INDEXED', 'DEDUPED', 'SUCCESS', 'FAILED', 'SKIPPED_DUPLICATE')),
+    -- The checks are OR chains, not IN lists: SQLite evaluates a constant IN
+    -- list of more than two values through a temporary table built at every
+    -- execution of a statement that writes the column.
+    state            TEXT    NOT NULL DEFAULT 'PLANNED' CHECK (
+                         state = 'PLANNED' OR state = 'LEASED' OR state = 'HEAD_DONE' OR state = 'RESUME_OK'
+                         OR state = 'STREAMING' OR state = 'FINALIZED' OR state = 'INDEXED' OR state = 'DEDUPED'
+                         OR state = 'SUCCESS' OR state = 'FAILED' OR state = 'SKIPPED_DUPLICATE'),
+    -- 1 for the states a worker holds a lease in (LEASED … DEDUPED).
+    in_flight        INTEGER GENERATED ALWAYS AS (
+                         CASE state
+                             WHEN 'LEASED' THEN 1 WHEN 'HEAD_DONE' THEN 1 WHEN 'RESUME_OK' THEN 1
+                             WHEN 'STREAMING' THEN 1 WHEN 'FINALIZED' THEN 1 WHEN 'INDEXED' THEN 1
+                             WHEN 'DEDUPED' THEN 1 ELSE 0
+                         END) VIRTUAL,
     epoch            INTEGER NOT NULL DEFAULT 0,
     lease_owner      TEXT,
     lease_expires_at INTEGER,
@@ -40,16 +51,14 @@ CREATE TABLE jobs (
 -- Jobs that are not in flight, by state: PLANNED ones in planning order (the
 -- rowid ends every key), and the counts of settled states.
 CREATE INDEX jobs_not_in_flight ON jobs (state)
-    WHERE state NOT IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
+    WHERE state = 'PLANNED' OR state = 'SUCCESS' OR state = 'FAILED' OR state = 'SKIPPED_DUPLICATE';
 
 -- Leases by expiry: expired ones to grant again, and reconcile. A lease is
 -- only ever held by an in-flight job.
 CREATE INDEX jobs_lease_expiry ON jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
 
 -- In-flight jobs whose lease was released or reconciled away: runnable now.
-CREATE INDEX jobs_unleased_in_flight ON jobs (planned_seq)
-    WHERE lease_expires_at IS NULL
-      AND state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
+CREATE INDEX jobs_unleased_in_flight ON jobs (planned_seq) WHERE in_flight = 1 AND lease_expires_at IS NULL;
 
 -- Retryable FAILED jobs by attempts, then the time their backoff ends: jobs
 -- out of attempts fall outside the scanned range.
@@ -67,7 +76,7 @@ CREATE TABLE ops (
     epoch       INTEGER NOT NULL,
     started_at  INTEGER NOT NULL,
     finished_at INTEGER,
-    result_code TEXT    CHECK (result_code IN ('OK', 'ERROR', 'ABANDONED')),
+    result_code TEXT    CHECK (result_code = 'OK' OR result_code = 'ERROR' OR result_code = 'ABANDONED'),
     result      TEXT,
     UNIQUE (op_key, epoch)
 );

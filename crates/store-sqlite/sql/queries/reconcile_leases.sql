@@ -3,4 +3,4 @@ UPDATE jobs INDEXED BY jobs_lease_expiry
 SET lease_owner = NULL, lease_expires_at = NULL
 WHERE lease_expires_at IS NOT NULL
   AND lease_expires_at <= :cutoff
-  AND state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+  AND in_flight = 1

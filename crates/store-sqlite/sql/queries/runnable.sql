@@ -4,18 +4,19 @@
 --   2. in-flight jobs whose lease expired (they hold work already done),
 --   3. retryable FAILED jobs with attempts left, past their backoff,
 --   4. PLANNED jobs in planning order.
+--
 -- Each arm is one range of a partial index, so live leases and settled jobs
 -- are never scanned; the compound stops at :limit rows.
 SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
        c.state, c.epoch, c.lease_owner, c.lease_expires_at, c.attempts, c.next_attempt_at, c.last_error, c.retryable,
        c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of
 FROM jobs AS c INDEXED BY jobs_unleased_in_flight
-WHERE c.lease_expires_at IS NULL
-  AND c.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+WHERE c.in_flight = 1
+  AND c.lease_expires_at IS NULL
   AND NOT EXISTS (
       SELECT 1 FROM jobs AS b
       WHERE b.canonical_url = c.canonical_url
-        AND b.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+        AND b.in_flight = 1
         AND b.lease_expires_at > :now)
 UNION ALL
 SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
@@ -24,11 +25,11 @@ SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_s
 FROM jobs AS c INDEXED BY jobs_lease_expiry
 WHERE c.lease_expires_at IS NOT NULL
   AND c.lease_expires_at <= :now
-  AND c.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+  AND c.in_flight = 1
   AND NOT EXISTS (
       SELECT 1 FROM jobs AS b
       WHERE b.canonical_url = c.canonical_url
-        AND b.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+        AND b.in_flight = 1
         AND b.lease_expires_at > :now)
 UNION ALL
 SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
@@ -41,7 +42,7 @@ WHERE c.state = 'FAILED' AND c.retryable = 1
   AND NOT EXISTS (
       SELECT 1 FROM jobs AS b
       WHERE b.canonical_url = c.canonical_url
-        AND b.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+        AND b.in_flight = 1
         AND b.lease_expires_at > :now)
 UNION ALL
 SELECT * FROM (
@@ -50,12 +51,11 @@ SELECT * FROM (
        c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of
     FROM jobs AS c INDEXED BY jobs_not_in_flight
     WHERE c.state = 'PLANNED'
-      AND c.state NOT IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
       AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= :now)
       AND NOT EXISTS (
       SELECT 1 FROM jobs AS b
       WHERE b.canonical_url = c.canonical_url
-        AND b.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+        AND b.in_flight = 1
         AND b.lease_expires_at > :now)
     ORDER BY c.planned_seq
     LIMIT :limit)

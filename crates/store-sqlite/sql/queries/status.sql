@@ -3,15 +3,15 @@
 -- in-flight jobs, each from its partial index.
 SELECT state, COUNT(*)
 FROM jobs INDEXED BY jobs_not_in_flight
-WHERE state NOT IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+WHERE state = 'PLANNED' OR state = 'SUCCESS' OR state = 'FAILED' OR state = 'SKIPPED_DUPLICATE'
 GROUP BY state
 UNION ALL
 SELECT state, COUNT(*)
 FROM jobs INDEXED BY jobs_lease_expiry
-WHERE lease_expires_at IS NOT NULL AND state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+WHERE lease_expires_at IS NOT NULL AND in_flight = 1
 GROUP BY state
 UNION ALL
 SELECT state, COUNT(*)
 FROM jobs INDEXED BY jobs_unleased_in_flight
-WHERE lease_expires_at IS NULL AND state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+WHERE in_flight = 1 AND lease_expires_at IS NULL
 GROUP BY state

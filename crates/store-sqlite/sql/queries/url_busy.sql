@@ -2,5 +2,5 @@
 SELECT EXISTS (
     SELECT 1 FROM jobs
     WHERE canonical_url = :canonical_url
-      AND state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+      AND in_flight = 1
       AND lease_expires_at > :now)
