@@ -41,11 +41,11 @@ pub(crate) fn acquire(conn: &Connection, request: &AcquireRequest) -> Result<Vec
                     ":max_attempts": request.max_attempts,
                     ":limit": rows::limit(remaining),
                 },
-                rows::job,
+                rows::seq_and_job,
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let before = leases.len();
-        for job in candidates {
+        for (seq, job) in candidates {
             if leases.len() == request.limit {
                 break;
             }
@@ -54,7 +54,7 @@ pub(crate) fn acquire(conn: &Connection, request: &AcquireRequest) -> Result<Vec
             }
             keys.insert(job.job_key.clone());
             urls.insert(job.canonical_url.clone());
-            leases.push(grant(conn, job, request, expires_at, now)?);
+            leases.push(grant(conn, seq, job, request, expires_at, now)?);
         }
         if leases.len() == before {
             break;
@@ -70,7 +70,7 @@ pub(crate) fn acquire_job(
     request: &AcquireRequest,
 ) -> Result<Option<Lease>, TxError> {
     let now = clock::now(conn)?;
-    let job = load_job(conn, job_key)?.ok_or_else(|| not_found(job_key))?;
+    let (seq, job) = load_job(conn, job_key)?.ok_or_else(|| not_found(job_key))?;
     if !runnable(&job, now, request.max_attempts) {
         return Ok(None);
     }
@@ -83,7 +83,7 @@ pub(crate) fn acquire_job(
         return Ok(None);
     }
     let expires_at = now.saturating_add(millis(request.ttl));
-    grant(conn, job, request, expires_at, now).map(Some)
+    grant(conn, seq, job, request, expires_at, now).map(Some)
 }
 
 /// Whether a grant may pick `job` at `now` (the reference store's rule).
@@ -103,6 +103,7 @@ fn runnable(job: &Job, now: Millis, max_attempts: u32) -> bool {
 /// the row as read in this transaction.
 fn grant(
     conn: &Connection,
+    seq: i64,
     mut job: Job,
     request: &AcquireRequest,
     expires_at: Millis,
@@ -119,7 +120,7 @@ fn grant(
         ":epoch": job.epoch,
         ":owner": request.owner,
         ":expires_at": expires_at,
-        ":job_key": job.job_key,
+        ":planned_seq": seq,
     })?;
     // Attempts are only started under a lease, so a job never leased before
     // (epoch 0) has none to abandon.

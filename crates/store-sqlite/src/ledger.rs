@@ -39,10 +39,10 @@ pub(crate) fn holds_lease(
     epoch == fence.epoch && owner == Some(fence.owner.as_str()) && expires_at.is_some_and(|t| t > now)
 }
 
-/// One job row, if present.
-pub(crate) fn load_job(conn: &Connection, job_key: &str) -> rusqlite::Result<Option<Job>> {
+/// One job row and its rowid, if present.
+pub(crate) fn load_job(conn: &Connection, job_key: &str) -> rusqlite::Result<Option<(i64, Job)>> {
     conn.prepare_cached(queries::JOB_GET)?
-        .query_row(named_params! {":job_key": job_key}, rows::job)
+        .query_row(named_params! {":job_key": job_key}, rows::seq_and_job)
         .optional()
 }
 
@@ -199,7 +199,7 @@ fn apply_patch(job: &mut Job, commit: &Commit) -> bool {
 /// steps, patch, begin.
 pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Result<CommitOutcome, TxError> {
     let now = clock::now(conn)?;
-    let mut job = load_job(conn, &fence.job_key)?.ok_or_else(|| not_found(&fence.job_key))?;
+    let (seq, mut job) = load_job(conn, &fence.job_key)?.ok_or_else(|| not_found(&fence.job_key))?;
     if !holds_lease(fence, job.epoch, job.lease_owner.as_deref(), job.lease_expires_at, now) {
         return Err(lease_lost(fence));
     }
@@ -259,9 +259,9 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
     }
     if !commit.steps.is_empty() || patched {
         if lease_columns == self::lease_columns(&job) {
-            step_job(conn, &job)?;
+            step_job(conn, seq, &job)?;
         } else {
-            update_job(conn, &job)?;
+            update_job(conn, seq, &job)?;
         }
     }
     if let (Some(OpBegin::Run), Some(start)) = (&begun, &commit.begin) {
@@ -312,7 +312,7 @@ fn lease_columns(job: &Job) -> LeaseColumns {
 /// Owner, expiry, next attempt, last error, retryable.
 type LeaseColumns = (Option<String>, Option<Millis>, Option<Millis>, Option<String>, bool);
 
-fn step_job(conn: &Connection, job: &Job) -> Result<(), TxError> {
+fn step_job(conn: &Connection, seq: i64, job: &Job) -> Result<(), TxError> {
     conn.prepare_cached(queries::JOB_STEP)?.execute(named_params! {
         ":state": job.state.as_str(),
         ":attempts": job.attempts,
@@ -323,12 +323,12 @@ fn step_job(conn: &Connection, job: &Job) -> Result<(), TxError> {
         ":sha256": job.sha256,
         ":size": rows::size(job.size, "size")?,
         ":duplicate_of": job.duplicate_of,
-        ":job_key": job.job_key,
+        ":planned_seq": seq,
     })?;
     Ok(())
 }
 
-fn update_job(conn: &Connection, job: &Job) -> Result<(), TxError> {
+fn update_job(conn: &Connection, seq: i64, job: &Job) -> Result<(), TxError> {
     conn.prepare_cached(queries::JOB_UPDATE)?.execute(named_params! {
         ":state": job.state.as_str(),
         ":lease_owner": job.lease_owner,
@@ -344,7 +344,7 @@ fn update_job(conn: &Connection, job: &Job) -> Result<(), TxError> {
         ":sha256": job.sha256,
         ":size": rows::size(job.size, "size")?,
         ":duplicate_of": job.duplicate_of,
-        ":job_key": job.job_key,
+        ":planned_seq": seq,
     })?;
     Ok(())
 }
@@ -452,13 +452,13 @@ pub(crate) fn artifact(conn: &Connection, sha256: &str) -> rusqlite::Result<Opti
 /// effect rows become ABANDONED so the effects run again.
 pub(crate) fn requeue(conn: &Connection, job_key: &str, reason: &str) -> Result<bool, TxError> {
     let now = clock::now(conn)?;
-    let job = load_job(conn, job_key)?.ok_or_else(|| not_found(job_key))?;
+    let (seq, job) = load_job(conn, job_key)?.ok_or_else(|| not_found(job_key))?;
     let from = job.state;
     if check_transition(Transition::Requeue, from, JobState::Planned).is_err() {
         return Ok(false);
     }
     conn.prepare_cached(queries::REQUEUE)?
-        .execute(named_params! {":job_key": job_key})?;
+        .execute(named_params! {":planned_seq": seq})?;
     let superseded = conn
         .prepare_cached(queries::SUPERSEDE_EFFECTS)?
         .execute(named_params! {":job_key": job_key})?;

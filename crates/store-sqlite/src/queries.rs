@@ -12,7 +12,8 @@ pub(crate) const ARTIFACT_INSERT: &str = include_str!("../sql/queries/artifact_i
 pub(crate) const GRANT: &str = include_str!("../sql/queries/grant.sql");
 /// The lease columns of one job, for a fence check.
 pub(crate) const JOB_FENCE: &str = include_str!("../sql/queries/job_fence.sql");
-/// One job (column order: see rows.rs).
+/// One job (column order: see rows.rs), and its rowid for the write that
+/// follows.
 pub(crate) const JOB_GET: &str = include_str!("../sql/queries/job_get.sql");
 /// Writes a job's state, attempts and recorded fields after a fenced, checked
 /// commit that left the lease, backoff and error columns alone. It sets no
@@ -59,7 +60,7 @@ pub(crate) const RENEW: &str = include_str!("../sql/queries/renew.sql");
 /// Sends a job back to PLANNED as freshly planned, keeping its epoch.
 pub(crate) const REQUEUE: &str = include_str!("../sql/queries/requeue.sql");
 /// Runnable jobs whose canonical URL no live lease holds, in batch order.
-/// Column order: see rows.rs. The order a batch takes them in:
+/// Column order: see rows.rs (the job, then its rowid). The order a batch takes them in:
 ///   1. in-flight jobs whose lease was released or reconciled away,
 ///   2. in-flight jobs whose lease expired (they hold work already done),
 ///   3. retryable FAILED jobs with attempts left, past their backoff,
@@ -105,15 +106,16 @@ mod tests {
         let options = crate::options::SqliteOptions::new(dir.path().join("plans.db"));
         let conn = crate::conn::set_up(&options).expect("open");
         let by_key = "sqlite_autoindex_jobs_1 (job_key=?)";
+        let by_rowid = "INTEGER PRIMARY KEY (rowid=?)";
         let expected: &[(&str, &str, &[&str])] = &[
             ("job_get", JOB_GET, &[by_key]),
             ("job_fence", JOB_FENCE, &[by_key]),
-            ("job_step", JOB_STEP, &[by_key]),
-            ("job_update", JOB_UPDATE, &[by_key]),
-            ("grant", GRANT, &[by_key]),
+            ("job_step", JOB_STEP, &[by_rowid]),
+            ("job_update", JOB_UPDATE, &[by_rowid]),
+            ("grant", GRANT, &[by_rowid]),
             ("renew", RENEW, &[by_key]),
             ("release", RELEASE, &[by_key]),
-            ("requeue", REQUEUE, &[by_key]),
+            ("requeue", REQUEUE, &[by_rowid]),
             (
                 "runnable",
                 RUNNABLE,

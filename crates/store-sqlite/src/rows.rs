@@ -58,6 +58,12 @@ pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
     })
 }
 
+/// A job followed by its rowid (`planned_seq`, column 22), which the
+/// writes of the same transaction address it by.
+pub(crate) fn seq_and_job(row: &Row<'_>) -> rusqlite::Result<(i64, Job)> {
+    Ok((row.get(22)?, job(row)?))
+}
+
 /// A JSON result column.
 pub(crate) fn json_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<serde_json::Value>> {
     let text: Option<String> = row.get(index)?;

@@ -66,7 +66,8 @@ impl LedgerStore for SqliteStore {
         self.conn
             .call(move |c| {
                 conn::read(c, |c| {
-                    ledger::load_job(c, &job_key)?.ok_or_else(|| ledger::not_found(&job_key))
+                    let (_, job) = ledger::load_job(c, &job_key)?.ok_or_else(|| ledger::not_found(&job_key))?;
+                    Ok(job)
                 })
             })
             .await

@@ -2,4 +2,4 @@
 -- transaction and builds the granted job from it).
 UPDATE jobs
 SET state = 'LEASED', epoch = :epoch, lease_owner = :owner, lease_expires_at = :expires_at
-WHERE job_key = :job_key
+WHERE planned_seq = :planned_seq

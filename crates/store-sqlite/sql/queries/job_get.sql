@@ -1,6 +1,7 @@
--- One job (column order: see rows.rs).
+-- One job (column order: see rows.rs), and its rowid for the write that
+-- follows.
 SELECT job_key, work_id, artifact_id, url, canonical_url, expected_sha256, expected_size,
        state, epoch, lease_owner, lease_expires_at, attempts, next_attempt_at, last_error, retryable,
-       etag, last_modified, remote_size, path, sha256, size, duplicate_of
+       etag, last_modified, remote_size, path, sha256, size, duplicate_of, planned_seq
 FROM jobs
 WHERE job_key = :job_key

@@ -11,4 +11,4 @@ SET state = :state,
     sha256 = :sha256,
     size = :size,
     duplicate_of = :duplicate_of
-WHERE job_key = :job_key
+WHERE planned_seq = :planned_seq
