@@ -37,7 +37,7 @@ cargo xtask bench — criterion micro-benchmarks and the end-to-end comparison w
 USAGE:
     cargo xtask bench [OPTIONS]
 
-Runs `cargo bench --workspace --benches`, then the end-to-end harness: builds the release
+Runs `cargo bench --workspace --bench '*'`, then the end-to-end harness: builds the release
 oncefetch, writes a deterministic corpus (small files of 1–64 KiB and one large file) into a
 folder on the target directory's disk, serves it from a private nginx on 127.0.0.1 (2 workers,
 sendfile, keep-alive; installed with apt-get when missing, as are aria2 and GNU time), and times,
@@ -163,7 +163,8 @@ pub(crate) fn run(args: impl IntoIterator<Item = String>, interrupted: &AtomicBo
     };
     if options.micro {
         let mut bench = cargo();
-        bench.args(["bench", "--workspace", "--benches"]);
+        // `--bench '*'`: only the bench targets (criterion); libtest in lib targets rejects --quick.
+        bench.args(["bench", "--workspace", "--bench", "*"]);
         if options.quick {
             bench.args(["--", "--quick"]);
         }
@@ -416,12 +417,13 @@ impl Bench<'_> {
                     peers::check_ledger(&self.tools.oncefetch, &out, expected.len(), "SUCCESS")?;
                 }
                 eprintln!(
-                    "bench: {workload:<5} {} {:<22} {:>8.3} s {:>7.1} MiB peak, {:.2} s CPU (verified)",
+                    "bench: {workload:<5} {} {:<22} {:>8.3} s {:>7.1} MiB peak, {:.2} s CPU, load {:.1} (verified)",
                     if round == 0 { "warm-up " } else { "timed   " },
                     client.label(),
                     sample.wall_s,
                     sample.peak_rss_kib as f64 / 1024.0,
                     sample.user_s + sample.sys_s,
+                    sample.load_before.unwrap_or(f64::NAN),
                     workload = workload.name(),
                 );
                 if round == 0 {

@@ -59,7 +59,7 @@ TASKS:
         server runs as user postgres, since initdb refuses root.
 
     bench [--micro-only | --e2e-only] [--quick] [--small N] [--large-size SIZE] [--rounds N] …
-        cargo bench --workspace --benches (criterion; --quick passed through), then the
+        cargo bench --workspace --bench '*' (criterion; --quick passed through), then the
         end-to-end comparison of the release oncefetch with aria2c and curl against a private
         nginx on loopback: small files, one large file, and planning a 1,000,000-line manifest;
         every run verified; prints medians, ratios and the issue's targets (PASS/MISS) and writes

@@ -169,6 +169,9 @@ pub(crate) struct Sample {
     pub(crate) sys_s: f64,
     /// CPU seconds of nginx (master and workers) over the same interval, when a server was used.
     pub(crate) server_cpu_s: Option<f64>,
+    /// The machine's 1-minute load average just before the run: other work on the shared cores
+    /// shows here.
+    pub(crate) load_before: Option<f64>,
 }
 
 /// Runs `inv` under GNU time, its output going to `log`, after a `sync` so that dirty pages of
@@ -188,6 +191,7 @@ pub(crate) fn timed(time: &Path, inv: &Invocation, log: &Path, nginx: Option<&Ng
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);
+    let load_before = load_average();
     let server_before = nginx.map(Nginx::cpu_seconds);
     let start = Instant::now();
     let status = command
@@ -212,7 +216,18 @@ pub(crate) fn timed(time: &Path, inv: &Invocation, log: &Path, nginx: Option<&Ng
         user_s,
         sys_s,
         server_cpu_s,
+        load_before,
     })
+}
+
+/// The 1-minute load average (`/proc/loadavg`).
+fn load_average() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// `%M %U %S` from the last line GNU time wrote.

@@ -67,6 +67,11 @@ impl Series {
         (!cpu.is_empty()).then(|| median(cpu.into_iter()))
     }
 
+    fn median_load(&self) -> Option<f64> {
+        let load: Vec<f64> = self.samples.iter().filter_map(|s| s.load_before).collect();
+        (!load.is_empty()).then(|| median(load.into_iter()))
+    }
+
     /// Units per second at the median wall time, and their unit.
     fn rate(&self) -> (f64, &'static str) {
         let per_s = self.units as f64 / self.median_wall();
@@ -189,17 +194,20 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<8} {:<22} {:>4} {:>9} {:>18} {:>13} {:>12} {:>11}",
-            "workload", "client", "runs", "median s", "rate", "peak RSS MiB", "client CPU s", "nginx CPU s"
+            "{:<8} {:<22} {:>4} {:>9} {:>18} {:>13} {:>12} {:>11} {:>5}",
+            "workload", "client", "runs", "median s", "rate", "peak RSS MiB", "client CPU s", "nginx CPU s", "load"
         );
         for series in &self.series {
             let (rate, unit) = series.rate();
             let server = series
                 .median_server_cpu()
                 .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}"));
+            let load = series
+                .median_load()
+                .map_or_else(|| "-".to_owned(), |l| format!("{l:.1}"));
             let _ = writeln!(
                 out,
-                "{:<8} {:<22} {:>4} {:>9.3} {:>10.0} {:<7} {:>5.1} ({:>5.1}) {:>12.2} {:>11}",
+                "{:<8} {:<22} {:>4} {:>9.3} {:>10.0} {:<7} {:>5.1} ({:>5.1}) {:>12.2} {:>11} {:>5}",
                 series.workload.name(),
                 series.client.label(),
                 series.samples.len(),
@@ -209,10 +217,14 @@ impl Report {
                 series.median_rss_mib(),
                 series.max_rss_mib(),
                 series.median_cpu(),
-                server
+                server,
+                load
             );
         }
-        let _ = writeln!(out, "(medians; peak RSS as median (worst); CPU = user + system)");
+        let _ = writeln!(
+            out,
+            "(medians; peak RSS as median (worst); CPU = user + system; load = 1-min load average before each run)"
+        );
         let _ = writeln!(out);
         for target in self.targets() {
             let _ = writeln!(
@@ -250,12 +262,14 @@ impl Report {
                     "max_peak_rss_mib": s.max_rss_mib(),
                     "median_client_cpu_s": s.median_cpu(),
                     "median_server_cpu_s": s.median_server_cpu(),
+                    "median_load_before": s.median_load(),
                     "runs": s.samples.iter().map(|r| json!({
                         "wall_s": r.wall_s,
                         "peak_rss_kib": r.peak_rss_kib,
                         "user_s": r.user_s,
                         "sys_s": r.sys_s,
                         "server_cpu_s": r.server_cpu_s,
+                        "load_before": r.load_before,
                     })).collect::<Vec<_>>(),
                 })
             })
@@ -324,6 +338,7 @@ mod tests {
             user_s: 0.5,
             sys_s: 0.25,
             server_cpu_s: Some(0.1),
+            load_before: None,
         }
     }
 
