@@ -15,6 +15,9 @@ CREATE TABLE jobs (
                          'PLANNED', 'LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED',
                          'INDEXED', 'DEDUPED', 'SUCCESS', 'FAILED', 'SKIPPED_DUPLICATE')),
     epoch            bigint      NOT NULL DEFAULT 0,
+    -- A lease is live while lease_owner is set and lease_expires_at > now().
+    -- Without an owner the expiry is NULL or past (reconcile clears only the
+    -- owner of an expired lease), and reads show it as NULL.
     lease_owner      text,
     lease_expires_at timestamptz,
     attempts         integer     NOT NULL DEFAULT 0 CHECK (attempts >= 0),
@@ -30,7 +33,11 @@ CREATE TABLE jobs (
     duplicate_of     text,
     -- Planning order: grants are first in, first out.
     planned_seq      bigserial   NOT NULL
-);
+)
+-- Half of each page is left free so that reconcile, which only clears
+-- lease_owner (no index covers it), updates rows in place (HOT) without
+-- touching any index: a million expired leases are freed in seconds.
+WITH (fillfactor = 50);
 
 -- Runnable jobs, one index per kind of runnable (each scanned in order by the grant):
 -- planned jobs in planning order,
@@ -112,7 +119,10 @@ $$;
 -- Jobs as the store reads them: timestamps as milliseconds since the Unix epoch.
 CREATE VIEW job_rows AS
 SELECT job_key, work_id, artifact_id, url, canonical_url, expected_sha256, expected_size, state, epoch,
-       lease_owner, floor(extract(epoch FROM lease_expires_at) * 1000)::bigint AS lease_expires_at,
+       lease_owner,
+       CASE WHEN lease_owner IS NOT NULL
+            THEN floor(extract(epoch FROM lease_expires_at) * 1000)::bigint
+       END AS lease_expires_at,
        attempts, floor(extract(epoch FROM next_attempt_at) * 1000)::bigint AS next_attempt_at,
        last_error, retryable, etag, last_modified, remote_size, path, sha256, size, duplicate_of
 FROM jobs;
