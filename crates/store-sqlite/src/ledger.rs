@@ -5,7 +5,7 @@ use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, Fence, Job, JobQuery, JobState, Millis, NewJob, OpBegin,
     OpKeys, OpKind, OpQuery, OpRecord, PlanCounts, ResultCode, StatusCounts, StoreError, Transition,
 };
-use rusqlite::{named_params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{named_params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::clock::{self, millis};
@@ -46,37 +46,22 @@ pub(crate) fn load_job(conn: &Connection, job_key: &str) -> rusqlite::Result<Opt
         .optional()
 }
 
-/// Plans jobs with multi-row `INSERT OR IGNORE`s.
+/// Plans jobs with multi-row `INSERT OR IGNORE`s, binding the jobs' own
+/// strings (no copies).
 pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxError> {
-    fn bind(job: &NewJob) -> Result<[rusqlite::types::Value; 7], TxError> {
-        use rusqlite::types::Value as V;
-        Ok([
-            V::Text(job.job_key.clone()),
-            V::Text(job.work_id.clone()),
-            V::Text(job.artifact_id.clone()),
-            V::Text(job.url.clone()),
-            V::Text(job.canonical_url.clone()),
-            job.expected_sha256.clone().map_or(V::Null, V::Text),
-            rows::size(job.expected_size, "expected size")?.map_or(V::Null, V::Integer),
-        ])
-    }
     let mut inserted = 0usize;
     let mut chunks = jobs.chunks_exact(PLAN_CHUNK);
     if chunks.len() > 0 {
         let mut stmt = conn.prepare_cached(&insert_sql(PLAN_CHUNK))?;
         for chunk in chunks.by_ref() {
-            let mut values = Vec::with_capacity(PLAN_CHUNK * 7);
-            for job in chunk {
-                values.extend(bind(job)?);
-            }
-            inserted += stmt.execute(params_from_iter(values))?;
+            inserted += insert_jobs(&mut stmt, chunk)?;
         }
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
         let mut stmt = conn.prepare_cached(&insert_sql(1))?;
         for job in rest {
-            inserted += stmt.execute(params_from_iter(bind(job)?))?;
+            inserted += insert_jobs(&mut stmt, std::slice::from_ref(job))?;
         }
     }
     let new = u64::try_from(inserted).unwrap_or(u64::MAX);
@@ -85,6 +70,27 @@ pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxE
         new,
         existing: total - new,
     })
+}
+
+/// Runs an insert of `jobs.len()` tuples; returns how many rows were new.
+fn insert_jobs(stmt: &mut rusqlite::Statement<'_>, jobs: &[NewJob]) -> Result<usize, TxError> {
+    let sizes = jobs
+        .iter()
+        .map(|job| rows::size(job.expected_size, "expected size"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(jobs.len() * 7);
+    for (job, size) in jobs.iter().zip(&sizes) {
+        params.extend([
+            &job.job_key as &dyn rusqlite::ToSql,
+            &job.work_id,
+            &job.artifact_id,
+            &job.url,
+            &job.canonical_url,
+            &job.expected_sha256,
+            size,
+        ]);
+    }
+    Ok(stmt.execute(params.as_slice())?)
 }
 
 /// `plan_insert.sql` with `rows` value tuples.
@@ -104,6 +110,14 @@ pub(crate) fn jobs(conn: &Connection, query: &JobQuery) -> Result<Vec<Job>, TxEr
     let state = query.state.map(JobState::as_str);
     let limit = rows::limit(query.limit);
     let found = match (&query.canonical_url, &query.after) {
+        // The duplicate check of the pipeline: indexed.
+        (Some(url), after) if query.state == Some(JobState::Success) => conn
+            .prepare_cached(queries::JOBS_SUCCESS_BY_URL)?
+            .query_map(
+                named_params! {":canonical_url": url, ":after": after, ":limit": limit},
+                rows::job,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
         (Some(url), after) => conn
             .prepare_cached(queries::JOBS_BY_URL)?
             .query_map(

@@ -23,10 +23,15 @@ pub(crate) const JOB_STEP: &str = include_str!("../sql/queries/job_step.sql");
 pub(crate) const JOB_UPDATE: &str = include_str!("../sql/queries/job_update.sql");
 /// A later page of jobs in key order (keyset pagination), optionally of one state.
 pub(crate) const JOBS_AFTER: &str = include_str!("../sql/queries/jobs_after.sql");
-/// Jobs of one canonical URL in key order, optionally of one state and after a key.
+/// Jobs of one canonical URL in key order, optionally of one state and after a
+/// key. Only SUCCESS jobs are indexed by URL (jobs_success_by_url.sql): this
+/// query reads the whole table.
 pub(crate) const JOBS_BY_URL: &str = include_str!("../sql/queries/jobs_by_url.sql");
 /// The first page of jobs in key order, optionally of one state.
 pub(crate) const JOBS_FIRST_PAGE: &str = include_str!("../sql/queries/jobs_first_page.sql");
+/// The SUCCESS jobs of one canonical URL in key order, optionally after a key:
+/// the original a twin is skipped as a duplicate of.
+pub(crate) const JOBS_SUCCESS_BY_URL: &str = include_str!("../sql/queries/jobs_success_by_url.sql");
 /// Records a recovery action as an OK row, once per op key.
 pub(crate) const NOTE_INSERT: &str = include_str!("../sql/queries/note_insert.sql");
 /// The store clock: this host's wall clock in milliseconds, as SQLite reads it.
@@ -124,11 +129,15 @@ mod tests {
                     "jobs_lease_expiry (lease_expires_at>? AND lease_expires_at<?)",
                     "jobs_failed_retryable (attempts<?)",
                     "jobs_not_in_flight (state=?)",
-                    "jobs_canonical_url (canonical_url=?)",
+                    "jobs_leased_url (canonical_url=?)",
                 ],
             ),
-            ("url_busy", URL_BUSY, &["jobs_canonical_url (canonical_url=?)"]),
-            ("jobs_by_url", JOBS_BY_URL, &["jobs_canonical_url (canonical_url=?)"]),
+            ("url_busy", URL_BUSY, &["jobs_leased_url (canonical_url=?)"]),
+            (
+                "jobs_success_by_url",
+                JOBS_SUCCESS_BY_URL,
+                &["jobs_success_url (canonical_url=?)"],
+            ),
             ("jobs_after", JOBS_AFTER, &["sqlite_autoindex_jobs_1 (job_key>?)"]),
             (
                 "status",
@@ -180,7 +189,7 @@ mod tests {
             }
             // Status groups the few in-flight jobs; one URL has few jobs to sort.
             assert!(
-                !plan.contains("TEMP B-TREE") || matches!(*name, "status" | "jobs_by_url"),
+                !plan.contains("TEMP B-TREE") || matches!(*name, "status" | "jobs_success_by_url"),
                 "{name} sorts:\n{plan}"
             );
         }

@@ -64,8 +64,12 @@ CREATE INDEX jobs_unleased_in_flight ON jobs (planned_seq) WHERE in_flight = 1 A
 -- out of attempts fall outside the scanned range.
 CREATE INDEX jobs_failed_retryable ON jobs (attempts, next_attempt_at) WHERE state = 'FAILED' AND retryable = 1;
 
--- One URL in flight at a time; `jobs --url`.
-CREATE INDEX jobs_canonical_url ON jobs (canonical_url);
+-- One URL in flight at a time: the URLs held by a lease (only in-flight jobs
+-- hold one). Planning does not touch it, nor does a step.
+CREATE INDEX jobs_leased_url ON jobs (canonical_url) WHERE lease_expires_at IS NOT NULL;
+
+-- The first job of a URL to succeed, for its twins to be skipped as duplicates.
+CREATE INDEX jobs_success_url ON jobs (canonical_url) WHERE state = 'SUCCESS';
 
 -- The operations ledger: one row per attempt.
 CREATE TABLE ops (

@@ -14,10 +14,11 @@ FROM jobs AS c INDEXED BY jobs_unleased_in_flight
 WHERE c.in_flight = 1
   AND c.lease_expires_at IS NULL
   AND NOT EXISTS (
-      SELECT 1 FROM jobs AS b
+      SELECT 1 FROM jobs AS b INDEXED BY jobs_leased_url
       WHERE b.canonical_url = c.canonical_url
-        AND b.in_flight = 1
-        AND b.lease_expires_at > :now)
+        AND b.lease_expires_at IS NOT NULL
+        AND b.lease_expires_at > :now
+        AND b.in_flight = 1)
 UNION ALL
 SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
        c.state, c.epoch, c.lease_owner, c.lease_expires_at, c.attempts, c.next_attempt_at, c.last_error, c.retryable,
@@ -27,10 +28,11 @@ WHERE c.lease_expires_at IS NOT NULL
   AND c.lease_expires_at <= :now
   AND c.in_flight = 1
   AND NOT EXISTS (
-      SELECT 1 FROM jobs AS b
+      SELECT 1 FROM jobs AS b INDEXED BY jobs_leased_url
       WHERE b.canonical_url = c.canonical_url
-        AND b.in_flight = 1
-        AND b.lease_expires_at > :now)
+        AND b.lease_expires_at IS NOT NULL
+        AND b.lease_expires_at > :now
+        AND b.in_flight = 1)
 UNION ALL
 SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
        c.state, c.epoch, c.lease_owner, c.lease_expires_at, c.attempts, c.next_attempt_at, c.last_error, c.retryable,
@@ -40,10 +42,11 @@ WHERE c.state = 'FAILED' AND c.retryable = 1
   AND c.attempts < :max_attempts
   AND c.next_attempt_at <= :now
   AND NOT EXISTS (
-      SELECT 1 FROM jobs AS b
+      SELECT 1 FROM jobs AS b INDEXED BY jobs_leased_url
       WHERE b.canonical_url = c.canonical_url
-        AND b.in_flight = 1
-        AND b.lease_expires_at > :now)
+        AND b.lease_expires_at IS NOT NULL
+        AND b.lease_expires_at > :now
+        AND b.in_flight = 1)
 UNION ALL
 SELECT * FROM (
     SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
@@ -53,10 +56,11 @@ SELECT * FROM (
     WHERE c.state = 'PLANNED'
       AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= :now)
       AND NOT EXISTS (
-      SELECT 1 FROM jobs AS b
+      SELECT 1 FROM jobs AS b INDEXED BY jobs_leased_url
       WHERE b.canonical_url = c.canonical_url
-        AND b.in_flight = 1
-        AND b.lease_expires_at > :now)
+        AND b.lease_expires_at IS NOT NULL
+        AND b.lease_expires_at > :now
+        AND b.in_flight = 1)
     ORDER BY c.planned_seq
     LIMIT :limit)
 LIMIT :limit

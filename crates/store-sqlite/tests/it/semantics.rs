@@ -384,3 +384,26 @@ async fn status_counts_leased_released_and_settled_jobs_once() {
         "the failure used its one attempt"
     );
 }
+
+/// Only SUCCESS jobs are indexed by URL; the other URL queries still answer.
+#[tokio::test]
+async fn jobs_by_url_in_any_state() {
+    let store = crate::fresh_store().await;
+    let jobs = vec![
+        sample_job("w1", "a", "https://example.org/twin"),
+        sample_job("w2", "a", "https://example.org/twin"),
+        sample_job("w3", "a", "https://example.org/other"),
+    ];
+    store.plan(&jobs).await.expect("plan");
+    let by_url = |state: Option<JobState>| oncefetch_core::JobQuery {
+        state,
+        canonical_url: Some("https://example.org/twin".into()),
+        ..oncefetch_core::JobQuery::default()
+    };
+    let all = store.jobs(&by_url(None)).await.expect("jobs");
+    let mut expected = vec![jobs[0].job_key.clone(), jobs[1].job_key.clone()];
+    expected.sort();
+    assert_eq!(all.iter().map(|j| j.job_key.clone()).collect::<Vec<_>>(), expected);
+    assert_eq!(store.jobs(&by_url(Some(JobState::Planned))).await.expect("jobs").len(), 2);
+    assert!(store.jobs(&by_url(Some(JobState::Success))).await.expect("jobs").is_empty());
+}
