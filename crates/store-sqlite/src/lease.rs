@@ -191,6 +191,16 @@ pub(crate) fn release(conn: &Connection, fence: &Fence) -> Result<(), TxError> {
 /// Frees leases expired at least `stale_after` ago and abandons every
 /// unfinished attempt no live lease covers: two set-based updates.
 pub(crate) fn reconcile(conn: &Connection, stale_after: Duration) -> Result<ReconcileReport, TxError> {
+    // A mass expiry (a crash of many workers) rewrites pages all over the
+    // file: keep them in memory until the commit writes each once, rather
+    // than spilling a page to the WAL again every time it is touched.
+    conn.pragma_update(None, "cache_spill", false)?;
+    let report = reconcile_passes(conn, stale_after);
+    conn.pragma_update(None, "cache_spill", true)?;
+    report
+}
+
+fn reconcile_passes(conn: &Connection, stale_after: Duration) -> Result<ReconcileReport, TxError> {
     let now = clock::now(conn)?;
     let cutoff = now.saturating_sub(millis(stale_after));
     let expired = conn

@@ -57,6 +57,9 @@ pub(crate) const PLAN_INSERT: &str = include_str!("../sql/queries/plan_insert.sq
 /// Frees in-flight jobs whose lease expired at or before the cutoff.
 pub(crate) const RECONCILE_LEASES: &str = include_str!("../sql/queries/reconcile_leases.sql");
 /// Abandons every unfinished attempt that no live lease at its epoch covers.
+/// The live leases (few) are read once into a set, and the unfinished
+/// attempts are visited in ledger order, so the pass reads and writes each
+/// page once and does no lookup per row.
 pub(crate) const RECONCILE_OPS: &str = include_str!("../sql/queries/reconcile_ops.sql");
 /// Gives back a live lease held by this owner at this epoch.
 pub(crate) const RELEASE: &str = include_str!("../sql/queries/release.sql");
@@ -159,12 +162,12 @@ mod tests {
                 ],
             ),
             ("reconcile_leases", RECONCILE_LEASES, &["jobs_lease_expiry"]),
-            ("reconcile_ops", RECONCILE_OPS, &["ops_unfinished", by_key]),
             (
-                "abandon_old_epochs",
-                ABANDON_OLD_EPOCHS,
-                &["ops_unfinished (job_key=?)"],
+                "reconcile_ops",
+                RECONCILE_OPS,
+                &["ops_unfinished", "jobs_lease_expiry (lease_expires_at>?)"],
             ),
+            ("abandon_old_epochs", ABANDON_OLD_EPOCHS, &["ops_job (job_key=?)"]),
             (
                 "op_attempt",
                 OP_ATTEMPT,

@@ -91,8 +91,9 @@ CREATE UNIQUE INDEX ops_one_ok ON ops (op_key) WHERE result_code = 'OK';
 -- `ledger --job KEY`, in order (the rowid `seq` ends the key).
 CREATE INDEX ops_job ON ops (job_key);
 
--- Unfinished attempts, to abandon at a grant and in reconcile.
-CREATE INDEX ops_unfinished ON ops (job_key, epoch) WHERE result_code IS NULL;
+-- Unfinished attempts in ledger order, for reconcile to abandon in one
+-- sequential pass. (A grant abandons its job's few rows through ops_job.)
+CREATE INDEX ops_unfinished ON ops (seq) WHERE result_code IS NULL;
 
 -- The artifact index: the first stored copy of each content hash.
 CREATE TABLE artifacts (

@@ -1,7 +1,10 @@
 -- Abandons every unfinished attempt that no live lease at its epoch covers.
-UPDATE ops
+-- The live leases (few) are read once into a set, and the unfinished
+-- attempts are visited in ledger order, so the pass reads and writes each
+-- page once and does no lookup per row.
+UPDATE ops INDEXED BY ops_unfinished
 SET result_code = 'ABANDONED', finished_at = :now
 WHERE result_code IS NULL
-  AND NOT EXISTS (
-      SELECT 1 FROM jobs AS j
-      WHERE j.job_key = ops.job_key AND j.epoch = ops.epoch AND j.lease_expires_at > :now)
+  AND (job_key, epoch) NOT IN (
+      SELECT job_key, epoch FROM jobs INDEXED BY jobs_lease_expiry
+      WHERE lease_expires_at IS NOT NULL AND lease_expires_at > :now)

@@ -404,6 +404,13 @@ async fn jobs_by_url_in_any_state() {
     let mut expected = vec![jobs[0].job_key.clone(), jobs[1].job_key.clone()];
     expected.sort();
     assert_eq!(all.iter().map(|j| j.job_key.clone()).collect::<Vec<_>>(), expected);
-    assert_eq!(store.jobs(&by_url(Some(JobState::Planned))).await.expect("jobs").len(), 2);
-    assert!(store.jobs(&by_url(Some(JobState::Success))).await.expect("jobs").is_empty());
+    assert_eq!(
+        store.jobs(&by_url(Some(JobState::Planned))).await.expect("jobs").len(),
+        2
+    );
+    assert!(store
+        .jobs(&by_url(Some(JobState::Success)))
+        .await
+        .expect("jobs")
+        .is_empty());
 }
