@@ -11,8 +11,8 @@
 -- shape depends on statistics that lag behind the leases); of the rows
 -- locked, url_is_free (see the migration) then keeps those whose URL is free
 -- also against concurrent grants, and DISTINCT ON one job per URL. The same
--- statement abandons the unfinished op attempts of older epochs; RELET rows
--- follow in the same transaction.
+-- statement abandons the unfinished op attempts of older epochs and records
+-- a RELET row for each job taken over after its lease expired in flight.
 WITH planned AS (
     SELECT job_key, canonical_url, state, planned_seq
     FROM jobs
@@ -105,6 +105,13 @@ abandoned AS (
     SET result_code = 'ABANDONED', finished_at = now()
     FROM granted AS g
     WHERE o.job_key = g.job_key AND o.result_code IS NULL AND o.epoch < g.epoch
+),
+relet AS (
+    INSERT INTO ops (op_key, job_key, kind, epoch, started_at, finished_at, result_code, result)
+    SELECT epoch_action_key('RELET', job_key, epoch), job_key, 'RELET', epoch, now(), now(), 'OK',
+           jsonb_build_object('from', previous_state, 'epoch', epoch)
+    FROM granted
+    WHERE previous_state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
 )
 SELECT job_key, work_id, artifact_id, url, canonical_url, expected_sha256, expected_size, state, epoch,
        lease_owner, floor(extract(epoch FROM lease_expires_at) * 1000)::bigint AS lease_expires_at,

@@ -14,8 +14,9 @@
 //! - reads, and writes that are idempotent by construction
 //!   ([`Replay::Safe`]).
 //!
-//! A write whose `COMMIT` got no answer ([`Replay::Once`]) is reported as a
-//! backend error saying that its outcome is unknown.
+//! A write whose `COMMIT`, or whose single autocommitted statement, got no
+//! answer ([`Replay::Once`]) is reported as a backend error saying that its
+//! outcome is unknown.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -78,7 +79,8 @@ pub(crate) enum Replay {
     Once,
 }
 
-/// A write whose `COMMIT` got no answer: it may or may not have been applied.
+/// A write whose `COMMIT` (or whose single statement) got no answer: it may
+/// or may not have been applied.
 #[derive(Debug)]
 struct OutcomeUnknown(DieselError);
 
@@ -86,7 +88,7 @@ impl fmt::Display for OutcomeUnknown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "connection lost while committing, the write may or may not have been applied: {}",
+            "connection lost before the server confirmed the write, which may or may not have been applied: {}",
             self.0
         )
     }
@@ -96,6 +98,15 @@ impl std::error::Error for OutcomeUnknown {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.0)
     }
+}
+
+/// How a call talks to the server.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Statements outside a transaction.
+    Statement(Replay),
+    /// One transaction.
+    Transaction(Replay),
 }
 
 /// What one try of a call came to.
@@ -127,8 +138,13 @@ impl fmt::Debug for Db {
 /// Session settings of every pooled connection.
 fn session_setup(options: &PostgresOptions) -> String {
     // Grants rely on READ COMMITTED (see url_is_free in the migration),
-    // whatever the server's default.
-    let mut sql = String::from("SET default_transaction_isolation TO 'read committed'");
+    // whatever the server's default. Every query of the store is prepared
+    // once per connection and written for one plan shape (only the filters
+    // it uses, partial indexes that match), so it keeps its generic plan:
+    // re-planning the grant query on each call costs more than running it.
+    let mut sql = String::from(
+        "SET default_transaction_isolation TO 'read committed'; SET plan_cache_mode TO force_generic_plan",
+    );
     if let Some(schema) = options.schema_name() {
         sql.push_str("; SET search_path TO ");
         sql.push_str(&quote_ident(schema));
@@ -170,15 +186,16 @@ impl Db {
         })
     }
 
-    /// Runs `body` on a pooled connection outside a transaction (one
-    /// statement, or reads). Retried whenever the connection failed, so it
-    /// must be [`Replay::Safe`].
-    pub(crate) async fn run<'a, T, F>(&self, body: F) -> StoreResult<T>
+    /// Runs `body` on a pooled connection outside a transaction: reads, or
+    /// one statement (atomic by itself). When the connection fails under a
+    /// statement its outcome is unknown, so only [`Replay::Safe`] bodies run
+    /// again then.
+    pub(crate) async fn run<'a, T, F>(&self, replay: Replay, body: F) -> StoreResult<T>
     where
         F: for<'r> Fn(&'r mut Conn) -> ScopedBoxFuture<'a, 'r, Result<T, Failure>> + Send + Sync + 'a,
         T: Send + 'a,
     {
-        self.retrying(None, &body).await
+        self.retrying(Mode::Statement(replay), &body).await
     }
 
     /// Runs `body` in one transaction: committed when it returns `Ok`, rolled
@@ -188,10 +205,10 @@ impl Db {
         F: for<'r> Fn(&'r mut Conn) -> ScopedBoxFuture<'a, 'r, Result<T, Failure>> + Send + Sync + 'a,
         T: Send + 'a,
     {
-        self.retrying(Some(replay), &body).await
+        self.retrying(Mode::Transaction(replay), &body).await
     }
 
-    async fn retrying<'a, T, F>(&self, transaction: Option<Replay>, body: &F) -> StoreResult<T>
+    async fn retrying<'a, T, F>(&self, mode: Mode, body: &F) -> StoreResult<T>
     where
         F: for<'r> Fn(&'r mut Conn) -> ScopedBoxFuture<'a, 'r, Result<T, Failure>> + Send + Sync + 'a,
         T: Send + 'a,
@@ -199,7 +216,7 @@ impl Db {
         let started = Instant::now();
         let mut pause = FIRST_PAUSE;
         loop {
-            match self.attempt(transaction, body).await {
+            match self.attempt(mode, body).await {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry(e) => {
@@ -214,7 +231,7 @@ impl Db {
         }
     }
 
-    async fn attempt<'a, T, F>(&self, transaction: Option<Replay>, body: &F) -> Attempt<T>
+    async fn attempt<'a, T, F>(&self, mode: Mode, body: &F) -> Attempt<T>
     where
         F: for<'r> Fn(&'r mut Conn) -> ScopedBoxFuture<'a, 'r, Result<T, Failure>> + Send + Sync + 'a,
         T: Send + 'a,
@@ -223,10 +240,14 @@ impl Db {
             Ok(conn) => conn,
             Err(e) => return pool_failure(e),
         };
+        // Whether the write may have been applied if the connection fails.
         let mut committing = false;
-        let result = match transaction {
-            None => body(&mut conn).await,
-            Some(_) => in_transaction(&mut conn, body, &mut committing).await,
+        let (result, replay) = match mode {
+            Mode::Statement(replay) => {
+                committing = true;
+                (body(&mut conn).await, replay)
+            }
+            Mode::Transaction(replay) => (in_transaction(&mut conn, body, &mut committing).await, replay),
         };
         match result {
             Ok(value) => Attempt::Done(value),
@@ -237,7 +258,7 @@ impl Db {
                 }
                 // Never hand this connection out again.
                 drop(Object::take(conn));
-                if committing && transaction == Some(Replay::Once) {
+                if committing && replay == Replay::Once {
                     Attempt::Fail(StoreError::backend(STORE, OutcomeUnknown(e)))
                 } else {
                     Attempt::Retry(StoreError::backend(STORE, e))

@@ -6,47 +6,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::RunQueryDsl;
-use oncefetch_core::{
-    AcquireRequest, Fence, Lease, LeaseManager, Millis, OpKeys, OpKind, ReconcileReport, StoreResult,
-};
+use oncefetch_core::{AcquireRequest, Fence, Lease, LeaseManager, Millis, ReconcileReport, StoreResult};
 
-use crate::conn::{Conn, Failure, Replay};
+use crate::conn::Replay;
 use crate::queries;
 use crate::rows::{count, Count, Expiry, LeaseRow, ReconcileRow};
 use crate::sql::Sql;
 use crate::store::{job_not_found, lease_lost, millis, PostgresStore};
 
-/// Writes the RELET rows of grants that took over an expired in-flight job,
-/// in the grant's transaction.
-async fn record_relets(conn: &mut Conn, leases: &[Lease]) -> Result<(), Failure> {
-    let relets: Vec<&Lease> = leases.iter().filter(|l| l.previous_state.is_in_flight()).collect();
-    if relets.is_empty() {
-        return Ok(());
-    }
-    let column = |f: fn(&Lease) -> String| -> Vec<Option<String>> { relets.iter().map(|l| Some(f(l))).collect() };
-    Sql::new(queries::RELET)
-        .bind(column(|l| {
-            OpKeys {
-                job_key: &l.fence.job_key,
-            }
-            .epoch_action(OpKind::Relet, l.fence.epoch)
-        }))
-        .bind(column(|l| l.fence.job_key.clone()))
-        .bind(relets.iter().map(|l| Some(l.fence.epoch)).collect::<Vec<_>>())
-        .bind(column(|l| l.previous_state.as_str().to_owned()))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Turns granted rows into leases and records their RELET rows.
-async fn granted(conn: &mut Conn, rows: Vec<LeaseRow>) -> Result<Vec<Lease>, Failure> {
-    let leases = rows
-        .into_iter()
-        .map(LeaseRow::into_lease)
-        .collect::<StoreResult<Vec<_>>>()?;
-    record_relets(conn, &leases).await?;
-    Ok(leases)
+fn into_leases(rows: Vec<LeaseRow>) -> StoreResult<Vec<Lease>> {
+    rows.into_iter().map(LeaseRow::into_lease).collect()
 }
 
 fn max_attempts(request: &AcquireRequest) -> i32 {
@@ -60,52 +29,60 @@ impl LeaseManager for PostgresStore {
             return Ok(Vec::new());
         }
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
-        self.db
-            .transaction(Replay::Once, |conn| {
+        // One statement: grants, abandoned ops and RELET rows commit together.
+        let rows: Vec<LeaseRow> = self
+            .db
+            .run(Replay::Once, |conn| {
                 async move {
-                    let rows: Vec<LeaseRow> = Sql::new(queries::ACQUIRE)
+                    Ok(Sql::new(queries::ACQUIRE)
                         .bind(request.owner.as_str())
                         .bind(millis(request.ttl))
                         .bind(limit)
                         .bind(max_attempts(request))
                         .load(conn)
-                        .await?;
-                    granted(conn, rows).await
+                        .await?)
                 }
                 .scope_boxed()
             })
-            .await
+            .await?;
+        into_leases(rows)
     }
 
     async fn acquire_job(&self, job_key: &str, request: &AcquireRequest) -> StoreResult<Option<Lease>> {
-        self.db
-            .transaction(Replay::Once, |conn| {
+        let rows: Vec<LeaseRow> = self
+            .db
+            .run(Replay::Once, |conn| {
                 async move {
-                    let rows: Vec<LeaseRow> = Sql::new(queries::ACQUIRE_JOB)
+                    Ok(Sql::new(queries::ACQUIRE_JOB)
                         .bind(request.owner.as_str())
                         .bind(millis(request.ttl))
                         .bind(max_attempts(request))
                         .bind(job_key)
                         .load(conn)
-                        .await?;
-                    if rows.is_empty() {
-                        let exists: Count = Sql::new(queries::JOB_EXISTS).bind(job_key).get_result(conn).await?;
-                        if exists.n == 0 {
-                            return Err(job_not_found(job_key).into());
-                        }
-                    }
-                    Ok(granted(conn, rows).await?.into_iter().next())
+                        .await?)
                 }
                 .scope_boxed()
             })
-            .await
+            .await?;
+        if rows.is_empty() {
+            let exists: Count = self
+                .db
+                .run(Replay::Safe, |conn| {
+                    async move { Ok(Sql::new(queries::JOB_EXISTS).bind(job_key).get_result(conn).await?) }.scope_boxed()
+                })
+                .await?;
+            if exists.n == 0 {
+                return Err(job_not_found(job_key));
+            }
+        }
+        Ok(into_leases(rows)?.into_iter().next())
     }
 
     async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis> {
         // Renewing twice only moves the expiry again: safe to run again.
         let rows: Vec<Expiry> = self
             .db
-            .run(|conn| {
+            .run(Replay::Safe, |conn| {
                 async move {
                     Ok(Sql::new(queries::RENEW)
                         .bind(fence.job_key.as_str())
@@ -127,7 +104,7 @@ impl LeaseManager for PostgresStore {
     async fn release(&self, fence: &Fence) -> StoreResult<()> {
         let released = self
             .db
-            .transaction(Replay::Once, |conn| {
+            .run(Replay::Once, |conn| {
                 async move {
                     Ok(Sql::new(queries::RELEASE)
                         .bind(fence.job_key.as_str())
@@ -151,7 +128,7 @@ impl LeaseManager for PostgresStore {
         // only finds less to do.
         let row: ReconcileRow = self
             .db
-            .run(|conn| {
+            .run(Replay::Safe, |conn| {
                 async move {
                     Ok(Sql::new(queries::RECONCILE)
                         .bind(millis(stale_after))
@@ -170,7 +147,9 @@ impl LeaseManager for PostgresStore {
     async fn now(&self) -> StoreResult<Millis> {
         let row: Count = self
             .db
-            .run(|conn| async move { Ok(Sql::new(queries::NOW).get_result(conn).await?) }.scope_boxed())
+            .run(Replay::Safe, |conn| {
+                async move { Ok(Sql::new(queries::NOW).get_result(conn).await?) }.scope_boxed()
+            })
             .await?;
         Ok(row.n)
     }

@@ -143,7 +143,9 @@ impl LedgerStore for PostgresStore {
             // Only statistics: a failure costs plan quality, not data.
             let analyzed = self
                 .db
-                .run(|conn| async move { Ok(Sql::new(queries::ANALYZE).execute(conn).await?) }.scope_boxed())
+                .run(Replay::Safe, |conn| {
+                    async move { Ok(Sql::new(queries::ANALYZE).execute(conn).await?) }.scope_boxed()
+                })
                 .await;
             if let Err(e) = analyzed {
                 tracing::warn!(error = %e, "postgres: ANALYZE after planning failed");
@@ -159,7 +161,9 @@ impl LedgerStore for PostgresStore {
     async fn job(&self, job_key: &str) -> StoreResult<Job> {
         let rows: Vec<JobRow> = self
             .db
-            .run(|conn| async move { Ok(Sql::new(queries::JOB).bind(job_key).load(conn).await?) }.scope_boxed())
+            .run(Replay::Safe, |conn| {
+                async move { Ok(Sql::new(queries::JOB).bind(job_key).load(conn).await?) }.scope_boxed()
+            })
             .await?;
         rows.into_iter()
             .next()
@@ -194,7 +198,9 @@ impl LedgerStore for PostgresStore {
         let sql = &sql;
         let rows: Vec<JobRow> = self
             .db
-            .run(|conn| async move { Ok(sql.clone().load(conn).await?) }.scope_boxed())
+            .run(Replay::Safe, |conn| {
+                async move { Ok(sql.clone().load(conn).await?) }.scope_boxed()
+            })
             .await?;
         rows.into_iter().map(JobRow::into_job).collect()
     }
@@ -202,7 +208,9 @@ impl LedgerStore for PostgresStore {
     async fn status(&self) -> StoreResult<StatusCounts> {
         let rows: Vec<StateCount> = self
             .db
-            .run(|conn| async move { Ok(Sql::new(queries::STATUS).load(conn).await?) }.scope_boxed())
+            .run(Replay::Safe, |conn| {
+                async move { Ok(Sql::new(queries::STATUS).load(conn).await?) }.scope_boxed()
+            })
             .await?;
         let pairs = rows
             .into_iter()
@@ -215,7 +223,7 @@ impl LedgerStore for PostgresStore {
         let max = i32::try_from(max_attempts).unwrap_or(i32::MAX);
         let row: Count = self
             .db
-            .run(|conn| {
+            .run(Replay::Safe, |conn| {
                 async move { Ok(Sql::new(queries::OUTSTANDING).bind(max).get_result(conn).await?) }.scope_boxed()
             })
             .await?;
@@ -333,7 +341,9 @@ impl LedgerStore for PostgresStore {
         let sql = &sql;
         let rows: Vec<OpRow> = self
             .db
-            .run(|conn| async move { Ok(sql.clone().load(conn).await?) }.scope_boxed())
+            .run(Replay::Safe, |conn| {
+                async move { Ok(sql.clone().load(conn).await?) }.scope_boxed()
+            })
             .await?;
         rows.into_iter().map(OpRow::into_record).collect()
     }
@@ -383,7 +393,9 @@ impl LedgerStore for PostgresStore {
     async fn artifact(&self, sha256: &str) -> StoreResult<Option<ArtifactEntry>> {
         let rows: Vec<ArtifactRow> = self
             .db
-            .run(|conn| async move { Ok(Sql::new(queries::ARTIFACT).bind(sha256).load(conn).await?) }.scope_boxed())
+            .run(Replay::Safe, |conn| {
+                async move { Ok(Sql::new(queries::ARTIFACT).bind(sha256).load(conn).await?) }.scope_boxed()
+            })
             .await?;
         rows.into_iter().next().map(ArtifactRow::into_entry).transpose()
     }
@@ -416,7 +428,7 @@ impl LedgerStore for PostgresStore {
         // One statement, once per op key: safe to run again.
         let found: Count = self
             .db
-            .run(|conn| {
+            .run(Replay::Safe, |conn| {
                 async move {
                     Ok(Sql::new(queries::NOTE)
                         .bind(job_key)

@@ -2,7 +2,6 @@
 
 pub(crate) const ACQUIRE: &str = include_str!("../queries/acquire.sql");
 pub(crate) const ACQUIRE_JOB: &str = include_str!("../queries/acquire_job.sql");
-pub(crate) const RELET: &str = include_str!("../queries/relet.sql");
 pub(crate) const COMMIT_LOCK: &str = include_str!("../queries/commit_lock.sql");
 pub(crate) const COMMIT_WRITE: &str = include_str!("../queries/commit_write.sql");
 pub(crate) const RENEW: &str = include_str!("../queries/renew.sql");

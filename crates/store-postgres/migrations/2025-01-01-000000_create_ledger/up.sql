@@ -49,7 +49,7 @@ CREATE INDEX jobs_in_flight ON jobs (lease_expires_at)
     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
 -- In-flight jobs by URL: the live-lease check of every grant candidate is one
 -- probe of this small index, whatever the planner believes about row counts.
-CREATE INDEX jobs_live_url ON jobs (canonical_url, lease_expires_at)
+CREATE INDEX jobs_live_url ON jobs (canonical_url)
     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
 -- Jobs of one URL (duplicates, `jobs` by URL).
 CREATE INDEX jobs_canonical_url ON jobs (canonical_url, job_key);
@@ -114,6 +114,51 @@ BEGIN
           AND lease_expires_at > now()
     );
 END
+$$;
+
+-- `s` as a JSON string the way the key functions of core write it (Python's
+-- json.dumps with ensure_ascii: printable ASCII as is, the usual short
+-- escapes, everything else as \uXXXX, UTF-16 surrogate pairs above U+FFFF),
+-- so that SQL can compute op keys byte-for-byte as core does.
+CREATE FUNCTION key_json_string(s text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE STRICT
+AS $$
+DECLARE
+    quoted text := '"';
+    c text;
+    cp integer;
+BEGIN
+    IF s ~ '^[ !#-\[\]-~]*$' THEN
+        RETURN '"' || s || '"';
+    END IF;
+    FOREACH c IN ARRAY regexp_split_to_array(s, '') LOOP
+        cp := ascii(c);
+        quoted := quoted || CASE
+            WHEN c = '"' THEN '\"'
+            WHEN c = '\' THEN '\\'
+            WHEN cp = 10 THEN '\n'
+            WHEN cp = 13 THEN '\r'
+            WHEN cp = 9 THEN '\t'
+            WHEN cp = 8 THEN '\b'
+            WHEN cp = 12 THEN '\f'
+            WHEN cp BETWEEN 32 AND 126 THEN c
+            WHEN cp < 65536 THEN '\u' || lpad(to_hex(cp), 4, '0')
+            ELSE '\u' || to_hex(55296 + ((cp - 65536) >> 10)) || '\u' || to_hex(56320 + ((cp - 65536) & 1023))
+        END;
+    END LOOP;
+    RETURN quoted || '"';
+END
+$$;
+
+-- The op key of a per-epoch action (RELET, REQUEUE): core's
+-- OpKeys::epoch_action, ikey({"v":1,"kind":KIND,"job_id":JOB,"epoch":N}).
+CREATE FUNCTION epoch_action_key(action text, job text, action_epoch bigint) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT
+AS $$
+    SELECT encode(sha256(convert_to(
+        '{"epoch":' || action_epoch || ',"job_id":' || key_json_string(job)
+            || ',"kind":' || key_json_string(action) || ',"v":1}',
+        'UTF8')), 'hex')
 $$;
 
 -- Jobs as the store reads them: timestamps as milliseconds since the Unix epoch.

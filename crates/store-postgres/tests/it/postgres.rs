@@ -6,8 +6,8 @@ use diesel_async::RunQueryDsl;
 use oncefetch_core::conformance::sample_jobs;
 use oncefetch_core::registry::store_factory_for;
 use oncefetch_core::{
-    AcquireRequest, Commit, JobPatch, JobState, LeaseManager, LedgerExt, LedgerStore, OpFinish, OpKind, OpQuery,
-    ResultCode, StoreError,
+    AcquireRequest, Commit, JobPatch, JobState, LeaseManager, LedgerExt, LedgerStore, OpFinish, OpKeys, OpKind,
+    OpQuery, ResultCode, StoreError,
 };
 use oncefetch_store_postgres::{PostgresOptions, PostgresStore, SCHEMES, STORE};
 use serde_json::json;
@@ -201,4 +201,46 @@ async fn pool_size_and_schema_come_from_the_url() {
         (Some("it_params_check"), 3)
     );
     assert!(!options.connection_url().contains("schema="));
+}
+
+#[tokio::test]
+async fn relet_rows_carry_the_op_keys_of_core() {
+    let base = require_postgres!();
+    let (store, _) = fresh_store(&base).await;
+    // Job keys are hex in practice; the SQL-side key must match core's for
+    // any string, escapes and characters outside the BMP included.
+    let odd = "w\"e\\ird\n\tkey é ☃ 😀 \u{7f}";
+    let mut jobs = sample_jobs("relet", 2);
+    jobs[1].job_key = odd.to_owned();
+    store.plan(&jobs).await.expect("plan");
+    let short = AcquireRequest {
+        ttl: Duration::from_millis(100),
+        ..request("w", 2)
+    };
+    let leases = store.acquire(&short).await.expect("acquire");
+    assert_eq!(leases.len(), 2);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let again = store.acquire(&request("w2", 2)).await.expect("acquire again");
+    assert_eq!(again.len(), 2, "expired leases are granted again");
+    for lease in &again {
+        let rows = store
+            .ops(&OpQuery {
+                job_key: Some(lease.fence.job_key.clone()),
+                ..OpQuery::default()
+            })
+            .await
+            .expect("ops");
+        let relet = rows.iter().find(|r| r.kind == OpKind::Relet).expect("a RELET row");
+        let expected = OpKeys {
+            job_key: &lease.fence.job_key,
+        }
+        .epoch_action(OpKind::Relet, 2);
+        assert_eq!(
+            (relet.op_key.as_str(), relet.epoch),
+            (expected.as_str(), 2),
+            "{:?}",
+            lease.fence.job_key
+        );
+        assert_eq!(relet.result, Some(json!({"from": "LEASED", "epoch": 2})));
+    }
 }
