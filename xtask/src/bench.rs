@@ -46,7 +46,7 @@ alternating, after one verified warm-up run each:
                  oncefetch fetch … --no-fsync
                  aria2c -i LIST -j 16 --file-allocation=none -d DIR
                  curl -Z --parallel-max 16 -K CONFIG --create-dirs
-    large file   oncefetch fetch …  vs  curl -o FILE URL
+    large file   oncefetch fetch … (and --no-fsync)  vs  curl -o FILE URL
     planning     oncefetch plan of a generated manifest on a fresh ledger
 Every run's output is verified (file set, SHA-256 of every file; oncefetch's ledger all SUCCESS);
 a wrong output fails the command. Prints medians, ratios oncefetch/peer and the issue's targets
@@ -262,6 +262,8 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
         );
     }
     check_space(&work.path, options)?;
+    let fsync_before = fsync_latency_ms(&work.path)?;
+    eprintln!("bench: fsync of a fresh 32 KiB file takes {fsync_before:.2} ms (median of {FSYNC_PROBES})");
 
     eprintln!(
         "bench: writing {} small files and a {}-byte file into {} ({fs_type})",
@@ -309,7 +311,12 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
     )?;
     if let Some(large) = &corpus.large {
         let large_inputs = corpus::write_inputs(&inputs_dir, "large", &base, std::slice::from_ref(large))?;
-        let large_clients = [Client::Oncefetch { fsync: true }, Client::Curl];
+        // --no-fsync too: it shows what the final fsync of a GiB costs, which curl never pays.
+        let large_clients = [
+            Client::Oncefetch { fsync: true },
+            Client::Oncefetch { fsync: false },
+            Client::Curl,
+        ];
         bench.downloads(
             Workload::Large,
             &large_clients,
@@ -324,6 +331,7 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
     let server = nginx.base_url();
     let series = bench.series;
     drop(nginx);
+    let fsync_after = fsync_latency_ms(&work.path)?;
 
     let report = Report {
         series,
@@ -340,6 +348,8 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
             "server": server,
             "work_dir": work.path,
             "filesystem": fs_type,
+            "fsync_ms_before": fsync_before,
+            "fsync_ms_after": fsync_after,
             "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
             "kernel": first_line(Command::new("uname").arg("-r")),
             "date": first_line(Command::new("date").arg("-Is")),
@@ -354,6 +364,7 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
     let table = report.table();
     println!();
     print!("{table}");
+    println!("disk: fsync of a fresh 32 KiB file {fsync_before:.2} ms before the runs, {fsync_after:.2} ms after");
     let json_path = options
         .json
         .clone()
@@ -490,6 +501,29 @@ fn slug(label: &str) -> String {
         .join("-")
 }
 
+/// Files written and fsynced by [`fsync_latency_ms`].
+const FSYNC_PROBES: u32 = 50;
+
+/// The median time to create, write (32 KiB) and fsync a file in `dir`: what the clients that
+/// fsync (aria2c three times per file, oncefetch twice) pay per call on this disk right now.
+fn fsync_latency_ms(dir: &Path) -> Result<f64> {
+    let probe = dir.join("fsync-probe");
+    fs::create_dir_all(&probe)?;
+    let data = vec![0x5Au8; 32 * 1024];
+    let mut times = Vec::new();
+    for i in 0..FSYNC_PROBES {
+        let path = probe.join(i.to_string());
+        let start = Instant::now();
+        let mut file = fs::File::create(&path).with_context(|| format!("could not create {}", path.display()))?;
+        std::io::Write::write_all(&mut file, &data)?;
+        file.sync_all()?;
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    fs::remove_dir_all(&probe)?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
 /// Fails early when the disk cannot hold every run's output (nothing is deleted until the end).
 fn check_space(dir: &Path, options: &Options) -> Result<()> {
     let avail: u64 = cmd::quiet_ok(Command::new("df").args(["--output=avail", "-B1"]).arg(dir))?
@@ -500,7 +534,7 @@ fn check_space(dir: &Path, options: &Options) -> Result<()> {
     let runs = u64::from(options.rounds) + 1;
     let small = options.small as u64 * 33 * 1024;
     let need = small * (1 + 4 * runs)
-        + options.large_size * (1 + 2 * runs)
+        + options.large_size * (1 + 3 * runs)
         + options.plan_lines * 600 * u64::from(options.plan_rounds);
     if need > avail {
         bail!(

@@ -176,16 +176,36 @@ impl Report {
     /// Informational ratios (no target): the `--no-fsync` runs against the same peers.
     fn other_ratios(&self) -> Vec<(String, f64)> {
         let loose = Client::Oncefetch { fsync: false };
+        let once = Client::Oncefetch { fsync: true };
         [
-            ("small files: oncefetch --no-fsync / aria2c time", Client::Aria2c),
-            ("small files: oncefetch --no-fsync / curl -Z time", Client::CurlParallel),
+            (
+                "small files: oncefetch --no-fsync / aria2c time",
+                Workload::Small,
+                Client::Aria2c,
+            ),
+            (
+                "small files: oncefetch --no-fsync / curl -Z time",
+                Workload::Small,
+                Client::CurlParallel,
+            ),
             (
                 "small files: oncefetch --no-fsync / oncefetch time",
-                Client::Oncefetch { fsync: true },
+                Workload::Small,
+                once,
+            ),
+            (
+                "large file: oncefetch --no-fsync / curl time",
+                Workload::Large,
+                Client::Curl,
+            ),
+            (
+                "large file: oncefetch --no-fsync / oncefetch time",
+                Workload::Large,
+                once,
             ),
         ]
         .into_iter()
-        .filter_map(|(name, peer)| Some((name.to_owned(), self.ratio(Workload::Small, loose, peer)?)))
+        .filter_map(|(name, workload, peer)| Some((name.to_owned(), self.ratio(workload, loose, peer)?)))
         .collect()
     }
 
