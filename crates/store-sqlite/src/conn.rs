@@ -40,6 +40,9 @@ const CACHE_SIZE_KIB: i64 = 64 * 1024;
 /// How often the checkpoint thread copies the WAL back.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// How many times opening asks for WAL before it gives up.
+const WAL_SWITCH_ATTEMPTS: u32 = 40;
+
 /// WAL size (pages) past which a commit checkpoints by itself.
 const AUTOCHECKPOINT_PAGES: u32 = 16_384;
 
@@ -159,15 +162,28 @@ pub(crate) fn set_up(options: &SqliteOptions) -> Result<Connection, TxError> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.busy_timeout(options.busy_timeout_duration())?;
     let synchronous = options.synchronous_mode().pragma();
-    retry_busy(|| {
-        // WAL: readers never block the writer; one writer at a time.
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
+    // WAL: readers never block the writer; one writer at a time. Switching
+    // a new file to WAL needs it to itself for a moment: while another
+    // process holds it, SQLite reports busy (retried) or leaves the mode as
+    // it was (tried again a few times before giving up).
+    let mut attempts = 0;
+    loop {
+        let mode: String = retry_busy(|| Ok(conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            break;
+        }
+        attempts += 1;
+        if attempts == WAL_SWITCH_ATTEMPTS {
             return Err(TxError::Store(StoreError::backend(
                 STORE,
-                Invalid(format!("journal_mode stayed {mode:?}, expected wal")),
+                Invalid(format!(
+                    "journal_mode stayed {mode:?}; this store needs WAL (a local file system)"
+                )),
             )));
         }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    retry_busy(|| {
         conn.execute_batch(&format!(
             "PRAGMA synchronous = {synchronous};
              PRAGMA foreign_keys = ON;

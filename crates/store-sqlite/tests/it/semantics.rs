@@ -414,3 +414,24 @@ async fn jobs_by_url_in_any_state() {
         .expect("jobs")
         .is_empty());
 }
+
+/// Handles racing to create and migrate one new file all open it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_opens_of_a_new_file() {
+    let path = crate::fresh_db_path();
+    let url = format!("sqlite:{}", path.display());
+    let opens: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { SqliteStore::open(&url).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for open in opens {
+        stores.push(open.await.expect("task").expect("open"));
+    }
+    stores[0].plan(&sample_jobs("race-open", 3)).await.expect("plan");
+    for store in &stores {
+        assert_eq!(store.status().await.expect("status").total(), 3);
+    }
+}
