@@ -406,7 +406,7 @@ impl LedgerStore for MemoryStore {
             .get(job_key)
             .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))?
             .epoch;
-        if !inner.attempts.contains_key(&(op_key.to_owned(), epoch)) {
+        if !inner.attempts.contains_key(&(op_key.to_owned(), epoch)) && !inner.ok_rows.contains_key(op_key) {
             inner.push_op(OpRecord {
                 seq: 0,
                 op_key: op_key.to_owned(),
