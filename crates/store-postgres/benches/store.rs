@@ -1,6 +1,8 @@
 //! Benchmarks of the PostgreSQL store, against `ONCEFETCH_TEST_POSTGRES_URL`
 //! (skipped with a note when it is not set):
 //!
+//! - `now/round-trip`: the store clock, one round trip: the floor under
+//!   every call;
 //! - `acquire/one`: one grant of one job by one worker, the latency a worker
 //!   waits for its next job (target: p50 ≤ 1 ms on loopback; the p50/p99 of
 //!   single calls are printed after criterion's report);
@@ -107,6 +109,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let rank = (p * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
+}
+
+/// One round trip through the store (`now`): the floor under every call.
+fn round_trip(c: &mut Criterion, rt: &Runtime, base: &str) {
+    let fixture = rt.block_on(Fixture::new(base, "now"));
+    let store = rt.block_on(PostgresStore::open(&fixture.url)).expect("open");
+    c.bench_function("now/round-trip", |b| {
+        b.to_async(rt).iter(|| async { store.now().await.expect("now") });
+    });
+    drop(store);
+    rt.block_on(fixture.drop_schema());
 }
 
 fn acquire_one(c: &mut Criterion, rt: &Runtime, base: &str) {
@@ -304,6 +317,9 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| only.as_deref().is_none_or(|f| name.contains(f));
+    if wanted("now/round-trip") {
+        round_trip(&mut c, &rt, &base);
+    }
     if wanted("acquire/one") {
         acquire_one(&mut c, &rt, &base);
     }

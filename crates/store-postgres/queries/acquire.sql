@@ -5,25 +5,32 @@
 -- Runnable comes in four kinds, each read from its own partial index in order
 -- and locked FOR UPDATE SKIP LOCKED, so concurrent grants pass each other's
 -- rows instead of waiting; a row updated meanwhile is re-checked against the
--- WHERE clause on its newest version before it is locked. The scans pass by
--- URLs with a live lease as this statement's snapshot sees them (in a CASE, so
--- that it stays a probe of jobs_live_url per row rather than a join whose
--- shape depends on statistics that lag behind the leases); of the rows
--- locked, url_is_free (see the migration) then keeps those whose URL is free
--- also against concurrent grants, and DISTINCT ON one job per URL. The same
--- statement abandons the unfinished op attempts of older epochs and records
--- a RELET row for each job taken over after its lease expired in flight.
+-- WHERE clause on its newest version before it is locked.
+--
+-- A URL with a live lease under another job is passed by twice. The scans
+-- check it as this statement's snapshot sees it, one probe of jobs_live_url
+-- per row (OFFSET 0 keeps the EXISTS from becoming a join or a hash of every
+-- live lease, coalesce keeps it off jobs_in_flight: the cost must not depend
+-- on statistics, which lag behind the leases); this lets the scans move past
+-- busy URLs. Of the rows locked, free_of_other_leases (see the migration)
+-- then keeps those whose URL is free also against concurrent grants, and
+-- DISTINCT ON one job per URL.
+--
+-- The same statement abandons the unfinished op attempts of older epochs and
+-- records a RELET row for each job taken over after its lease expired in
+-- flight.
 WITH planned AS (
     SELECT job_key, canonical_url, state, planned_seq
     FROM jobs
     WHERE state = 'PLANNED'
       AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-      AND CASE WHEN EXISTS (
-                   SELECT 1 FROM jobs AS live
-                   WHERE live.canonical_url = jobs.canonical_url
-                     AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
-                     AND live.lease_expires_at > now())
-               THEN false ELSE true END
+      AND NOT EXISTS (
+          SELECT 1 FROM jobs AS live
+          WHERE live.canonical_url = jobs.canonical_url
+            AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+            AND live.lease_owner IS NOT NULL
+            AND coalesce(live.lease_expires_at, '-infinity') > now()
+          OFFSET 0)
     ORDER BY planned_seq
     LIMIT $3
     FOR UPDATE OF jobs SKIP LOCKED
@@ -34,12 +41,13 @@ retry AS (
     WHERE state = 'FAILED' AND retryable
       AND next_attempt_at <= now()
       AND attempts < $4
-      AND CASE WHEN EXISTS (
-                   SELECT 1 FROM jobs AS live
-                   WHERE live.canonical_url = jobs.canonical_url
-                     AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
-                     AND live.lease_expires_at > now())
-               THEN false ELSE true END
+      AND NOT EXISTS (
+          SELECT 1 FROM jobs AS live
+          WHERE live.canonical_url = jobs.canonical_url
+            AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+            AND live.lease_owner IS NOT NULL
+            AND coalesce(live.lease_expires_at, '-infinity') > now()
+          OFFSET 0)
     ORDER BY next_attempt_at
     LIMIT $3
     FOR UPDATE OF jobs SKIP LOCKED
@@ -49,12 +57,13 @@ released AS (
     FROM jobs
     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
       AND lease_expires_at IS NULL
-      AND CASE WHEN EXISTS (
-                   SELECT 1 FROM jobs AS live
-                   WHERE live.canonical_url = jobs.canonical_url
-                     AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
-                     AND live.lease_expires_at > now())
-               THEN false ELSE true END
+      AND NOT EXISTS (
+          SELECT 1 FROM jobs AS live
+          WHERE live.canonical_url = jobs.canonical_url
+            AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+            AND live.lease_owner IS NOT NULL
+            AND coalesce(live.lease_expires_at, '-infinity') > now()
+          OFFSET 0)
     LIMIT $3
     FOR UPDATE OF jobs SKIP LOCKED
 ),
@@ -63,12 +72,13 @@ expired AS (
     FROM jobs
     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
       AND lease_expires_at <= now()
-      AND CASE WHEN EXISTS (
-                   SELECT 1 FROM jobs AS live
-                   WHERE live.canonical_url = jobs.canonical_url
-                     AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
-                     AND live.lease_expires_at > now())
-               THEN false ELSE true END
+      AND NOT EXISTS (
+          SELECT 1 FROM jobs AS live
+          WHERE live.canonical_url = jobs.canonical_url
+            AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+            AND live.lease_owner IS NOT NULL
+            AND coalesce(live.lease_expires_at, '-infinity') > now()
+          OFFSET 0)
     ORDER BY lease_expires_at
     LIMIT $3
     FOR UPDATE OF jobs SKIP LOCKED
@@ -79,12 +89,16 @@ candidates AS (
     UNION ALL SELECT * FROM released
     UNION ALL SELECT * FROM expired
 ),
+free AS (
+    SELECT free_of_other_leases(array_agg(canonical_url), array_agg(job_key)) AS job_key
+    FROM candidates
+),
 picked AS (
     SELECT job_key, state AS previous_state, planned_seq
     FROM (
         SELECT DISTINCT ON (canonical_url) job_key, state, planned_seq
         FROM candidates
-        WHERE url_is_free(canonical_url, job_key)
+        WHERE job_key IN (SELECT job_key FROM free)
         ORDER BY canonical_url, planned_seq
     ) AS one_per_url
     ORDER BY planned_seq

@@ -14,7 +14,7 @@ WITH target AS (
 picked AS (
     SELECT job_key, state AS previous_state
     FROM target
-    WHERE url_is_free(canonical_url, job_key)
+    WHERE job_key IN (SELECT free_of_other_leases(array[canonical_url], array[job_key]) FROM target)
 ),
 granted AS (
     UPDATE jobs AS j

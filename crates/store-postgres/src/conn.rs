@@ -137,7 +137,7 @@ impl fmt::Debug for Db {
 
 /// Session settings of every pooled connection.
 fn session_setup(options: &PostgresOptions) -> String {
-    // Grants rely on READ COMMITTED (see url_is_free in the migration),
+    // Grants rely on READ COMMITTED (see free_of_other_leases in the migration),
     // whatever the server's default. Every query of the store is prepared
     // once per connection and written for one plan shape (only the filters
     // it uses, partial indexes that match), so it keeps its generic plan:

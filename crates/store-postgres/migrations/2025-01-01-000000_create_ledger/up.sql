@@ -47,14 +47,19 @@ CREATE INDEX jobs_retry ON jobs (next_attempt_at) WHERE state = 'FAILED' AND ret
 -- in-flight jobs by lease expiry (expired or released leases; reconcile).
 CREATE INDEX jobs_in_flight ON jobs (lease_expires_at)
     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
--- In-flight jobs by URL: the live-lease check of every grant candidate is one
--- probe of this small index, whatever the planner believes about row counts.
+-- Leased in-flight jobs by URL: the live-lease check of every grant candidate
+-- is one probe of this small index. (Its predicate names lease_owner so that
+-- no scan for expired or released leases can use it instead of jobs_in_flight.)
 CREATE INDEX jobs_live_url ON jobs (canonical_url)
-    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
--- Jobs of one URL (duplicates, `jobs` by URL).
-CREATE INDEX jobs_canonical_url ON jobs (canonical_url, job_key);
--- `jobs --state S` in job-key order, and status counts.
-CREATE INDEX jobs_state ON jobs (state, job_key);
+    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+      AND lease_owner IS NOT NULL;
+-- Settled jobs by URL (the original of a duplicate) and by state in job-key
+-- order (`jobs --state`, `recover`, `verify`). Partial, so that the steps a
+-- job takes in flight (each a new row version) do not write to them.
+CREATE INDEX jobs_settled_url ON jobs (canonical_url, job_key)
+    WHERE state IN ('SUCCESS', 'SKIPPED_DUPLICATE', 'FAILED');
+CREATE INDEX jobs_settled_state ON jobs (state, job_key)
+    WHERE state IN ('SUCCESS', 'SKIPPED_DUPLICATE', 'FAILED');
 
 CREATE TABLE ops (
     seq         bigserial   PRIMARY KEY,
@@ -85,33 +90,43 @@ CREATE TABLE artifacts (
     job_key text   NOT NULL
 );
 
--- Whether a grant may take job `for_job` of canonical URL `for_url` now: no
--- other job of the URL holds a live lease, also against concurrent grants.
+-- Of the candidate jobs `job_keys` of canonical URLs `urls` (same order), the
+-- job keys a grant may take now: no other job of the URL holds a live lease,
+-- also against concurrent grants.
 --
 -- The URL's transaction-scoped advisory lock (two-key form, keyed by schema so
 -- that ledgers in other schemas never contend) serializes grants of one URL;
--- a grant that finds it taken passes the URL by. After taking it, the
--- function checks for a live lease. Being VOLATILE, its query runs with a
+-- a grant that finds it taken passes the URL by. After taking the locks, the
+-- function checks for live leases. Being VOLATILE, its query runs with a
 -- fresh snapshot (under READ COMMITTED), so it sees every lease committed by
--- a grant that held the lock before us — which the calling statement's own
+-- a grant that held a lock before us — which the calling statement's own
 -- snapshot may predate. A grant that commits after us takes the lock after
 -- our commit released it, and then sees our lease the same way.
---
--- Callers check for a live lease with their own snapshot first (cheap, and
--- it spares taking a lock, held until commit, for every busy URL passed by).
-CREATE FUNCTION url_is_free(for_url text, for_job text) RETURNS boolean
-    LANGUAGE plpgsql VOLATILE STRICT COST 50
+CREATE FUNCTION free_of_other_leases(urls text[], job_keys text[]) RETURNS SETOF text
+    LANGUAGE plpgsql VOLATILE STRICT
 AS $$
+DECLARE
+    locked_urls text[] := '{}';
+    locked_keys text[] := '{}';
 BEGIN
-    IF NOT pg_try_advisory_xact_lock(hashtext(current_schema()), hashtext(for_url)) THEN
-        RETURN false;
-    END IF;
-    RETURN NOT EXISTS (
+    FOR i IN 1 .. coalesce(array_length(urls, 1), 0) LOOP
+        IF pg_try_advisory_xact_lock(hashtext(current_schema()), hashtext(urls[i])) THEN
+            locked_urls := locked_urls || urls[i];
+            locked_keys := locked_keys || job_keys[i];
+        END IF;
+    END LOOP;
+    RETURN QUERY
+    SELECT candidate.job_key
+    FROM unnest(locked_urls, locked_keys) AS candidate (canonical_url, job_key)
+    WHERE NOT EXISTS (
         SELECT 1 FROM jobs
-        WHERE canonical_url = for_url
-          AND job_key <> for_job
-          AND state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
-          AND lease_expires_at > now()
+        WHERE jobs.canonical_url = candidate.canonical_url
+          AND jobs.job_key <> candidate.job_key
+          AND jobs.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+          AND jobs.lease_owner IS NOT NULL
+          -- coalesce: a probe of jobs_live_url, never a scan of jobs_in_flight
+          AND coalesce(jobs.lease_expires_at, '-infinity') > now()
+        OFFSET 0
     );
 END
 $$;

@@ -70,14 +70,14 @@ async fn twenty_thousand_jobs_each_granted_once() {
 
 /// Five jobs per URL, planned interleaved, claimed by four claimers at once
 /// with long leases: every URL must end with exactly one live lease. Without
-/// the fresh-snapshot check of `url_is_free`, a grant whose snapshot predates
-/// another claimer's commit takes a second job of the same URL (with the
-/// function made STABLE, each round catches that more often than not; three
-/// rounds catch it nearly always).
+/// the fresh-snapshot check of `free_of_other_leases`, a grant whose snapshot
+/// predates another claimer's commit takes a second job of the same URL: with
+/// the function made STABLE (its query then sees the calling statement's
+/// snapshot), one of the first three rounds failed in every trial.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_live_lease_per_url_under_contention() {
     let base = require_postgres!();
-    const ROUNDS: usize = 3;
+    const ROUNDS: usize = 5;
     const URLS: usize = 1_000;
     const PER_URL: usize = 5;
     let mut jobs: Vec<NewJob> = Vec::new();
