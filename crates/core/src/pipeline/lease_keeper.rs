@@ -10,11 +10,14 @@ use tokio::task::JoinHandle;
 use crate::lease::Fence;
 use crate::store::Store;
 
-/// Keeps one lease alive; dropping it stops renewing.
+/// Keeps one lease alive; dropping it stops renewing. A renewal in flight is
+/// never cancelled halfway (a store call dropped mid-query can leave a pooled
+/// connection in an unknown state): the renewer stops at its next wait.
 #[derive(Debug)]
 pub(crate) struct LeaseKeeper {
     lost: Arc<AtomicBool>,
-    task: JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _task: JoinHandle<()>,
 }
 
 impl LeaseKeeper {
@@ -23,10 +26,14 @@ impl LeaseKeeper {
         let lost = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&lost);
         let period = (ttl / 3).max(Duration::from_millis(50));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
-                ticker.tick().await;
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = &mut stopped => return,
+                }
                 match store.renew(&fence, ttl).await {
                     Ok(_) => {}
                     Err(err) if err.is_lease_lost() => {
@@ -38,7 +45,11 @@ impl LeaseKeeper {
                 }
             }
         });
-        Self { lost, task }
+        Self {
+            lost,
+            stop: Some(stop),
+            _task: task,
+        }
     }
 
     /// Whether a renewal found the lease gone.
@@ -49,6 +60,8 @@ impl LeaseKeeper {
 
 impl Drop for LeaseKeeper {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
