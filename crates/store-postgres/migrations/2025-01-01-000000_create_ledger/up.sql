@@ -15,9 +15,9 @@ CREATE TABLE jobs (
                          'PLANNED', 'LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED',
                          'INDEXED', 'DEDUPED', 'SUCCESS', 'FAILED', 'SKIPPED_DUPLICATE')),
     epoch            bigint      NOT NULL DEFAULT 0,
-    -- A lease is live while lease_owner is set and lease_expires_at > now().
-    -- Without an owner the expiry is NULL or past (reconcile clears only the
-    -- owner of an expired lease), and reads show it as NULL.
+    -- A lease is live while lease_expires_at > now() (the owner is set then).
+    -- A lease that expired at or before reconcile_mark.freed_through has been
+    -- freed by reconcile: reads (job_rows) show neither owner nor expiry.
     lease_owner      text,
     lease_expires_at timestamptz,
     attempts         integer     NOT NULL DEFAULT 0 CHECK (attempts >= 0),
@@ -33,11 +33,7 @@ CREATE TABLE jobs (
     duplicate_of     text,
     -- Planning order: grants are first in, first out.
     planned_seq      bigserial   NOT NULL
-)
--- Half of each page is left free so that reconcile, which only clears
--- lease_owner (no index covers it), updates rows in place (HOT) without
--- touching any index: a million expired leases are freed in seconds.
-WITH (fillfactor = 50);
+);
 
 -- Runnable jobs, one index per kind of runnable (each scanned in order by the grant):
 -- planned jobs in planning order,
@@ -47,12 +43,13 @@ CREATE INDEX jobs_retry ON jobs (next_attempt_at) WHERE state = 'FAILED' AND ret
 -- in-flight jobs by lease expiry (expired or released leases; reconcile).
 CREATE INDEX jobs_in_flight ON jobs (lease_expires_at)
     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
--- Leased in-flight jobs by URL: the live-lease check of every grant candidate
--- is one probe of this small index. (Its predicate names lease_owner so that
--- no scan for expired or released leases can use it instead of jobs_in_flight.)
+-- In-flight jobs by URL: the live-lease check of every grant candidate is one
+-- probe of this small index. (`canonical_url IS NOT NULL` is always true; it
+-- is there so that only queries naming the URL can use the index, never a
+-- scan for expired or released leases, whatever the statistics say.)
 CREATE INDEX jobs_live_url ON jobs (canonical_url)
     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
-      AND lease_owner IS NOT NULL;
+      AND canonical_url IS NOT NULL;
 -- Settled jobs by URL (the original of a duplicate) and by state in job-key
 -- order (`jobs --state`, `recover`, `verify`). Partial, so that the steps a
 -- job takes in flight (each a new row version) do not write to them.
@@ -82,6 +79,17 @@ CREATE UNIQUE INDEX ops_one_ok ON ops (op_key) WHERE result_code = 'OK';
 CREATE INDEX ops_by_job ON ops (job_key, seq);
 -- Running attempts (abandoned by grants and reconcile).
 CREATE INDEX ops_unfinished ON ops (job_key, epoch) WHERE result_code IS NULL;
+
+-- How far reconcile has freed expired leases: every lease that expired at or
+-- before freed_through counts as freed. Freeing a million expired leases is
+-- then a count over an index range and one row written, not a million rows
+-- rewritten; nothing else needs the freed rows changed (fences, grants and
+-- live-lease checks all go by lease_expires_at > now()).
+CREATE TABLE reconcile_mark (
+    singleton     boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    freed_through timestamptz NOT NULL
+);
+INSERT INTO reconcile_mark (freed_through) VALUES ('-infinity');
 
 CREATE TABLE artifacts (
     sha256  text   PRIMARY KEY,
@@ -176,11 +184,14 @@ AS $$
         'UTF8')), 'hex')
 $$;
 
--- Jobs as the store reads them: timestamps as milliseconds since the Unix epoch.
+-- Jobs as the store reads them: timestamps as milliseconds since the Unix
+-- epoch, and no lease where reconcile freed it.
 CREATE VIEW job_rows AS
 SELECT job_key, work_id, artifact_id, url, canonical_url, expected_sha256, expected_size, state, epoch,
-       lease_owner,
-       CASE WHEN lease_owner IS NOT NULL
+       CASE WHEN lease_expires_at > (SELECT freed_through FROM reconcile_mark)
+            THEN lease_owner
+       END AS lease_owner,
+       CASE WHEN lease_owner IS NOT NULL AND lease_expires_at > (SELECT freed_through FROM reconcile_mark)
             THEN floor(extract(epoch FROM lease_expires_at) * 1000)::bigint
        END AS lease_expires_at,
        attempts, floor(extract(epoch FROM next_attempt_at) * 1000)::bigint AS next_attempt_at,

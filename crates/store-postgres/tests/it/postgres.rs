@@ -244,3 +244,40 @@ async fn relet_rows_carry_the_op_keys_of_core() {
         assert_eq!(relet.result, Some(json!({"from": "LEASED", "epoch": 2})));
     }
 }
+
+#[tokio::test]
+async fn killed_connections_are_replaced() {
+    let base = require_postgres!();
+    let schema = crate::support::fresh_schema();
+    let url = with_params(&base, &format!("schema={schema}&pool_size=2&application_name={schema}"));
+    let store = PostgresStore::open(&url).await.expect("open");
+    store.plan(&sample_jobs("killed", 2)).await.expect("plan");
+    let lease = store.acquire(&request("w", 1)).await.expect("acquire").remove(0);
+    // The server ends every connection of this store (as a restart or an
+    // administrator would); the pool notices and opens new ones.
+    let mut admin = raw_connection(&base, &schema).await;
+    let killed: Killed = diesel::sql_query(
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind::<Text, _>(&schema)
+    .get_result(&mut admin)
+    .await
+    .expect("terminate");
+    assert!(killed.n >= 1, "the store had connections to end");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.job(&lease.fence.job_key).await.expect("read after kill").epoch, 1);
+    store
+        .advance(&lease.fence, &[JobState::HeadDone], JobPatch::default())
+        .await
+        .expect("commit after kill");
+    assert_eq!(
+        store.acquire(&request("w", 1)).await.expect("acquire after kill").len(),
+        1
+    );
+}
+
+#[derive(QueryableByName)]
+struct Killed {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
