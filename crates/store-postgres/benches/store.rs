@@ -316,7 +316,9 @@ fn main() {
         .expect("runtime");
     let mut c = Criterion::default().configure_from_args();
     // A benchmark name (they all contain a slash) given on the command line.
-    let only = std::env::args().skip(1).find(|a| a.contains('/') && !a.starts_with('-'));
+    let only = std::env::args()
+        .skip(1)
+        .find(|a| a.contains('/') && !a.starts_with('-'));
     let wanted = |name: &str| only.as_deref().is_none_or(|f| name.contains(f));
     if wanted("now/round-trip") {
         round_trip(&mut c, &rt, &base);

@@ -236,8 +236,11 @@ impl Db {
         F: for<'r> Fn(&'r mut Conn) -> ScopedBoxFuture<'a, 'r, Result<T, Failure>> + Send + Sync + 'a,
         T: Send + 'a,
     {
-        let mut conn = match self.pool.get().await {
-            Ok(conn) => conn,
+        let mut checkout = match self.pool.get().await {
+            Ok(conn) => Checkout {
+                conn: Some(conn),
+                in_transaction: false,
+            },
             Err(e) => return pool_failure(e),
         };
         // Whether the write may have been applied if the connection fails.
@@ -245,19 +248,18 @@ impl Db {
         let (result, replay) = match mode {
             Mode::Statement(replay) => {
                 committing = true;
-                (body(&mut conn).await, replay)
+                (body(checkout.conn()).await, replay)
             }
-            Mode::Transaction(replay) => (in_transaction(&mut conn, body, &mut committing).await, replay),
+            Mode::Transaction(replay) => (in_transaction(&mut checkout, body, &mut committing).await, replay),
         };
         match result {
             Ok(value) => Attempt::Done(value),
             Err(Failure::Store(e)) => Attempt::Fail(e),
             Err(Failure::Db(e)) => {
-                if !connection_lost(&mut conn, &e).await {
+                if !connection_lost(checkout.conn(), &e).await {
                     return Attempt::Fail(StoreError::backend(STORE, e));
                 }
-                // Never hand this connection out again.
-                drop(Object::take(conn));
+                checkout.discard();
                 if committing && replay == Replay::Once {
                     Attempt::Fail(StoreError::backend(STORE, OutcomeUnknown(e)))
                 } else {
@@ -268,26 +270,60 @@ impl Db {
     }
 }
 
-/// BEGIN, `body`, then COMMIT or ROLLBACK, through diesel's transaction
-/// manager so that a call dropped halfway leaves a connection the pool
-/// recognises as broken. Sets `committing` once COMMIT is about to be sent.
-async fn in_transaction<'a, T, F>(conn: &mut Conn, body: &F, committing: &mut bool) -> Result<T, Failure>
+/// A pooled connection for one try of a call. Dropped halfway through a
+/// transaction (the caller gave up on the call), it closes the connection
+/// instead of returning it to the pool: the server rolls back and releases
+/// the transaction's row locks at once, not when the pool next hands the
+/// connection out.
+struct Checkout {
+    conn: Option<Object<Conn>>,
+    in_transaction: bool,
+}
+
+impl Checkout {
+    fn conn(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("a checked-out connection")
+    }
+
+    /// Closes the connection rather than returning it to the pool.
+    fn discard(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(Object::take(conn));
+        }
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if self.in_transaction {
+            self.discard();
+        }
+    }
+}
+
+/// BEGIN, `body`, then COMMIT or ROLLBACK. Sets `committing` once COMMIT is
+/// about to be sent. The checkout counts as in a transaction until COMMIT or
+/// ROLLBACK succeeded.
+async fn in_transaction<'a, T, F>(checkout: &mut Checkout, body: &F, committing: &mut bool) -> Result<T, Failure>
 where
     F: for<'r> Fn(&'r mut Conn) -> ScopedBoxFuture<'a, 'r, Result<T, Failure>> + Send + Sync + 'a,
     T: Send + 'a,
 {
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    match body(conn).await {
+    checkout.in_transaction = true;
+    AnsiTransactionManager::begin_transaction(checkout.conn()).await?;
+    match body(checkout.conn()).await {
         Ok(value) => {
             *committing = true;
-            AnsiTransactionManager::commit_transaction(conn).await?;
+            AnsiTransactionManager::commit_transaction(checkout.conn()).await?;
+            checkout.in_transaction = false;
             Ok(value)
         }
         Err(e) => {
-            // A failed rollback leaves the connection marked broken; the
+            // A failed rollback leaves the connection to be discarded; the
             // error that matters is the body's.
-            if let Err(rollback) = AnsiTransactionManager::rollback_transaction(conn).await {
-                tracing::debug!(error = %rollback, "postgres: rollback failed");
+            match AnsiTransactionManager::rollback_transaction(checkout.conn()).await {
+                Ok(()) => checkout.in_transaction = false,
+                Err(rollback) => tracing::debug!(error = %rollback, "postgres: rollback failed"),
             }
             Err(e)
         }

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
-use diesel_async::RunQueryDsl;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use oncefetch_core::conformance::sample_jobs;
 use oncefetch_core::registry::store_factory_for;
 use oncefetch_core::{
@@ -280,4 +280,58 @@ async fn killed_connections_are_replaced() {
 struct Killed {
     #[diesel(sql_type = BigInt)]
     n: i64,
+}
+
+/// A caller that gives up on a call halfway through its transaction (a
+/// timeout, a dropped task) must not leave a pooled connection idle in
+/// transaction, holding the job's row lock.
+#[tokio::test]
+async fn a_dropped_call_leaves_no_transaction_open() {
+    let base = require_postgres!();
+    let schema = crate::support::fresh_schema();
+    let url = with_params(&base, &format!("schema={schema}&pool_size=2&application_name={schema}"));
+    let store = PostgresStore::open(&url).await.expect("open");
+    store.plan(&sample_jobs("dropped", 1)).await.expect("plan");
+    let lease = store.acquire(&request("w", 1)).await.expect("acquire").remove(0);
+
+    // Someone else holds the job's row lock, so the commit waits inside its
+    // transaction, and the caller gives up.
+    let mut blocker = raw_connection(&base, &schema).await;
+    blocker.batch_execute("BEGIN").await.expect("begin");
+    diesel::sql_query("SELECT 1 FROM jobs WHERE job_key = $1 FOR UPDATE")
+        .bind::<Text, _>(&lease.fence.job_key)
+        .execute(&mut blocker)
+        .await
+        .expect("lock");
+    let step = store.advance(&lease.fence, &[JobState::HeadDone], JobPatch::default());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), step).await.is_err(),
+        "the commit waits"
+    );
+    blocker.batch_execute("COMMIT").await.expect("commit");
+
+    let mut admin = raw_connection(&base, &schema).await;
+    let mut open = i64::MAX;
+    for _ in 0..50 {
+        let row: Killed = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
+        )
+        .bind::<Text, _>(&schema)
+        .get_result(&mut admin)
+        .await
+        .expect("activity");
+        open = row.n;
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(open, 0, "a connection was left idle in transaction");
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        store.advance(&lease.fence, &[JobState::HeadDone], JobPatch::default()),
+    )
+    .await
+    .expect("the job is not locked")
+    .expect("commit");
 }
