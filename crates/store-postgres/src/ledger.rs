@@ -173,18 +173,20 @@ impl LedgerStore for PostgresStore {
 
     async fn jobs(&self, query: &JobQuery) -> StoreResult<Vec<Job>> {
         // Only the filters asked for, so each combination gets a plan that
-        // uses its index.
+        // uses its index. The state is a literal (a fixed SPEC name), not a
+        // bind: a generic plan with a bound state could not use the partial
+        // indexes on settled states.
         let mut text = String::from("SELECT * FROM job_rows WHERE true");
         let mut binds: Vec<Bind> = Vec::new();
+        if let Some(state) = query.state {
+            text.push_str(&format!(" AND state = '{}'", state.as_str()));
+        }
         let mut filter = |column: &str, op: &str, value: Bind| {
             binds.push(value);
             text.push_str(&format!(" AND {column} {op} ${}", binds.len()));
         };
         if let Some(after) = &query.after {
             filter("job_key", ">", after.as_str().into());
-        }
-        if let Some(state) = query.state {
-            filter("state", "=", state.as_str().into());
         }
         if let Some(url) = &query.canonical_url {
             filter("canonical_url", "=", url.as_str().into());
