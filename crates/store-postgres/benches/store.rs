@@ -6,8 +6,9 @@
 //! - `acquire/one`: one grant of one job by one worker, the latency a worker
 //!   waits for its next job (target: p50 ≤ 1 ms on loopback; the p50/p99 of
 //!   single calls are printed after criterion's report);
-//! - `claim/4x100`: four claimers, each with its own pool, granting 20,000
-//!   planned jobs in batches of 100 (target ≥ 20,000 jobs/s);
+//! - `claim/4x100`, `claim/4x500`: four claimers, each with its own pool,
+//!   granting 20,000 planned jobs in batches of 100 or 500 (target ≥ 20,000
+//!   jobs/s);
 //! - `reconcile/1m`: freeing 1,000,000 expired leases in one call (target
 //!   ≤ 5 s). The rows are built once with one `INSERT … SELECT
 //!   generate_series`; each sample first resets the reconcile mark, untimed.
@@ -28,7 +29,8 @@ use tokio::sync::Barrier;
 
 const CLAIMERS: usize = 4;
 const CLAIM_JOBS: i64 = 20_000;
-const CLAIM_BATCH: usize = 100;
+/// Batch sizes of the claim benchmark (`claim/4x100`, `claim/4x500`).
+const CLAIM_BATCHES: [usize; 2] = [100, 500];
 const EXPIRED_LEASES: i64 = 1_000_000;
 
 fn request(owner: &str, limit: usize) -> AcquireRequest {
@@ -178,7 +180,7 @@ fn acquire_one(c: &mut Criterion, rt: &Runtime, base: &str) {
 }
 
 /// Four claimers grant everything planned; returns how many were granted.
-async fn claim_all(stores: &[Arc<PostgresStore>]) -> usize {
+async fn claim_all(stores: &[Arc<PostgresStore>], batch: usize) -> usize {
     let start = Arc::new(Barrier::new(stores.len()));
     let tasks: Vec<_> = stores
         .iter()
@@ -186,7 +188,7 @@ async fn claim_all(stores: &[Arc<PostgresStore>]) -> usize {
         .map(|(i, store)| {
             let (store, start) = (Arc::clone(store), Arc::clone(&start));
             tokio::spawn(async move {
-                let request = request(&format!("claimer-{i}"), CLAIM_BATCH);
+                let request = request(&format!("claimer-{i}"), batch);
                 start.wait().await;
                 let mut granted = 0;
                 loop {
@@ -215,30 +217,32 @@ fn claim(c: &mut Criterion, rt: &Runtime, base: &str) {
     let mut group = c.benchmark_group("claim");
     group.throughput(Throughput::Elements(u64::try_from(CLAIM_JOBS).expect("jobs")));
     group.sample_size(10);
-    group.bench_function("4x100", |b| {
-        b.to_async(rt).iter_custom(|iters| {
-            let (stores, fixture) = (stores.clone(), Arc::clone(&fixture));
-            async move {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    {
-                        let mut fixture = fixture.lock().await;
-                        fixture
-                            .conn
-                            .batch_execute("TRUNCATE ops, artifacts, jobs")
-                            .await
-                            .expect("truncate");
-                        fixture.plan("claim", CLAIM_JOBS).await;
+    for batch in CLAIM_BATCHES {
+        group.bench_function(format!("4x{batch}"), |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let (stores, fixture) = (stores.clone(), Arc::clone(&fixture));
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        {
+                            let mut fixture = fixture.lock().await;
+                            fixture
+                                .conn
+                                .batch_execute("TRUNCATE ops, artifacts, jobs")
+                                .await
+                                .expect("truncate");
+                            fixture.plan("claim", CLAIM_JOBS).await;
+                        }
+                        let started = Instant::now();
+                        let granted = claim_all(&stores, batch).await;
+                        total += started.elapsed();
+                        assert_eq!(i64::try_from(granted).expect("granted"), CLAIM_JOBS);
                     }
-                    let started = Instant::now();
-                    let granted = claim_all(&stores).await;
-                    total += started.elapsed();
-                    assert_eq!(i64::try_from(granted).expect("granted"), CLAIM_JOBS);
+                    total
                 }
-                total
-            }
+            });
         });
-    });
+    }
     group.finish();
     drop(stores);
     let fixture = Arc::try_unwrap(fixture).ok().expect("fixture").into_inner();
@@ -326,7 +330,7 @@ fn main() {
     if wanted("acquire/one") {
         acquire_one(&mut c, &rt, &base);
     }
-    if wanted("claim/4x100") {
+    if wanted("claim/4x100") || wanted("claim/4x500") {
         claim(&mut c, &rt, &base);
     }
     if wanted("reconcile/1m") {

@@ -51,7 +51,17 @@ impl PrivateServer {
         }
         run(server
             .command("initdb")
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "-D",
+            ])
             .arg(server.data()));
         run(server
             .pg_ctl()
