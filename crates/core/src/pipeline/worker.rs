@@ -548,6 +548,14 @@ impl JobRun<'_> {
         let key = self.fence.job_key.clone();
         let epoch = self.fence.epoch;
         let removed = blocking(move || {
+            if epoch <= 1 {
+                // The first epoch is the only writer so far: no folder scan
+                // on the hot path, just its own file.
+                return match std::fs::remove_file(out.partial_path(&key, epoch)) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+                    _ => Ok(()),
+                };
+            }
             for (e, path, _) in out.partials_of(&key)? {
                 if e <= epoch {
                     std::fs::remove_file(path)?;
