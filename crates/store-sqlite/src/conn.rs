@@ -2,11 +2,19 @@
 //!
 //! A [`ConnThread`] opens the database on its own OS thread and runs every
 //! call there, fed by a channel; the async caller awaits a oneshot reply, so
-//! no SQLite call ever blocks an async executor. Writes run in `BEGIN
-//! IMMEDIATE` transactions; a transaction that meets `SQLITE_BUSY` or
-//! `SQLITE_LOCKED` (another connection or process holds the lock past
-//! `busy_timeout`, or SQLite refused to wait) is rolled back and run again
-//! after a short backoff, so lock errors never reach a caller.
+//! no SQLite call ever blocks an async executor.
+//!
+//! Writes are group-committed: the thread takes every write waiting in the
+//! channel (up to [`MAX_GROUP`]) into one `BEGIN IMMEDIATE` transaction, runs
+//! each inside its own `SAVEPOINT` (so a write that fails — a lost lease, a
+//! conflict — is rolled back alone and answers with its error), commits once,
+//! and only then replies to each caller. Every write stays atomic and
+//! isolated, and a caller hears "done" only once its write is committed;
+//! many concurrent workers pay for one commit instead of one each. A group
+//! that meets `SQLITE_BUSY` or `SQLITE_LOCKED` (another connection or process
+//! holds the lock past `busy_timeout`, or SQLite refused to wait) is rolled
+//! back and run again from the start after a short backoff, so lock errors
+//! never reach a caller.
 //!
 //! Checkpoints stay off the write path: each handle also runs a checkpoint
 //! thread with its own connection that copies the WAL back into the database
@@ -21,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use oncefetch_core::{StoreError, StoreResult};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::error::{Invalid, OpenError, TxError, STORE};
@@ -29,7 +37,15 @@ use crate::migrate;
 use crate::options::SqliteOptions;
 
 /// Work sent to the connection thread.
-type Task = Box<dyn FnOnce(&mut Connection) + Send>;
+enum Task {
+    /// A read, run on its own.
+    Read(Box<dyn FnOnce(&Connection) + Send>),
+    /// A write, run in the next group transaction.
+    Write(Box<dyn GroupWrite>),
+}
+
+/// Most writes committed in one transaction.
+const MAX_GROUP: usize = 128;
 
 /// Statements kept prepared per connection.
 const STATEMENT_CACHE: usize = 64;
@@ -76,9 +92,7 @@ impl ConnThread {
                         return;
                     }
                 };
-                while let Ok(task) = inbox.recv() {
-                    task(&mut conn);
-                }
+                serve(&mut conn, &inbox);
             })
             .map_err(|e| StoreError::backend(STORE, OpenError { path, source: e.into() }))?;
         opened.await.map_err(|_| closed())??;
@@ -101,24 +115,140 @@ impl ConnThread {
         })
     }
 
-    /// Runs `f` on the connection thread and waits for its answer.
-    pub(crate) async fn call<T, F>(&self, f: F) -> StoreResult<T>
+    /// Runs the read `body` on the connection thread (again while the
+    /// database is busy) and waits for its answer.
+    pub(crate) async fn read<T, F>(&self, mut body: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, TxError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let task: Task = Box::new(move |conn| {
-            let result = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
-                Err(StoreError::backend(
-                    STORE,
-                    Invalid("a store call panicked on the connection thread".into()),
-                ))
-            });
-            let _ = reply.send(result);
-        });
+        let task = Task::Read(Box::new(move |conn| {
+            let result = catch_unwind(AssertUnwindSafe(|| retry_busy(|| body(conn))))
+                .unwrap_or_else(|_| Err(TxError::Store(panicked())));
+            let _ = reply.send(result.map_err(TxError::into_store));
+        }));
         self.tasks.send(task).map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
+    }
+
+    /// Runs the write `body` on the connection thread, atomically, in the
+    /// next group transaction, and waits until it is committed (or failed).
+    /// `body` may run more than once: a group that meets a busy database is
+    /// rolled back and run again.
+    pub(crate) async fn write<T, F>(&self, body: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, TxError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let task = Task::Write(Box::new(PendingWrite {
+            body,
+            output: None,
+            reply,
+        }));
+        self.tasks.send(task).map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}
+
+fn panicked() -> StoreError {
+    StoreError::backend(STORE, Invalid("a store call panicked on the connection thread".into()))
+}
+
+/// A write waiting for its group: runs inside the group's transaction and
+/// replies once the group is committed.
+trait GroupWrite: Send {
+    /// Runs the body in a savepoint of the open transaction and keeps its
+    /// output (an error rolls back to the savepoint). Returns `Err` only
+    /// when the whole group must run again (busy).
+    fn run(&mut self, conn: &Connection) -> Result<(), TxError>;
+
+    /// Answers the caller: its output when the group committed, otherwise
+    /// the group's failure.
+    fn reply(self: Box<Self>, committed: Result<(), &TxError>);
+}
+
+struct PendingWrite<T, F> {
+    body: F,
+    output: Option<Result<T, TxError>>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> GroupWrite for PendingWrite<T, F>
+where
+    T: Send,
+    F: FnMut(&Connection) -> Result<T, TxError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> Result<(), TxError> {
+        conn.prepare_cached("SAVEPOINT group_write")?.execute([])?;
+        let output =
+            catch_unwind(AssertUnwindSafe(|| (self.body)(conn))).unwrap_or_else(|_| Err(TxError::Store(panicked())));
+        match output {
+            Ok(value) => {
+                conn.prepare_cached("RELEASE group_write")?.execute([])?;
+                self.output = Some(Ok(value));
+                Ok(())
+            }
+            Err(err) => {
+                conn.prepare_cached("ROLLBACK TO group_write")?.execute([])?;
+                conn.prepare_cached("RELEASE group_write")?.execute([])?;
+                if err.is_busy() {
+                    return Err(err);
+                }
+                self.output = Some(Err(err));
+                Ok(())
+            }
+        }
+    }
+
+    fn reply(self: Box<Self>, committed: Result<(), &TxError>) {
+        let answer = match (committed, self.output) {
+            (Ok(()), Some(output)) => output.map_err(TxError::into_store),
+            (Ok(()), None) => Err(StoreError::backend(STORE, Invalid("a write did not run".into()))),
+            (Err(err), _) => Err(StoreError::backend(
+                STORE,
+                Invalid(format!("the write transaction failed: {}", err)),
+            )),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The connection thread's loop: reads run as they come; every write waiting
+/// in the channel joins one group transaction.
+fn serve(conn: &mut Connection, inbox: &mpsc::Receiver<Task>) {
+    let mut group: Vec<Box<dyn GroupWrite>> = Vec::new();
+    while let Ok(task) = inbox.recv() {
+        let mut next = Some(task);
+        while let Some(task) = next.take() {
+            match task {
+                Task::Read(read) => read(conn),
+                Task::Write(write) => group.push(write),
+            }
+            if group.len() < MAX_GROUP {
+                next = inbox.try_recv().ok();
+            }
+        }
+        if !group.is_empty() {
+            commit_group(conn, &mut group);
+        }
+    }
+}
+
+/// Runs `group` in one `BEGIN IMMEDIATE` transaction (again from the start
+/// while the database is busy), commits, and answers every caller.
+fn commit_group(conn: &mut Connection, group: &mut Vec<Box<dyn GroupWrite>>) {
+    let outcome = retry_busy(|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for write in group.iter_mut() {
+            write.run(&tx)?;
+        }
+        tx.commit()?;
+        Ok(())
+    });
+    for write in group.drain(..) {
+        write.reply(outcome.as_ref().copied());
     }
 }
 
@@ -216,29 +346,6 @@ fn checkpoint_loop(options: &SqliteOptions, stop: &mpsc::Receiver<()>) {
             tracing::debug!(error = %e, "sqlite checkpoint deferred");
         }
     }
-}
-
-/// Runs `body` in a `BEGIN IMMEDIATE` transaction and commits it, running it
-/// again from the start whenever SQLite reports the database busy.
-pub(crate) fn write<T>(
-    conn: &mut Connection,
-    mut body: impl FnMut(&Transaction<'_>) -> Result<T, TxError>,
-) -> StoreResult<T> {
-    retry_busy(|| {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = body(&tx)?;
-        tx.commit()?;
-        Ok(out)
-    })
-    .map_err(TxError::into_store)
-}
-
-/// Runs a read (one statement, or a deferred transaction), again on busy.
-pub(crate) fn read<T>(
-    conn: &mut Connection,
-    mut body: impl FnMut(&Connection) -> Result<T, TxError>,
-) -> StoreResult<T> {
-    retry_busy(|| body(conn)).map_err(TxError::into_store)
 }
 
 /// Longest pause between two attempts.

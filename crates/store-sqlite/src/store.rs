@@ -12,7 +12,7 @@ use oncefetch_core::{
 use serde_json::Value;
 
 use crate::clock;
-use crate::conn::{self, ConnThread};
+use crate::conn::ConnThread;
 use crate::lease;
 use crate::ledger;
 use crate::options::SqliteOptions;
@@ -56,77 +56,63 @@ impl SqliteStore {
 impl LedgerStore for SqliteStore {
     async fn plan(&self, jobs: &[NewJob]) -> StoreResult<PlanCounts> {
         let jobs = jobs.to_vec();
-        self.conn
-            .call(move |c| conn::write(c, |tx| ledger::plan(tx, &jobs)))
-            .await
+        self.conn.write(move |tx| ledger::plan(tx, &jobs)).await
     }
 
     async fn job(&self, job_key: &str) -> StoreResult<Job> {
         let job_key = job_key.to_owned();
         self.conn
-            .call(move |c| {
-                conn::read(c, |c| {
-                    let (_, job) = ledger::load_job(c, &job_key)?.ok_or_else(|| ledger::not_found(&job_key))?;
-                    Ok(job)
-                })
+            .read(move |c| {
+                let (_, job) = ledger::load_job(c, &job_key)?.ok_or_else(|| ledger::not_found(&job_key))?;
+                Ok(job)
             })
             .await
     }
 
     async fn jobs(&self, query: &JobQuery) -> StoreResult<Vec<Job>> {
         let query = query.clone();
-        self.conn
-            .call(move |c| conn::read(c, |c| ledger::jobs(c, &query)))
-            .await
+        self.conn.read(move |c| ledger::jobs(c, &query)).await
     }
 
     async fn status(&self) -> StoreResult<StatusCounts> {
-        self.conn.call(|c| conn::read(c, ledger::status)).await
+        self.conn.read(ledger::status).await
     }
 
     async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
-        self.conn
-            .call(move |c| conn::read(c, |c| ledger::outstanding(c, max_attempts)))
-            .await
+        self.conn.read(move |c| ledger::outstanding(c, max_attempts)).await
     }
 
     async fn commit(&self, fence: &Fence, commit: &Commit) -> StoreResult<CommitOutcome> {
         let (fence, commit) = (fence.clone(), commit.clone());
-        self.conn
-            .call(move |c| conn::write(c, |tx| ledger::commit(tx, &fence, &commit)))
-            .await
+        self.conn.write(move |tx| ledger::commit(tx, &fence, &commit)).await
     }
 
     async fn ops(&self, query: &OpQuery) -> StoreResult<Vec<OpRecord>> {
         let query = query.clone();
-        self.conn.call(move |c| conn::read(c, |c| ledger::ops(c, &query))).await
+        self.conn.read(move |c| ledger::ops(c, &query)).await
     }
 
     async fn index_artifact(&self, fence: &Fence, entry: &ArtifactEntry) -> StoreResult<ArtifactEntry> {
         let (fence, entry) = (fence.clone(), entry.clone());
         self.conn
-            .call(move |c| conn::write(c, |tx| ledger::index_artifact(tx, &fence, &entry)))
+            .write(move |tx| ledger::index_artifact(tx, &fence, &entry))
             .await
     }
 
     async fn artifact(&self, sha256: &str) -> StoreResult<Option<ArtifactEntry>> {
         let sha256 = sha256.to_owned();
-        self.conn
-            .call(move |c| conn::read(c, |c| Ok(ledger::artifact(c, &sha256)?)))
-            .await
+        self.conn.read(move |c| Ok(ledger::artifact(c, &sha256)?)).await
     }
 
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool> {
         let (job_key, reason) = (job_key.to_owned(), reason.to_owned());
-        self.conn
-            .call(move |c| conn::write(c, |tx| ledger::requeue(tx, &job_key, &reason)))
-            .await
+        self.conn.write(move |tx| ledger::requeue(tx, &job_key, &reason)).await
     }
 
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {
         let (job_key, op_key, result) = (job_key.to_owned(), op_key.to_owned(), result.clone());
         self.conn
-            .call(move |c| conn::write(c, |tx| ledger::note(tx, &job_key, &op_key, kind, &result)))
+            .write(move |tx| ledger::note(tx, &job_key, &op_key, kind, &result))
             .await
     }
 }
@@ -135,39 +121,31 @@ impl LedgerStore for SqliteStore {
 impl LeaseManager for SqliteStore {
     async fn acquire(&self, request: &AcquireRequest) -> StoreResult<Vec<Lease>> {
         let request = request.clone();
-        self.conn
-            .call(move |c| conn::write(c, |tx| lease::acquire(tx, &request)))
-            .await
+        self.conn.write(move |tx| lease::acquire(tx, &request)).await
     }
 
     async fn acquire_job(&self, job_key: &str, request: &AcquireRequest) -> StoreResult<Option<Lease>> {
         let (job_key, request) = (job_key.to_owned(), request.clone());
         self.conn
-            .call(move |c| conn::write(c, |tx| lease::acquire_job(tx, &job_key, &request)))
+            .write(move |tx| lease::acquire_job(tx, &job_key, &request))
             .await
     }
 
     async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis> {
         let fence = fence.clone();
-        self.conn
-            .call(move |c| conn::write(c, |tx| lease::renew(tx, &fence, ttl)))
-            .await
+        self.conn.write(move |tx| lease::renew(tx, &fence, ttl)).await
     }
 
     async fn release(&self, fence: &Fence) -> StoreResult<()> {
         let fence = fence.clone();
-        self.conn
-            .call(move |c| conn::write(c, |tx| lease::release(tx, &fence)))
-            .await
+        self.conn.write(move |tx| lease::release(tx, &fence)).await
     }
 
     async fn reconcile(&self, stale_after: Duration) -> StoreResult<ReconcileReport> {
-        self.conn
-            .call(move |c| conn::write(c, |tx| lease::reconcile(tx, stale_after)))
-            .await
+        self.conn.write(move |tx| lease::reconcile(tx, stale_after)).await
     }
 
     async fn now(&self) -> StoreResult<Millis> {
-        self.conn.call(|c| conn::read(c, |c| Ok(clock::now(c)?))).await
+        self.conn.read(|c| Ok(clock::now(c)?)).await
     }
 }
