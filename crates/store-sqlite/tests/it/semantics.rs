@@ -435,3 +435,56 @@ async fn concurrent_opens_of_a_new_file() {
         assert_eq!(store.status().await.expect("status").total(), 3);
     }
 }
+
+/// Group commit: many concurrent writes share transactions, yet each one is
+/// atomic on its own — a fenced-out write in the same group is rolled back
+/// alone and answers `LeaseLost`, its neighbours commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_write_in_a_group_is_rolled_back_alone() {
+    let store = std::sync::Arc::new(crate::fresh_store().await);
+    let jobs = sample_jobs("group", 64);
+    store.plan(&jobs).await.expect("plan");
+    let leases = store.acquire(&request("w", 64)).await.expect("acquire");
+    assert_eq!(leases.len(), 64);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, lease) in leases.into_iter().enumerate() {
+        let store = std::sync::Arc::clone(&store);
+        tasks.spawn(async move {
+            let mut fence = lease.fence.clone();
+            let stale = i % 2 == 1;
+            if stale {
+                fence.epoch += 1;
+            }
+            // A write of several rows: the op row, then the steps.
+            let commit = Commit {
+                steps: vec![JobState::HeadDone],
+                begin: Some(OpStart {
+                    op_key: format!("op-{i}"),
+                    kind: OpKind::Head,
+                }),
+                ..Commit::default()
+            };
+            (lease.fence.job_key, stale, store.commit(&fence, &commit).await)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (job_key, stale, outcome) = done.expect("task");
+        let job = store.job(&job_key).await.expect("job");
+        let ops = store
+            .ops(&OpQuery {
+                job_key: Some(job_key.clone()),
+                ..OpQuery::default()
+            })
+            .await
+            .expect("ops");
+        if stale {
+            assert!(matches!(outcome, Err(StoreError::LeaseLost { .. })), "{outcome:?}");
+            assert_eq!(job.state, JobState::Leased, "the fenced-out write changed nothing");
+            assert!(ops.is_empty(), "the fenced-out write left no op row");
+        } else {
+            assert_eq!(outcome.expect("commit").begun, Some(OpBegin::Run));
+            assert_eq!(job.state, JobState::HeadDone);
+            assert_eq!(ops.len(), 1);
+        }
+    }
+}
