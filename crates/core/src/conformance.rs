@@ -24,7 +24,9 @@ use crate::error::StoreError;
 use crate::job::{JobFailure, JobPatch, JobQuery, NewJob};
 use crate::key::{job_key, OpKeys};
 use crate::lease::{AcquireRequest, Fence, Lease};
-use crate::ledger::{run_effect, ArtifactEntry, EffectError, LedgerExt, OpKind, OpQuery, OpRecord, ResultCode};
+use crate::ledger::{
+    run_effect, ArtifactEntry, Commit, EffectError, IndexOp, LedgerExt, OpKind, OpQuery, OpRecord, ResultCode,
+};
 use crate::state::JobState;
 use crate::store::Store;
 
@@ -354,7 +356,17 @@ pub async fn stale_epoch_writes_are_fenced(setup: Setup) {
         size: 1,
         job_key: stale.job_key.clone(),
     };
-    assert_lease_lost(store.index_artifact(stale, &entry).await, "index_artifact");
+    let index = Commit {
+        index: Some(IndexOp {
+            op_key: OpKeys {
+                job_key: &stale.job_key,
+            }
+            .content(OpKind::Index, &entry.sha256),
+            entry: entry.clone(),
+        }),
+        ..Commit::default()
+    };
+    assert_lease_lost(store.commit(stale, &index).await, "commit with an INDEX op");
     let impostor = Fence {
         owner: "someone-else".into(),
         ..new.fence.clone()
@@ -739,29 +751,69 @@ pub async fn status_counts_every_state(setup: Setup) {
     );
 }
 
-/// The artifact index keeps the first copy of each hash.
+/// The artifact index keeps the first copy of each hash; a commit's INDEX op
+/// writes one OK row and is replayed, not run again.
 pub async fn artifact_index_first_writer_wins(setup: Setup) {
     let store = setup.store;
     store.plan(&sample_jobs("index", 2)).await.expect("plan");
     let leases = store.acquire(&request(OWNER, LONG, 2)).await.expect("acquire");
     let sha = "ef".repeat(32);
-    let entry = |lease: &Lease, path: &str| ArtifactEntry {
-        sha256: sha.clone(),
-        path: path.to_owned(),
-        size: 7,
-        job_key: lease.fence.job_key.clone(),
+    let index = |lease: &Lease, path: &str| Commit {
+        index: Some(IndexOp {
+            op_key: OpKeys {
+                job_key: &lease.fence.job_key,
+            }
+            .content(OpKind::Index, &sha),
+            entry: ArtifactEntry {
+                sha256: sha.clone(),
+                path: path.to_owned(),
+                size: 7,
+                job_key: lease.fence.job_key.clone(),
+            },
+        }),
+        ..Commit::default()
     };
     let first = store
-        .index_artifact(&leases[0].fence, &entry(&leases[0], "/out/first"))
+        .commit(&leases[0].fence, &index(&leases[0], "/out/first"))
         .await
         .expect("index");
-    assert_eq!(first.path, "/out/first");
+    assert_eq!(first.first_path.as_deref(), Some("/out/first"));
     let second = store
-        .index_artifact(&leases[1].fence, &entry(&leases[1], "/out/second"))
+        .commit(&leases[1].fence, &index(&leases[1], "/out/second"))
         .await
         .expect("index");
-    assert_eq!(second, first, "index: first writer wins");
-    assert_eq!(store.artifact(&sha).await.expect("artifact"), Some(first));
+    assert_eq!(
+        second.first_path.as_deref(),
+        Some("/out/first"),
+        "index: first writer wins"
+    );
+    let again = store
+        .commit(&leases[1].fence, &index(&leases[1], "/out/elsewhere"))
+        .await
+        .expect("index replayed");
+    assert_eq!(
+        again.first_path.as_deref(),
+        Some("/out/first"),
+        "the OK row is replayed"
+    );
+    let rows = store
+        .ops(&OpQuery {
+            job_key: Some(leases[1].fence.job_key.clone()),
+            ..OpQuery::default()
+        })
+        .await
+        .expect("ops");
+    assert_eq!(rows.len(), 1, "one INDEX row for two commits of the op: {rows:?}");
+    assert_eq!(
+        (rows[0].kind, rows[0].result_code, rows[0].epoch),
+        (OpKind::Index, Some(ResultCode::Ok), leases[1].fence.epoch)
+    );
+    assert_eq!(rows[0].result, Some(json!({ "first_path": "/out/first" })));
+    let standing = store.artifact(&sha).await.expect("artifact").expect("indexed");
+    assert_eq!(
+        (standing.path.as_str(), standing.job_key.as_str()),
+        ("/out/first", leases[0].fence.job_key.as_str())
+    );
     assert_eq!(store.artifact(&"00".repeat(32)).await.expect("artifact"), None);
 }
 

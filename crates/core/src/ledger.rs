@@ -163,9 +163,19 @@ pub struct OpStart {
     pub kind: OpKind,
 }
 
+/// The INDEX op run inside a [`Commit`]: its effect is a ledger write, so it
+/// starts, takes effect and finishes in the commit's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexOp {
+    /// Op key (kind [`OpKind::Index`]).
+    pub op_key: String,
+    /// The copy to index when the hash is not indexed yet.
+    pub entry: ArtifactEntry,
+}
+
 /// One atomic, fenced write of a worker: finish an op, step through states,
-/// start the next op — any part optional, applied in that order, all or
-/// nothing.
+/// run the INDEX op, start the next op — any part optional, applied in that
+/// order, all or nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Commit {
     /// Finish the running attempt of this op.
@@ -174,6 +184,11 @@ pub struct Commit {
     pub steps: Vec<JobState>,
     /// Fields recorded with the steps.
     pub patch: JobPatch,
+    /// Index the content (first writer wins) as an op of its own: an OK row
+    /// of `op_key` already present is replayed, otherwise the entry is
+    /// recorded unless the hash is indexed already, and an OK row with
+    /// result `{"first_path": …}` is written under the fence's epoch.
+    pub index: Option<IndexOp>,
     /// Start an attempt of this op (or learn its recorded result).
     pub begin: Option<OpStart>,
 }
@@ -192,6 +207,9 @@ pub enum OpBegin {
 pub struct CommitOutcome {
     /// The answer to `Commit::begin`, when asked.
     pub begun: Option<OpBegin>,
+    /// The answer to `Commit::index`, when asked: the path of the first
+    /// stored copy of the content (recorded now, earlier, or replayed).
+    pub first_path: Option<String>,
 }
 
 /// A row of the artifact index: the first stored copy of some content.
@@ -213,8 +231,7 @@ pub struct ArtifactEntry {
 ///
 /// - **idempotent plan**: planning a job key already present changes nothing
 ///   and counts it as existing.
-/// - **fenced writes**: [`LedgerStore::commit`] and
-///   [`LedgerStore::index_artifact`] succeed only while the fence's owner holds
+/// - **fenced writes**: [`LedgerStore::commit`] succeeds only while the fence's owner holds
 ///   the job's lease at that epoch and the lease has not expired by the store
 ///   clock; otherwise [`StoreError::LeaseLost`] and nothing is written.
 /// - **state table**: every step is checked with
@@ -227,8 +244,9 @@ pub struct ArtifactEntry {
 ///   [`OpBegin::Replay`] with the recorded result; there is at most one OK row
 ///   per op key. Rows are unique on (op_key, epoch); ERROR and ABANDONED rows
 ///   stay for the audit.
-/// - **index first-writer-wins**: [`LedgerStore::index_artifact`] returns the
-///   entry of the first job that indexed the hash.
+/// - **index first-writer-wins**: a commit's [`IndexOp`] answers with the
+///   path of the first job that indexed the hash, and replays its own OK row
+///   when one exists.
 #[async_trait]
 pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// Plans jobs idempotently.
@@ -252,10 +270,6 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
 
     /// Ledger rows by query, ordered by `seq`.
     async fn ops(&self, query: &OpQuery) -> StoreResult<Vec<OpRecord>>;
-
-    /// Records `sha256 → path` unless the hash is indexed already; returns
-    /// the entry that stands (fenced).
-    async fn index_artifact(&self, fence: &Fence, entry: &ArtifactEntry) -> StoreResult<ArtifactEntry>;
 
     /// The first stored copy of some content.
     async fn artifact(&self, sha256: &str) -> StoreResult<Option<ArtifactEntry>>;

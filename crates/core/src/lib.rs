@@ -28,8 +28,8 @@ pub use job::{Job, JobFailure, JobPatch, JobQuery, Millis, NewJob, PlanCounts, S
 pub use key::{ikey, job_key, op_key, KeyValue, OpKeys};
 pub use lease::{AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
 pub use ledger::{
-    run_effect, ArtifactEntry, Commit, CommitOutcome, Effect, EffectError, LedgerExt, LedgerStore, OpBegin, OpFinish,
-    OpKind, OpQuery, OpRecord, OpStart, ResultCode,
+    run_effect, ArtifactEntry, Commit, CommitOutcome, Effect, EffectError, IndexOp, LedgerExt, LedgerStore, OpBegin,
+    OpFinish, OpKind, OpQuery, OpRecord, OpStart, ResultCode,
 };
 pub use registry::{open_fetcher, open_store, FetcherFactory, StoreFactory};
 pub use state::{check_transition, JobState, Transition};

@@ -47,6 +47,14 @@ fn millis(d: Duration) -> Millis {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The `first_path` an INDEX op recorded.
+fn first_path_of(result: Option<&Value>) -> String {
+    result
+        .and_then(|r| r["first_path"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Whether `fence` still holds the job's lease at `now`.
 pub(crate) fn holds_lease(job: &Job, fence: &Fence, now: Millis) -> bool {
     job.epoch == fence.epoch
@@ -272,6 +280,22 @@ impl LedgerStore for MemoryStore {
             apply_step(&mut job, to, commit, now);
         }
         apply_patch(&mut job, commit);
+        let replayed_index = match &commit.index {
+            None => None,
+            Some(_) if !job.state.is_in_flight() => {
+                return Err(StoreError::Conflict(format!("cannot index for a {} job", job.state)))
+            }
+            Some(index) => match inner.ok_rows.get(&index.op_key) {
+                Some(&i) => Some(first_path_of(inner.ops[i].result.as_ref())),
+                None if inner.attempts.contains_key(&(index.op_key.clone(), fence.epoch)) => {
+                    return Err(StoreError::Conflict(format!(
+                        "op {} already attempted under epoch {}",
+                        index.op_key, fence.epoch
+                    )))
+                }
+                None => None,
+            },
+        };
         let begun = match &commit.begin {
             None => None,
             Some(_) if !job.state.is_in_flight() => {
@@ -302,6 +326,30 @@ impl LedgerStore for MemoryStore {
             }
         }
         inner.jobs.insert(fence.job_key.clone(), job);
+        let first_path = match (&commit.index, replayed_index) {
+            (None, _) => None,
+            (Some(_), Some(replayed)) => Some(replayed),
+            (Some(index), None) => {
+                let standing = inner
+                    .artifacts
+                    .entry(index.entry.sha256.clone())
+                    .or_insert_with(|| index.entry.clone())
+                    .path
+                    .clone();
+                inner.push_op(OpRecord {
+                    seq: 0,
+                    op_key: index.op_key.clone(),
+                    job_key: fence.job_key.clone(),
+                    kind: OpKind::Index,
+                    epoch: fence.epoch,
+                    started_at: now,
+                    finished_at: Some(now),
+                    result_code: Some(ResultCode::Ok),
+                    result: Some(serde_json::json!({ "first_path": standing })),
+                });
+                Some(standing)
+            }
+        };
         if let (Some(OpBegin::Run), Some(start)) = (&begun, &commit.begin) {
             inner.push_op(OpRecord {
                 seq: 0,
@@ -315,7 +363,7 @@ impl LedgerStore for MemoryStore {
                 result: None,
             });
         }
-        Ok(CommitOutcome { begun })
+        Ok(CommitOutcome { begun, first_path })
     }
 
     async fn ops(&self, query: &OpQuery) -> StoreResult<Vec<OpRecord>> {
@@ -329,23 +377,6 @@ impl LedgerStore for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
-    }
-
-    async fn index_artifact(&self, fence: &Fence, entry: &ArtifactEntry) -> StoreResult<ArtifactEntry> {
-        let now = now_millis();
-        let mut inner = self.lock();
-        let job = inner
-            .jobs
-            .get(&fence.job_key)
-            .ok_or_else(|| StoreError::NotFound(format!("job {}", fence.job_key)))?;
-        if !holds_lease(job, fence, now) {
-            return Err(lease_lost(fence));
-        }
-        Ok(inner
-            .artifacts
-            .entry(entry.sha256.clone())
-            .or_insert_with(|| entry.clone())
-            .clone())
     }
 
     async fn artifact(&self, sha256: &str) -> StoreResult<Option<ArtifactEntry>> {

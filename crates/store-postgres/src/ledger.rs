@@ -2,17 +2,19 @@
 
 use async_trait::async_trait;
 use diesel_async::scoped_futures::ScopedFutureExt;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use oncefetch_core::{
-    check_transition, ArtifactEntry, Commit, CommitOutcome, Fence, Job, JobPatch, JobQuery, JobState, LedgerStore,
-    NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord, PlanCounts, StatusCounts, StoreError, StoreResult, Transition,
+    check_transition, ArtifactEntry, Commit, CommitOutcome, Fence, IndexOp, Job, JobPatch, JobQuery, JobState,
+    LedgerStore, NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord, PlanCounts, StatusCounts, StoreError, StoreResult,
+    Transition,
 };
 use serde_json::{json, Value};
 
 use crate::conn::{Failure, Replay};
 use crate::queries;
 use crate::rows::{
-    count, parse_state, signed, ArtifactRow, CommitRow, Count, Holds, JobRow, LockedJob, OpRow, StateCount, StateEpoch,
+    count, parse_state, signed, ArtifactRow, CommitRow, Count, IndexState, JobRow, LockedJob, OpRow, StateCount,
+    StateEpoch,
 };
 use crate::sql::{Bind, Sql};
 use crate::store::{job_not_found, lease_lost, millis, PostgresStore};
@@ -92,6 +94,54 @@ fn patch_sets_fields(p: &JobPatch) -> bool {
         || p.sha256.is_some()
         || p.size.is_some()
         || p.duplicate_of.is_some()
+}
+
+/// The INDEX op of a commit, in its transaction (job locked): replays an OK
+/// row, or records the content unless its hash is indexed (first writer
+/// wins) and writes the OK row naming the path that stands.
+async fn index_in_commit(conn: &mut AsyncPgConnection, fence: &Fence, index: &IndexOp) -> Result<String, Failure> {
+    let found: IndexState = Sql::new(queries::INDEX_OP)
+        .bind(index.op_key.as_str())
+        .bind(fence.epoch)
+        .get_result(conn)
+        .await?;
+    if let Some(first_path) = found.replay {
+        return Ok(first_path);
+    }
+    if found.attempted {
+        return Err(conflict(format!(
+            "op {} already attempted under epoch {}",
+            index.op_key, fence.epoch
+        )));
+    }
+    let entry = &index.entry;
+    let inserted: Vec<ArtifactRow> = Sql::new(queries::INDEX_ARTIFACT)
+        .bind(entry.sha256.as_str())
+        .bind(entry.path.as_str())
+        .bind(signed(entry.size, "artifact size")?)
+        .bind(entry.job_key.as_str())
+        .load(conn)
+        .await?;
+    let standing = match inserted.into_iter().next() {
+        Some(row) => row,
+        // Indexed before (perhaps by a transaction that committed after that
+        // statement's snapshot): read it fresh.
+        None => {
+            Sql::new(queries::ARTIFACT)
+                .bind(entry.sha256.as_str())
+                .get_result(conn)
+                .await?
+        }
+    }
+    .into_entry()?;
+    Sql::new(queries::INDEX_RECORD)
+        .bind(index.op_key.as_str())
+        .bind(fence.job_key.as_str())
+        .bind(fence.epoch)
+        .bind(json!({ "first_path": standing.path }))
+        .execute(conn)
+        .await?;
+    Ok(standing.path)
 }
 
 fn conflict(message: String) -> Failure {
@@ -258,11 +308,14 @@ impl LedgerStore for PostgresStore {
                         }
                     }
                     let job = apply_steps(&locked, commit)?;
+                    if commit.index.is_some() && !job.state.is_in_flight() {
+                        return Err(conflict(format!("cannot index for a {} job", job.state)));
+                    }
                     if commit.begin.is_some() && !job.state.is_in_flight() {
                         return Err(conflict(format!("cannot start an op on a {} job", job.state)));
                     }
                     let update_job = !commit.steps.is_empty() || patch_sets_fields(&commit.patch);
-                    if commit.finish.is_none() && commit.begin.is_none() && !update_job {
+                    if commit.finish.is_none() && commit.begin.is_none() && commit.index.is_none() && !update_job {
                         return Ok(CommitOutcome::default());
                     }
                     let (next_mode, next_delay) = match job.next_attempt {
@@ -316,7 +369,11 @@ impl LedgerStore for PostgresStore {
                         }
                     };
                     debug_assert!(!update_job || written.updated == 1);
-                    Ok(CommitOutcome { begun })
+                    let first_path = match &commit.index {
+                        Some(index) => Some(index_in_commit(conn, fence, index).await?),
+                        None => None,
+                    };
+                    Ok(CommitOutcome { begun, first_path })
                 }
                 .scope_boxed()
             })
@@ -348,48 +405,6 @@ impl LedgerStore for PostgresStore {
             })
             .await?;
         rows.into_iter().map(OpRow::into_record).collect()
-    }
-
-    async fn index_artifact(&self, fence: &Fence, entry: &ArtifactEntry) -> StoreResult<ArtifactEntry> {
-        let size = signed(entry.size, "artifact size")?;
-        // Idempotent: the fence check only reads, and a second insert finds
-        // the first.
-        let row: ArtifactRow = self
-            .db
-            .transaction(Replay::Safe, |conn| {
-                async move {
-                    let held: Vec<Holds> = Sql::new(queries::FENCE)
-                        .bind(fence.job_key.as_str())
-                        .bind(fence.epoch)
-                        .bind(fence.owner.as_str())
-                        .load(conn)
-                        .await?;
-                    match held.into_iter().next() {
-                        None => return Err(job_not_found(&fence.job_key).into()),
-                        Some(h) if !h.holds => return Err(lease_lost(fence).into()),
-                        Some(_) => {}
-                    }
-                    let inserted: Vec<ArtifactRow> = Sql::new(queries::INDEX_ARTIFACT)
-                        .bind(entry.sha256.as_str())
-                        .bind(entry.path.as_str())
-                        .bind(size)
-                        .bind(entry.job_key.as_str())
-                        .load(conn)
-                        .await?;
-                    if let Some(row) = inserted.into_iter().next() {
-                        return Ok(row);
-                    }
-                    // Indexed before (perhaps by a transaction that committed
-                    // after this statement's snapshot): read it fresh.
-                    Ok(Sql::new(queries::ARTIFACT)
-                        .bind(entry.sha256.as_str())
-                        .get_result(conn)
-                        .await?)
-                }
-                .scope_boxed()
-            })
-            .await?;
-        row.into_entry()
     }
 
     async fn artifact(&self, sha256: &str) -> StoreResult<Option<ArtifactEntry>> {

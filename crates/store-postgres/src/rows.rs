@@ -235,11 +235,13 @@ pub(crate) struct CommitRow {
     pub(crate) begun: i64,
 }
 
-/// Whether a fence holds.
+/// What a commit's INDEX op found (index_op.sql).
 #[derive(Debug, QueryableByName)]
-pub(crate) struct Holds {
+pub(crate) struct IndexState {
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) replay: Option<String>,
     #[diesel(sql_type = Bool)]
-    pub(crate) holds: bool,
+    pub(crate) attempted: bool,
 }
 
 /// A count.

@@ -2,8 +2,8 @@
 //! functions that run on the connection thread inside one transaction each.
 
 use oncefetch_core::{
-    check_transition, ArtifactEntry, Commit, CommitOutcome, Fence, Job, JobQuery, JobState, Millis, NewJob, OpBegin,
-    OpKeys, OpKind, OpQuery, OpRecord, PlanCounts, ResultCode, StatusCounts, StoreError, Transition,
+    check_transition, ArtifactEntry, Commit, CommitOutcome, Fence, IndexOp, Job, JobQuery, JobState, Millis, NewJob,
+    OpBegin, OpKeys, OpKind, OpQuery, OpRecord, PlanCounts, ResultCode, StatusCounts, StoreError, Transition,
 };
 use rusqlite::{named_params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -235,6 +235,22 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
         apply_step(&mut job, to, commit, now);
     }
     let patched = apply_patch(&mut job, commit);
+    let replayed_index = match &commit.index {
+        None => None,
+        Some(_) if !job.state.is_in_flight() => {
+            return Err(TxError::Store(StoreError::Conflict(format!(
+                "cannot index for a {} job",
+                job.state
+            ))))
+        }
+        Some(index) => match ok_result(conn, &index.op_key)? {
+            Some(result) => Some(result["first_path"].as_str().unwrap_or_default().to_owned()),
+            None => {
+                not_attempted(conn, &index.op_key, fence.epoch)?;
+                None
+            }
+        },
+    };
     let begun = match &commit.begin {
         None => None,
         Some(_) if !job.state.is_in_flight() => {
@@ -243,22 +259,13 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
                 job.state
             ))))
         }
-        Some(start) => {
-            let ok: Option<Option<Value>> = conn
-                .prepare_cached(queries::OP_OK_RESULT)?
-                .query_row(named_params! {":op_key": start.op_key}, |row| rows::json_at(row, 0))
-                .optional()?;
-            match ok {
-                Some(result) => Some(OpBegin::Replay(result.unwrap_or(Value::Null))),
-                None if attempt(conn, &start.op_key, fence.epoch)?.is_some() => {
-                    return Err(TxError::Store(StoreError::Conflict(format!(
-                        "op {} already attempted under epoch {}",
-                        start.op_key, fence.epoch
-                    ))))
-                }
-                None => Some(OpBegin::Run),
+        Some(start) => match ok_result(conn, &start.op_key)? {
+            Some(result) => Some(OpBegin::Replay(result)),
+            None => {
+                not_attempted(conn, &start.op_key, fence.epoch)?;
+                Some(OpBegin::Run)
             }
-        }
+        },
     };
     // Everything checked: write.
     if let (Some(seq), Some(finish)) = (finish_seq, &commit.finish) {
@@ -278,6 +285,11 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
             update_job(conn, seq, &job)?;
         }
     }
+    let first_path = match (&commit.index, replayed_index) {
+        (None, _) => None,
+        (Some(_), Some(replayed)) => Some(replayed),
+        (Some(index), None) => Some(index_content(conn, fence, index, now)?),
+    };
     if let (Some(OpBegin::Run), Some(start)) = (&begun, &commit.begin) {
         insert_op(
             conn,
@@ -290,7 +302,52 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
             None,
         )?;
     }
-    Ok(CommitOutcome { begun })
+    Ok(CommitOutcome { begun, first_path })
+}
+
+/// The recorded result of `op_key`'s OK row, if it has one.
+fn ok_result(conn: &Connection, op_key: &str) -> Result<Option<Value>, TxError> {
+    let ok: Option<Option<Value>> = conn
+        .prepare_cached(queries::OP_OK_RESULT)?
+        .query_row(named_params! {":op_key": op_key}, |row| rows::json_at(row, 0))
+        .optional()?;
+    Ok(ok.map(|result| result.unwrap_or(Value::Null)))
+}
+
+/// Refuses a second attempt of `op_key` under one epoch.
+fn not_attempted(conn: &Connection, op_key: &str, epoch: i64) -> Result<(), TxError> {
+    if attempt(conn, op_key, epoch)?.is_some() {
+        return Err(TxError::Store(StoreError::Conflict(format!(
+            "op {op_key} already attempted under epoch {epoch}"
+        ))));
+    }
+    Ok(())
+}
+
+/// The INDEX op's effect and its OK row: records `sha256 → path` unless the
+/// hash is indexed already; returns the path that stands.
+fn index_content(conn: &Connection, fence: &Fence, index: &IndexOp, now: Millis) -> Result<String, TxError> {
+    let entry = &index.entry;
+    conn.prepare_cached(queries::ARTIFACT_INSERT)?.execute(named_params! {
+        ":sha256": entry.sha256,
+        ":path": entry.path,
+        ":size": rows::size(Some(entry.size), "artifact size")?,
+        ":job_key": entry.job_key,
+    })?;
+    let standing = artifact(conn, &entry.sha256)?
+        .ok_or_else(|| TxError::Store(StoreError::NotFound(format!("artifact {}", entry.sha256))))?;
+    let result = json!({ "first_path": standing.path });
+    insert_op(
+        conn,
+        &index.op_key,
+        &fence.job_key,
+        OpKind::Index,
+        fence.epoch,
+        now,
+        Some(ResultCode::Ok),
+        Some(&result),
+    )?;
+    Ok(standing.path)
 }
 
 fn unique_to_conflict(e: rusqlite::Error, op_key: &str) -> TxError {
@@ -418,41 +475,6 @@ pub(crate) fn ops(conn: &Connection, query: &OpQuery) -> Result<Vec<OpRecord>, T
             .collect::<rusqlite::Result<Vec<_>>>()?,
     };
     Ok(found)
-}
-
-/// Records `sha256 → path` unless indexed already; fenced.
-pub(crate) fn index_artifact(
-    conn: &Connection,
-    fence: &Fence,
-    entry: &ArtifactEntry,
-) -> Result<ArtifactEntry, TxError> {
-    let now = clock::now(conn)?;
-    check_fence(conn, fence, now)?;
-    conn.prepare_cached(queries::ARTIFACT_INSERT)?.execute(named_params! {
-        ":sha256": entry.sha256,
-        ":path": entry.path,
-        ":size": rows::size(Some(entry.size), "artifact size")?,
-        ":job_key": entry.job_key,
-    })?;
-    artifact(conn, &entry.sha256)?
-        .ok_or_else(|| TxError::Store(StoreError::NotFound(format!("artifact {}", entry.sha256))))
-}
-
-/// Refuses with `LeaseLost` unless `fence` holds its job's lease at `now`
-/// (`NotFound` for a job that does not exist).
-pub(crate) fn check_fence(conn: &Connection, fence: &Fence, now: Millis) -> Result<(), TxError> {
-    let lease: Option<(i64, Option<String>, Option<Millis>)> = conn
-        .prepare_cached(queries::JOB_FENCE)?
-        .query_row(named_params! {":job_key": fence.job_key}, |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })
-        .optional()?;
-    let (epoch, owner, expires_at) = lease.ok_or_else(|| not_found(&fence.job_key))?;
-    if holds_lease(fence, epoch, owner.as_deref(), expires_at, now) {
-        Ok(())
-    } else {
-        Err(lease_lost(fence))
-    }
 }
 
 /// The first stored copy of some content.

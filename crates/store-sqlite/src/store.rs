@@ -92,13 +92,6 @@ impl LedgerStore for SqliteStore {
         self.conn.read(move |c| ledger::ops(c, &query)).await
     }
 
-    async fn index_artifact(&self, fence: &Fence, entry: &ArtifactEntry) -> StoreResult<ArtifactEntry> {
-        let (fence, entry) = (fence.clone(), entry.clone());
-        self.conn
-            .write(move |tx| ledger::index_artifact(tx, &fence, &entry))
-            .await
-    }
-
     async fn artifact(&self, sha256: &str) -> StoreResult<Option<ArtifactEntry>> {
         let sha256 = sha256.to_owned();
         self.conn.read(move |c| Ok(ledger::artifact(c, &sha256)?)).await

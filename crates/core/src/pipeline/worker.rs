@@ -18,7 +18,7 @@ use crate::fetch::{BodyStream, FetchError, GetRequest, GetResponse, ResourceMeta
 use crate::job::{Job, JobFailure, JobPatch, JobQuery};
 use crate::key::OpKeys;
 use crate::lease::{Fence, Lease};
-use crate::ledger::{ArtifactEntry, Commit, OpBegin, OpFinish, OpKind, OpStart, ResultCode};
+use crate::ledger::{ArtifactEntry, Commit, CommitOutcome, IndexOp, OpBegin, OpFinish, OpKind, OpStart, ResultCode};
 use crate::state::JobState;
 
 /// How a job ended for this worker.
@@ -159,6 +159,18 @@ impl JobRun<'_> {
         patch: JobPatch,
         begin: Option<(String, OpKind)>,
     ) -> Result<Option<OpBegin>, Stop> {
+        Ok(self.commit_indexing(result, steps, patch, None, begin).await?.begun)
+    }
+
+    /// [`Self::commit`] that also runs the INDEX op in the same transaction.
+    async fn commit_indexing(
+        &mut self,
+        result: Option<Value>,
+        steps: &[JobState],
+        patch: JobPatch,
+        index: Option<IndexOp>,
+        begin: Option<(String, OpKind)>,
+    ) -> Result<CommitOutcome, Stop> {
         self.check_lease()?;
         let finish = match (self.running_op.take(), result) {
             (Some(op_key), Some(result)) => Some(OpFinish {
@@ -173,6 +185,7 @@ impl JobRun<'_> {
             finish,
             steps: steps.to_vec(),
             patch,
+            index,
             begin: begin.map(|(op_key, kind)| OpStart { op_key, kind }),
         };
         let outcome = self.shared.store.commit(&self.fence, &commit).await?;
@@ -182,7 +195,7 @@ impl JobRun<'_> {
         if let (Some(OpBegin::Run), Some(key)) = (&outcome.begun, begin_key) {
             self.running_op = Some(key);
         }
-        Ok(outcome.begun)
+        Ok(outcome)
     }
 
     async fn record_failure(&mut self, mut failure: JobFailure) -> JobOutcome {
@@ -210,6 +223,7 @@ impl JobRun<'_> {
                 failure: Some(failure.clone()),
                 ..JobPatch::default()
             },
+            index: None,
             begin: None,
         };
         match self.shared.store.commit(&self.fence, &commit).await {
@@ -495,42 +509,37 @@ impl JobRun<'_> {
             ..JobPatch::default()
         };
         let placed = json!({ "path": final_str, "linked_to": linked_to });
-        let index_key = self.keys().content(OpKind::Index, &sha256);
-        let begun = self
-            .commit(
+        // FINALIZED → INDEXED in one commit: the INDEX op's effect is the
+        // ledger write itself, so it starts and finishes there.
+        let index = IndexOp {
+            op_key: self.keys().content(OpKind::Index, &sha256),
+            entry: ArtifactEntry {
+                sha256: sha256.clone(),
+                path: final_str.clone(),
+                size,
+                job_key: self.fence.job_key.clone(),
+            },
+        };
+        let dedupe_key = self.keys().content(OpKind::Dedupe, &sha256);
+        let outcome = self
+            .commit_indexing(
                 Some(placed),
-                &[JobState::Finalized],
+                &[JobState::Finalized, JobState::Indexed],
                 patch,
-                Some((index_key, OpKind::Index)),
+                Some(index),
+                Some((dedupe_key, OpKind::Dedupe)),
             )
             .await?;
-        let first_path = match begun {
-            Some(OpBegin::Replay(recorded)) => recorded["first_path"].as_str().unwrap_or(&final_str).to_owned(),
-            _ => {
-                let entry = ArtifactEntry {
-                    sha256: sha256.clone(),
-                    path: final_str.clone(),
-                    size,
-                    job_key: self.fence.job_key.clone(),
-                };
-                self.check_lease()?;
-                self.shared.store.index_artifact(&self.fence, &entry).await?.path
-            }
-        };
-        let indexed = json!({ "first_path": first_path });
-        let dedupe_key = self.keys().content(OpKind::Dedupe, &sha256);
-        self.commit(
-            Some(indexed),
-            &[JobState::Indexed],
-            JobPatch::default(),
-            Some((dedupe_key, OpKind::Dedupe)),
-        )
-        .await?;
-        let (first, dest) = (PathBuf::from(&first_path), final_path.clone());
-        let durable = self.shared.config.fsync;
-        self.check_lease()?;
+        let first_path = outcome.first_path.unwrap_or_else(|| final_str.clone());
         // Same content placed concurrently by two jobs: end as one inode.
-        let shared_inode = blocking(move || relink_to_first(&first, &dest, durable).or(Ok(false))).await?;
+        let shared_inode = if first_path == final_str {
+            false
+        } else {
+            let (first, dest) = (PathBuf::from(&first_path), final_path.clone());
+            let durable = self.shared.config.fsync;
+            self.check_lease()?;
+            blocking(move || relink_to_first(&first, &dest, durable).or(Ok(false))).await?
+        };
         let deduped = json!({ "original": first_path, "hard_linked": shared_inode });
         self.commit(
             Some(deduped),

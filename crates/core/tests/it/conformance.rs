@@ -86,10 +86,6 @@ impl LedgerStore for Broken {
     async fn ops(&self, query: &OpQuery) -> StoreResult<Vec<OpRecord>> {
         self.inner.ops(query).await
     }
-    async fn index_artifact(&self, fence: &Fence, entry: &ArtifactEntry) -> StoreResult<ArtifactEntry> {
-        let fence = self.unfence(fence).await;
-        self.inner.index_artifact(&fence, entry).await
-    }
     async fn artifact(&self, sha256: &str) -> StoreResult<Option<ArtifactEntry>> {
         self.inner.artifact(sha256).await
     }

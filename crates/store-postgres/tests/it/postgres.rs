@@ -140,6 +140,7 @@ async fn a_refused_commit_writes_nothing() {
             etag: Some("\"v1\"".into()),
             ..JobPatch::default()
         },
+        index: None,
         begin: Some(oncefetch_core::OpStart {
             op_key: key.into(),
             kind: OpKind::Head,

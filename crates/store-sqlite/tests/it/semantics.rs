@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use oncefetch_core::conformance::{sample_job, sample_jobs};
 use oncefetch_core::{
-    AcquireRequest, ArtifactEntry, Commit, Fence, JobPatch, JobState, LeaseManager, LedgerExt, LedgerStore, OpBegin,
-    OpKeys, OpKind, OpQuery, OpStart, ResultCode, StoreError,
+    AcquireRequest, ArtifactEntry, Commit, Fence, IndexOp, JobPatch, JobState, LeaseManager, LedgerExt, LedgerStore,
+    OpBegin, OpKeys, OpKind, OpQuery, OpStart, ResultCode, StoreError,
 };
 use oncefetch_store_sqlite::{SqliteOptions, SqliteStore};
 use serde_json::json;
@@ -167,6 +167,7 @@ async fn commit_conflicts_write_nothing() {
             remote_size: Some(42),
             ..JobPatch::default()
         },
+        index: None,
         begin: Some(OpStart {
             op_key: stream.clone(),
             kind: OpKind::Stream,
@@ -294,7 +295,18 @@ async fn artifacts_round_trip() {
         size: 1 << 40,
         job_key: lease.fence.job_key.clone(),
     };
-    assert_eq!(store.index_artifact(&lease.fence, &entry).await.expect("index"), entry);
+    let index = Commit {
+        index: Some(IndexOp {
+            op_key: OpKeys {
+                job_key: &lease.fence.job_key,
+            }
+            .content(OpKind::Index, &entry.sha256),
+            entry: entry.clone(),
+        }),
+        ..Commit::default()
+    };
+    let outcome = store.commit(&lease.fence, &index).await.expect("index");
+    assert_eq!(outcome.first_path.as_deref(), Some(entry.path.as_str()));
     assert_eq!(store.artifact(&entry.sha256).await.expect("get"), Some(entry));
 }
 
