@@ -182,10 +182,16 @@ impl Pipeline {
     }
 
     /// Processes jobs until the ledger is settled.
+    ///
+    /// Leases are taken in batches: while at most `concurrency` jobs are in
+    /// hand, one grant tops them up to twice that, so a grant serves many
+    /// jobs rather than one per finished job. Jobs beyond `concurrency` wait
+    /// for a slot with their lease renewed.
     pub async fn run(&self) -> Result<RunReport, PipelineError> {
         let shared = &self.shared;
         let config = &shared.config;
-        let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
+        let concurrency = config.concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(concurrency));
         let mut tasks: JoinSet<JobOutcome> = JoinSet::new();
         let mut report = RunReport::default();
         let mut outage: Option<tokio::time::Instant> = None;
@@ -193,42 +199,28 @@ impl Pipeline {
             while let Some(done) = tasks.try_join_next() {
                 tally(&mut report, done);
             }
-            let free = slots.available_permits();
-            let granted = if free > 0 {
+            let mut starved = false;
+            if tasks.len() <= concurrency {
                 let request = AcquireRequest {
                     owner: config.owner.clone(),
                     ttl: config.lease_ttl,
-                    limit: free,
+                    limit: 2 * concurrency - tasks.len(),
                     max_attempts: config.max_attempts,
                 };
                 match shared.store.acquire(&request).await {
                     Ok(leases) => {
                         outage = None;
-                        leases
+                        starved = leases.len() < request.limit;
+                        for lease in leases {
+                            let (shared, slots) = (Arc::clone(shared), Arc::clone(&slots));
+                            tasks.spawn(async move { worker::process(&shared, lease, slots).await });
+                        }
                     }
                     Err(err) => {
                         wait_out_outage(&mut outage, err).await?;
                         continue;
                     }
                 }
-            } else {
-                Vec::new()
-            };
-            let got_any = !granted.is_empty();
-            for lease in granted {
-                let permit = Arc::clone(&slots)
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore never closes");
-                let shared = Arc::clone(shared);
-                tasks.spawn(async move {
-                    let outcome = worker::process(&shared, lease).await;
-                    drop(permit);
-                    outcome
-                });
-            }
-            if got_any && slots.available_permits() > 0 {
-                continue;
             }
             if tasks.is_empty() {
                 match shared.store.outstanding(config.max_attempts).await {
@@ -241,14 +233,15 @@ impl Pipeline {
                 }
                 tokio::time::sleep(config.poll_interval).await;
             } else {
-                // Wake when a job ends or, while slots are free, to poll.
+                // Wake when a job ends or, while the store had no more work to
+                // give, to poll for it.
                 tokio::select! {
                     done = tasks.join_next() => {
                         if let Some(done) = done {
                             tally(&mut report, done);
                         }
                     }
-                    () = tokio::time::sleep(config.poll_interval), if slots.available_permits() > 0 => {}
+                    () = tokio::time::sleep(config.poll_interval), if starved => {}
                 }
             }
         }

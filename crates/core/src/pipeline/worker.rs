@@ -3,10 +3,12 @@
 //! each side effect recorded in the ledger under the job's op keys.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 
 use super::backoff;
 use super::files::{place_no_replace, relink_to_first, Placement};
@@ -89,13 +91,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Se
         .map_err(|e| std::io::Error::other(format!("file task failed: {e}")))?
 }
 
-/// Takes one leased job as far as it goes.
-pub(crate) async fn process(shared: &Shared, lease: Lease) -> JobOutcome {
-    let keeper = LeaseKeeper::start(
-        std::sync::Arc::clone(&shared.store),
-        lease.fence.clone(),
-        shared.config.lease_ttl,
-    );
+/// Takes one leased job as far as it goes, once one of `slots` is free (its
+/// lease is renewed while it waits).
+pub(crate) async fn process(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcome {
+    let keeper = LeaseKeeper::start(Arc::clone(&shared.store), lease.fence.clone(), shared.config.lease_ttl);
+    let _slot = slots.acquire_owned().await.expect("semaphore never closes");
     let mut run = JobRun {
         shared,
         fence: lease.fence,
@@ -487,19 +487,10 @@ impl JobRun<'_> {
                 Some((finalize_key, OpKind::Finalize)),
             )
             .await?;
-        let mut linked_to = Value::Null;
         if matches!(begun, Some(OpBegin::Run)) {
-            // Identical content already stored: link the first copy rather
-            // than placing a second one.
-            let first = self.shared.store.artifact(&sha256).await?;
-            let source = match first {
-                Some(entry) if entry.path != final_str && Path::new(&entry.path).exists() => {
-                    linked_to = Value::String(entry.path.clone());
-                    PathBuf::from(entry.path)
-                }
-                _ => partial_path.clone(),
-            };
-            self.place(&source, &final_path, &sha256).await?;
+            // Content stored before under another path is linked to it at
+            // DEDUPE, once the index names the first copy.
+            self.place(&partial_path, &final_path, &sha256).await?;
         }
         self.remove_partials().await;
         let patch = JobPatch {
@@ -508,7 +499,7 @@ impl JobRun<'_> {
             size: Some(size),
             ..JobPatch::default()
         };
-        let placed = json!({ "path": final_str, "linked_to": linked_to });
+        let placed = json!({ "path": final_str });
         // FINALIZED → INDEXED in one commit: the INDEX op's effect is the
         // ledger write itself, so it starts and finishes there.
         let index = IndexOp {
