@@ -53,8 +53,10 @@ const STATEMENT_CACHE: usize = 64;
 /// Page cache per connection (negative: KiB).
 const CACHE_SIZE_KIB: i64 = 64 * 1024;
 
-/// How often the checkpoint thread copies the WAL back.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How often the checkpoint thread copies the WAL back. A checkpoint copies
+/// the latest version of each page written since the last one, so a page that
+/// a busy run rewrites many times a second is copied once per period.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(1000);
 
 /// How many times opening asks for WAL before it gives up.
 const WAL_SWITCH_ATTEMPTS: u32 = 40;

@@ -172,7 +172,7 @@ pub fn place_no_replace(source: &Path, dest: &Path, sha256: &str, durable: bool)
     match fs::hard_link(source, dest) {
         Ok(()) => {
             if durable {
-                File::open(parent)?.sync_all()?;
+                super::dirsync::sync_dir(parent)?;
             }
             Ok(Placement::Placed)
         }
@@ -208,7 +208,7 @@ pub fn relink_to_first(first: &Path, dest: &Path, durable: bool) -> io::Result<b
         return Err(err);
     }
     if durable {
-        File::open(parent)?.sync_all()?;
+        super::dirsync::sync_dir(parent)?;
     }
     Ok(true)
 }

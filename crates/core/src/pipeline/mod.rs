@@ -3,6 +3,7 @@
 //! in the ledger is settled.
 
 mod backoff;
+mod dirsync;
 pub mod files;
 mod lease_keeper;
 pub mod recover;
