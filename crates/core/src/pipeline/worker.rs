@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use super::backoff;
-use super::files::{place_no_replace, relink_to_first, Placement};
+use super::files::{place_no_replace, relink_to_first, OutDir, Placement};
 use super::lease_keeper::LeaseKeeper;
 use super::stream::Partial;
 use super::Shared;
@@ -89,6 +89,24 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Se
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| std::io::Error::other(format!("file task failed: {e}")))?
+}
+
+/// Removes the partial files of `key` up to `epoch`.
+fn remove_partial_files(out: &OutDir, key: &str, epoch: i64) -> std::io::Result<()> {
+    if epoch <= 1 {
+        // The first epoch is the only writer so far: no folder scan on the
+        // hot path, just its own file.
+        return match std::fs::remove_file(out.partial_path(key, epoch)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        };
+    }
+    for (e, path, _) in out.partials_of(key)? {
+        if e <= epoch {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Takes one leased job as far as it goes, once one of `slots` is free (its
@@ -454,10 +472,29 @@ impl JobRun<'_> {
 
     /// Links `source` at `dest` without replacing anything.
     async fn place(&self, source: &Path, dest: &Path, sha256: &str) -> Result<Placement, Stop> {
+        self.place_then(source, dest, sha256, || {}).await
+    }
+
+    /// [`Self::place`], then `then` in the same blocking call unless `dest`
+    /// was occupied.
+    async fn place_then(
+        &self,
+        source: &Path,
+        dest: &Path,
+        sha256: &str,
+        then: impl FnOnce() + Send + 'static,
+    ) -> Result<Placement, Stop> {
         self.check_lease()?;
         let (source, dest_owned, sha) = (source.to_owned(), dest.to_owned(), sha256.to_owned());
         let durable = self.shared.config.fsync;
-        let placement = blocking(move || place_no_replace(&source, &dest_owned, &sha, durable)).await?;
+        let placement = blocking(move || {
+            let placement = place_no_replace(&source, &dest_owned, &sha, durable)?;
+            if placement != Placement::Occupied {
+                then();
+            }
+            Ok(placement)
+        })
+        .await?;
         if placement == Placement::Occupied {
             return Err(permanent(format!(
                 "a different file already occupies {}; it was left untouched",
@@ -489,10 +526,18 @@ impl JobRun<'_> {
             .await?;
         if matches!(begun, Some(OpBegin::Run)) {
             // Content stored before under another path is linked to it at
-            // DEDUPE, once the index names the first copy.
-            self.place(&partial_path, &final_path, &sha256).await?;
+            // DEDUPE, once the index names the first copy. The partial files
+            // go in the same blocking call, once the bytes are in place.
+            let (out, key, epoch) = (self.shared.out.clone(), self.fence.job_key.clone(), self.fence.epoch);
+            let then = move || {
+                if let Err(err) = remove_partial_files(&out, &key, epoch) {
+                    tracing::warn!(job = %key, error = %err, "could not remove partial files");
+                }
+            };
+            self.place_then(&partial_path, &final_path, &sha256, then).await?;
+        } else {
+            self.remove_partials().await;
         }
-        self.remove_partials().await;
         let patch = JobPatch {
             path: Some(final_str.clone()),
             sha256: Some(sha256.clone()),
@@ -547,23 +592,7 @@ impl JobRun<'_> {
         let out = self.shared.out.clone();
         let key = self.fence.job_key.clone();
         let epoch = self.fence.epoch;
-        let removed = blocking(move || {
-            if epoch <= 1 {
-                // The first epoch is the only writer so far: no folder scan
-                // on the hot path, just its own file.
-                return match std::fs::remove_file(out.partial_path(&key, epoch)) {
-                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
-                    _ => Ok(()),
-                };
-            }
-            for (e, path, _) in out.partials_of(&key)? {
-                if e <= epoch {
-                    std::fs::remove_file(path)?;
-                }
-            }
-            Ok(())
-        })
-        .await;
+        let removed = blocking(move || remove_partial_files(&out, &key, epoch)).await;
         if let Err(err) = removed {
             tracing::warn!(job = %self.fence.job_key, error = %err, "could not remove partial files");
         }
