@@ -427,6 +427,25 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_error_stops_the_stream_and_is_reported_again_by_finish() {
+        // Every write to /dev/full fails with ENOSPC.
+        let mut partial = Partial::create(PathBuf::from("/dev/full")).await.unwrap();
+        partial.write_back_early(true);
+        let data = body(BLOCK);
+        let mut error = None;
+        for _ in 0..4 * BLOCKS {
+            if let Err(err) = partial.push(&data).await {
+                error = Some(err);
+                break;
+            }
+        }
+        let error = error.expect("the write error reaches push");
+        assert_eq!(error.raw_os_error(), Some(28), "ENOSPC: {error}");
+        let again = partial.finish().await.expect_err("finish reports it too");
+        assert_eq!((again.kind(), again.to_string()), (error.kind(), error.to_string()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_resumed_prefix_is_hashed_with_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let data = body(5 * BLOCK + 99);
