@@ -56,7 +56,7 @@ OPTIONS:
     --micro-only         only the criterion benchmarks
     --e2e-only           only the end-to-end harness
     --quick              pass --quick to criterion
-    --small N            number of small files (default 5000)
+    --small N            number of small files, 0 to skip them (default 5000)
     --large-size SIZE    size of the large file, e.g. 1GiB, 64MiB, 0 to skip it (default 1GiB)
     --rounds N           timed runs per client (default 5)
     --plan-lines N       lines of the planning manifest, 0 to skip it (default 1000000)
@@ -295,20 +295,23 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
     fs::create_dir_all(&bench.outputs)?;
     fs::create_dir_all(&bench.logs)?;
 
-    let small_inputs = corpus::write_inputs(&inputs_dir, "small", &base, &corpus.small)?;
-    let small_clients = [
-        Client::Oncefetch { fsync: true },
-        Client::Oncefetch { fsync: false },
-        Client::Aria2c,
-        Client::CurlParallel,
-    ];
-    bench.downloads(
-        Workload::Small,
-        &small_clients,
-        &small_inputs,
-        &corpus.small,
-        options.rounds,
-    )?;
+    // `--small 0` skips the small-file workload (curl -Z refuses an empty config).
+    if !corpus.small.is_empty() {
+        let small_inputs = corpus::write_inputs(&inputs_dir, "small", &base, &corpus.small)?;
+        let small_clients = [
+            Client::Oncefetch { fsync: true },
+            Client::Oncefetch { fsync: false },
+            Client::Aria2c,
+            Client::CurlParallel,
+        ];
+        bench.downloads(
+            Workload::Small,
+            &small_clients,
+            &small_inputs,
+            &corpus.small,
+            options.rounds,
+        )?;
+    }
     if let Some(large) = &corpus.large {
         let large_inputs = corpus::write_inputs(&inputs_dir, "large", &base, std::slice::from_ref(large))?;
         // --no-fsync too: it shows what the final fsync of a GiB costs, which curl never pays.

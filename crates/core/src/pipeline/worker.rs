@@ -432,6 +432,7 @@ impl JobRun<'_> {
 
     async fn stream_body(&self, partial: &mut Partial, mut body: BodyStream) -> Result<(), Stop> {
         let cap = self.shared.config.max_size;
+        partial.write_back_early(self.shared.config.fsync);
         while let Some(chunk) = body.next().await {
             self.check_lease()?;
             let chunk = chunk.map_err(|e| fetch_failure(e, false))?;
