@@ -1,6 +1,6 @@
 //! The [`LeaseManager`](oncefetch_core::LeaseManager) operations, as
-//! synchronous functions that run on the connection thread inside one
-//! `BEGIN IMMEDIATE` transaction each.
+//! synchronous functions that run on the connection thread, each atomic in
+//! its own savepoint of a group transaction.
 
 use std::collections::HashSet;
 use std::time::Duration;

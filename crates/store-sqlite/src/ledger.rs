@@ -1,5 +1,6 @@
 //! The [`LedgerStore`](oncefetch_core::LedgerStore) operations, as synchronous
-//! functions that run on the connection thread inside one transaction each.
+//! functions that run on the connection thread, each atomic in its own
+//! savepoint of a group transaction (reads on their own).
 
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, Fence, IndexOp, Job, JobQuery, JobState, Millis, NewJob,

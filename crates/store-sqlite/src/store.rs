@@ -21,9 +21,10 @@ use crate::options::SqliteOptions;
 /// opens it.
 ///
 /// Each handle owns one connection on a dedicated thread; open several
-/// handles (or processes) on one file for concurrency. Every write is one
-/// `BEGIN IMMEDIATE` transaction; lock contention is waited out, never
-/// returned. Expiry is judged by SQLite's reading of this host's wall clock
+/// handles (or processes) on one file for concurrency. Every write is
+/// atomic on its own, inside a `BEGIN IMMEDIATE` transaction that the writes
+/// waiting at the same moment share (group commit); lock contention is waited
+/// out, never returned. Expiry is judged by SQLite's reading of this host's wall clock
 /// (see the crate docs).
 #[derive(Debug)]
 pub struct SqliteStore {
