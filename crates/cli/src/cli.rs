@@ -74,10 +74,11 @@ pub struct RunArgs {
     /// Output folder: each artifact goes to DIR/<work_id>/<artifact_id>.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Jobs processed at once.
+    /// Downloads at once (finished downloads are fsynced, placed and recorded
+    /// while the next ones run).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
     pub concurrency: u32,
-    /// Jobs per host at once.
+    /// Downloads per host at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
     pub per_host: u32,
     /// Lease length (renewed while a job runs), e.g. `30s`, `5m`, `2h`.

@@ -11,6 +11,7 @@ mod stream;
 mod worker;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,9 +29,9 @@ pub use worker::JobOutcome;
 /// Settings of a run (SPEC §7 defaults).
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// Jobs processed at once.
+    /// Downloads at once (a job gives its slot back once its body is in).
     pub concurrency: usize,
-    /// Jobs per host at once.
+    /// Downloads per host at once.
     pub per_host: usize,
     /// Lease length; renewed every third of it while a job runs.
     pub lease_ttl: Duration,
@@ -132,6 +133,8 @@ pub(crate) struct Shared {
     pub(crate) config: RunConfig,
     pub(crate) progress: Arc<dyn Progress>,
     hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Leased jobs waiting for a download slot.
+    pub(crate) queued: AtomicUsize,
 }
 
 impl Shared {
@@ -178,16 +181,19 @@ impl Pipeline {
                 config,
                 progress,
                 hosts: std::sync::Mutex::new(HashMap::new()),
+                queued: AtomicUsize::new(0),
             }),
         }
     }
 
     /// Processes jobs until the ledger is settled.
     ///
-    /// Leases are taken in batches: while at most `concurrency` jobs are in
-    /// hand, one grant tops them up to twice that, so a grant serves many
-    /// jobs rather than one per finished job. Jobs beyond `concurrency` wait
-    /// for a slot with their lease renewed.
+    /// Leases are taken in batches: when at most half of `concurrency` leased
+    /// jobs wait for a download slot, one grant tops the queue up to
+    /// `concurrency` (so one grant serves many jobs, not one per finished
+    /// job); queued jobs keep their lease renewed. At most three times
+    /// `concurrency` jobs are in hand: downloading, queued, or finishing
+    /// (fsync, placement, ledger) after their download.
     pub async fn run(&self) -> Result<RunReport, PipelineError> {
         let shared = &self.shared;
         let config = &shared.config;
@@ -201,11 +207,13 @@ impl Pipeline {
                 tally(&mut report, done);
             }
             let mut starved = false;
-            if tasks.len() <= concurrency {
+            let queued = shared.queued.load(Ordering::SeqCst);
+            let room = (3 * concurrency).saturating_sub(tasks.len());
+            if queued <= concurrency / 2 && room > 0 {
                 let request = AcquireRequest {
                     owner: config.owner.clone(),
                     ttl: config.lease_ttl,
-                    limit: 2 * concurrency - tasks.len(),
+                    limit: (concurrency - queued).min(room),
                     max_attempts: config.max_attempts,
                 };
                 match shared.store.acquire(&request).await {
@@ -214,6 +222,7 @@ impl Pipeline {
                         starved = leases.len() < request.limit;
                         for lease in leases {
                             let (shared, slots) = (Arc::clone(shared), Arc::clone(&slots));
+                            shared.queued.fetch_add(1, Ordering::SeqCst);
                             tasks.spawn(async move { worker::process(&shared, lease, slots).await });
                         }
                     }

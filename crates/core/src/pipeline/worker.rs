@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::backoff;
 use super::files::{place_no_replace, relink_to_first, OutDir, Placement};
@@ -113,12 +113,14 @@ fn remove_partial_files(out: &OutDir, key: &str, epoch: i64) -> std::io::Result<
 /// lease is renewed while it waits).
 pub(crate) async fn process(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcome {
     let keeper = LeaseKeeper::start(Arc::clone(&shared.store), lease.fence.clone(), shared.config.lease_ttl);
-    let _slot = slots.acquire_owned().await.expect("semaphore never closes");
+    let slot = slots.acquire_owned().await.expect("semaphore never closes");
+    shared.queued.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     let mut run = JobRun {
         shared,
         fence: lease.fence,
         job: lease.job,
         keeper,
+        slot: Some(slot),
         running_op: None,
         streamed: false,
     };
@@ -140,6 +142,10 @@ struct JobRun<'a> {
     fence: Fence,
     job: Job,
     keeper: LeaseKeeper,
+    /// This job's place among the `--concurrency` downloads, given back once
+    /// its body is in: finishing (fsync, placement, ledger) overlaps the next
+    /// downloads.
+    slot: Option<OwnedSemaphorePermit>,
     /// The op attempt started and not yet finished.
     running_op: Option<String>,
     /// Whether this epoch reached STREAMING (an attempt was counted).
@@ -263,7 +269,7 @@ impl JobRun<'_> {
 
     async fn run(&mut self) -> Result<JobOutcome, Stop> {
         let host_slot = self.shared.host_slot(&self.job.url);
-        let _host = host_slot.acquire_owned().await.expect("semaphore never closes");
+        let host = host_slot.acquire_owned().await.expect("semaphore never closes");
         let final_path = self.shared.out.final_path(&self.job.work_id, &self.job.artifact_id);
         if let Some(original) = self.find_original().await? {
             return self.skip_duplicate(original, final_path).await;
@@ -312,6 +318,10 @@ impl JobRun<'_> {
         // Keep what arrived, even on failure: a retry resumes from it.
         let (partial_path, sha256, size) = partial.finish().await?;
         streamed?;
+        // The download is over: its host and concurrency slots go to the
+        // next ones while this job finishes.
+        drop(host);
+        self.slot = None;
         self.verify(&opened.meta, &sha256, size)?;
         if let Some(recorded) = recorded {
             if recorded["sha256"] != sha256.as_str() || recorded["size"] != size {
