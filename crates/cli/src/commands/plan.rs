@@ -13,11 +13,11 @@ use tokio::sync::mpsc;
 use crate::exit;
 
 /// Jobs per batch sent to the ledger.
-const BATCH: usize = 4096;
+const BATCH: usize = 2048;
 
 /// Parsed batches waiting for the ledger: enough to keep it busy while the
 /// parser catches up, few enough to keep memory small.
-const QUEUED_BATCHES: usize = 4;
+const QUEUED_BATCHES: usize = 2;
 
 /// Plans `manifest`; prints counts; 3 when lines were rejected.
 pub(crate) async fn run(store: &std::sync::Arc<dyn Store>, manifest: &str) -> anyhow::Result<u8> {
