@@ -63,6 +63,7 @@ macro_rules! store_conformance {
     ($setup:path) => {
         $crate::store_conformance!(@each $setup;
             plan_is_idempotent,
+            streamed_plan,
             grant_bumps_epoch,
             op_replay_returns_recorded_result,
             error_op_runs_again,
@@ -185,6 +186,51 @@ pub async fn plan_is_idempotent(setup: Setup) {
     assert_eq!(job.expected_size, Some(42));
     assert_eq!(job.epoch, 0);
     assert!(matches!(store.job("no-such-job").await, Err(StoreError::NotFound(_))));
+}
+
+/// A streamed plan plans like batches of `plan`: keys met again, in the
+/// ledger or earlier in the stream (even in the same batch), count as
+/// existing.
+pub async fn streamed_plan(setup: Setup) {
+    let store = setup.store;
+    let before = sample_jobs("stream", 3);
+    store.plan(&before).await.expect("plan");
+    let more = sample_jobs("stream-more", 700);
+    let (batches, received) = tokio::sync::mpsc::channel(2);
+    let sender = tokio::spawn(async move {
+        // The planned jobs again, then new ones over several batches, a key
+        // repeated inside one batch and across two.
+        let mut first = before.clone();
+        first.extend(more[..300].iter().cloned());
+        first.push(more[0].clone());
+        batches.send(first).await.expect("send");
+        batches.send(more[299..600].to_vec()).await.expect("send");
+        batches.send(Vec::new()).await.expect("send");
+        batches.send(more[600..].to_vec()).await.expect("send");
+    });
+    let counts = store.plan_stream(received).await.expect("plan_stream");
+    sender.await.expect("sender");
+    assert_eq!((counts.new, counts.existing), (700, 5), "streamed plan: counts");
+    let status = store.status().await.expect("status");
+    assert_eq!(
+        status.get(JobState::Planned),
+        703,
+        "streamed plan: every job planned once"
+    );
+    let (again, received) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move { again.send(sample_jobs("stream-more", 700)).await.expect("send") });
+    let counts = store.plan_stream(received).await.expect("plan_stream again");
+    assert_eq!(
+        (counts.new, counts.existing),
+        (0, 700),
+        "streamed plan: replanning adds nothing"
+    );
+    let job = store
+        .job(&sample_jobs("stream-more", 700)[650].job_key)
+        .await
+        .expect("job");
+    assert_eq!(job.state, JobState::Planned);
+    assert_eq!(job.work_id, "stream-more-w650");
 }
 
 /// A grant moves a runnable job to LEASED under a new epoch, once.

@@ -168,6 +168,13 @@ pub struct PlanCounts {
     pub existing: u64,
 }
 
+impl std::ops::AddAssign for PlanCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.new += other.new;
+        self.existing += other.existing;
+    }
+}
+
 /// Jobs per state; every state present.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusCounts {

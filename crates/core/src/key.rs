@@ -35,7 +35,19 @@ pub fn ikey(fields: &mut [(&str, KeyValue<'_>)]) -> String {
         }
     }
     out.push(b'}');
-    hex::encode(Sha256::digest(&out))
+    sha256_hex(&out)
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(bytes);
+    let mut hex = String::with_capacity(2 * digest.len());
+    for byte in digest {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
 /// Python sorts dict keys by code point; UTF-8 byte order is the same order.
@@ -43,11 +55,21 @@ fn cmp_code_points(a: &str, b: &str) -> std::cmp::Ordering {
     a.as_bytes().cmp(b.as_bytes())
 }
 
-/// Writes `s` as a JSON string the way Python's `ensure_ascii` does.
+/// Writes `s` as a JSON string the way Python's `ensure_ascii` does. Runs of
+/// printable ASCII other than `"` and `\` are copied as they are.
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
-    for c in s.chars() {
+    let mut rest = s;
+    while !rest.is_empty() {
+        let plain = rest
+            .bytes()
+            .position(|b| !matches!(b, b' '..=b'~') || b == b'"' || b == b'\\')
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest.as_bytes()[..plain]);
+        rest = &rest[plain..];
+        let Some(c) = rest.chars().next() else { break };
+        rest = &rest[c.len_utf8()..];
         match c {
             '"' => out.extend_from_slice(b"\\\""),
             '\\' => out.extend_from_slice(b"\\\\"),
@@ -71,16 +93,20 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// The job key of an artifact (SPEC §2).
+/// The job key of an artifact (SPEC §2): `ikey` of
+/// `{"v":1,"kind":"JOB","work_id":W,"artifact_id":A,"url":U,"role":"artifact"}`,
+/// written directly with its keys in sorted order (one key per manifest line
+/// when planning).
 pub fn job_key(work_id: &str, artifact_id: &str, canonical_url: &str) -> String {
-    ikey(&mut [
-        ("v", KeyValue::Int(1)),
-        ("kind", KeyValue::Str("JOB")),
-        ("work_id", KeyValue::Str(work_id)),
-        ("artifact_id", KeyValue::Str(artifact_id)),
-        ("url", KeyValue::Str(canonical_url)),
-        ("role", KeyValue::Str("artifact")),
-    ])
+    let mut out = Vec::with_capacity(80 + work_id.len() + artifact_id.len() + canonical_url.len());
+    out.extend_from_slice(br#"{"artifact_id":"#);
+    write_json_str(&mut out, artifact_id);
+    out.extend_from_slice(br#","kind":"JOB","role":"artifact","url":"#);
+    write_json_str(&mut out, canonical_url);
+    out.extend_from_slice(br#","v":1,"work_id":"#);
+    write_json_str(&mut out, work_id);
+    out.push(b'}');
+    sha256_hex(&out)
 }
 
 /// The op key of a side effect: `{"v":1,"kind":KIND,"job_id":JOB, ...context}`.
@@ -157,6 +183,25 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#""a\"\\\n\u0001\u00e9\ud83d\ude00\u007f~""#
         );
+    }
+
+    #[test]
+    fn job_key_is_the_ikey_of_its_object() {
+        for (w, a, u) in [
+            ("w", "a", "https://h/x"),
+            ("", "", ""),
+            ("w\"\\\n\u{1}é😀\u{7f}~", "a b", "https://h/%C3%A9?q=1&r=\"2\""),
+        ] {
+            let expected = ikey(&mut [
+                ("v", KeyValue::Int(1)),
+                ("kind", KeyValue::Str("JOB")),
+                ("work_id", KeyValue::Str(w)),
+                ("artifact_id", KeyValue::Str(a)),
+                ("url", KeyValue::Str(u)),
+                ("role", KeyValue::Str("artifact")),
+            ]);
+            assert_eq!(job_key(w, a, u), expected);
+        }
     }
 
     #[test]

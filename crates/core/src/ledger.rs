@@ -6,6 +6,7 @@ use std::future::Future;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use crate::error::{StoreError, StoreResult};
 use crate::job::{Job, JobPatch, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
@@ -231,6 +232,9 @@ pub struct ArtifactEntry {
 ///
 /// - **idempotent plan**: planning a job key already present changes nothing
 ///   and counts it as existing.
+/// - **streamed plan**: [`LedgerStore::plan_stream`] plans like
+///   [`LedgerStore::plan`] batch after batch; a key met twice in the stream
+///   is planned once.
 /// - **fenced writes**: [`LedgerStore::commit`] succeeds only while the fence's owner holds
 ///   the job's lease at that epoch and the lease has not expired by the store
 ///   clock; otherwise [`StoreError::LeaseLost`] and nothing is written.
@@ -251,6 +255,24 @@ pub struct ArtifactEntry {
 pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// Plans jobs idempotently.
     async fn plan(&self, jobs: &[NewJob]) -> StoreResult<PlanCounts>;
+
+    /// Plans every batch received until the sender is dropped, idempotently
+    /// as [`LedgerStore::plan`] does (a job key met again, in the ledger or
+    /// earlier in the stream, counts as existing), and returns the summed
+    /// counts. Batches are planned in order and each is durable once
+    /// planned: a store may group several batches into one transaction, but
+    /// a failure (or a crash) loses at most the batches not yet committed,
+    /// never jobs planned before. This is how `oncefetch plan` streams a
+    /// manifest: the sender parses while the store writes.
+    ///
+    /// The default plans one batch at a time with [`LedgerStore::plan`].
+    async fn plan_stream(&self, mut batches: mpsc::Receiver<Vec<NewJob>>) -> StoreResult<PlanCounts> {
+        let mut totals = PlanCounts::default();
+        while let Some(batch) = batches.recv().await {
+            totals += self.plan(&batch).await?;
+        }
+        Ok(totals)
+    }
 
     /// One job; [`StoreError::NotFound`] if absent.
     async fn job(&self, job_key: &str) -> StoreResult<Job>;

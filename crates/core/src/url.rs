@@ -27,12 +27,18 @@ pub fn canonicalize(raw: &str) -> Result<String, UrlError> {
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(UrlError::NoHost);
     }
-    parsed.set_fragment(None);
-    let path = normalize_percent(parsed.path());
-    let path = remove_dot_segments(&path);
-    parsed.set_path(&path);
+    if parsed.fragment().is_some() {
+        parsed.set_fragment(None);
+    }
+    // Setting a part re-serializes the URL: only parts that change are set.
+    let path = remove_dot_segments(&normalize_percent(parsed.path()));
+    if path != parsed.path() {
+        parsed.set_path(&path);
+    }
     if let Some(query) = parsed.query().map(normalize_percent) {
-        parsed.set_query(Some(&query));
+        if Some(query.as_str()) != parsed.query() {
+            parsed.set_query(Some(&query));
+        }
     }
     Ok(parsed.into())
 }

@@ -4,6 +4,8 @@
 //! - `lease_acquire/single_job`: one `acquire` of one PLANNED job [p50 ≤ 100 µs];
 //! - `state_transition/one_step`: one fenced `commit` of one step [≤ 50 µs];
 //! - `plan/100k_jobs`: planning 100,000 jobs in one call [≥ 200,000 jobs/s];
+//!   `…_streamed` streams them through `plan_stream` in batches of 2048, as
+//!   `oncefetch plan` does;
 //! - `reconcile/1M_expired_leases`: reconcile of 1,000,000 in-flight jobs whose
 //!   leases expired [≤ 3 s]; `…_1M_running_ops` gives each of them one
 //!   unfinished op attempt to abandon as well.
@@ -249,8 +251,41 @@ fn plan(c: &mut Criterion) {
             total
         })
     });
+    // What `oncefetch plan` does: batches of 2048 streamed through a channel
+    // of 2 while the store writes (the batches are cloned before timing).
+    let mut streamed = Calls::default();
+    group.bench_function("100k_jobs_streamed", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                round += 1;
+                let path = dir.join(format!("plan-{round}.db"));
+                let store = rt.block_on(SqliteStore::open(path.to_str().unwrap())).unwrap();
+                let batches: Vec<Vec<NewJob>> = batch.chunks(2048).map(<[NewJob]>::to_vec).collect();
+                streamed.begin_batch();
+                let (counts, took) = streamed.time(|| {
+                    rt.block_on(async {
+                        let (sender, received) = tokio::sync::mpsc::channel(2);
+                        tokio::spawn(async move {
+                            for batch in batches {
+                                sender.send(batch).await.unwrap();
+                            }
+                        });
+                        store.plan_stream(received).await
+                    })
+                });
+                streamed.end_batch();
+                total += took;
+                assert_eq!(counts.unwrap().new, JOBS as u64);
+                drop(store);
+                remove_db(&path);
+            }
+            total
+        })
+    });
     group.finish();
     calls.report("plan/100k_jobs");
+    streamed.report("plan/100k_jobs_streamed");
 }
 
 fn remove_db(path: &Path) {

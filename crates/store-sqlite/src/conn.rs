@@ -38,8 +38,8 @@ use crate::options::SqliteOptions;
 
 /// Work sent to the connection thread.
 enum Task {
-    /// A read, run on its own.
-    Read(Box<dyn FnOnce(&Connection) + Send>),
+    /// A read (or a call that runs its own transactions), run on its own.
+    Read(Box<dyn FnOnce(&mut Connection) + Send>),
     /// A write, run in the next group transaction.
     Write(Box<dyn GroupWrite>),
 }
@@ -129,6 +129,23 @@ impl ConnThread {
             let result = catch_unwind(AssertUnwindSafe(|| retry_busy(|| body(conn))))
                 .unwrap_or_else(|_| Err(TxError::Store(panicked())));
             let _ = reply.send(result.map_err(TxError::into_store));
+        }));
+        self.tasks.send(task).map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Runs `f` on the connection thread on its own, outside any group
+    /// transaction (`f` runs its own, with [`write`]), and waits for its
+    /// answer.
+    pub(crate) async fn call<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let task = Task::Read(Box::new(move |conn| {
+            let result = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| Err(panicked()));
+            let _ = reply.send(result);
         }));
         self.tasks.send(task).map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
@@ -348,6 +365,22 @@ fn checkpoint_loop(options: &SqliteOptions, stop: &mpsc::Receiver<()>) {
             tracing::debug!(error = %e, "sqlite checkpoint deferred");
         }
     }
+}
+
+/// Runs `body` in a `BEGIN IMMEDIATE` transaction of its own and commits it,
+/// running it again from the start whenever SQLite reports the database busy
+/// (for a [`ConnThread::call`] that manages its own transactions).
+pub(crate) fn write<T>(
+    conn: &mut Connection,
+    mut body: impl FnMut(&Connection) -> Result<T, TxError>,
+) -> StoreResult<T> {
+    retry_busy(|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = body(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    })
+    .map_err(TxError::into_store)
 }
 
 /// Longest pause between two attempts.

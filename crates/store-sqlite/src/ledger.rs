@@ -4,13 +4,17 @@
 
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, Fence, IndexOp, Job, JobQuery, JobState, Millis, NewJob,
-    OpBegin, OpKeys, OpKind, OpQuery, OpRecord, PlanCounts, ResultCode, StatusCounts, StoreError, Transition,
+    OpBegin, OpKeys, OpKind, OpQuery, OpRecord, PlanCounts, ResultCode, StatusCounts, StoreError, StoreResult,
+    Transition,
 };
+use std::time::{Duration, Instant};
+
 use rusqlite::{named_params, Connection, OptionalExtension};
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 
 use crate::clock::{self, millis};
-use crate::error::{is_unique_violation, TxError};
+use crate::error::{is_unique_violation, Invalid, TxError, STORE};
 use crate::queries;
 use crate::rows;
 
@@ -71,6 +75,51 @@ pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxE
         new,
         existing: total - new,
     })
+}
+
+/// Most jobs one transaction of a streamed plan takes. Job keys are hashes, so
+/// each transaction rewrites leaf pages all over the key index: the fewer the
+/// commits, the fewer times each page is written to the WAL.
+const STREAM_TXN_JOBS: usize = 262_144;
+
+/// Longest one transaction of a streamed plan holds the write lock (other
+/// writers wait meanwhile).
+const STREAM_TXN_TIME: Duration = Duration::from_millis(2000);
+
+/// Plans the batches of `batches` as they arrive (see
+/// [`LedgerStore::plan_stream`](oncefetch_core::LedgerStore::plan_stream)).
+/// Each transaction starts with a batch the sender has already parsed, takes
+/// the batches that are waiting, and commits when none is (so the lock is
+/// never held while the sender parses), or at [`STREAM_TXN_JOBS`] or
+/// [`STREAM_TXN_TIME`]. Batches taken into a transaction are not kept for a
+/// replay: if a transaction had to run again after taking one (a busy error
+/// after `BEGIN IMMEDIATE`, which WAL mode does not give), the stream fails
+/// instead of planning fewer jobs than it counts.
+pub(crate) fn plan_stream(conn: &mut Connection, batches: &mut mpsc::Receiver<Vec<NewJob>>) -> StoreResult<PlanCounts> {
+    let mut totals = PlanCounts::default();
+    while let Some(first) = batches.blocking_recv() {
+        let mut took_more = false;
+        totals += crate::conn::write(conn, |tx| {
+            if took_more {
+                return Err(TxError::Store(StoreError::backend(
+                    STORE,
+                    Invalid("a streamed plan transaction was interrupted; plan the manifest again".into()),
+                )));
+            }
+            let started = Instant::now();
+            let mut counts = plan(tx, &first)?;
+            let mut jobs = first.len();
+            while jobs < STREAM_TXN_JOBS && started.elapsed() < STREAM_TXN_TIME {
+                let Ok(batch) = batches.try_recv() else { break };
+                took_more = true;
+                counts += plan(tx, &batch)?;
+                jobs += batch.len();
+            }
+            tracing::debug!(jobs, took = ?started.elapsed(), "streamed plan transaction");
+            Ok(counts)
+        })?;
+    }
+    Ok(totals)
 }
 
 /// Runs an insert of `jobs.len()` tuples; returns how many rows were new.

@@ -10,6 +10,7 @@ use oncefetch_core::{
     Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, ReconcileReport, StatusCounts, StoreResult,
 };
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use crate::clock;
 use crate::conn::ConnThread;
@@ -58,6 +59,10 @@ impl LedgerStore for SqliteStore {
     async fn plan(&self, jobs: &[NewJob]) -> StoreResult<PlanCounts> {
         let jobs = jobs.to_vec();
         self.conn.write(move |tx| ledger::plan(tx, &jobs)).await
+    }
+
+    async fn plan_stream(&self, mut batches: mpsc::Receiver<Vec<NewJob>>) -> StoreResult<PlanCounts> {
+        self.conn.call(move |c| ledger::plan_stream(c, &mut batches)).await
     }
 
     async fn job(&self, job_key: &str) -> StoreResult<Job> {
