@@ -175,6 +175,17 @@ impl Partial {
         Ok(())
     }
 
+    /// The state, leaving a closed one in its place.
+    fn take_state(&mut self) -> State {
+        std::mem::replace(
+            &mut self.state,
+            State::Failed {
+                kind: io::ErrorKind::Other,
+                message: "partial file closed".to_owned(),
+            },
+        )
+    }
+
     fn failed(&self) -> io::Result<()> {
         match &self.state {
             State::Failed { kind, message } => Err(io::Error::new(*kind, message.clone())),
@@ -214,13 +225,7 @@ impl Partial {
     }
 
     fn start_pipeline(&mut self) {
-        let State::Direct { file, hasher } = std::mem::replace(
-            &mut self.state,
-            State::Failed {
-                kind: io::ErrorKind::Other,
-                message: "partial file closed".to_owned(),
-            },
-        ) else {
+        let State::Direct { file, hasher } = self.take_state() else {
             return;
         };
         let (to_write, write_rx) = mpsc::channel::<Vec<u8>>(BLOCKS);
@@ -258,13 +263,7 @@ impl Partial {
     /// Ends the stages (after they drained what was sent) and returns the
     /// hash state, or the first error of a stage.
     async fn stop_pipeline(&mut self) -> io::Result<Sha256> {
-        let state = std::mem::replace(
-            &mut self.state,
-            State::Failed {
-                kind: io::ErrorKind::Other,
-                message: "partial file closed".to_owned(),
-            },
-        );
+        let state = self.take_state();
         let State::Piped(pipeline) = state else {
             self.state = state;
             self.failed()?;
@@ -302,13 +301,7 @@ impl Partial {
     pub(crate) async fn finish(mut self) -> io::Result<(PathBuf, String, u64)> {
         self.failed()?;
         let rest = std::mem::take(&mut self.block);
-        let hasher = match std::mem::replace(
-            &mut self.state,
-            State::Failed {
-                kind: io::ErrorKind::Other,
-                message: "partial file closed".to_owned(),
-            },
-        ) {
+        let hasher = match self.take_state() {
             State::Direct { file: _, hasher } if rest.is_empty() => hasher,
             State::Direct { mut file, mut hasher } => {
                 blocking(move || {
