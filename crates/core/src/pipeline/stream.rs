@@ -472,11 +472,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_resumed_prefix_is_hashed_with_the_rest() {
         let dir = tempfile::tempdir().unwrap();
-        let data = body(5 * BLOCK + 99);
+        // Long enough for the write-back stage to run past the prefix.
+        let data = body(2 * WRITE_BACK_STEP as usize + 99);
         let prefix = 2 * BLOCK + 7;
         let earlier = dir.path().join("earlier");
         std::fs::write(&earlier, &data[..prefix + 50]).unwrap();
         let mut partial = Partial::create(dir.path().join("now")).await.unwrap();
+        partial.write_back_early(true);
         partial.copy_prefix_from(&earlier, prefix as u64).await.unwrap();
         assert_eq!(partial.len(), prefix as u64);
         for piece in data[prefix..].chunks(70_000) {
