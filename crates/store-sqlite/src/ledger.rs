@@ -86,6 +86,14 @@ const STREAM_TXN_JOBS: usize = 262_144;
 /// writers wait meanwhile).
 const STREAM_TXN_TIME: Duration = Duration::from_millis(2000);
 
+/// The WAL size (pages) past which a commit of a streamed plan checkpoints on
+/// the connection thread. Each of its transactions outgrows the store's usual
+/// autocheckpoint size, so every commit would copy the WAL back and fsync
+/// before the next transaction could start; with this bound the store's
+/// checkpoint thread does most of that meanwhile, and the WAL still gets
+/// back to its start every ~256 MiB written.
+const STREAM_AUTOCHECKPOINT_PAGES: i64 = 65_536;
+
 /// Plans the batches of `batches` as they arrive (see
 /// [`LedgerStore::plan_stream`](oncefetch_core::LedgerStore::plan_stream)).
 /// Each transaction starts with a batch the sender has already parsed, takes
@@ -96,6 +104,28 @@ const STREAM_TXN_TIME: Duration = Duration::from_millis(2000);
 /// after `BEGIN IMMEDIATE`, which WAL mode does not give), the stream fails
 /// instead of planning fewer jobs than it counts.
 pub(crate) fn plan_stream(conn: &mut Connection, batches: &mut mpsc::Receiver<Vec<NewJob>>) -> StoreResult<PlanCounts> {
+    let sql = |e| TxError::Sql(e).into_store();
+    let autocheckpoint: i64 = conn
+        .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+        .map_err(sql)?;
+    if autocheckpoint > 0 && autocheckpoint < STREAM_AUTOCHECKPOINT_PAGES {
+        conn.query_row(
+            &format!("PRAGMA wal_autocheckpoint = {STREAM_AUTOCHECKPOINT_PAGES}"),
+            [],
+            |_| Ok(()),
+        )
+        .map_err(sql)?;
+    }
+    let planned = plan_batches(conn, batches);
+    let restored = conn
+        .query_row(&format!("PRAGMA wal_autocheckpoint = {autocheckpoint}"), [], |_| Ok(()))
+        .map_err(sql);
+    let totals = planned?;
+    restored?;
+    Ok(totals)
+}
+
+fn plan_batches(conn: &mut Connection, batches: &mut mpsc::Receiver<Vec<NewJob>>) -> StoreResult<PlanCounts> {
     let mut totals = PlanCounts::default();
     while let Some(first) = batches.blocking_recv() {
         let mut took_more = false;
