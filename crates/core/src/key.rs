@@ -40,14 +40,7 @@ pub fn ikey(fields: &mut [(&str, KeyValue<'_>)]) -> String {
 
 /// Lowercase hex SHA-256 of `bytes`.
 fn sha256_hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(2 * digest.len());
-    for byte in digest {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
-    }
-    hex
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Python sorts dict keys by code point; UTF-8 byte order is the same order.

@@ -48,11 +48,8 @@ fn millis(d: Duration) -> Millis {
 }
 
 /// The `first_path` an INDEX op recorded.
-fn first_path_of(result: Option<&Value>) -> String {
-    result
-        .and_then(|r| r["first_path"].as_str())
-        .unwrap_or_default()
-        .to_owned()
+fn first_path_of(result: &Value) -> String {
+    result["first_path"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Whether `fence` still holds the job's lease at `now`.
@@ -82,6 +79,24 @@ fn runnable(job: &Job, now: Millis, max_attempts: u32) -> bool {
 }
 
 impl Inner {
+    /// Before an attempt of `op_key` under `epoch` on a job now in `state`:
+    /// the result its OK row recorded (to replay), or `None` when it must
+    /// run. Only an in-flight job starts ops, and only once per epoch.
+    fn prior_ok(&self, op_key: &str, epoch: i64, state: JobState) -> StoreResult<Option<Value>> {
+        if !state.is_in_flight() {
+            return Err(StoreError::Conflict(format!("cannot start an op on a {state} job")));
+        }
+        if let Some(&i) = self.ok_rows.get(op_key) {
+            return Ok(Some(self.ops[i].result.clone().unwrap_or(Value::Null)));
+        }
+        if self.attempts.contains_key(&(op_key.to_owned(), epoch)) {
+            return Err(StoreError::Conflict(format!(
+                "op {op_key} already attempted under epoch {epoch}"
+            )));
+        }
+        Ok(None)
+    }
+
     fn push_op(&mut self, mut row: OpRecord) -> usize {
         let index = self.ops.len();
         row.seq = i64::try_from(index).unwrap_or(i64::MAX) + 1;
@@ -281,39 +296,17 @@ impl LedgerStore for MemoryStore {
         }
         apply_patch(&mut job, commit);
         let replayed_index = match &commit.index {
+            Some(index) => inner
+                .prior_ok(&index.op_key, fence.epoch, job.state)?
+                .map(|result| first_path_of(&result)),
             None => None,
-            Some(_) if !job.state.is_in_flight() => {
-                return Err(StoreError::Conflict(format!("cannot index for a {} job", job.state)))
-            }
-            Some(index) => match inner.ok_rows.get(&index.op_key) {
-                Some(&i) => Some(first_path_of(inner.ops[i].result.as_ref())),
-                None if inner.attempts.contains_key(&(index.op_key.clone(), fence.epoch)) => {
-                    return Err(StoreError::Conflict(format!(
-                        "op {} already attempted under epoch {}",
-                        index.op_key, fence.epoch
-                    )))
-                }
-                None => None,
-            },
         };
         let begun = match &commit.begin {
+            Some(start) => Some(match inner.prior_ok(&start.op_key, fence.epoch, job.state)? {
+                Some(result) => OpBegin::Replay(result),
+                None => OpBegin::Run,
+            }),
             None => None,
-            Some(_) if !job.state.is_in_flight() => {
-                return Err(StoreError::Conflict(format!(
-                    "cannot start an op on a {} job",
-                    job.state
-                )))
-            }
-            Some(start) => match inner.ok_rows.get(&start.op_key) {
-                Some(&i) => Some(OpBegin::Replay(inner.ops[i].result.clone().unwrap_or(Value::Null))),
-                None if inner.attempts.contains_key(&(start.op_key.clone(), fence.epoch)) => {
-                    return Err(StoreError::Conflict(format!(
-                        "op {} already attempted under epoch {}",
-                        start.op_key, fence.epoch
-                    )))
-                }
-                None => Some(OpBegin::Run),
-            },
         };
         // Apply.
         if let (Some(i), Some(finish)) = (finish_row, &commit.finish) {

@@ -308,10 +308,7 @@ impl LedgerStore for PostgresStore {
                         }
                     }
                     let job = apply_steps(&locked, commit)?;
-                    if commit.index.is_some() && !job.state.is_in_flight() {
-                        return Err(conflict(format!("cannot index for a {} job", job.state)));
-                    }
-                    if commit.begin.is_some() && !job.state.is_in_flight() {
+                    if (commit.index.is_some() || commit.begin.is_some()) && !job.state.is_in_flight() {
                         return Err(conflict(format!("cannot start an op on a {} job", job.state)));
                     }
                     let update_job = !commit.steps.is_empty() || patch_sets_fields(&commit.patch);

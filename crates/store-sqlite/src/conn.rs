@@ -38,8 +38,8 @@ use crate::options::SqliteOptions;
 
 /// Work sent to the connection thread.
 enum Task {
-    /// A read (or a call that runs its own transactions), run on its own.
-    Read(Box<dyn FnOnce(&mut Connection) + Send>),
+    /// A read, or a call that runs its own transactions: run on its own.
+    Alone(Box<dyn FnOnce(&mut Connection) + Send>),
     /// A write, run in the next group transaction.
     Write(Box<dyn GroupWrite>),
 }
@@ -124,14 +124,8 @@ impl ConnThread {
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, TxError> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let task = Task::Read(Box::new(move |conn| {
-            let result = catch_unwind(AssertUnwindSafe(|| retry_busy(|| body(conn))))
-                .unwrap_or_else(|_| Err(TxError::Store(panicked())));
-            let _ = reply.send(result.map_err(TxError::into_store));
-        }));
-        self.tasks.send(task).map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+        self.call(move |conn| retry_busy(|| body(conn)).map_err(TxError::into_store))
+            .await
     }
 
     /// Runs `f` on the connection thread on its own, outside any group
@@ -143,7 +137,7 @@ impl ConnThread {
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let task = Task::Read(Box::new(move |conn| {
+        let task = Task::Alone(Box::new(move |conn| {
             let result = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| Err(panicked()));
             let _ = reply.send(result);
         }));
@@ -242,7 +236,7 @@ fn serve(conn: &mut Connection, inbox: &mpsc::Receiver<Task>) {
         let mut next = Some(task);
         while let Some(task) = next.take() {
             match task {
-                Task::Read(read) => read(conn),
+                Task::Alone(read) => read(conn),
                 Task::Write(write) => group.push(write),
             }
             if group.len() < MAX_GROUP {

@@ -316,36 +316,16 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
     }
     let patched = apply_patch(&mut job, commit);
     let replayed_index = match &commit.index {
+        Some(index) => prior_ok(conn, &index.op_key, fence.epoch, job.state)?
+            .map(|result| result["first_path"].as_str().unwrap_or_default().to_owned()),
         None => None,
-        Some(_) if !job.state.is_in_flight() => {
-            return Err(TxError::Store(StoreError::Conflict(format!(
-                "cannot index for a {} job",
-                job.state
-            ))))
-        }
-        Some(index) => match ok_result(conn, &index.op_key)? {
-            Some(result) => Some(result["first_path"].as_str().unwrap_or_default().to_owned()),
-            None => {
-                not_attempted(conn, &index.op_key, fence.epoch)?;
-                None
-            }
-        },
     };
     let begun = match &commit.begin {
+        Some(start) => Some(match prior_ok(conn, &start.op_key, fence.epoch, job.state)? {
+            Some(result) => OpBegin::Replay(result),
+            None => OpBegin::Run,
+        }),
         None => None,
-        Some(_) if !job.state.is_in_flight() => {
-            return Err(TxError::Store(StoreError::Conflict(format!(
-                "cannot start an op on a {} job",
-                job.state
-            ))))
-        }
-        Some(start) => match ok_result(conn, &start.op_key)? {
-            Some(result) => Some(OpBegin::Replay(result)),
-            None => {
-                not_attempted(conn, &start.op_key, fence.epoch)?;
-                Some(OpBegin::Run)
-            }
-        },
     };
     // Everything checked: write.
     if let (Some(seq), Some(finish)) = (finish_seq, &commit.finish) {
@@ -385,23 +365,28 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
     Ok(CommitOutcome { begun, first_path })
 }
 
-/// The recorded result of `op_key`'s OK row, if it has one.
-fn ok_result(conn: &Connection, op_key: &str) -> Result<Option<Value>, TxError> {
+/// Before an attempt of `op_key` under `epoch` on a job now in `state`: the
+/// result its OK row recorded (to replay), or `None` when it must run. Only
+/// an in-flight job starts ops, and only once per epoch.
+fn prior_ok(conn: &Connection, op_key: &str, epoch: i64, state: JobState) -> Result<Option<Value>, TxError> {
+    if !state.is_in_flight() {
+        return Err(TxError::Store(StoreError::Conflict(format!(
+            "cannot start an op on a {state} job"
+        ))));
+    }
     let ok: Option<Option<Value>> = conn
         .prepare_cached(queries::OP_OK_RESULT)?
         .query_row(named_params! {":op_key": op_key}, |row| rows::json_at(row, 0))
         .optional()?;
-    Ok(ok.map(|result| result.unwrap_or(Value::Null)))
-}
-
-/// Refuses a second attempt of `op_key` under one epoch.
-fn not_attempted(conn: &Connection, op_key: &str, epoch: i64) -> Result<(), TxError> {
+    if let Some(result) = ok {
+        return Ok(Some(result.unwrap_or(Value::Null)));
+    }
     if attempt(conn, op_key, epoch)?.is_some() {
         return Err(TxError::Store(StoreError::Conflict(format!(
             "op {op_key} already attempted under epoch {epoch}"
         ))));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The INDEX op's effect and its OK row: records `sha256 → path` unless the

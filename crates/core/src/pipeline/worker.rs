@@ -91,7 +91,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Se
         .map_err(|e| std::io::Error::other(format!("file task failed: {e}")))?
 }
 
-/// Removes the partial files of `key` up to `epoch`.
+/// Removes the partial files of `key` up to `epoch`; a failure is only
+/// logged (recovery removes leftovers of finished jobs).
+fn discard_partials(out: &OutDir, key: &str, epoch: i64) {
+    if let Err(err) = remove_partial_files(out, key, epoch) {
+        tracing::warn!(job = %key, error = %err, "could not remove partial files");
+    }
+}
+
 fn remove_partial_files(out: &OutDir, key: &str, epoch: i64) -> std::io::Result<()> {
     if epoch <= 1 {
         // The first epoch is the only writer so far: no folder scan on the
@@ -540,11 +547,7 @@ impl JobRun<'_> {
             // DEDUPE, once the index names the first copy. The partial files
             // go in the same blocking call, once the bytes are in place.
             let (out, key, epoch) = (self.shared.out.clone(), self.fence.job_key.clone(), self.fence.epoch);
-            let then = move || {
-                if let Err(err) = remove_partial_files(&out, &key, epoch) {
-                    tracing::warn!(job = %key, error = %err, "could not remove partial files");
-                }
-            };
+            let then = move || discard_partials(&out, &key, epoch);
             self.place_then(&partial_path, &final_path, &sha256, then).await?;
         } else {
             self.remove_partials().await;
@@ -600,11 +603,8 @@ impl JobRun<'_> {
 
     /// Removes every partial file of this job (this epoch's and older ones).
     async fn remove_partials(&self) {
-        let out = self.shared.out.clone();
-        let key = self.fence.job_key.clone();
-        let epoch = self.fence.epoch;
-        let removed = blocking(move || remove_partial_files(&out, &key, epoch)).await;
-        if let Err(err) = removed {
+        let (out, key, epoch) = (self.shared.out.clone(), self.fence.job_key.clone(), self.fence.epoch);
+        if let Err(err) = tokio::task::spawn_blocking(move || discard_partials(&out, &key, epoch)).await {
             tracing::warn!(job = %self.fence.job_key, error = %err, "could not remove partial files");
         }
     }
