@@ -299,7 +299,15 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
     }
     let finish_seq = match &commit.finish {
         None => None,
-        Some(finish) => match attempt(conn, &finish.op_key, fence.epoch)? {
+        Some(finish) => match attempt(conn, fence, &finish.op_key)? {
+            // One OK row per op key (SPEC §5), kept here: the writer holds the
+            // write lock, and every other OK row is checked before it is written.
+            Some((_, None)) if finish.code == ResultCode::Ok && ok_result(conn, fence, &finish.op_key)?.is_some() => {
+                return Err(TxError::Store(StoreError::Conflict(format!(
+                    "op {} already has an OK row",
+                    finish.op_key
+                ))))
+            }
             Some((seq, None)) => Some(seq),
             _ => {
                 return Err(TxError::Store(StoreError::Conflict(format!(
@@ -316,12 +324,12 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
     }
     let patched = apply_patch(&mut job, commit);
     let replayed_index = match &commit.index {
-        Some(index) => prior_ok(conn, &index.op_key, fence.epoch, job.state)?
+        Some(index) => prior_ok(conn, fence, &index.op_key, job.state)?
             .map(|result| result["first_path"].as_str().unwrap_or_default().to_owned()),
         None => None,
     };
     let begun = match &commit.begin {
-        Some(start) => Some(match prior_ok(conn, &start.op_key, fence.epoch, job.state)? {
+        Some(start) => Some(match prior_ok(conn, fence, &start.op_key, job.state)? {
             Some(result) => OpBegin::Replay(result),
             None => OpBegin::Run,
         }),
@@ -329,14 +337,12 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
     };
     // Everything checked: write.
     if let (Some(seq), Some(finish)) = (finish_seq, &commit.finish) {
-        conn.prepare_cached(queries::OP_FINISH)?
-            .execute(named_params! {
-                ":result_code": finish.code.as_str(),
-                ":result": finish.result.to_string(),
-                ":now": now,
-                ":seq": seq,
-            })
-            .map_err(|e| unique_to_conflict(e, &finish.op_key))?;
+        conn.prepare_cached(queries::OP_FINISH)?.execute(named_params! {
+            ":result_code": finish.code.as_str(),
+            ":result": finish.result.to_string(),
+            ":now": now,
+            ":seq": seq,
+        })?;
     }
     if !commit.steps.is_empty() || patched {
         if lease_columns == self::lease_columns(&job) {
@@ -365,25 +371,23 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
     Ok(CommitOutcome { begun, first_path })
 }
 
-/// Before an attempt of `op_key` under `epoch` on a job now in `state`: the
-/// result its OK row recorded (to replay), or `None` when it must run. Only
-/// an in-flight job starts ops, and only once per epoch.
-fn prior_ok(conn: &Connection, op_key: &str, epoch: i64, state: JobState) -> Result<Option<Value>, TxError> {
+/// Before an attempt of the fenced job's `op_key` under the fence's epoch,
+/// the job now in `state`: the result its OK row recorded (to replay), or
+/// `None` when it must run. Only an in-flight job starts ops, and only once
+/// per epoch.
+fn prior_ok(conn: &Connection, fence: &Fence, op_key: &str, state: JobState) -> Result<Option<Value>, TxError> {
     if !state.is_in_flight() {
         return Err(TxError::Store(StoreError::Conflict(format!(
             "cannot start an op on a {state} job"
         ))));
     }
-    let ok: Option<Option<Value>> = conn
-        .prepare_cached(queries::OP_OK_RESULT)?
-        .query_row(named_params! {":op_key": op_key}, |row| rows::json_at(row, 0))
-        .optional()?;
-    if let Some(result) = ok {
+    if let Some(result) = ok_result(conn, fence, op_key)? {
         return Ok(Some(result.unwrap_or(Value::Null)));
     }
-    if attempt(conn, op_key, epoch)?.is_some() {
+    if attempt(conn, fence, op_key)?.is_some() {
         return Err(TxError::Store(StoreError::Conflict(format!(
-            "op {op_key} already attempted under epoch {epoch}"
+            "op {op_key} already attempted under epoch {}",
+            fence.epoch
         ))));
     }
     Ok(None)
@@ -415,20 +419,22 @@ fn index_content(conn: &Connection, fence: &Fence, index: &IndexOp, now: Millis)
     Ok(standing.path)
 }
 
-fn unique_to_conflict(e: rusqlite::Error, op_key: &str) -> TxError {
-    if is_unique_violation(&e) {
-        TxError::Store(StoreError::Conflict(format!("op {op_key} already has an OK row")))
-    } else {
-        TxError::Sql(e)
-    }
+/// The result recorded by the OK row of the fenced job's `op_key`, if it has
+/// one (`Some(None)`: an OK row without a result).
+fn ok_result(conn: &Connection, fence: &Fence, op_key: &str) -> rusqlite::Result<Option<Option<Value>>> {
+    conn.prepare_cached(queries::OP_OK_RESULT)?
+        .query_row(named_params! {":job_key": fence.job_key, ":op_key": op_key}, |row| {
+            rows::json_at(row, 0)
+        })
+        .optional()
 }
 
-/// The attempt of `op_key` under `epoch`: its seq and result code.
-fn attempt(conn: &Connection, op_key: &str, epoch: i64) -> rusqlite::Result<Option<(i64, Option<String>)>> {
+/// The attempt of the fenced job's `op_key` under the fence's epoch: its seq
+/// and result code.
+fn attempt(conn: &Connection, fence: &Fence, op_key: &str) -> rusqlite::Result<Option<(i64, Option<String>)>> {
+    let params = named_params! {":job_key": fence.job_key, ":op_key": op_key, ":epoch": fence.epoch};
     conn.prepare_cached(queries::OP_ATTEMPT)?
-        .query_row(named_params! {":op_key": op_key, ":epoch": epoch}, |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
+        .query_row(params, |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()
 }
 

@@ -9,7 +9,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Invalid, TxError};
 
 /// Every migration, in order: (version, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../sql/migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../sql/migrations/0001_init.sql")),
+    (2, include_str!("../sql/migrations/0002_ops_by_job.sql")),
+];
 
 /// The schema version this build writes.
 pub(crate) const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -42,4 +45,70 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<i64, TxError> {
     }
     tx.commit()?;
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::{migrate, LATEST, MIGRATIONS};
+
+    /// A ledger written at schema version 1, with ops rows in several states.
+    fn version_1_ledger() -> Connection {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(MIGRATIONS[0].1).expect("version 1");
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+             INSERT INTO schema_version VALUES (1, 0);
+             INSERT INTO jobs (job_key, work_id, artifact_id, url, canonical_url, state, epoch)
+                 VALUES ('j1', 'w', 'a', 'http://h/a', 'http://h/a', 'LEASED', 2);
+             INSERT INTO ops (op_key, job_key, kind, epoch, started_at, finished_at, result_code, result)
+                 VALUES ('o1', 'j1', 'HEAD', 1, 10, 11, 'ABANDONED', NULL),
+                        ('o1', 'j1', 'HEAD', 2, 12, 13, 'OK', '{}'),
+                        ('o2', 'j1', 'STREAM', 2, 14, NULL, NULL, NULL);",
+        )
+        .expect("version 1 rows");
+        conn
+    }
+
+    #[test]
+    fn version_2_keeps_every_ops_row_and_the_ledger_order() {
+        let mut conn = version_1_ledger();
+        assert_eq!(migrate(&mut conn).expect("migrate"), 1);
+        let rows: Vec<(i64, String, i64, Option<String>)> = conn
+            .prepare("SELECT seq, op_key, epoch, result_code FROM ops ORDER BY seq")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let ok = Some("OK".to_owned());
+        let expected = [
+            (1, "o1".to_owned(), 1, Some("ABANDONED".to_owned())),
+            (2, "o1".to_owned(), 2, ok),
+            (3, "o2".to_owned(), 2, None),
+        ];
+        assert_eq!(rows, expected);
+        let version: i64 = conn
+            .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, LATEST);
+    }
+
+    #[test]
+    fn version_2_appends_after_the_last_seq_and_keeps_one_attempt_per_epoch() {
+        let mut conn = version_1_ledger();
+        migrate(&mut conn).expect("migrate");
+        let insert = "INSERT INTO ops (op_key, job_key, kind, epoch, started_at, result_code)
+                      VALUES (?1, 'j1', 'HEAD', ?2, 20, ?3)";
+        conn.execute(insert, rusqlite::params!["o3", 2, None::<String>])
+            .expect("a new op");
+        assert_eq!(conn.last_insert_rowid(), 4);
+        assert!(
+            conn.execute(insert, rusqlite::params!["o3", 2, None::<String>])
+                .is_err(),
+            "a second attempt under one epoch"
+        );
+        assert_eq!(migrate(&mut conn).expect("again"), LATEST, "migrating twice is a no-op");
+    }
 }
