@@ -25,7 +25,8 @@ use crate::job::{JobFailure, JobPatch, JobQuery, NewJob};
 use crate::key::{job_key, OpKeys};
 use crate::lease::{AcquireRequest, Fence, Lease};
 use crate::ledger::{
-    run_effect, ArtifactEntry, Commit, EffectError, IndexOp, LedgerExt, OpKind, OpQuery, OpRecord, ResultCode,
+    run_effect, ArtifactEntry, Commit, EffectError, IndexOp, LedgerExt, OpBegin, OpFinish, OpKind, OpQuery, OpRecord,
+    OpStart, ResultCode, Settle,
 };
 use crate::state::JobState;
 use crate::store::Store;
@@ -81,6 +82,7 @@ macro_rules! store_conformance {
             one_url_in_flight_at_a_time,
             status_counts_every_state,
             artifact_index_first_writer_wins,
+            index_settles_the_first_copy,
             requeue_resets_finished_jobs,
             ops_are_listed_in_order
         );
@@ -861,6 +863,118 @@ pub async fn artifact_index_first_writer_wins(setup: Setup) {
         ("/out/first", leases[0].fence.job_key.as_str())
     );
     assert_eq!(store.artifact(&"00".repeat(32)).await.expect("artifact"), None);
+}
+
+/// `Commit::settle`: when the INDEX op finds the job's own copy is the first,
+/// the begin op is recorded OK and the job steps on, in the same commit;
+/// otherwise the op starts as usual, and an OK row of it is replayed.
+pub async fn index_settles_the_first_copy(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("settle", 3)).await.expect("plan");
+    let leases = store.acquire(&request(OWNER, LONG, 3)).await.expect("acquire");
+    let (shared, own) = ("cd".repeat(32), "0e".repeat(32));
+    let keys = |lease: &Lease, sha: &str| {
+        let keys = OpKeys {
+            job_key: &lease.fence.job_key,
+        };
+        (keys.content(OpKind::Index, sha), keys.content(OpKind::Dedupe, sha))
+    };
+    let commit = |lease: &Lease, sha: &str, path: &str, steps: &[JobState]| {
+        let (index_key, dedupe_key) = keys(lease, sha);
+        Commit {
+            steps: steps.to_vec(),
+            index: Some(IndexOp {
+                op_key: index_key,
+                entry: ArtifactEntry {
+                    sha256: sha.to_owned(),
+                    path: path.to_owned(),
+                    size: 3,
+                    job_key: lease.fence.job_key.clone(),
+                },
+            }),
+            begin: Some(OpStart {
+                op_key: dedupe_key,
+                kind: OpKind::Dedupe,
+            }),
+            settle: Some(Settle {
+                result: json!({ "original": path }),
+                steps: JobState::PIPELINE[7..].to_vec(),
+            }),
+            ..Commit::default()
+        }
+    };
+    let to_indexed = &JobState::PIPELINE[2..7];
+    let first = store
+        .commit(&leases[0].fence, &commit(&leases[0], &shared, "/out/a", to_indexed))
+        .await
+        .expect("settle");
+    assert_eq!(
+        (first.settled, first.begun, first.first_path.as_deref()),
+        (true, None, Some("/out/a")),
+        "the first copy settles"
+    );
+    let job = store.job(&leases[0].fence.job_key).await.expect("job");
+    assert_eq!((job.state, job.lease_owner), (JobState::Success, None));
+    let rows = ops_of(&*store, &leases[0].fence.job_key).await;
+    let settled: Vec<_> = rows.iter().map(|r| (r.kind, r.result_code, r.result.clone())).collect();
+    assert_eq!(
+        settled,
+        vec![
+            (
+                OpKind::Index,
+                Some(ResultCode::Ok),
+                Some(json!({ "first_path": "/out/a" }))
+            ),
+            (
+                OpKind::Dedupe,
+                Some(ResultCode::Ok),
+                Some(json!({ "original": "/out/a" }))
+            ),
+        ]
+    );
+    let second = store
+        .commit(&leases[1].fence, &commit(&leases[1], &shared, "/out/b", to_indexed))
+        .await
+        .expect("index a second copy");
+    assert_eq!(
+        (second.settled, second.begun, second.first_path.as_deref()),
+        (false, Some(OpBegin::Run), Some("/out/a")),
+        "a second copy starts its op"
+    );
+    let job = store.job(&leases[1].fence.job_key).await.expect("job");
+    assert_eq!(job.state, JobState::Indexed);
+    // An op with an OK row is replayed, even when the copy is the first.
+    let third = &leases[2];
+    let mut unsettled = commit(third, &own, "/out/c", to_indexed);
+    unsettled.settle = None;
+    let begun = store.commit(&third.fence, &unsettled).await.expect("begin");
+    assert_eq!(begun.begun, Some(OpBegin::Run));
+    let finish = Commit {
+        finish: Some(OpFinish {
+            op_key: keys(third, &own).1,
+            code: ResultCode::Ok,
+            result: json!({ "recorded": true }),
+        }),
+        ..Commit::default()
+    };
+    store.commit(&third.fence, &finish).await.expect("finish");
+    let replayed = store
+        .commit(&third.fence, &commit(third, &own, "/out/c", &[]))
+        .await
+        .expect("replay");
+    assert_eq!(
+        (replayed.settled, replayed.begun, replayed.first_path.as_deref()),
+        (
+            false,
+            Some(OpBegin::Replay(json!({ "recorded": true }))),
+            Some("/out/c")
+        )
+    );
+    assert_eq!(
+        ops_of(&*store, &third.fence.job_key).await.len(),
+        2,
+        "INDEX and DEDUPE, once each"
+    );
 }
 
 /// `requeue` sends FAILED and finished jobs back to PLANNED with a REQUEUE row.

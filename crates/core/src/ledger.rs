@@ -192,6 +192,22 @@ pub struct Commit {
     pub index: Option<IndexOp>,
     /// Start an attempt of this op (or learn its recorded result).
     pub begin: Option<OpStart>,
+    /// With `index` and `begin`: when the first copy of the content is
+    /// `index.entry` itself, `begin`'s op has nothing left to do. Unless it
+    /// has an OK row already (replayed as usual), it is then recorded OK
+    /// with [`Settle::result`] instead of started, and the job steps through
+    /// [`Settle::steps`]; [`CommitOutcome::settled`] says so.
+    pub settle: Option<Settle>,
+}
+
+/// How a [`Commit`] settles at once when its INDEX op finds the content's
+/// first copy is the job's own (see [`Commit::settle`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settle {
+    /// The OK result recorded for `Commit::begin`'s op.
+    pub result: Value,
+    /// States to pass through after it, each checked against the table.
+    pub steps: Vec<JobState>,
 }
 
 /// What starting an op found.
@@ -211,6 +227,9 @@ pub struct CommitOutcome {
     /// The answer to `Commit::index`, when asked: the path of the first
     /// stored copy of the content (recorded now, earlier, or replayed).
     pub first_path: Option<String>,
+    /// Whether `Commit::settle` applied: `begin`'s op was recorded OK and the
+    /// job stepped through the settle steps (`begun` is then `None`).
+    pub settled: bool,
 }
 
 /// A row of the artifact index: the first stored copy of some content.

@@ -308,6 +308,24 @@ impl LedgerStore for MemoryStore {
             }),
             None => None,
         };
+        // Settle at once when the first copy of the content is this entry.
+        let settled = match (&commit.settle, &commit.index, &begun) {
+            (Some(settle), Some(index), Some(OpBegin::Run)) => {
+                let first = replayed_index
+                    .clone()
+                    .or_else(|| inner.artifacts.get(&index.entry.sha256).map(|a| a.path.clone()));
+                let own = first.is_none_or(|path| path == index.entry.path);
+                if own {
+                    for &to in &settle.steps {
+                        check_transition(Transition::Step, job.state, to)?;
+                        apply_step(&mut job, to, commit, now);
+                    }
+                }
+                own
+            }
+            _ => false,
+        };
+        let begun = if settled { None } else { begun };
         // Apply.
         if let (Some(i), Some(finish)) = (finish_row, &commit.finish) {
             let row = &mut inner.ops[i];
@@ -356,7 +374,24 @@ impl LedgerStore for MemoryStore {
                 result: None,
             });
         }
-        Ok(CommitOutcome { begun, first_path })
+        if let (Some(settle), Some(start)) = (commit.settle.as_ref().filter(|_| settled), &commit.begin) {
+            inner.push_op(OpRecord {
+                seq: 0,
+                op_key: start.op_key.clone(),
+                job_key: fence.job_key.clone(),
+                kind: start.kind,
+                epoch: fence.epoch,
+                started_at: now,
+                finished_at: Some(now),
+                result_code: Some(ResultCode::Ok),
+                result: Some(settle.result.clone()),
+            });
+        }
+        Ok(CommitOutcome {
+            begun,
+            first_path,
+            settled,
+        })
     }
 
     async fn ops(&self, query: &OpQuery) -> StoreResult<Vec<OpRecord>> {

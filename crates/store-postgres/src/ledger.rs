@@ -37,7 +37,7 @@ enum NextAttempt {
 }
 
 /// The job fields a commit's steps produce.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Stepped {
     state: JobState,
     attempts: i32,
@@ -58,7 +58,13 @@ fn apply_steps(locked: &LockedJob, commit: &Commit) -> StoreResult<Stepped> {
         next_attempt: NextAttempt::Keep,
         end_lease: false,
     };
-    for &to in &commit.steps {
+    step_through(&mut job, &commit.steps, commit)?;
+    Ok(job)
+}
+
+/// Applies `steps` after the job's current state, checking each.
+fn step_through(job: &mut Stepped, steps: &[JobState], commit: &Commit) -> StoreResult<()> {
+    for &to in steps {
         check_transition(Transition::Step, job.state, to)?;
         job.state = to;
         if to == JobState::Streaming {
@@ -81,7 +87,7 @@ fn apply_steps(locked: &LockedJob, commit: &Commit) -> StoreResult<Stepped> {
             job.next_attempt = NextAttempt::Clear;
         }
     }
-    Ok(job)
+    Ok(())
 }
 
 /// Whether the patch sets a stored field (`failure` is only read by a step
@@ -307,11 +313,34 @@ impl LedgerStore for PostgresStore {
                             )));
                         }
                     }
-                    let job = apply_steps(&locked, commit)?;
+                    let mut job = apply_steps(&locked, commit)?;
                     if (commit.index.is_some() || commit.begin.is_some()) && !job.state.is_in_flight() {
                         return Err(conflict(format!("cannot start an op on a {} job", job.state)));
                     }
-                    let update_job = !commit.steps.is_empty() || patch_sets_fields(&commit.patch);
+                    // Commit::settle: the INDEX op runs first, and settles
+                    // the begin op when the first copy is the job's own.
+                    let (mut first_path, mut settled) = (None, false);
+                    if let (Some(settle), Some(index), Some(start)) = (&commit.settle, &commit.index, &commit.begin) {
+                        let first = index_in_commit(conn, fence, index).await?;
+                        if first == index.entry.path {
+                            let mut after = job.clone();
+                            step_through(&mut after, &settle.steps, commit)?;
+                            let recorded = Sql::new(queries::SETTLE_OP)
+                                .bind(start.op_key.as_str())
+                                .bind(fence.job_key.as_str())
+                                .bind(start.kind.as_str())
+                                .bind(fence.epoch)
+                                .bind(settle.result.clone())
+                                .execute(conn)
+                                .await?;
+                            if recorded == 1 {
+                                (job, settled) = (after, true);
+                            }
+                        }
+                        first_path = Some(first);
+                    }
+                    let begin = commit.begin.as_ref().filter(|_| !settled);
+                    let update_job = !commit.steps.is_empty() || settled || patch_sets_fields(&commit.patch);
                     if commit.finish.is_none() && commit.begin.is_none() && commit.index.is_none() && !update_job {
                         return Ok(CommitOutcome::default());
                     }
@@ -342,8 +371,8 @@ impl LedgerStore for PostgresStore {
                         .bind(p.sha256.clone())
                         .bind(p.size.map(|s| signed(s, "size")).transpose()?)
                         .bind(p.duplicate_of.clone())
-                        .bind(commit.begin.as_ref().map(|b| b.op_key.as_str()))
-                        .bind(commit.begin.as_ref().map(|b| b.kind.as_str()))
+                        .bind(begin.map(|b| b.op_key.as_str()))
+                        .bind(begin.map(|b| b.kind.as_str()))
                         .get_result(conn)
                         .await?;
                     if let Some(finish) = &commit.finish {
@@ -354,7 +383,7 @@ impl LedgerStore for PostgresStore {
                             )));
                         }
                     }
-                    let begun = match &commit.begin {
+                    let begun = match begin {
                         None => None,
                         Some(_) if written.replayed => Some(OpBegin::Replay(written.replay.unwrap_or(Value::Null))),
                         Some(_) if written.begun == 1 => Some(OpBegin::Run),
@@ -366,11 +395,14 @@ impl LedgerStore for PostgresStore {
                         }
                     };
                     debug_assert!(!update_job || written.updated == 1);
-                    let first_path = match &commit.index {
-                        Some(index) => Some(index_in_commit(conn, fence, index).await?),
-                        None => None,
-                    };
-                    Ok(CommitOutcome { begun, first_path })
+                    if let (Some(index), None) = (&commit.index, &first_path) {
+                        first_path = Some(index_in_commit(conn, fence, index).await?);
+                    }
+                    Ok(CommitOutcome {
+                        begun,
+                        first_path,
+                        settled,
+                    })
                 }
                 .scope_boxed()
             })

@@ -22,6 +22,13 @@ pub(crate) const STATUS: &str = "SELECT state, count(*) AS n FROM jobs GROUP BY 
 pub(crate) const INDEX_RECORD: &str =
     "INSERT INTO ops (op_key, job_key, kind, epoch, started_at, finished_at, result_code, result) \
      VALUES ($1, $2, 'INDEX', $3, now(), now(), 'OK', $4)";
+/// A settled op's OK row (kind $3, job $2, epoch $4, result $5), unless the
+/// op key has an OK row or an attempt under the epoch already.
+pub(crate) const SETTLE_OP: &str =
+    "INSERT INTO ops (op_key, job_key, kind, epoch, started_at, finished_at, result_code, result) \
+     SELECT $1, $2, $3, $4, now(), now(), 'OK', $5 \
+     WHERE NOT EXISTS (SELECT 1 FROM ops WHERE op_key = $1 AND result_code = 'OK') \
+     ON CONFLICT DO NOTHING";
 pub(crate) const ARTIFACT: &str = "SELECT sha256, path, size, job_key FROM artifacts WHERE sha256 = $1";
 pub(crate) const JOB_FOR_REQUEUE: &str = "SELECT state, epoch FROM jobs WHERE job_key = $1 FOR UPDATE";
 pub(crate) const JOB_EXISTS: &str = "SELECT count(*) AS n FROM jobs WHERE job_key = $1";

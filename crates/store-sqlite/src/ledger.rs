@@ -290,7 +290,7 @@ fn apply_patch(job: &mut Job, commit: &Commit) -> bool {
 
 /// The one fenced, atomic write of a worker. Everything is checked before
 /// anything is written, in the reference store's order: fence, finish,
-/// steps, patch, begin.
+/// steps, patch, index, begin (or settle).
 pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Result<CommitOutcome, TxError> {
     let now = clock::now(conn)?;
     let (seq, mut job) = load_job(conn, &fence.job_key)?.ok_or_else(|| not_found(&fence.job_key))?;
@@ -335,6 +335,24 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
         }),
         None => None,
     };
+    let settled = match (&commit.settle, &commit.index, &begun) {
+        (Some(settle), Some(index), Some(OpBegin::Run)) => {
+            let first = match &replayed_index {
+                Some(path) => Some(path.clone()),
+                None => artifact(conn, &index.entry.sha256)?.map(|standing| standing.path),
+            };
+            let own = first.is_none_or(|path| path == index.entry.path);
+            if own {
+                for &to in &settle.steps {
+                    check_transition(Transition::Step, job.state, to)?;
+                    apply_step(&mut job, to, commit, now);
+                }
+            }
+            own
+        }
+        _ => false,
+    };
+    let begun = if settled { None } else { begun };
     // Everything checked: write.
     if let (Some(seq), Some(finish)) = (finish_seq, &commit.finish) {
         conn.prepare_cached(queries::OP_FINISH)?.execute(named_params! {
@@ -344,7 +362,7 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
             ":seq": seq,
         })?;
     }
-    if !commit.steps.is_empty() || patched {
+    if !commit.steps.is_empty() || patched || settled {
         if lease_columns == self::lease_columns(&job) {
             step_job(conn, seq, &job)?;
         } else {
@@ -368,7 +386,24 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
             None,
         )?;
     }
-    Ok(CommitOutcome { begun, first_path })
+    if let (Some(settle), Some(start)) = (commit.settle.as_ref().filter(|_| settled), &commit.begin) {
+        let code = Some(ResultCode::Ok);
+        insert_op(
+            conn,
+            &start.op_key,
+            &fence.job_key,
+            start.kind,
+            fence.epoch,
+            now,
+            code,
+            Some(&settle.result),
+        )?;
+    }
+    Ok(CommitOutcome {
+        begun,
+        first_path,
+        settled,
+    })
 }
 
 /// Before an attempt of the fenced job's `op_key` under the fence's epoch,

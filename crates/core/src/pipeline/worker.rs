@@ -20,7 +20,9 @@ use crate::fetch::{BodyStream, FetchError, GetRequest, GetResponse, ResourceMeta
 use crate::job::{Job, JobFailure, JobPatch, JobQuery};
 use crate::key::OpKeys;
 use crate::lease::{Fence, Lease};
-use crate::ledger::{ArtifactEntry, Commit, CommitOutcome, IndexOp, OpBegin, OpFinish, OpKind, OpStart, ResultCode};
+use crate::ledger::{
+    ArtifactEntry, Commit, CommitOutcome, IndexOp, OpBegin, OpFinish, OpKind, OpStart, ResultCode, Settle,
+};
 use crate::state::JobState;
 
 /// How a job ended for this worker.
@@ -193,13 +195,15 @@ impl JobRun<'_> {
         Ok(self.commit_indexing(result, steps, patch, None, begin).await?.begun)
     }
 
-    /// [`Self::commit`] that also runs the INDEX op in the same transaction.
+    /// [`Self::commit`] that also runs the INDEX op in the same transaction,
+    /// and settles `begin` there when the index says so (see
+    /// [`Commit::settle`]).
     async fn commit_indexing(
         &mut self,
         result: Option<Value>,
         steps: &[JobState],
         patch: JobPatch,
-        index: Option<IndexOp>,
+        index: Option<(IndexOp, Option<Settle>)>,
         begin: Option<(String, OpKind)>,
     ) -> Result<CommitOutcome, Stop> {
         self.check_lease()?;
@@ -212,12 +216,14 @@ impl JobRun<'_> {
             _ => None,
         };
         let begin_key = begin.as_ref().map(|(k, _)| k.clone());
+        let (index, settle) = index.map_or((None, None), |(index, settle)| (Some(index), settle));
         let commit = Commit {
             finish,
             steps: steps.to_vec(),
             patch,
             index,
             begin: begin.map(|(op_key, kind)| OpStart { op_key, kind }),
+            settle,
         };
         let outcome = self.shared.store.commit(&self.fence, &commit).await?;
         if steps.contains(&JobState::Streaming) {
@@ -256,6 +262,7 @@ impl JobRun<'_> {
             },
             index: None,
             begin: None,
+            settle: None,
         };
         match self.shared.store.commit(&self.fence, &commit).await {
             Ok(_) => {
@@ -570,16 +577,25 @@ impl JobRun<'_> {
                 job_key: self.fence.job_key.clone(),
             },
         };
+        // DEDUPE has nothing to link when this copy is the first one: it is
+        // then recorded and the job succeeds in the same commit.
+        let settle = Settle {
+            result: deduped(&final_str, false),
+            steps: vec![JobState::Deduped, JobState::Success],
+        };
         let dedupe_key = self.keys().content(OpKind::Dedupe, &sha256);
         let outcome = self
             .commit_indexing(
                 Some(placed),
                 &[JobState::Finalized, JobState::Indexed],
                 patch,
-                Some(index),
+                Some((index, Some(settle))),
                 Some((dedupe_key, OpKind::Dedupe)),
             )
             .await?;
+        if outcome.settled {
+            return Ok(JobOutcome::Succeeded);
+        }
         let first_path = outcome.first_path.unwrap_or_else(|| final_str.clone());
         // Same content placed concurrently by two jobs: end as one inode.
         let shared_inode = if first_path == final_str {
@@ -590,9 +606,8 @@ impl JobRun<'_> {
             self.check_lease()?;
             blocking(move || relink_to_first(&first, &dest, durable).or(Ok(false))).await?
         };
-        let deduped = json!({ "original": first_path, "hard_linked": shared_inode });
         self.commit(
-            Some(deduped),
+            Some(deduped(&first_path, shared_inode)),
             &[JobState::Deduped, JobState::Success],
             JobPatch::default(),
             None,
@@ -608,4 +623,10 @@ impl JobRun<'_> {
             tracing::warn!(job = %self.fence.job_key, error = %err, "could not remove partial files");
         }
     }
+}
+
+/// The DEDUPE op's result: the first copy, and whether this job's path is
+/// now a hard link to it.
+fn deduped(original: &str, hard_linked: bool) -> Value {
+    json!({ "original": original, "hard_linked": hard_linked })
 }

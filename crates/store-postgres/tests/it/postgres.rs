@@ -145,6 +145,7 @@ async fn a_refused_commit_writes_nothing() {
             op_key: key.into(),
             kind: OpKind::Head,
         }),
+        settle: None,
     };
     let refused = store.commit(&lease.fence, &commit).await;
     assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");

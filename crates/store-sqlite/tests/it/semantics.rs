@@ -172,6 +172,7 @@ async fn commit_conflicts_write_nothing() {
             op_key: stream.clone(),
             kind: OpKind::Stream,
         }),
+        settle: None,
     };
     let outcome = store.commit(fence, &commit).await.expect("commit");
     assert_eq!(outcome.begun, Some(OpBegin::Run));
