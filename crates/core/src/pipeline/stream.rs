@@ -1,8 +1,8 @@
 //! A partial file being written: bytes hashed as they arrive, written in
 //! large blocks off the async executor.
 //!
-//! A small body is gathered in memory and written and hashed by one blocking
-//! call at [`Partial::finish`]. Once a body fills a [`BLOCK`], the partial
+//! A small body is gathered in memory, and the file created, written and
+//! hashed by one blocking call at [`Partial::finish`]. Once a body fills a [`BLOCK`], the partial
 //! file becomes a pipeline so that receiving, writing and hashing overlap on
 //! different cores:
 //!
@@ -53,8 +53,9 @@ pub(crate) struct Partial {
 
 #[derive(Debug)]
 enum State {
-    /// No block filled yet: the file and hash state are here.
-    Direct { file: File, hasher: Sha256 },
+    /// No block filled yet: the hash state is here, and the file once
+    /// opened (a small body opens, writes and hashes it in one blocking call).
+    Direct { file: Option<File>, hasher: Sha256 },
     /// The stages run.
     Piped(Pipeline),
     /// A stage failed (this error); nothing more is written.
@@ -85,29 +86,30 @@ async fn joined<T>(task: JoinHandle<T>) -> io::Result<T> {
         .map_err(|e| io::Error::other(format!("file task failed: {e}")))
 }
 
+/// Creates (or truncates) the partial file at `path`.
+fn open(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .read(true)
+        .open(path)
+}
+
 impl Partial {
-    /// Creates (or truncates) the partial file at `path`.
-    pub(crate) async fn create(path: PathBuf) -> io::Result<Self> {
-        let open_path = path.clone();
-        let file = blocking(move || {
-            OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .read(true)
-                .open(open_path)
-        })
-        .await?;
-        Ok(Self {
+    /// The partial file at `path`, created (or truncated) when the first
+    /// bytes are written, or by [`finish`](Self::finish) for an empty body.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self {
             path,
             len: 0,
             block: Vec::new(),
             write_back: false,
             state: State::Direct {
-                file,
+                file: None,
                 hasher: Sha256::new(),
             },
-        })
+        }
     }
 
     /// Asks the kernel to write a large body to disk while it streams
@@ -123,11 +125,15 @@ impl Partial {
     /// from the copy.
     pub(crate) async fn copy_prefix_from(&mut self, source: &Path, len: u64) -> io::Result<()> {
         let source = source.to_owned();
-        let State::Direct { file, .. } = &self.state else {
+        let State::Direct { file, .. } = &mut self.state else {
             return Err(io::Error::other("partial file already streaming"));
         };
-        let mut file = file.try_clone()?;
-        let hasher = blocking(move || {
+        let (file, path) = (file.take(), self.path.clone());
+        let (file, hasher) = blocking(move || {
+            let mut file = match file {
+                Some(file) => file,
+                None => open(&path)?,
+            };
             let copied = io::copy(&mut File::open(source)?.take(len), &mut file)?;
             if copied != len {
                 return Err(io::Error::new(
@@ -147,12 +153,13 @@ impl Partial {
                 hasher.update(&block[..n]);
             }
             file.seek(io::SeekFrom::End(0))?;
-            Ok(hasher)
+            Ok((file, hasher))
         })
         .await?;
-        if let State::Direct { hasher: state, .. } = &mut self.state {
-            *state = hasher;
-        }
+        self.state = State::Direct {
+            file: Some(file),
+            hasher,
+        };
         self.len = len;
         Ok(())
     }
@@ -200,7 +207,7 @@ impl Partial {
     /// on the first one) and takes a free block to fill next.
     async fn send_block(&mut self) -> io::Result<()> {
         if matches!(self.state, State::Direct { .. }) {
-            self.start_pipeline();
+            self.start_pipeline().await?;
         }
         let State::Piped(pipeline) = &mut self.state else {
             return self.failed();
@@ -227,9 +234,25 @@ impl Partial {
         }
     }
 
-    fn start_pipeline(&mut self) {
+    async fn start_pipeline(&mut self) -> io::Result<()> {
         let State::Direct { file, hasher } = self.take_state() else {
-            return;
+            return Ok(());
+        };
+        let file = match file {
+            Some(file) => file,
+            None => {
+                let path = self.path.clone();
+                match blocking(move || open(&path)).await {
+                    Ok(file) => file,
+                    Err(err) => {
+                        self.state = State::Failed {
+                            kind: err.kind(),
+                            message: err.to_string(),
+                        };
+                        return Err(err);
+                    }
+                }
+            }
         };
         let (to_write, write_rx) = mpsc::channel::<Vec<u8>>(BLOCKS);
         let (to_hash, hash_rx) = mpsc::channel::<Vec<u8>>(BLOCKS);
@@ -263,6 +286,7 @@ impl Partial {
             hasher,
             write_back,
         });
+        Ok(())
     }
 
     /// Ends the stages (after they drained what was sent) and returns the
@@ -307,9 +331,14 @@ impl Partial {
         self.failed()?;
         let rest = std::mem::take(&mut self.block);
         let hasher = match self.take_state() {
-            State::Direct { file: _, hasher } if rest.is_empty() => hasher,
-            State::Direct { mut file, mut hasher } => {
+            State::Direct { file: Some(_), hasher } if rest.is_empty() => hasher,
+            State::Direct { file, mut hasher } => {
+                let path = self.path.clone();
                 blocking(move || {
+                    let mut file = match file {
+                        Some(file) => file,
+                        None => open(&path)?,
+                    };
                     file.write_all(&rest)?;
                     hasher.update(&rest);
                     Ok(hasher)
@@ -418,7 +447,7 @@ mod tests {
     }
 
     async fn stream(dir: &Path, name: &str, data: &[u8], chunk: usize, write_back: bool) -> (PathBuf, String, u64) {
-        let mut partial = Partial::create(dir.join(name)).await.unwrap();
+        let mut partial = Partial::new(dir.join(name));
         partial.write_back_early(write_back);
         for piece in data.chunks(chunk.max(1)) {
             partial.push(piece).await.unwrap();
@@ -451,9 +480,27 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_file_is_created_by_the_first_write_and_open_errors_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lazy");
+        let mut partial = Partial::new(path.clone());
+        partial.push(b"abc").await.unwrap();
+        assert!(!path.exists(), "a small body is held until finish");
+        partial.finish().await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
+        let missing = dir.path().join("no-such-dir").join("p");
+        let error = Partial::new(missing.clone()).finish().await.expect_err("small body");
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
+        let mut large = Partial::new(missing);
+        let error = large.push(&body(BLOCK)).await.expect_err("large body");
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
+        assert_eq!(large.finish().await.expect_err("again").kind(), io::ErrorKind::NotFound);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_error_stops_the_stream_and_is_reported_again_by_finish() {
         // Every write to /dev/full fails with ENOSPC.
-        let mut partial = Partial::create(PathBuf::from("/dev/full")).await.unwrap();
+        let mut partial = Partial::new(PathBuf::from("/dev/full"));
         partial.write_back_early(true);
         let data = body(BLOCK);
         let mut error = None;
@@ -477,7 +524,7 @@ mod tests {
         let prefix = 2 * BLOCK + 7;
         let earlier = dir.path().join("earlier");
         std::fs::write(&earlier, &data[..prefix + 50]).unwrap();
-        let mut partial = Partial::create(dir.path().join("now")).await.unwrap();
+        let mut partial = Partial::new(dir.path().join("now"));
         partial.write_back_early(true);
         partial.copy_prefix_from(&earlier, prefix as u64).await.unwrap();
         assert_eq!(partial.len(), prefix as u64);

@@ -301,7 +301,7 @@ impl JobRun<'_> {
                 )));
             }
         }
-        let mut partial = Partial::create(self.shared.out.partial_path(&self.fence.job_key, self.fence.epoch)).await?;
+        let mut partial = Partial::new(self.shared.out.partial_path(&self.fence.job_key, self.fence.epoch));
         if opened.start > 0 {
             let (source, _) = prior.as_ref().expect("a resumed start has a prior partial");
             partial.copy_prefix_from(source, opened.start).await?;
