@@ -133,7 +133,7 @@ pub(crate) struct Shared {
     pub(crate) config: RunConfig,
     pub(crate) progress: Arc<dyn Progress>,
     hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Leased jobs waiting for a download slot.
+    /// Leased jobs not downloading yet (see `worker::QueuePlace`).
     pub(crate) queued: AtomicUsize,
 }
 

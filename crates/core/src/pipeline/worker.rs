@@ -3,6 +3,7 @@
 //! each side effect recorded in the ledger under the job's op keys.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,18 +119,21 @@ fn remove_partial_files(out: &OutDir, key: &str, epoch: i64) -> std::io::Result<
     Ok(())
 }
 
-/// Takes one leased job as far as it goes, once one of `slots` is free (its
-/// lease is renewed while it waits).
+/// Takes one leased job as far as it goes; its download waits for one of
+/// `slots` (its lease is renewed while it waits).
 pub(crate) async fn process(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcome {
     let keeper = LeaseKeeper::start(Arc::clone(&shared.store), lease.fence.clone(), shared.config.lease_ttl);
-    let slot = slots.acquire_owned().await.expect("semaphore never closes");
-    shared.queued.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     let mut run = JobRun {
         shared,
         fence: lease.fence,
         job: lease.job,
         keeper,
-        slot: Some(slot),
+        queue: QueuePlace {
+            queued: &shared.queued,
+            slots,
+            waiting: true,
+        },
+        slot: None,
         running_op: None,
         streamed: false,
     };
@@ -151,14 +155,49 @@ struct JobRun<'a> {
     fence: Fence,
     job: Job,
     keeper: LeaseKeeper,
-    /// This job's place among the `--concurrency` downloads, given back once
-    /// its body is in: finishing (fsync, placement, ledger) overlaps the next
-    /// downloads.
+    /// Where the job waits for its download slot.
+    queue: QueuePlace<'a>,
+    /// This job's place among the `--concurrency` downloads, taken just
+    /// before its GET and given back once its body is in: the ledger writes
+    /// before it, and finishing (fsync, placement, ledger) after it, overlap
+    /// other downloads.
     slot: Option<OwnedSemaphorePermit>,
     /// The op attempt started and not yet finished.
     running_op: Option<String>,
     /// Whether this epoch reached STREAMING (an attempt was counted).
     streamed: bool,
+}
+
+/// A leased job's place in the queue for a download slot: counted in
+/// `Shared::queued` until it takes a slot or ends.
+struct QueuePlace<'a> {
+    queued: &'a AtomicUsize,
+    slots: Arc<Semaphore>,
+    waiting: bool,
+}
+
+impl QueuePlace<'_> {
+    /// Waits for a download slot and leaves the queue.
+    async fn take(&mut self) -> OwnedSemaphorePermit {
+        let slot = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .expect("semaphore never closes");
+        self.leave();
+        slot
+    }
+
+    fn leave(&mut self) {
+        if std::mem::take(&mut self.waiting) {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.leave();
+    }
 }
 
 /// The GET's answer, with the start offset decided.
@@ -282,8 +321,6 @@ impl JobRun<'_> {
     }
 
     async fn run(&mut self) -> Result<JobOutcome, Stop> {
-        let host_slot = self.shared.host_slot(&self.job.url);
-        let host = host_slot.acquire_owned().await.expect("semaphore never closes");
         let final_path = self.shared.out.final_path(&self.job.work_id, &self.job.artifact_id);
         if let Some(original) = self.find_original().await? {
             return self.skip_duplicate(original, final_path).await;
@@ -292,6 +329,14 @@ impl JobRun<'_> {
         self.commit(None, &[], JobPatch::default(), Some((head_key, OpKind::Head)))
             .await?;
         let prior = self.prior_partial().await?;
+        // The download: a permit of the host, then one of the run.
+        let host = self
+            .shared
+            .host_slot(&self.job.url)
+            .acquire_owned()
+            .await
+            .expect("semaphore never closes");
+        self.slot = Some(self.queue.take().await);
         let opened = self.open(prior.as_ref().map(|(_, len)| *len)).await?;
         if let Some(len) = opened.meta.content_length {
             if len > self.shared.config.max_size {
