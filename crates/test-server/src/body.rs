@@ -11,7 +11,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
 
-use crate::state::Counters;
+use crate::state::{BodyInFlight, Counters};
 
 /// Chunk size when the body is not throttled.
 const CHUNK: usize = 64 * 1024;
@@ -33,6 +33,8 @@ pub(crate) struct ServeBody {
     /// Whether the grace pause before the cut has been taken.
     graced: bool,
     counters: Vec<Arc<Counters>>,
+    /// Counts a GET body as in flight while it lives.
+    _in_flight: Option<BodyInFlight>,
 }
 
 impl ServeBody {
@@ -54,7 +56,14 @@ impl ServeBody {
             cut: false,
             graced: false,
             counters,
+            _in_flight: None,
         }
+    }
+
+    /// Counted in flight until dropped.
+    pub(crate) fn in_flight(mut self, guard: BodyInFlight) -> Self {
+        self._in_flight = Some(guard);
+        self
     }
 
     /// Writes `chunk` bytes at a time with `delay` between chunks.

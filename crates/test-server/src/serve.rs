@@ -11,7 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::body::ServeBody;
 use crate::content::content;
-use crate::state::{Resource, Shared};
+use crate::state::{BodyInFlight, Resource, Shared};
 use crate::Fault;
 
 /// Answers `req`, counting it in `shared`'s stats.
@@ -104,7 +104,7 @@ pub(crate) fn respond<B>(shared: &Shared, req: &Request<B>) -> Response<ServeBod
     }
 
     let data = resource.body.slice(first as usize..last as usize);
-    let mut body = ServeBody::new(data, counters.to_vec());
+    let mut body = ServeBody::new(data, counters.to_vec()).in_flight(BodyInFlight::new(&shared.bodies));
     let mut cut = None;
     faults.retain_mut(|fault| match fault {
         Fault::ChangeAfter { after_gets } => {

@@ -116,6 +116,34 @@ pub struct Stats {
     pub heads: u64,
     /// Body bytes actually handed to the connection.
     pub bytes_served: u64,
+    /// The most GET bodies being sent at once.
+    pub peak_bodies: u64,
+}
+
+/// GET bodies being sent now, and the most at once.
+#[derive(Debug, Default)]
+pub(crate) struct Bodies {
+    now: AtomicU64,
+    peak: AtomicU64,
+}
+
+/// One GET body being sent: counted in [`Bodies`] until dropped (sent
+/// whole, cut, or abandoned by the client).
+#[derive(Debug)]
+pub(crate) struct BodyInFlight(Arc<Bodies>);
+
+impl BodyInFlight {
+    pub(crate) fn new(bodies: &Arc<Bodies>) -> Self {
+        let now = bodies.now.fetch_add(1, Ordering::SeqCst) + 1;
+        bodies.peak.fetch_max(now, Ordering::SeqCst);
+        Self(Arc::clone(bodies))
+    }
+}
+
+impl Drop for BodyInFlight {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Counters of one path.
@@ -165,6 +193,7 @@ pub(crate) struct Shared {
     content: Mutex<Content>,
     total: Arc<Counters>,
     per_path: Mutex<HashMap<String, Arc<Counters>>>,
+    pub(crate) bodies: Arc<Bodies>,
 }
 
 /// Locks `mutex`, ignoring poisoning: a panicking test must not wedge the server.
@@ -201,6 +230,7 @@ impl Shared {
             gets: all.gets,
             heads: all.heads,
             bytes_served: all.bytes_served,
+            peak_bodies: self.bodies.peak.load(Ordering::SeqCst),
         }
     }
 
@@ -213,6 +243,9 @@ impl Shared {
 
     pub(crate) fn reset_stats(&self) {
         self.total.reset();
+        self.bodies
+            .peak
+            .store(self.bodies.now.load(Ordering::SeqCst), Ordering::SeqCst);
         for counters in lock(&self.per_path).values() {
             counters.reset();
         }

@@ -122,3 +122,44 @@ fn unsafe_ids_stay_inside_the_output_folder() {
     assert!(root.join("%2Fabs").join("%2E").is_file());
     assert!(!ws.dir.path().join("escape").exists());
 }
+
+#[test]
+fn downloads_stay_within_the_per_host_and_run_bounds() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let paths: Vec<String> = (0..12).map(|i| format!("/slow{i}")).collect();
+    for (i, path) in paths.iter().enumerate() {
+        server.add(path, content(i as u64 + 50, 8000));
+        // 8 chunks 25 ms apart: each body takes about 200 ms to send.
+        server.fault(
+            path,
+            oncefetch_test_server::Fault::Throttle {
+                chunk: 1000,
+                delay_ms: 25,
+            },
+        );
+    }
+    let lines: Vec<_> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| entry(&server, &format!("w{i}"), "a", path))
+        .collect();
+    let manifest = ws.manifest(&lines);
+    let run = ws.fetch(&manifest, &["--concurrency", "8", "--per-host", "3"]);
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    let stats = server.stats();
+    assert_eq!(stats.gets, 12, "one GET per file");
+    assert_eq!(
+        stats.peak_bodies, 3,
+        "--per-host 3 bounds one host's downloads, and they overlap"
+    );
+    server.reset_stats();
+    let ws = Workspace::new();
+    let run = ws.fetch(&manifest, &["--concurrency", "2", "--per-host", "8"]);
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    assert_eq!(
+        server.stats().peak_bodies,
+        2,
+        "--concurrency 2 bounds the run's downloads"
+    );
+}
