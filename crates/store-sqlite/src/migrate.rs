@@ -9,7 +9,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Invalid, TxError};
 
 /// Every migration, in order: (version, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../sql/migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../sql/migrations/0001_init.sql")),
+    (2, include_str!("../sql/migrations/0002_canonical_url_if_other.sql")),
+];
 
 /// The schema version this build writes.
 pub(crate) const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
