@@ -40,7 +40,11 @@ pub fn ikey(fields: &mut [(&str, KeyValue<'_>)]) -> String {
 
 /// Lowercase hex SHA-256 of `bytes`.
 fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    // Into a buffer at once: `hex::encode` builds the string a char at a
+    // time, a tenth of the parse thread's time when planning a manifest.
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(bytes), &mut out).expect("64 hex digits for 32 bytes");
+    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
 }
 
 /// Python sorts dict keys by code point; UTF-8 byte order is the same order.

@@ -305,9 +305,9 @@ fn expired_ledger(path: &Path, n: i64, with_ops: bool, rt: &Runtime) {
         .unwrap();
     conn.execute(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-         INSERT INTO jobs (job_key, work_id, artifact_id, url, canonical_url, state, epoch, lease_owner,
+         INSERT INTO jobs (job_key, work_id, artifact_id, url, canonical_url_if_other, state, epoch, lease_owner,
                            lease_expires_at, attempts)
-         SELECT printf('%064x', i), 'w' || i, 'a', 'https://example.org/' || i, 'https://example.org/' || i,
+         SELECT printf('%064x', i), 'w' || i, 'a', 'https://example.org/' || i, x'',
                 'STREAMING', 1, 'crashed-worker', 1000 + i, 1
          FROM n",
         [n],

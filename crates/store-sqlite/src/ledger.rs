@@ -165,12 +165,24 @@ fn insert_jobs(stmt: &mut rusqlite::Statement<'_>, jobs: &[NewJob]) -> Result<us
             &job.work_id,
             &job.artifact_id,
             &job.url,
-            &job.canonical_url,
+            canonical_url_if_other(job),
             &job.expected_sha256,
             size,
         ]);
     }
     Ok(stmt.execute(params.as_slice())?)
+}
+
+/// The `canonical_url_if_other` column of a job: an empty BLOB when its
+/// canonical URL is its URL (the generated `canonical_url` column reads the
+/// URL then).
+fn canonical_url_if_other(job: &NewJob) -> &dyn rusqlite::ToSql {
+    const SAME_AS_URL: &[u8] = &[];
+    if job.canonical_url == job.url {
+        &SAME_AS_URL
+    } else {
+        &job.canonical_url
+    }
 }
 
 /// `plan_insert.sql` with `rows` value tuples.

@@ -12,6 +12,7 @@ use crate::error::{Invalid, TxError};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../sql/migrations/0001_init.sql")),
     (2, include_str!("../sql/migrations/0002_ops_by_job.sql")),
+    (3, include_str!("../sql/migrations/0003_canonical_url_if_other.sql")),
 ];
 
 /// The schema version this build writes.

@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use oncefetch_core::conformance::{sample_job, sample_jobs};
 use oncefetch_core::{
-    AcquireRequest, ArtifactEntry, Commit, Fence, IndexOp, JobPatch, JobState, LeaseManager, LedgerExt, LedgerStore,
-    OpBegin, OpKeys, OpKind, OpQuery, OpStart, ResultCode, StoreError,
+    AcquireRequest, ArtifactEntry, Commit, Fence, IndexOp, JobPatch, JobQuery, JobState, LeaseManager, LedgerExt,
+    LedgerStore, OpBegin, OpKeys, OpKind, OpQuery, OpStart, ResultCode, StoreError,
 };
 use oncefetch_store_sqlite::{SqliteOptions, SqliteStore};
 use serde_json::json;
@@ -106,7 +106,7 @@ async fn the_ledger_survives_reopening_and_migrates_once() {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("pragma");
     assert_eq!(mode, "wal");
     conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (99, 0)", [])
@@ -114,6 +114,76 @@ async fn the_ledger_survives_reopening_and_migrates_once() {
     drop(conn);
     let err = SqliteStore::open(&url).await.expect_err("newer schema");
     assert!(err.to_string().contains("newer than this build"), "{err}");
+}
+
+/// A ledger of schema version 1 keeps its jobs through migration 3, which
+/// stores a canonical URL only when it differs from the URL; planning keeps
+/// both kinds apart, and the jobs read and filter by canonical URL as before.
+#[tokio::test]
+async fn migration_3_keeps_canonical_urls() {
+    let path = crate::fresh_db_path();
+    let url = path.to_str().expect("utf-8").to_owned();
+    let same = sample_job("w1", "a", "https://example.org/same.pdf");
+    let other = sample_job("w2", "a", "HTTPS://Example.org:443/other.pdf");
+    assert_eq!(same.canonical_url, same.url);
+    assert_ne!(other.canonical_url, other.url);
+    {
+        let conn = rusqlite::Connection::open(&path).expect("raw open");
+        conn.execute_batch(include_str!("../../sql/migrations/0001_init.sql"))
+            .expect("schema 1");
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+             INSERT INTO schema_version VALUES (1, 0);",
+        )
+        .expect("version 1");
+        for job in [&same, &other] {
+            conn.execute(
+                "INSERT INTO jobs (job_key, work_id, artifact_id, url, canonical_url) VALUES (?1, ?2, ?3, ?4, ?5)",
+                [
+                    &job.job_key,
+                    &job.work_id,
+                    &job.artifact_id,
+                    &job.url,
+                    &job.canonical_url,
+                ],
+            )
+            .expect("v1 row");
+        }
+    }
+    let store = SqliteStore::open(&url).await.expect("migrate");
+    // Planned after the migration: an empty canonical URL stays empty.
+    let mut empty = sample_job("w3", "a", "https://example.org/empty.pdf");
+    empty.canonical_url = String::new();
+    store
+        .plan(&[same.clone(), other.clone(), empty.clone()])
+        .await
+        .expect("plan");
+    let jobs = store.jobs(&JobQuery::default()).await.expect("jobs");
+    assert_eq!(jobs.len(), 3, "the two v1 jobs stay planned once");
+    for job in [&same, &other, &empty] {
+        let found = jobs.iter().find(|j| j.job_key == job.job_key).expect("job");
+        assert_eq!((&found.url, &found.canonical_url), (&job.url, &job.canonical_url));
+        let query = JobQuery {
+            canonical_url: Some(job.canonical_url.clone()),
+            ..JobQuery::default()
+        };
+        let by_url = store.jobs(&query).await.expect("by url");
+        assert_eq!(by_url.len(), 1, "{}", job.canonical_url);
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("raw open");
+    let kinds: Vec<String> = conn
+        .prepare("SELECT typeof(canonical_url_if_other) FROM jobs ORDER BY planned_seq")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        kinds,
+        ["blob", "text", "text"],
+        "only differing canonical URLs are stored"
+    );
 }
 
 #[tokio::test]
