@@ -1,7 +1,4 @@
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,133 +6,9 @@ use std::time::{Duration, Instant};
 use oncefetch_core::conformance::sample_jobs;
 use oncefetch_core::{AcquireRequest, JobPatch, JobState, LeaseManager, LedgerExt, LedgerStore, Millis, StoreError};
 use oncefetch_store_postgres::PostgresStore;
+use oncefetch_test_postgres::PrivateServer;
 
 use crate::support::{postmaster_start, require_postgres};
-
-/// A server of our own, started with the test server's binaries, so that
-/// restarting it does not disturb the tests running beside this one.
-/// Stopped (immediate mode) and removed on drop.
-struct PrivateServer {
-    bindir: PathBuf,
-    dir: PathBuf,
-    port: u16,
-    run_as: Option<String>,
-}
-
-impl PrivateServer {
-    /// `None` (with a note) when `ONCEFETCH_TEST_PG_BINDIR` is not set.
-    fn start() -> Option<Self> {
-        let Some(bindir) = std::env::var_os("ONCEFETCH_TEST_PG_BINDIR") else {
-            assert!(
-                std::env::var("ONCEFETCH_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "ONCEFETCH_REQUIRE_POSTGRES=1 but ONCEFETCH_TEST_PG_BINDIR is not set"
-            );
-            eprintln!("note: ONCEFETCH_TEST_PG_BINDIR is not set; skipping the restart test");
-            return None;
-        };
-        let run_as = std::env::var("ONCEFETCH_TEST_PG_RUN_AS").ok().filter(|u| !u.is_empty());
-        let dir = std::env::temp_dir().join(format!("oncefetch-pg-restart-{}", crate::support::fresh_schema()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let server = Self {
-            bindir: bindir.into(),
-            dir,
-            port,
-            run_as,
-        };
-        if let Some(user) = &server.run_as {
-            run(Command::new("chown").arg(user).arg(&server.dir));
-        }
-        run(server
-            .command("initdb")
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--no-locale",
-                "-D",
-            ])
-            .arg(server.data()));
-        run(server
-            .pg_ctl()
-            .arg("start")
-            .arg("-l")
-            .arg(server.dir.join("log"))
-            .arg("-o")
-            .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                server.port,
-                server.dir.display()
-            )));
-        Some(server)
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let program = self.bindir.join(program);
-        match &self.run_as {
-            Some(user) => {
-                let mut cmd = Command::new("runuser");
-                cmd.args(["-u", user, "--"]).arg(program);
-                cmd
-            }
-            None => Command::new(program),
-        }
-    }
-
-    fn pg_ctl(&self) -> Command {
-        let mut cmd = self.command("pg_ctl");
-        cmd.arg("-D").arg(self.data()).args(["-w", "-t", "60"]);
-        cmd
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    /// `pg_ctl restart -m fast`: every connection is cut. (`-l`, or the new
-    /// postmaster would hold our output pipes open.)
-    fn restart(&self) {
-        run(self
-            .pg_ctl()
-            .args(["restart", "-m", "fast", "-l"])
-            .arg(self.dir.join("log")));
-    }
-}
-
-impl Drop for PrivateServer {
-    fn drop(&mut self) {
-        let stopped = self.pg_ctl().args(["stop", "-m", "immediate"]).output();
-        if !stopped.is_ok_and(|o| o.status.success()) {
-            if let Ok(pid) = std::fs::read_to_string(self.data().join("postmaster.pid")) {
-                if let Some(pid) = pid.lines().next() {
-                    let _ = Command::new("kill").args(["-9", pid.trim()]).status();
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A grant as the worker saw it.
 #[derive(Debug, Clone)]
@@ -237,7 +110,7 @@ async fn worker(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn server_restart_is_ridden_out() {
     let _ = require_postgres!();
-    let Some(server) = PrivateServer::start() else {
+    let Some(server) = PrivateServer::start("store-restart") else {
         return;
     };
     let url = format!("{}?schema=restart&pool_size=4", server.url());
