@@ -4,10 +4,10 @@
 //!
 //! The rules it follows come from `BENCHMARKING.md` (shared with the project): the corpus lives on
 //! the same disk as the outputs (not tmpfs); one untimed warm-up run per client first; timed runs
-//! alternate between clients (A B C A B C …); every run gets a fresh output folder and nothing is
-//! deleted until the end; a `sync` before each run keeps one client's write-back off the next
-//! one's clock; every run's output is checked (file set and SHA-256 of each file, and for oncefetch
-//! the ledger), so a fast wrong run fails the command.
+//! alternate between clients, each round starting one client later (A B C, B C A, C A B …); every
+//! run gets a fresh output folder and nothing is deleted until the end; a `sync` before each run
+//! keeps one client's write-back off the next one's clock; every run's output is checked (file set
+//! and SHA-256 of each file, and for oncefetch the ledger), so a fast wrong run fails the command.
 
 mod corpus;
 mod nginx;
@@ -414,7 +414,11 @@ impl Bench<'_> {
             .map(|e| e.rel.as_str());
         let large_url = large.map(|rel| format!("{}/{rel}", self.nginx.base_url()));
         for round in 0..=rounds {
-            for &client in clients {
+            // Each round starts one client later (A B C, B C A, C A B …), so that no
+            // client always runs after the same one and pays for what it left behind
+            // (page cache to reclaim, disk write-back).
+            let start = round as usize % clients.len();
+            for &client in clients[start..].iter().chain(&clients[..start]) {
                 if self.interrupted.load(Ordering::SeqCst) {
                     bail!("interrupted");
                 }
