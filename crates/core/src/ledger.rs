@@ -210,6 +210,19 @@ pub struct Settle {
     pub steps: Vec<JobState>,
 }
 
+impl Commit {
+    /// Whether [`Commit::settle`] applies, once the store knows the path that
+    /// stands for the indexed content (`first_path`) and whether `begin`'s op
+    /// must run (it has no OK row to replay): the first copy is the INDEX
+    /// op's own entry.
+    pub fn settles(&self, first_path: &str, begin_runs: bool) -> bool {
+        self.settle.is_some()
+            && self.begin.is_some()
+            && begin_runs
+            && self.index.as_ref().is_some_and(|index| index.entry.path == first_path)
+    }
+}
+
 /// What starting an op found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpBegin {

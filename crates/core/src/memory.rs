@@ -308,24 +308,28 @@ impl LedgerStore for MemoryStore {
             }),
             None => None,
         };
-        // Settle at once when the first copy of the content is this entry.
-        let settled = match (&commit.settle, &commit.index, &begun) {
-            (Some(settle), Some(index), Some(OpBegin::Run)) => {
-                let first = replayed_index
-                    .clone()
-                    .or_else(|| inner.artifacts.get(&index.entry.sha256).map(|a| a.path.clone()));
-                let own = first.is_none_or(|path| path == index.entry.path);
-                if own {
-                    for &to in &settle.steps {
-                        check_transition(Transition::Step, job.state, to)?;
-                        apply_step(&mut job, to, commit, now);
-                    }
-                }
-                own
+        // The path that stands for the content: replayed, indexed before, or
+        // this entry's.
+        let first_path = commit.index.as_ref().map(|index| {
+            replayed_index.clone().unwrap_or_else(|| {
+                inner
+                    .artifacts
+                    .get(&index.entry.sha256)
+                    .map_or_else(|| index.entry.path.clone(), |standing| standing.path.clone())
+            })
+        });
+        let settle = commit.settle.as_ref().filter(|_| {
+            first_path
+                .as_deref()
+                .is_some_and(|first| commit.settles(first, begun == Some(OpBegin::Run)))
+        });
+        if let Some(settle) = settle {
+            for &to in &settle.steps {
+                check_transition(Transition::Step, job.state, to)?;
+                apply_step(&mut job, to, commit, now);
             }
-            _ => false,
-        };
-        let begun = if settled { None } else { begun };
+        }
+        let begun = if settle.is_some() { None } else { begun };
         // Apply.
         if let (Some(i), Some(finish)) = (finish_row, &commit.finish) {
             let row = &mut inner.ops[i];
@@ -337,60 +341,42 @@ impl LedgerStore for MemoryStore {
             }
         }
         inner.jobs.insert(fence.job_key.clone(), job);
-        let first_path = match (&commit.index, replayed_index) {
-            (None, _) => None,
-            (Some(_), Some(replayed)) => Some(replayed),
-            (Some(index), None) => {
-                let standing = inner
-                    .artifacts
-                    .entry(index.entry.sha256.clone())
-                    .or_insert_with(|| index.entry.clone())
-                    .path
-                    .clone();
-                inner.push_op(OpRecord {
-                    seq: 0,
-                    op_key: index.op_key.clone(),
-                    job_key: fence.job_key.clone(),
-                    kind: OpKind::Index,
-                    epoch: fence.epoch,
-                    started_at: now,
-                    finished_at: Some(now),
-                    result_code: Some(ResultCode::Ok),
-                    result: Some(serde_json::json!({ "first_path": standing })),
-                });
-                Some(standing)
-            }
-        };
-        if let (Some(OpBegin::Run), Some(start)) = (&begun, &commit.begin) {
+        if let (Some(index), Some(standing), None) = (&commit.index, &first_path, &replayed_index) {
+            inner
+                .artifacts
+                .entry(index.entry.sha256.clone())
+                .or_insert_with(|| index.entry.clone());
             inner.push_op(OpRecord {
                 seq: 0,
-                op_key: start.op_key.clone(),
+                op_key: index.op_key.clone(),
                 job_key: fence.job_key.clone(),
-                kind: start.kind,
-                epoch: fence.epoch,
-                started_at: now,
-                finished_at: None,
-                result_code: None,
-                result: None,
-            });
-        }
-        if let (Some(settle), Some(start)) = (commit.settle.as_ref().filter(|_| settled), &commit.begin) {
-            inner.push_op(OpRecord {
-                seq: 0,
-                op_key: start.op_key.clone(),
-                job_key: fence.job_key.clone(),
-                kind: start.kind,
+                kind: OpKind::Index,
                 epoch: fence.epoch,
                 started_at: now,
                 finished_at: Some(now),
                 result_code: Some(ResultCode::Ok),
-                result: Some(settle.result.clone()),
+                result: Some(serde_json::json!({ "first_path": standing })),
+            });
+        }
+        // `begin` starts running, or (settled) starts and finishes OK.
+        if let (Some(start), true) = (&commit.begin, begun == Some(OpBegin::Run) || settle.is_some()) {
+            let result = settle.map(|settle| settle.result.clone());
+            inner.push_op(OpRecord {
+                seq: 0,
+                op_key: start.op_key.clone(),
+                job_key: fence.job_key.clone(),
+                kind: start.kind,
+                epoch: fence.epoch,
+                started_at: now,
+                finished_at: result.as_ref().map(|_| now),
+                result_code: result.as_ref().map(|_| ResultCode::Ok),
+                result,
             });
         }
         Ok(CommitOutcome {
             begun,
             first_path,
-            settled,
+            settled: settle.is_some(),
         })
     }
 

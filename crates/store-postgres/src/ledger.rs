@@ -322,7 +322,8 @@ impl LedgerStore for PostgresStore {
                     let (mut first_path, mut settled) = (None, false);
                     if let (Some(settle), Some(index), Some(start)) = (&commit.settle, &commit.index, &commit.begin) {
                         let first = index_in_commit(conn, fence, index).await?;
-                        if first == index.entry.path {
+                        // Whether the op must run (no OK row) is SETTLE_OP's own check.
+                        if commit.settles(&first, true) {
                             let mut after = job.clone();
                             step_through(&mut after, &settle.steps, commit)?;
                             let recorded = Sql::new(queries::SETTLE_OP)

@@ -347,24 +347,27 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
         }),
         None => None,
     };
-    let settled = match (&commit.settle, &commit.index, &begun) {
-        (Some(settle), Some(index), Some(OpBegin::Run)) => {
-            let first = match &replayed_index {
-                Some(path) => Some(path.clone()),
-                None => artifact(conn, &index.entry.sha256)?.map(|standing| standing.path),
-            };
-            let own = first.is_none_or(|path| path == index.entry.path);
-            if own {
-                for &to in &settle.steps {
-                    check_transition(Transition::Step, job.state, to)?;
-                    apply_step(&mut job, to, commit, now);
-                }
-            }
-            own
-        }
-        _ => false,
+    // The path that stands for the content: replayed, indexed before, or
+    // this entry's (read once, under the write lock).
+    let first_path = match (&commit.index, &replayed_index) {
+        (None, _) => None,
+        (Some(_), Some(replayed)) => Some(replayed.clone()),
+        (Some(index), None) => Some(
+            artifact(conn, &index.entry.sha256)?.map_or_else(|| index.entry.path.clone(), |standing| standing.path),
+        ),
     };
-    let begun = if settled { None } else { begun };
+    let settle = commit.settle.as_ref().filter(|_| {
+        first_path
+            .as_deref()
+            .is_some_and(|first| commit.settles(first, begun == Some(OpBegin::Run)))
+    });
+    if let Some(settle) = settle {
+        for &to in &settle.steps {
+            check_transition(Transition::Step, job.state, to)?;
+            apply_step(&mut job, to, commit, now);
+        }
+    }
+    let begun = if settle.is_some() { None } else { begun };
     // Everything checked: write.
     if let (Some(seq), Some(finish)) = (finish_seq, &commit.finish) {
         conn.prepare_cached(queries::OP_FINISH)?.execute(named_params! {
@@ -374,32 +377,20 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
             ":seq": seq,
         })?;
     }
-    if !commit.steps.is_empty() || patched || settled {
+    if !commit.steps.is_empty() || patched || settle.is_some() {
         if lease_columns == self::lease_columns(&job) {
             step_job(conn, seq, &job)?;
         } else {
             update_job(conn, seq, &job)?;
         }
     }
-    let first_path = match (&commit.index, replayed_index) {
-        (None, _) => None,
-        (Some(_), Some(replayed)) => Some(replayed),
-        (Some(index), None) => Some(index_content(conn, fence, index, now)?),
-    };
-    if let (Some(OpBegin::Run), Some(start)) = (&begun, &commit.begin) {
-        insert_op(
-            conn,
-            &start.op_key,
-            &fence.job_key,
-            start.kind,
-            fence.epoch,
-            now,
-            None,
-            None,
-        )?;
+    if let (Some(index), Some(standing), None) = (&commit.index, &first_path, &replayed_index) {
+        index_content(conn, fence, index, standing, now)?;
     }
-    if let (Some(settle), Some(start)) = (commit.settle.as_ref().filter(|_| settled), &commit.begin) {
-        let code = Some(ResultCode::Ok);
+    // `begin` starts running, or (settled) starts and finishes OK.
+    if let (Some(start), true) = (&commit.begin, begun == Some(OpBegin::Run) || settle.is_some()) {
+        let result = settle.map(|settle| &settle.result);
+        let code = result.map(|_| ResultCode::Ok);
         insert_op(
             conn,
             &start.op_key,
@@ -408,13 +399,13 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
             fence.epoch,
             now,
             code,
-            Some(&settle.result),
+            result,
         )?;
     }
     Ok(CommitOutcome {
         begun,
         first_path,
-        settled,
+        settled: settle.is_some(),
     })
 }
 
@@ -441,8 +432,15 @@ fn prior_ok(conn: &Connection, fence: &Fence, op_key: &str, state: JobState) -> 
 }
 
 /// The INDEX op's effect and its OK row: records `sha256 → path` unless the
-/// hash is indexed already; returns the path that stands.
-fn index_content(conn: &Connection, fence: &Fence, index: &IndexOp, now: Millis) -> Result<String, TxError> {
+/// hash is indexed already (`standing`, read in the same transaction, is the
+/// path that stands either way).
+fn index_content(
+    conn: &Connection,
+    fence: &Fence,
+    index: &IndexOp,
+    standing: &str,
+    now: Millis,
+) -> Result<(), TxError> {
     let entry = &index.entry;
     conn.prepare_cached(queries::ARTIFACT_INSERT)?.execute(named_params! {
         ":sha256": entry.sha256,
@@ -450,9 +448,7 @@ fn index_content(conn: &Connection, fence: &Fence, index: &IndexOp, now: Millis)
         ":size": rows::size(Some(entry.size), "artifact size")?,
         ":job_key": entry.job_key,
     })?;
-    let standing = artifact(conn, &entry.sha256)?
-        .ok_or_else(|| TxError::Store(StoreError::NotFound(format!("artifact {}", entry.sha256))))?;
-    let result = json!({ "first_path": standing.path });
+    let result = json!({ "first_path": standing });
     insert_op(
         conn,
         &index.op_key,
@@ -463,7 +459,7 @@ fn index_content(conn: &Connection, fence: &Fence, index: &IndexOp, now: Millis)
         Some(ResultCode::Ok),
         Some(&result),
     )?;
-    Ok(standing.path)
+    Ok(())
 }
 
 /// The result recorded by the OK row of the fenced job's `op_key`, if it has

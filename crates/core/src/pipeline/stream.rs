@@ -130,10 +130,7 @@ impl Partial {
         };
         let (file, path) = (file.take(), self.path.clone());
         let (file, hasher) = blocking(move || {
-            let mut file = match file {
-                Some(file) => file,
-                None => open(&path)?,
-            };
+            let mut file = file.map_or_else(|| open(&path), Ok)?;
             let copied = io::copy(&mut File::open(source)?.take(len), &mut file)?;
             if copied != len {
                 return Err(io::Error::new(
@@ -335,10 +332,7 @@ impl Partial {
             State::Direct { file, mut hasher } => {
                 let path = self.path.clone();
                 blocking(move || {
-                    let mut file = match file {
-                        Some(file) => file,
-                        None => open(&path)?,
-                    };
+                    let mut file = file.map_or_else(|| open(&path), Ok)?;
                     file.write_all(&rest)?;
                     hasher.update(&rest);
                     Ok(hasher)
