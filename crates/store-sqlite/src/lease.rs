@@ -189,30 +189,49 @@ pub(crate) fn release(conn: &Connection, fence: &Fence) -> Result<(), TxError> {
 }
 
 /// Frees leases expired at least `stale_after` ago and abandons every
-/// unfinished attempt no live lease covers: two set-based updates.
+/// unfinished attempt no live lease covers. Freeing moves the reconcile mark
+/// (see `0004_reconcile_mark.sql`) and counts the leases it passed, rewriting
+/// no job row; abandoning is one set-based update.
 pub(crate) fn reconcile(conn: &Connection, stale_after: Duration) -> Result<ReconcileReport, TxError> {
-    // A mass expiry (a crash of many workers) rewrites pages all over the
-    // file: keep them in memory until the commit writes each once, rather
-    // than spilling a page to the WAL again every time it is touched.
-    conn.pragma_update(None, "cache_spill", false)?;
-    let report = reconcile_passes(conn, stale_after);
-    conn.pragma_update(None, "cache_spill", true)?;
-    report
-}
-
-fn reconcile_passes(conn: &Connection, stale_after: Duration) -> Result<ReconcileReport, TxError> {
     let now = clock::now(conn)?;
     let cutoff = now.saturating_sub(millis(stale_after));
-    let expired = conn
-        .prepare_cached(queries::RECONCILE_LEASES)?
+    let freed_through = freed_through(conn)?;
+    let expired: i64 = conn.prepare_cached(queries::RECONCILE_LEASES)?.query_row(
+        named_params! {":freed_through": freed_through, ":cutoff": cutoff},
+        |row| row.get(0),
+    )?;
+    conn.prepare_cached(queries::RECONCILE_MARK_MOVE)?
         .execute(named_params! {":cutoff": cutoff})?;
     let abandoned = conn
         .prepare_cached(queries::RECONCILE_OPS)?
         .execute(named_params! {":now": now})?;
     Ok(ReconcileReport {
-        expired_leases: u64::try_from(expired).unwrap_or(u64::MAX),
+        expired_leases: u64::try_from(expired).unwrap_or(0),
         abandoned_ops: u64::try_from(abandoned).unwrap_or(u64::MAX),
     })
+}
+
+/// The reconcile mark: a lease that expired at or before it was freed.
+fn freed_through(conn: &Connection) -> rusqlite::Result<Millis> {
+    conn.prepare_cached(queries::RECONCILE_MARK_GET)?
+        .query_row([], |row| row.get(0))
+}
+
+/// Shows the leases that reconcile freed as gone (no owner, no expiry), as a
+/// read of these jobs reports them. The mark is read only when one of them
+/// records a lease.
+pub(crate) fn hide_freed_leases(conn: &Connection, jobs: &mut [Job]) -> rusqlite::Result<()> {
+    if jobs.iter().all(|job| job.lease_expires_at.is_none()) {
+        return Ok(());
+    }
+    let freed_through = freed_through(conn)?;
+    for job in jobs {
+        if job.lease_expires_at.is_some_and(|t| t <= freed_through) {
+            job.lease_owner = None;
+            job.lease_expires_at = None;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -201,7 +201,7 @@ fn insert_sql(rows: usize) -> String {
 pub(crate) fn jobs(conn: &Connection, query: &JobQuery) -> Result<Vec<Job>, TxError> {
     let state = query.state.map(JobState::as_str);
     let limit = rows::limit(query.limit);
-    let found = match (&query.canonical_url, &query.after) {
+    let mut found = match (&query.canonical_url, &query.after) {
         // The duplicate check of the pipeline: indexed.
         (Some(url), after) if query.state == Some(JobState::Success) => conn
             .prepare_cached(queries::JOBS_SUCCESS_BY_URL)?
@@ -229,6 +229,7 @@ pub(crate) fn jobs(conn: &Connection, query: &JobQuery) -> Result<Vec<Job>, TxEr
             .query_map(named_params! {":state": state, ":limit": limit}, rows::job)?
             .collect::<rusqlite::Result<Vec<_>>>()?,
     };
+    crate::lease::hide_freed_leases(conn, &mut found)?;
     Ok(found)
 }
 

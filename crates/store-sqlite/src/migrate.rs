@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../sql/migrations/0001_init.sql")),
     (2, include_str!("../sql/migrations/0002_ops_by_job.sql")),
     (3, include_str!("../sql/migrations/0003_canonical_url_if_other.sql")),
+    (4, include_str!("../sql/migrations/0004_reconcile_mark.sql")),
 ];
 
 /// The schema version this build writes.
@@ -111,5 +112,23 @@ mod tests {
             "a second attempt under one epoch"
         );
         assert_eq!(migrate(&mut conn).expect("again"), LATEST, "migrating twice is a no-op");
+    }
+
+    #[test]
+    fn version_4_leaves_an_expired_lease_for_the_next_reconcile_to_count() {
+        let mut conn = version_1_ledger();
+        conn.execute("UPDATE jobs SET lease_owner = 'w', lease_expires_at = 5", [])
+            .expect("an expired lease");
+        migrate(&mut conn).expect("migrate");
+        let lease: (Option<String>, Option<i64>) = conn
+            .query_row("SELECT lease_owner, lease_expires_at FROM jobs", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("lease");
+        assert_eq!(lease, (Some("w".to_owned()), Some(5)), "the row is kept as it was");
+        let report = crate::lease::reconcile(&conn, std::time::Duration::ZERO).expect("reconcile");
+        assert_eq!((report.expired_leases, report.abandoned_ops), (1, 1));
+        let again = crate::lease::reconcile(&conn, std::time::Duration::ZERO).expect("reconcile");
+        assert_eq!((again.expired_leases, again.abandoned_ops), (0, 0), "counted once");
     }
 }

@@ -54,8 +54,15 @@ pub(crate) const OUTSTANDING: &str = include_str!("../sql/queries/outstanding.sq
 /// Plans jobs; a job key already present is left as it is. The code appends
 /// one `(?, ?, ?, ?, ?, ?, ?)` tuple per job to this head.
 pub(crate) const PLAN_INSERT: &str = include_str!("../sql/queries/plan_insert.sql");
-/// Frees in-flight jobs whose lease expired at or before the cutoff.
+/// Counts the leases that expired after the reconcile mark and at or before
+/// the cutoff: one range of jobs_lease_expiry, read from the index alone (only
+/// an in-flight job holds a lease: leaving flight clears it). The caller then
+/// moves the mark to the cutoff.
 pub(crate) const RECONCILE_LEASES: &str = include_str!("../sql/queries/reconcile_leases.sql");
+/// The reconcile mark: leases that expired at or before it were freed.
+pub(crate) const RECONCILE_MARK_GET: &str = include_str!("../sql/queries/reconcile_mark_get.sql");
+/// Moves the reconcile mark forward to the cutoff (never back).
+pub(crate) const RECONCILE_MARK_MOVE: &str = include_str!("../sql/queries/reconcile_mark_move.sql");
 /// Abandons every unfinished attempt that no live lease at its epoch covers.
 /// The live leases (few) are read once into a set, and the unfinished
 /// attempts are visited in ledger order, so the pass reads and writes each
@@ -69,8 +76,9 @@ pub(crate) const RENEW: &str = include_str!("../sql/queries/renew.sql");
 pub(crate) const REQUEUE: &str = include_str!("../sql/queries/requeue.sql");
 /// Runnable jobs whose canonical URL no live lease holds, in batch order.
 /// Column order: see rows.rs (the job, then its rowid). The order a batch takes them in:
-///   1. in-flight jobs whose lease was released or reconciled away,
-///   2. in-flight jobs whose lease expired (they hold work already done),
+///   1. in-flight jobs whose lease was released,
+///   2. in-flight jobs whose lease expired, reconciled or not (they hold work
+///      already done),
 ///   3. retryable FAILED jobs with attempts left, past their backoff,
 ///   4. PLANNED jobs in planning order.
 ///
@@ -161,7 +169,11 @@ mod tests {
                     "jobs_failed_retryable",
                 ],
             ),
-            ("reconcile_leases", RECONCILE_LEASES, &["jobs_lease_expiry"]),
+            (
+                "reconcile_leases",
+                RECONCILE_LEASES,
+                &["COVERING INDEX jobs_lease_expiry (lease_expires_at>? AND lease_expires_at<?)"],
+            ),
             (
                 "reconcile_ops",
                 RECONCILE_OPS,

@@ -69,7 +69,8 @@ impl LedgerStore for SqliteStore {
         let job_key = job_key.to_owned();
         self.conn
             .read(move |c| {
-                let (_, job) = ledger::load_job(c, &job_key)?.ok_or_else(|| ledger::not_found(&job_key))?;
+                let (_, mut job) = ledger::load_job(c, &job_key)?.ok_or_else(|| ledger::not_found(&job_key))?;
+                lease::hide_freed_leases(c, std::slice::from_mut(&mut job))?;
                 Ok(job)
             })
             .await

@@ -1,7 +1,8 @@
 -- Runnable jobs whose canonical URL no live lease holds, in batch order.
 -- Column order: see rows.rs (the job, then its rowid). The order a batch takes them in:
---   1. in-flight jobs whose lease was released or reconciled away,
---   2. in-flight jobs whose lease expired (they hold work already done),
+--   1. in-flight jobs whose lease was released,
+--   2. in-flight jobs whose lease expired, reconciled or not (they hold work
+--      already done),
 --   3. retryable FAILED jobs with attempts left, past their backoff,
 --   4. PLANNED jobs in planning order.
 --

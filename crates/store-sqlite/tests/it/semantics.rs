@@ -106,7 +106,7 @@ async fn the_ledger_survives_reopening_and_migrates_once() {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("pragma");
     assert_eq!(mode, "wal");
     conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (99, 0)", [])
@@ -353,6 +353,52 @@ async fn reconcile_respects_stale_after() {
         (job.state, job.lease_owner, job.lease_expires_at),
         (JobState::Leased, None, None)
     );
+}
+
+/// Reconcile frees a lease by moving its mark: the job row keeps its lease
+/// columns, reads show the lease gone, and the job is granted again.
+#[tokio::test]
+async fn reconcile_rewrites_no_job_row() {
+    let path = crate::fresh_db_path();
+    let store = SqliteStore::open(path.to_str().expect("utf-8 path"))
+        .await
+        .expect("open");
+    store.plan(&sample_jobs("mark", 3)).await.expect("plan");
+    let short = AcquireRequest {
+        ttl: Duration::from_millis(50),
+        ..request("gone", 2)
+    };
+    let expired = store.acquire(&short).await.expect("acquire");
+    let live = store.acquire(&request("w", 1)).await.expect("acquire");
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!((expired.len(), live.len()), (2, 1));
+    let report = store.reconcile(Duration::ZERO).await.expect("reconcile");
+    assert_eq!(report.expired_leases, 2, "only the expired leases");
+    let raw = rusqlite::Connection::open(&path).expect("raw open");
+    let owners: i64 = raw
+        .query_row(
+            "SELECT COUNT(*) FROM jobs WHERE lease_owner = 'gone' AND lease_expires_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(owners, 2, "the freed rows are not rewritten");
+    let freed = store.job(&expired[0].fence.job_key).await.expect("job");
+    assert_eq!((freed.lease_owner, freed.lease_expires_at), (None, None));
+    let listed = store.jobs(&JobQuery::default()).await.expect("jobs");
+    let shown: Vec<Option<&str>> = listed.iter().map(|j| j.lease_owner.as_deref()).collect();
+    assert_eq!(
+        (
+            shown.iter().filter(|o| o.is_none()).count(),
+            shown.iter().filter(|o| *o == &Some("w")).count()
+        ),
+        (2, 1),
+        "the live lease stays shown"
+    );
+    let regranted = store.acquire(&request("again", 5)).await.expect("acquire");
+    assert_eq!(regranted.len(), 2, "the freed jobs, not the live one");
+    let report = store.reconcile(Duration::ZERO).await.expect("reconcile");
+    assert_eq!(report.expired_leases, 0, "each expiry is counted once");
 }
 
 #[tokio::test]
