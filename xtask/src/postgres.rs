@@ -76,17 +76,7 @@ impl TempPostgres {
         }
 
         let mut initdb = as_user(run_as, bindir.join("initdb"));
-        initdb.arg("-D").arg(&data);
-        initdb.args([
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--no-locale",
-        ]);
+        initdb.args(oncefetch_test_postgres::INITDB_ARGS).arg("-D").arg(&data);
         eprintln!("$ {}", cmd::cmdline(&initdb));
         cmd::quiet_ok(&mut initdb)?;
 

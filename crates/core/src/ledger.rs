@@ -211,15 +211,18 @@ pub struct Settle {
 }
 
 impl Commit {
-    /// Whether [`Commit::settle`] applies, once the store knows the path that
-    /// stands for the indexed content (`first_path`) and whether `begin`'s op
-    /// must run (it has no OK row to replay): the first copy is the INDEX
-    /// op's own entry.
-    pub fn settles(&self, first_path: &str, begin_runs: bool) -> bool {
-        self.settle.is_some()
-            && self.begin.is_some()
-            && begin_runs
-            && self.index.as_ref().is_some_and(|index| index.entry.path == first_path)
+    /// [`Commit::settle`] when it applies, once the store knows the path that
+    /// stands for the indexed content (`first_path`, `None` without an INDEX
+    /// op) and whether `begin`'s op must run (it has no OK row to replay):
+    /// the first copy is the INDEX op's own entry.
+    pub fn settling(&self, first_path: Option<&str>, begin_runs: bool) -> Option<&Settle> {
+        let own_copy = self
+            .index
+            .as_ref()
+            .is_some_and(|index| first_path == Some(index.entry.path.as_str()));
+        self.settle
+            .as_ref()
+            .filter(|_| own_copy && begin_runs && self.begin.is_some())
     }
 }
 

@@ -323,7 +323,7 @@ impl LedgerStore for PostgresStore {
                     if let (Some(settle), Some(index), Some(start)) = (&commit.settle, &commit.index, &commit.begin) {
                         let first = index_in_commit(conn, fence, index).await?;
                         // Whether the op must run (no OK row) is SETTLE_OP's own check.
-                        if commit.settles(&first, true) {
+                        if commit.settling(Some(&first), true).is_some() {
                             let mut after = job.clone();
                             step_through(&mut after, &settle.steps, commit)?;
                             let recorded = Sql::new(queries::SETTLE_OP)

@@ -357,11 +357,7 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
             artifact(conn, &index.entry.sha256)?.map_or_else(|| index.entry.path.clone(), |standing| standing.path),
         ),
     };
-    let settle = commit.settle.as_ref().filter(|_| {
-        first_path
-            .as_deref()
-            .is_some_and(|first| commit.settles(first, begun == Some(OpBegin::Run)))
-    });
+    let settle = commit.settling(first_path.as_deref(), begun == Some(OpBegin::Run));
     if let Some(settle) = settle {
         for &to in &settle.steps {
             check_transition(Transition::Step, job.state, to)?;

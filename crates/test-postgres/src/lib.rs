@@ -10,6 +10,20 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The `initdb` arguments of every throwaway cluster (this crate's and
+/// `cargo xtask postgres`'s), before `-D DATA`: trust authentication for the
+/// `postgres` superuser, no sync, UTF-8, no locale.
+pub const INITDB_ARGS: &[&str] = &[
+    "-A",
+    "trust",
+    "-U",
+    "postgres",
+    "--no-sync",
+    "-E",
+    "UTF8",
+    "--no-locale",
+];
+
 /// A running server in a temporary folder, on a free loopback port; stopped
 /// (immediate mode, or `kill -9` of its postmaster) and removed on drop.
 #[derive(Debug)]
@@ -50,22 +64,7 @@ impl PrivateServer {
         if let Some(user) = &server.run_as {
             run_ok(Command::new("chown").arg(user).arg(&server.dir));
         }
-        run_ok(
-            server
-                .command("initdb")
-                .args([
-                    "-A",
-                    "trust",
-                    "-U",
-                    "postgres",
-                    "--no-sync",
-                    "-E",
-                    "UTF8",
-                    "--no-locale",
-                    "-D",
-                ])
-                .arg(server.data()),
-        );
+        run_ok(server.command("initdb").args(INITDB_ARGS).arg("-D").arg(server.data()));
         run_ok(
             server
                 .pg_ctl()
