@@ -127,6 +127,14 @@ pub enum GetResponse {
         /// Resource length the server reported.
         complete_len: Option<u64>,
     },
+    /// A `206` whose `Content-Range` is missing or malformed: nobody can
+    /// tell where its bytes belong, so its body was dropped unread.
+    UnusableRange {
+        /// Metadata from the response headers.
+        meta: ResourceMeta,
+        /// What was wrong, for the log.
+        reason: String,
+    },
 }
 
 impl Debug for GetResponse {
@@ -141,6 +149,11 @@ impl Debug for GetResponse {
                 .debug_struct("RangeNotSatisfiable")
                 .field("meta", meta)
                 .field("complete_len", complete_len)
+                .finish(),
+            Self::UnusableRange { meta, reason } => f
+                .debug_struct("UnusableRange")
+                .field("meta", meta)
+                .field("reason", reason)
                 .finish(),
         }
     }
@@ -180,7 +193,13 @@ impl Default for FetcherConfig {
 /// - `head` returns metadata without transferring the body; a server that
 ///   refuses HEAD (405/501) is asked with a GET whose body is dropped.
 /// - `get` with `range_start > 0` sends `Range: bytes=N-` and, when given,
-///   `If-Range`; a server that answers 200 yields `start == 0`.
+///   `If-Range`; a server that answers 200 yields `start == 0`. A `206` is
+///   reported as it came: `start` is the first byte its `Content-Range`
+///   names, `meta.content_length` its total length (`None` for `*`), and
+///   `meta`'s validators those of the response — the pipeline, not the
+///   fetcher, decides whether the body may extend a partial file (SPEC §6).
+///   A `206` without a well-formed `Content-Range` is
+///   [`GetResponse::UnusableRange`].
 /// - Redirects are followed only to `http`/`https`, at most
 ///   [`FetcherConfig::max_redirects`] times.
 /// - Errors are classified [`FailureKind::Transient`] or

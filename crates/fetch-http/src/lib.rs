@@ -105,19 +105,13 @@ impl Fetcher for HttpFetcher {
             return Ok(GetResponse::RangeNotSatisfiable { meta, complete_len });
         }
         if status == StatusCode::PARTIAL_CONTENT {
+            // Reported as it came; the pipeline decides whether the body may
+            // extend its partial file (the `Fetcher` contract).
             let Some(Some(ContentRange::Bytes { first, last, complete })) = content_range else {
-                return Err(
-                    FetchError::transient(format!("server sent 206 without a usable content-range for {url}"))
-                        .with_status(206),
-                );
+                let meta = classify::meta(&response, None);
+                let reason = format!("206 without a usable Content-Range from {url}");
+                return Ok(GetResponse::UnusableRange { meta, reason });
             };
-            if first != request.range_start {
-                return Err(FetchError::transient(format!(
-                    "server sent wrong range: asked for bytes {}-, got bytes {first}-{last} from {url}",
-                    request.range_start
-                ))
-                .with_status(206));
-            }
             let part_len = last - first + 1;
             let meta = classify::meta(&response, complete);
             classify::check_size(&meta, self.config.max_size, url)?;

@@ -67,4 +67,14 @@ pub enum Fault {
         /// Bodies served before the change.
         after_gets: u32,
     },
+    /// `If-Range` is ignored: a `Range` is always honoured with a 206 of
+    /// the current bytes, whatever validator the client sent (a server or
+    /// cache that breaks RFC 9110 §13.1.5).
+    IgnoreIfRange,
+    /// A ranged GET not starting at 0 gets a 206 that starts one byte
+    /// before the requested offset (`Content-Range: bytes FIRST-1-LAST/LEN`,
+    /// with those bytes).
+    WrongContentRange,
+    /// A 206 says `Content-Range: bytes FIRST-LAST/*`: no total length.
+    UnknownCompleteLength,
 }

@@ -119,6 +119,11 @@ impl TestServer {
         self.shared.content().install(path, body.into());
     }
 
+    /// The bytes `path` serves now (after any [`Fault::ChangeAfter`]).
+    pub fn current(&self, path: &str) -> Option<Bytes> {
+        self.shared.content().resources.get(path).map(|r| r.body.clone())
+    }
+
     /// A snapshot of the server-wide counters.
     pub fn stats(&self) -> Stats {
         self.shared.stats()

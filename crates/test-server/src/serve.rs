@@ -64,13 +64,24 @@ pub(crate) fn respond<B>(shared: &Shared, req: &Request<B>) -> Response<ServeBod
         return empty(StatusCode::NOT_FOUND);
     };
     let ignore_range = faults.iter().any(|f| matches!(f, Fault::IgnoreRange));
+    let ignore_if_range = faults.iter().any(|f| matches!(f, Fault::IgnoreIfRange));
     let len = resource.body.len() as u64;
-    let range = match req.headers().get(RANGE).and_then(|v| v.to_str().ok()) {
+    let mut range = match req.headers().get(RANGE).and_then(|v| v.to_str().ok()) {
         Some(_) if ignore_range => RangeAnswer::Full,
-        Some(_) if !if_range_matches(req.headers().get(IF_RANGE), &resource) => RangeAnswer::Full,
+        Some(_) if !ignore_if_range && !if_range_matches(req.headers().get(IF_RANGE), &resource) => RangeAnswer::Full,
         Some(header) => parse_range(header, len),
         None => RangeAnswer::Full,
     };
+    let wrong_range = faults.iter().any(|f| matches!(f, Fault::WrongContentRange));
+    if let (true, RangeAnswer::Part { first, last }) = (wrong_range, &range) {
+        if *first > 0 {
+            range = RangeAnswer::Part {
+                first: first - 1,
+                last: *last,
+            };
+        }
+    }
+    let unknown_total = faults.iter().any(|f| matches!(f, Fault::UnknownCompleteLength));
 
     let mut response = Response::new(ServeBody::empty());
     let headers = response.headers_mut();
@@ -91,7 +102,8 @@ pub(crate) fn respond<B>(shared: &Shared, req: &Request<B>) -> Response<ServeBod
         RangeAnswer::Full => (0, len),
         RangeAnswer::Part { first, last } => {
             *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-            let range = format!("bytes {first}-{last}/{len}");
+            let total = if unknown_total { "*".to_owned() } else { len.to_string() };
+            let range = format!("bytes {first}-{last}/{total}");
             response.headers_mut().insert(CONTENT_RANGE, header_value(&range));
             (first, last + 1)
         }

@@ -13,6 +13,9 @@ mod fetch;
 /// Many hosts on one PostgreSQL ledger.
 #[cfg(feature = "postgres")]
 mod postgres;
+/// Resuming never splices two versions of a resource.
+#[cfg(feature = "sqlite")]
+mod resume;
 /// Shared helpers.
 #[allow(dead_code)] // parts serve only the SQLite-backed modules
 mod support;

@@ -52,29 +52,49 @@ pub struct OutDir {
     partial: PathBuf,
 }
 
-/// A partial file's name, parsed: `<job_key>.<epoch>.part`.
+/// A partial file's name, parsed: `<job_key>.<epoch>.<tag>.part`, where
+/// `tag` identifies the validator the bytes were downloaded under (see
+/// `resume::validator_tag`), or `<job_key>.<epoch>.part` for bytes
+/// downloaded without a validator (never resumed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartialName {
     /// Job key.
     pub job_key: String,
     /// Epoch that wrote it.
     pub epoch: i64,
+    /// Tag of the validator of the bytes, if they had one.
+    pub validator_tag: Option<String>,
 }
 
 impl PartialName {
     /// Parses a file name; `None` for anything else.
     pub fn parse(name: &str) -> Option<Self> {
         let stem = name.strip_suffix(".part")?;
-        let (job_key, epoch) = stem.rsplit_once('.')?;
+        let (head, last) = stem.rsplit_once('.')?;
+        if super::resume::is_tag(last) {
+            if let Some((job_key, epoch)) = head.rsplit_once('.') {
+                if let Ok(epoch) = epoch.parse() {
+                    return Some(Self {
+                        job_key: job_key.to_owned(),
+                        epoch,
+                        validator_tag: Some(last.to_owned()),
+                    });
+                }
+            }
+        }
         Some(Self {
-            job_key: job_key.to_owned(),
-            epoch: epoch.parse().ok()?,
+            job_key: head.to_owned(),
+            epoch: last.parse().ok()?,
+            validator_tag: None,
         })
     }
 
     /// The file name.
     pub fn file_name(&self) -> String {
-        format!("{}.{}.part", self.job_key, self.epoch)
+        match &self.validator_tag {
+            Some(tag) => format!("{}.{}.{tag}.part", self.job_key, self.epoch),
+            None => format!("{}.{}.part", self.job_key, self.epoch),
+        }
     }
 }
 
@@ -105,19 +125,22 @@ impl OutDir {
             .join(encode_component(artifact_id))
     }
 
-    /// The partial file of `job_key` under `epoch`.
-    pub fn partial_path(&self, job_key: &str, epoch: i64) -> PathBuf {
+    /// The partial file of `job_key` under `epoch`, for bytes downloaded
+    /// under the validator tagged `validator_tag`.
+    pub fn partial_path(&self, job_key: &str, epoch: i64, validator_tag: Option<&str>) -> PathBuf {
         self.partial.join(
             PartialName {
                 job_key: job_key.to_owned(),
                 epoch,
+                validator_tag: validator_tag.map(str::to_owned),
             }
             .file_name(),
         )
     }
 
-    /// Every partial file of one job, with its epoch and length.
-    pub fn partials_of(&self, job_key: &str) -> io::Result<Vec<(i64, PathBuf, u64)>> {
+    /// Every partial file of one job, with its parsed name and length, by
+    /// epoch.
+    pub fn partials_of(&self, job_key: &str) -> io::Result<Vec<(PartialName, PathBuf, u64)>> {
         let mut found = Vec::new();
         for entry in fs::read_dir(&self.partial)? {
             let entry = entry?;
@@ -127,10 +150,10 @@ impl OutDir {
             };
             if parsed.job_key == job_key {
                 let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                found.push((parsed.epoch, entry.path(), len));
+                found.push((parsed, entry.path(), len));
             }
         }
-        found.sort_by_key(|(epoch, _, _)| *epoch);
+        found.sort_by_key(|(name, _, _)| name.epoch);
         Ok(found)
     }
 
@@ -276,19 +299,26 @@ mod tests {
 
     #[test]
     fn partial_names_round_trip() {
-        let name = PartialName {
-            job_key: "ab".repeat(32),
-            epoch: 7,
-        };
-        assert_eq!(PartialName::parse(&name.file_name()), Some(name));
+        for validator_tag in [None, Some("0123456789abcdef".to_owned())] {
+            let name = PartialName {
+                job_key: "ab".repeat(32),
+                epoch: 7,
+                validator_tag,
+            };
+            assert_eq!(PartialName::parse(&name.file_name()), Some(name));
+        }
+        // An epoch that looks like a tag is still an epoch.
+        let name = PartialName::parse("k.1234567890123456.part").unwrap();
+        assert_eq!((name.epoch, name.validator_tag), (1_234_567_890_123_456, None));
         assert_eq!(PartialName::parse("junk.txt"), None);
+        assert_eq!(PartialName::parse("k.x.part"), None);
     }
 
     #[test]
     fn placement_never_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let out = OutDir::create(dir.path()).unwrap();
-        let src = out.partial_path("k", 1);
+        let src = out.partial_path("k", 1, None);
         fs::write(&src, b"hello").unwrap();
         let (sha, _) = hash_file(&src).unwrap();
         let dest = out.final_path("w", "a");
@@ -297,7 +327,7 @@ mod tests {
             place_no_replace(&src, &dest, &sha, true).unwrap(),
             Placement::AlreadyThere
         );
-        let other = out.partial_path("k", 2);
+        let other = out.partial_path("k", 2, None);
         fs::write(&other, b"other").unwrap();
         let (other_sha, _) = hash_file(&other).unwrap();
         assert_eq!(

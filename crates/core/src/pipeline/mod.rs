@@ -7,6 +7,7 @@ mod dirsync;
 pub mod files;
 mod lease_keeper;
 pub mod recover;
+mod resume;
 mod stream;
 mod worker;
 

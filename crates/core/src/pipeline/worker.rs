@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::backoff;
 use super::files::{place_no_replace, relink_to_first, OutDir, Placement};
 use super::lease_keeper::LeaseKeeper;
+use super::resume;
 use super::stream::Partial;
 use super::Shared;
 use crate::error::StoreError;
@@ -94,25 +95,26 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Se
         .map_err(|e| std::io::Error::other(format!("file task failed: {e}")))?
 }
 
-/// Removes the partial files of `key` up to `epoch`; a failure is only
-/// logged (recovery removes leftovers of finished jobs).
-fn discard_partials(out: &OutDir, key: &str, epoch: i64) {
-    if let Err(err) = remove_partial_files(out, key, epoch) {
+/// Removes the partial files of `key` up to `epoch` (`own` is this
+/// epoch's, if it has one); a failure is only logged (recovery removes
+/// leftovers of finished jobs).
+fn discard_partials(out: &OutDir, key: &str, epoch: i64, own: Option<&Path>) {
+    if let Err(err) = remove_partial_files(out, key, epoch, own) {
         tracing::warn!(job = %key, error = %err, "could not remove partial files");
     }
 }
 
-fn remove_partial_files(out: &OutDir, key: &str, epoch: i64) -> std::io::Result<()> {
+fn remove_partial_files(out: &OutDir, key: &str, epoch: i64, own: Option<&Path>) -> std::io::Result<()> {
     if epoch <= 1 {
         // The first epoch is the only writer so far: no folder scan on the
         // hot path, just its own file.
-        return match std::fs::remove_file(out.partial_path(key, epoch)) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+        return match own.map(std::fs::remove_file) {
+            Some(Err(err)) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
             _ => Ok(()),
         };
     }
-    for (e, path, _) in out.partials_of(key)? {
-        if e <= epoch {
+    for (name, path, _) in out.partials_of(key)? {
+        if name.epoch <= epoch {
             std::fs::remove_file(path)?;
         }
     }
@@ -136,6 +138,7 @@ pub(crate) async fn process(shared: &Shared, lease: Lease, slots: Arc<Semaphore>
         slot: None,
         running_op: None,
         streamed: false,
+        partial_path: None,
     };
     let outcome = match run.run().await {
         Ok(outcome) => outcome,
@@ -166,6 +169,8 @@ struct JobRun<'a> {
     running_op: Option<String>,
     /// Whether this epoch reached STREAMING (an attempt was counted).
     streamed: bool,
+    /// This epoch's partial file, once its name is known.
+    partial_path: Option<PathBuf>,
 }
 
 /// A leased job's place in the queue for a download slot: counted in
@@ -205,6 +210,18 @@ struct Opened {
     meta: ResourceMeta,
     start: u64,
     body: Option<BodyStream>,
+    /// The validator of the version whose bytes the partial file holds
+    /// from here on: the one the resume was proven under, else the
+    /// response's own.
+    validator: Option<String>,
+}
+
+/// A partial file an earlier epoch left that this epoch may resume: a
+/// prefix of the version with this validator.
+struct Prior {
+    path: PathBuf,
+    len: u64,
+    validator: String,
 }
 
 impl JobRun<'_> {
@@ -337,7 +354,7 @@ impl JobRun<'_> {
             .await
             .expect("semaphore never closes");
         self.slot = Some(self.queue.take().await);
-        let opened = self.open(prior.as_ref().map(|(_, len)| *len)).await?;
+        let opened = self.open(prior.as_ref()).await?;
         if let Some(len) = opened.meta.content_length {
             if len > self.shared.config.max_size {
                 return Err(permanent(format!(
@@ -346,9 +363,17 @@ impl JobRun<'_> {
                 )));
             }
         }
-        let mut partial = Partial::new(self.shared.out.partial_path(&self.fence.job_key, self.fence.epoch));
+        // The partial file's name tags the validator of the bytes it holds,
+        // so that only a later epoch resuming under that validator uses it.
+        let tag = opened.validator.as_deref().map(resume::validator_tag);
+        let partial_path = self
+            .shared
+            .out
+            .partial_path(&self.fence.job_key, self.fence.epoch, tag.as_deref());
+        self.partial_path = Some(partial_path.clone());
+        let mut partial = Partial::new(partial_path);
         if opened.start > 0 {
-            let (source, _) = prior.as_ref().expect("a resumed start has a prior partial");
+            let source = &prior.as_ref().expect("a resumed start has a prior partial").path;
             partial.copy_prefix_from(source, opened.start).await?;
         }
         let stream_key = self.keys().stream(&self.job.canonical_url, opened.start);
@@ -391,8 +416,13 @@ impl JobRun<'_> {
                 )));
             }
         }
-        self.finalize(partial_path, final_path, sha256, size, opened.start)
-            .await
+        let streamed = json!({
+            "sha256": sha256,
+            "size": size,
+            "range_start": opened.start,
+            "validator": opened.validator,
+        });
+        self.finalize(partial_path, final_path, sha256, size, streamed).await
     }
 
     /// Another job with this canonical URL already SUCCESS.
@@ -434,68 +464,104 @@ impl JobRun<'_> {
         Ok(JobOutcome::Skipped)
     }
 
-    /// The longest partial file an earlier epoch of this job left.
-    async fn prior_partial(&self) -> Result<Option<(PathBuf, u64)>, Stop> {
+    /// The longest partial file an earlier epoch of this job left under
+    /// the validator the ledger records for the job: only such a file holds
+    /// a prefix of the version an `If-Range` with that validator asks for.
+    async fn prior_partial(&self) -> Result<Option<Prior>, Stop> {
         if self.fence.epoch <= 1 {
             return Ok(None);
         }
+        let Some(validator) = self.job.validator().map(str::to_owned) else {
+            return Ok(None);
+        };
+        let tag = resume::validator_tag(&validator);
         let out = self.shared.out.clone();
         let key = self.fence.job_key.clone();
         let epoch = self.fence.epoch;
         let partials = blocking(move || out.partials_of(&key)).await?;
         Ok(partials
             .into_iter()
-            .filter(|(e, _, len)| *e < epoch && *len > 0)
-            .max_by_key(|(e, _, len)| (*len, *e))
-            .map(|(_, path, len)| (path, len)))
+            .filter(|(name, _, len)| name.epoch < epoch && *len > 0 && name.validator_tag.as_deref() == Some(&tag))
+            .max_by_key(|(name, _, len)| (*len, name.epoch))
+            .map(|(_, path, len)| Prior {
+                path,
+                len,
+                validator: validator.clone(),
+            }))
     }
 
-    /// Sends the GET — ranged with `If-Range` when a prior partial and a
-    /// validator allow a resume — and decides the start offset.
-    async fn open(&self, prior_len: Option<u64>) -> Result<Opened, Stop> {
-        let validator = self.job.validator().map(str::to_owned);
-        let (range_start, if_range) = match (prior_len, validator) {
-            (Some(len), Some(v)) => (len, Some(v)),
-            _ => (0, None),
+    /// Sends the GET — ranged with `If-Range` when a prior partial allows a
+    /// resume — and decides the start offset: the partial's length only
+    /// when the answer proves it continues the partial's version
+    /// ([`resume::refusal`]); otherwise the prior partial is set aside and
+    /// the whole resource is read with a plain GET.
+    async fn open(&self, prior: Option<&Prior>) -> Result<Opened, Stop> {
+        let Some(prior) = prior else {
+            return self.open_whole().await;
         };
         let request = GetRequest {
             url: self.job.url.clone(),
-            range_start,
-            if_range,
+            range_start: prior.len,
+            if_range: Some(prior.validator.clone()),
         };
-        let fetcher = &self.shared.fetcher;
-        match fetcher.get(&request).await.map_err(|e| fetch_failure(e, true))? {
-            GetResponse::Body { meta, start, body } => Ok(Opened {
-                meta,
-                start,
-                body: Some(body),
-            }),
-            GetResponse::RangeNotSatisfiable { mut meta, complete_len } if complete_len == Some(range_start) => {
-                meta.content_length = Some(range_start);
-                Ok(Opened {
-                    meta,
-                    start: range_start,
-                    body: None,
-                })
+        let resumed = |meta, start, body| Opened {
+            meta,
+            start,
+            body,
+            validator: Some(prior.validator.clone()),
+        };
+        let refused = match self
+            .shared
+            .fetcher
+            .get(&request)
+            .await
+            .map_err(|e| fetch_failure(e, true))?
+        {
+            // The whole resource: Range ignored, or If-Range did not match.
+            GetResponse::Body { meta, start: 0, body } => return Ok(whole(meta, body)),
+            GetResponse::Body { meta, start, body } => match resume::refusal(&request, start, &meta) {
+                None => return Ok(resumed(meta, start, Some(body))),
+                Some(why) => why,
+            },
+            // Complete already, unless the answer names another version.
+            GetResponse::RangeNotSatisfiable { mut meta, complete_len }
+                if complete_len == Some(prior.len)
+                    && (meta.validator().is_none() || resume::carries_validator(&meta, &prior.validator)) =>
+            {
+                meta.content_length = Some(prior.len);
+                return Ok(resumed(meta, prior.len, None));
             }
-            GetResponse::RangeNotSatisfiable { .. } => {
-                let request = GetRequest {
-                    range_start: 0,
-                    if_range: None,
-                    ..request
-                };
-                match fetcher.get(&request).await.map_err(|e| fetch_failure(e, true))? {
-                    GetResponse::Body { meta, start: 0, body } => Ok(Opened {
-                        meta,
-                        start: 0,
-                        body: Some(body),
-                    }),
-                    other => Err(fetch_failure(
-                        FetchError::transient(format!("unexpected answer to a full GET: {other:?}")),
-                        true,
-                    )),
-                }
+            GetResponse::RangeNotSatisfiable { complete_len, .. } => {
+                format!(
+                    "416 with total length {complete_len:?} for a partial of {} bytes",
+                    prior.len
+                )
             }
+            GetResponse::UnusableRange { reason, .. } => reason,
+        };
+        tracing::warn!(job = %self.fence.job_key, url = %self.job.url, reason = %refused, "resume refused; reading the whole resource from byte 0");
+        self.open_whole().await
+    }
+
+    /// A plain GET of the whole resource.
+    async fn open_whole(&self) -> Result<Opened, Stop> {
+        let request = GetRequest {
+            url: self.job.url.clone(),
+            range_start: 0,
+            if_range: None,
+        };
+        match self
+            .shared
+            .fetcher
+            .get(&request)
+            .await
+            .map_err(|e| fetch_failure(e, true))?
+        {
+            GetResponse::Body { meta, start: 0, body } => Ok(whole(meta, body)),
+            other => Err(fetch_failure(
+                FetchError::transient(format!("unexpected answer to a GET of the whole resource: {other:?}")),
+                true,
+            )),
         }
     }
 
@@ -574,17 +640,17 @@ impl JobRun<'_> {
         Ok(placement)
     }
 
-    /// FINALIZED → INDEXED → DEDUPED → SUCCESS.
+    /// FINALIZED → INDEXED → DEDUPED → SUCCESS; `streamed` is the STREAM
+    /// op's result.
     async fn finalize(
         &mut self,
         partial_path: PathBuf,
         final_path: PathBuf,
         sha256: String,
         size: u64,
-        range_start: u64,
+        streamed: Value,
     ) -> Result<JobOutcome, Stop> {
         let final_str = final_path.to_string_lossy().into_owned();
-        let streamed = json!({ "sha256": sha256, "size": size, "range_start": range_start });
         let finalize_key = self.keys().content(OpKind::Finalize, &sha256);
         let begun = self
             .commit(
@@ -599,7 +665,8 @@ impl JobRun<'_> {
             // DEDUPE, once the index names the first copy. The partial files
             // go in the same blocking call, once the bytes are in place.
             let (out, key, epoch) = (self.shared.out.clone(), self.fence.job_key.clone(), self.fence.epoch);
-            let then = move || discard_partials(&out, &key, epoch);
+            let own = partial_path.clone();
+            let then = move || discard_partials(&out, &key, epoch, Some(&own));
             self.place_then(&partial_path, &final_path, &sha256, then).await?;
         } else {
             self.remove_partials().await;
@@ -664,9 +731,21 @@ impl JobRun<'_> {
     /// Removes every partial file of this job (this epoch's and older ones).
     async fn remove_partials(&self) {
         let (out, key, epoch) = (self.shared.out.clone(), self.fence.job_key.clone(), self.fence.epoch);
-        if let Err(err) = tokio::task::spawn_blocking(move || discard_partials(&out, &key, epoch)).await {
+        let own = self.partial_path.clone();
+        if let Err(err) = tokio::task::spawn_blocking(move || discard_partials(&out, &key, epoch, own.as_deref())).await
+        {
             tracing::warn!(job = %self.fence.job_key, error = %err, "could not remove partial files");
         }
+    }
+}
+
+/// The whole resource from byte 0, downloaded under its own validator.
+fn whole(meta: ResourceMeta, body: BodyStream) -> Opened {
+    Opened {
+        validator: meta.validator().map(str::to_owned),
+        meta,
+        start: 0,
+        body: Some(body),
     }
 }
 
