@@ -3,5 +3,7 @@
 /// The conformance kit against the reference in-memory store, and against
 /// deliberately broken stores that it must catch.
 mod conformance;
+/// The resume decision never yields a spliced file (a property test).
+mod resume;
 /// Every vector in `../shared/vectors/`.
 mod vectors;
