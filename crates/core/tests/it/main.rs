@@ -5,5 +5,5 @@
 mod conformance;
 /// The resume decision never yields a spliced file (a property test).
 mod resume;
-/// Every vector in `../shared/vectors/`.
+/// Every vector in `docs/vectors/`.
 mod vectors;

@@ -1,4 +1,4 @@
-//! Every vector in `../shared/vectors/` reproduced, read from the files.
+//! Every vector in `docs/vectors/` (the contract's key vectors) reproduced, read from the files.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,7 @@ use serde_json::Value;
 
 fn vectors(name: &str) -> Vec<Value> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/vectors")
+        .join("../../docs/vectors")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let rows: Vec<Value> = text
