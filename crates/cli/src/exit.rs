@@ -12,3 +12,7 @@ pub const REJECTED: u8 = 3;
 pub const FAILED: u8 = 4;
 /// `verify`: an artifact is missing or differs.
 pub const MISMATCH: u8 = 5;
+/// Interrupted by SIGINT (after giving the leases back).
+pub const SIGINT: u8 = 130;
+/// Interrupted by SIGTERM (after giving the leases back).
+pub const SIGTERM: u8 = 143;

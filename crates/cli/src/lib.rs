@@ -5,6 +5,7 @@ mod commands;
 pub mod exit;
 mod output;
 mod progress;
+mod signals;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,10 +25,11 @@ use oncefetch_store_sqlite as _;
 /// Runs one parsed command line; returns the exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let interactive = progress::init_logging(&cli);
+    let signals = signals::Signals::install().context("cannot install the signal handlers")?;
     let code = match cli.command {
         Command::Plan(args) => commands::plan::run(&open(&cli.db).await?, &args.manifest).await?,
-        Command::Run(args) => commands::run::run(open(&cli.db).await?, &args, interactive).await?,
-        Command::Fetch(args) => commands::fetch(open(&cli.db).await?, &args, interactive).await?,
+        Command::Run(args) => commands::run::run(open(&cli.db).await?, &args, interactive, &signals).await?,
+        Command::Fetch(args) => commands::fetch(open(&cli.db).await?, &args, interactive, &signals).await?,
         Command::Status(args) => commands::status::run(&open(&cli.db).await?, &args).await?,
         Command::Jobs(args) => commands::jobs::run(&open(&cli.db).await?, &args).await?,
         Command::Ledger(args) => commands::ledger::run(&open(&cli.db).await?, &args).await?,

@@ -99,6 +99,7 @@ impl Progress for RunProgress {
                 }
                 JobOutcome::LeaseLost => tracing::warn!(job = job_key, "lease lost; stopped"),
                 JobOutcome::StoreFailed(err) => tracing::warn!(job = job_key, error = %err, "ledger error; stopped"),
+                JobOutcome::Interrupted => tracing::info!(job = job_key, "interrupted; lease given back"),
             },
         }
     }

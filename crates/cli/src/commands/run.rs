@@ -10,9 +10,16 @@ use oncefetch_core::{FetcherConfig, JobState, Store};
 use crate::cli::RunArgs;
 use crate::exit;
 use crate::progress::RunProgress;
+use crate::signals::Signals;
 
-/// Runs; 4 when jobs in the ledger ended FAILED.
-pub(crate) async fn run(store: Arc<dyn Store>, args: &RunArgs, interactive: bool) -> anyhow::Result<u8> {
+/// Runs; 4 when jobs in the ledger ended FAILED, 130/143 when a signal
+/// interrupted it (after its leases were given back).
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    args: &RunArgs,
+    interactive: bool,
+    signals: &Signals,
+) -> anyhow::Result<u8> {
     let out =
         OutDir::create(&args.out).with_context(|| format!("output folder {} is not writable", args.out.display()))?;
     let fetcher_config = FetcherConfig {
@@ -43,9 +50,19 @@ pub(crate) async fn run(store: Arc<dyn Store>, args: &RunArgs, interactive: bool
         ..RunConfig::default()
     };
     let pipeline = Pipeline::new(Arc::clone(&store), fetcher, out, config, progress.clone());
-    let ran = pipeline.run().await;
+    let ran = {
+        let _guard = signals.interrupting(pipeline.interrupter());
+        pipeline.run().await
+    };
     progress.finish();
     let ran = ran.context("run stopped")?;
+    if let Some(code) = signals.received() {
+        eprintln!(
+            "run interrupted: {} jobs stopped and their leases given back (partial files kept); {} succeeded before; run again to resume",
+            ran.interrupted, ran.succeeded
+        );
+        return Ok(code);
+    }
     let after = store.status().await?;
     let failed = after.get(JobState::Failed);
     eprintln!(

@@ -10,6 +10,9 @@ mod faults;
 /// Happy path, idempotent re-fetch, duplicates, output layout.
 #[cfg(feature = "sqlite")]
 mod fetch;
+/// SIGINT and SIGTERM give the leases back; a rerun resumes at once.
+#[cfg(feature = "sqlite")]
+mod interrupt;
 /// Many hosts on one PostgreSQL ledger.
 #[cfg(feature = "postgres")]
 mod postgres;

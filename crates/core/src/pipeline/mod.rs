@@ -5,6 +5,7 @@
 mod backoff;
 mod dirsync;
 pub mod files;
+mod interrupt;
 mod lease_keeper;
 pub mod recover;
 mod resume;
@@ -25,6 +26,7 @@ use crate::lease::AcquireRequest;
 use crate::store::Store;
 
 pub use files::OutDir;
+pub use interrupt::Interrupt;
 pub use worker::JobOutcome;
 
 /// Settings of a run (SPEC §7 defaults).
@@ -105,6 +107,8 @@ pub struct RunReport {
     pub failed: u64,
     /// Jobs dropped because their lease moved on.
     pub lost: u64,
+    /// Jobs stopped by an [`Interrupt`], their leases given back.
+    pub interrupted: u64,
 }
 
 /// Why a run stopped early.
@@ -136,6 +140,8 @@ pub(crate) struct Shared {
     hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Leased jobs not downloading yet (see `worker::QueuePlace`).
     pub(crate) queued: AtomicUsize,
+    /// Set when the run must stop.
+    pub(crate) interrupt: Interrupt,
 }
 
 impl Shared {
@@ -183,8 +189,17 @@ impl Pipeline {
                 progress,
                 hosts: std::sync::Mutex::new(HashMap::new()),
                 queued: AtomicUsize::new(0),
+                interrupt: Interrupt::default(),
             }),
         }
+    }
+
+    /// The handle that stops this pipeline's run: no job is taken after it
+    /// fires, and the jobs in hand record their running op, give their
+    /// lease back and end [`JobOutcome::Interrupted`]; [`run`](Self::run)
+    /// then returns.
+    pub fn interrupter(&self) -> Interrupt {
+        self.shared.interrupt.clone()
     }
 
     /// Processes jobs until the ledger is settled.
@@ -208,9 +223,13 @@ impl Pipeline {
                 tally(&mut report, done);
             }
             let mut starved = false;
+            let interrupted = shared.interrupt.is_set();
             let queued = shared.queued.load(Ordering::SeqCst);
             let room = (3 * concurrency).saturating_sub(tasks.len());
-            if queued <= concurrency / 2 && room > 0 {
+            if interrupted && tasks.is_empty() {
+                break;
+            }
+            if !interrupted && queued <= concurrency / 2 && room > 0 {
                 let request = AcquireRequest {
                     owner: config.owner.clone(),
                     ttl: config.lease_ttl,
@@ -234,6 +253,9 @@ impl Pipeline {
                 }
             }
             if tasks.is_empty() {
+                if shared.interrupt.is_set() {
+                    break;
+                }
                 match shared.store.outstanding(config.max_attempts).await {
                     Ok(0) => break,
                     Ok(_) => {}
@@ -242,7 +264,7 @@ impl Pipeline {
                         continue;
                     }
                 }
-                tokio::time::sleep(config.poll_interval).await;
+                shared.interrupt.or_stop(tokio::time::sleep(config.poll_interval)).await;
             } else {
                 // Wake when a job ends or, while the store had no more work to
                 // give, to poll for it.
@@ -253,6 +275,7 @@ impl Pipeline {
                         }
                     }
                     () = tokio::time::sleep(config.poll_interval), if starved => {}
+                    () = shared.interrupt.wait(), if !interrupted => {}
                 }
             }
         }
@@ -266,6 +289,7 @@ fn tally(report: &mut RunReport, done: Result<JobOutcome, tokio::task::JoinError
         Ok(JobOutcome::Skipped) => report.skipped += 1,
         Ok(JobOutcome::Failed { .. }) => report.failed += 1,
         Ok(JobOutcome::LeaseLost) | Ok(JobOutcome::StoreFailed(_)) => report.lost += 1,
+        Ok(JobOutcome::Interrupted) => report.interrupted += 1,
         Err(err) => {
             tracing::error!(error = %err, "job task panicked");
             report.lost += 1;

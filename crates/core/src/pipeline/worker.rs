@@ -45,6 +45,9 @@ pub enum JobOutcome {
     LeaseLost,
     /// The ledger failed; the lease will expire and the job be taken over.
     StoreFailed(String),
+    /// The run was interrupted: the job's running op was recorded and its
+    /// lease given back, so another run takes it at once.
+    Interrupted,
 }
 
 /// Why a job stopped before SUCCESS.
@@ -53,6 +56,7 @@ enum Stop {
     Lost,
     Store(StoreError),
     Fail(JobFailure),
+    Interrupted,
 }
 
 impl From<StoreError> for Stop {
@@ -148,6 +152,7 @@ pub(crate) async fn process(shared: &Shared, lease: Lease, slots: Arc<Semaphore>
             JobOutcome::StoreFailed(err.to_string())
         }
         Err(Stop::Fail(failure)) => run.record_failure(failure).await,
+        Err(Stop::Interrupted) => run.give_back().await,
     };
     shared.progress.job_done(&run.fence.job_key, &outcome);
     outcome
@@ -291,6 +296,35 @@ impl JobRun<'_> {
         Ok(outcome)
     }
 
+    /// `fut`, unless the run is interrupted first.
+    async fn unless_interrupted<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, Stop> {
+        self.shared.interrupt.or_stop(fut).await.ok_or(Stop::Interrupted)
+    }
+
+    /// After an interrupt: records the running op as ERROR ("interrupted")
+    /// and gives the lease back; the partial file stays for the next run.
+    async fn give_back(&mut self) -> JobOutcome {
+        let finish = self.running_op.take().map(|op_key| OpFinish {
+            op_key,
+            code: ResultCode::Error,
+            result: json!({ "error": "interrupted" }),
+        });
+        if let Some(finish) = finish {
+            let commit = Commit {
+                finish: Some(finish),
+                ..Commit::default()
+            };
+            if let Err(err) = self.shared.store.commit(&self.fence, &commit).await {
+                tracing::warn!(job = %self.fence.job_key, error = %err, "could not record the interrupted op");
+                return JobOutcome::Interrupted;
+            }
+        }
+        if let Err(err) = self.shared.store.release(&self.fence).await {
+            tracing::warn!(job = %self.fence.job_key, error = %err, "could not give the lease back; it expires on its own");
+        }
+        JobOutcome::Interrupted
+    }
+
     async fn record_failure(&mut self, mut failure: JobFailure) -> JobOutcome {
         if self.streamed {
             failure.counts_attempt = false;
@@ -348,12 +382,11 @@ impl JobRun<'_> {
         let prior = self.prior_partial().await?;
         // The download: a permit of the host, then one of the run.
         let host = self
-            .shared
-            .host_slot(&self.job.url)
-            .acquire_owned()
-            .await
+            .unless_interrupted(self.shared.host_slot(&self.job.url).acquire_owned())
+            .await?
             .expect("semaphore never closes");
-        self.slot = Some(self.queue.take().await);
+        let slot = self.shared.interrupt.or_stop(self.queue.take()).await;
+        self.slot = Some(slot.ok_or(Stop::Interrupted)?);
         let opened = self.open(prior.as_ref()).await?;
         if let Some(len) = opened.meta.content_length {
             if len > self.shared.config.max_size {
@@ -568,7 +601,7 @@ impl JobRun<'_> {
     async fn stream_body(&self, partial: &mut Partial, mut body: BodyStream) -> Result<(), Stop> {
         let cap = self.shared.config.max_size;
         partial.write_back_early(self.shared.config.fsync);
-        while let Some(chunk) = body.next().await {
+        while let Some(chunk) = self.unless_interrupted(body.next()).await? {
             self.check_lease()?;
             let chunk = chunk.map_err(|e| fetch_failure(e, false))?;
             partial.push(&chunk).await?;

@@ -1,0 +1,110 @@
+//! SIGINT and SIGTERM (SPEC §7): the run stops its downloads, records their
+//! running ops, releases its leases and exits 130 / 143 within 2 s, so a
+//! rerun resumes the partial files at once, not after the lease TTL.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use oncefetch_test_server::{content, Fault, TestServer};
+
+use crate::support::*;
+
+const SIZE: usize = 4 << 20;
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name}");
+}
+
+/// Interrupts a run mid-stream with `name`; checks the exit code, the
+/// ledger, and that a rerun finishes with one ranged GET within 5 s.
+fn interrupt_mid_stream(name: &str, code: i32) {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let body = content(11, SIZE);
+    server.add("/big", body.clone());
+    // ~64 KiB every 20 ms: the file takes more than a second.
+    server.fault(
+        "/big",
+        Fault::Throttle {
+            chunk: 64 << 10,
+            delay_ms: 20,
+        },
+    );
+    let manifest = ws.manifest(&[entry(&server, "w", "a", "/big")]);
+    assert_eq!(ws.run(&["plan", manifest.to_str().unwrap()]).status.code(), Some(0));
+    let out = ws.out();
+    // A long lease: a rerun that waited for it would time out below.
+    let args = ["run", "--out", out.to_str().unwrap(), "--lease-ttl", "60s"];
+    let mut child = KillOnDrop(
+        ws.command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn oncefetch run"),
+    );
+    let started = Instant::now();
+    while server.stats().bytes_served < 512 << 10 {
+        assert!(started.elapsed() < Duration::from_secs(20), "bytes never flowed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(child.0.id(), name);
+    let signalled = Instant::now();
+    let mut status = None;
+    while signalled.elapsed() < Duration::from_secs(5) {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = status.expect("the run exited after the signal");
+    let took = signalled.elapsed();
+    let stderr = std::io::read_to_string(child.0.stderr.take().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(code), "stderr:\n{stderr}");
+    assert!(took < Duration::from_secs(2), "exited {took:?} after the signal");
+    assert!(stderr.contains("interrupted"), "says what it did:\n{stderr}");
+
+    let jobs = ws.jobs();
+    assert_ne!(jobs[0]["state"], "SUCCESS", "the download was cut short: {}", jobs[0]);
+    let running: Vec<_> = ws
+        .ledger()
+        .into_iter()
+        .filter(|op| op["result_code"].is_null())
+        .collect();
+    assert!(running.is_empty(), "no running op row is left: {running:?}");
+    assert!(!ws.partial_files().is_empty(), "the partial file is kept for the rerun");
+
+    server.clear_faults("/big");
+    server.reset_stats();
+    let rerun = Instant::now();
+    let output = ws.run(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        rerun.elapsed() < Duration::from_secs(5),
+        "the rerun waited {:?}",
+        rerun.elapsed()
+    );
+    let stats = server.path_stats("/big");
+    assert_eq!(
+        (stats.gets, stats.ranged_gets),
+        (1, 1),
+        "one ranged GET resumed the partial"
+    );
+    let job = &ws.jobs()[0];
+    assert_eq!(job["state"], "SUCCESS", "{job}");
+    assert_eq!(std::fs::read(job["path"].as_str().unwrap()).unwrap(), body);
+}
+
+#[test]
+fn sigint_releases_leases_and_exits_130() {
+    interrupt_mid_stream("INT", 130);
+}
+
+#[test]
+fn sigterm_releases_leases_and_exits_143() {
+    interrupt_mid_stream("TERM", 143);
+}
