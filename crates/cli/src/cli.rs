@@ -81,8 +81,9 @@ pub struct RunArgs {
     /// Downloads per host at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
     pub per_host: u32,
-    /// Lease length (renewed while a job runs), e.g. `30s`, `5m`, `2h`.
-    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DUR")]
+    /// Lease length (renewed every third of it while a job runs), at least `1s`, e.g. `30s`, `5m`,
+    /// `2h`.
+    #[arg(long, default_value = "60s", value_parser = parse_lease_ttl, value_name = "DUR")]
     pub lease_ttl: Duration,
     /// Attempts (requests that transfer the body) per job.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
@@ -177,6 +178,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (expected e.g. 30s, 5m, 2h)"))
 }
 
+/// A lease length: a duration of at least
+/// [`MIN_LEASE_TTL`](oncefetch_core::pipeline::MIN_LEASE_TTL).
+pub fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
+    let ttl = parse_duration(s)?;
+    let min = oncefetch_core::pipeline::MIN_LEASE_TTL;
+    if ttl < min {
+        return Err(format!(
+            "must be at least {} (a shorter lease expires before it can be renewed)",
+            humantime::format_duration(min)
+        ));
+    }
+    Ok(ttl)
+}
+
 /// A state name.
 pub fn parse_state(s: &str) -> Result<JobState, String> {
     s.parse()
@@ -228,6 +243,11 @@ mod tests {
         assert!(parse_size("12XB").is_err());
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_lease_ttl("1s"), Ok(Duration::from_secs(1)));
+        for short in ["0s", "1ms", "999ms"] {
+            let err = parse_lease_ttl(short).unwrap_err();
+            assert!(err.contains("at least 1s"), "{short}: {err}");
+        }
     }
 
     #[test]

@@ -71,6 +71,7 @@ macro_rules! store_conformance {
             abandoned_op_reruns_under_new_epoch,
             stale_epoch_writes_are_fenced,
             expired_lease_is_granted_again,
+            expired_out_of_attempts,
             renew_keeps_the_lease,
             release_frees_the_job,
             concurrent_grants_are_exclusive,
@@ -465,6 +466,169 @@ pub async fn expired_lease_is_granted_again(setup: Setup) {
     );
     assert_eq!(new.fence.epoch, 2);
     assert_eq!(new.job.state, JobState::Leased);
+}
+
+/// An attempt that ends by lease expiry counts: a grant that finds a job
+/// whose lease expired before its body was in (LEASED … STREAMING) with
+/// `attempts >= max_attempts` does not lease it but ends it FAILED, not
+/// retryable, under the next epoch with a RELET row; reconciled or not. Jobs
+/// with attempts left, past STREAMING, or whose lease was released are
+/// leased again.
+pub async fn expired_out_of_attempts(setup: Setup) {
+    let (store, other) = (setup.store, setup.other);
+    // a: fails once, then its lease expires mid-stream; g: expires mid-stream
+    // twice; c: expires once its file is placed; d: released mid-stream; e:
+    // expires before streaming.
+    let jobs = sample_jobs("attempts", 5);
+    let [a, c, d, e, g] = [0, 1, 2, 3, 4].map(|i| jobs[i].job_key.clone());
+    store.plan(&jobs).await.expect("plan");
+    let two = |owner: &str, ttl| AcquireRequest {
+        max_attempts: 2,
+        ..request(owner, ttl, 10)
+    };
+    let to_streaming = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
+    let fence_of = |leases: &[Lease], key: &str| {
+        leases
+            .iter()
+            .find(|l| l.fence.job_key == key)
+            .unwrap_or_else(|| panic!("expired out of attempts: job {key} must be granted"))
+            .fence
+            .clone()
+    };
+    let first = store.acquire(&two(OWNER, SHORT)).await.expect("acquire");
+    assert_eq!(first.len(), 5);
+    for key in [&a, &c, &d, &g] {
+        let fence = fence_of(&first, key);
+        store
+            .advance(&fence, &to_streaming, JobPatch::default())
+            .await
+            .expect("stream");
+    }
+    let fail = JobPatch {
+        failure: Some(JobFailure {
+            message: "503 service unavailable".into(),
+            retryable: true,
+            retry_after: Duration::ZERO,
+            counts_attempt: false,
+        }),
+        ..JobPatch::default()
+    };
+    store
+        .advance(&fence_of(&first, &a), &[JobState::Failed], fail)
+        .await
+        .expect("fail");
+    wait_past(SHORT).await;
+    // One attempt used of two: all granted again.
+    let second = other.acquire(&two(OTHER_OWNER, SHORT)).await.expect("acquire");
+    assert_eq!(
+        second.len(),
+        5,
+        "expired out of attempts: attempts left, so granted again"
+    );
+    for key in [&a, &c, &d, &g] {
+        let fence = fence_of(&second, key);
+        store
+            .advance(&fence, &to_streaming, JobPatch::default())
+            .await
+            .expect("stream again");
+    }
+    let stream_key = OpKeys { job_key: &a }.stream(&jobs[0].canonical_url, 0);
+    let dead = fence_of(&second, &a);
+    assert_eq!(
+        store.begin_op(&dead, &stream_key, OpKind::Stream).await.expect("begin"),
+        OpBegin::Run
+    );
+    store
+        .advance(&fence_of(&second, &c), &[JobState::Finalized], JobPatch::default())
+        .await
+        .expect("finalize");
+    store.release(&fence_of(&second, &d)).await.expect("release");
+    wait_past(SHORT).await;
+    let expected = |state: JobState, last: Option<&str>| {
+        let mut message = format!("lease expired in {state} with 2 of 2 attempts used (worker died or stalled)");
+        if let Some(last) = last {
+            message.push_str("; last error: ");
+            message.push_str(last);
+        }
+        message
+    };
+    // g, named, not reconciled yet.
+    assert!(
+        store
+            .acquire_job(&g, &two(OWNER, LONG))
+            .await
+            .expect("acquire_job")
+            .is_none(),
+        "expired out of attempts: a job with no attempts left is not leased again"
+    );
+    let report = store.reconcile(Duration::ZERO).await.expect("reconcile");
+    assert_eq!(
+        report.expired_leases, 3,
+        "reconcile frees a, c and e (g failed, d released)"
+    );
+    // a, in a batch, after reconcile.
+    let third = store.acquire(&two(OWNER, LONG)).await.expect("acquire");
+    let mut granted: Vec<_> = third
+        .iter()
+        .map(|l| (l.fence.job_key.clone(), l.previous_state))
+        .collect();
+    granted.sort();
+    let mut want = vec![
+        (c.clone(), JobState::Finalized),
+        (d.clone(), JobState::Streaming),
+        (e.clone(), JobState::Leased),
+    ];
+    want.sort();
+    assert_eq!(
+        granted, want,
+        "expired out of attempts: past STREAMING, released, or with attempts left: leased again"
+    );
+    for (key, last) in [(&a, Some("503 service unavailable")), (&g, None)] {
+        let job = store.job(key).await.expect("job");
+        assert_eq!(
+            (job.state, job.retryable, job.attempts, job.epoch),
+            (JobState::Failed, false, 2, 3),
+            "expired out of attempts: FAILED, not retryable, under the next epoch"
+        );
+        assert_eq!(
+            job.last_error.as_deref(),
+            Some(expected(JobState::Streaming, last).as_str()),
+            "expired out of attempts: last_error says how the attempts ended"
+        );
+        assert!(job.lease_owner.is_none() && job.lease_expires_at.is_none());
+        let rows = ops_of(store.as_ref(), key).await;
+        let relet = rows
+            .iter()
+            .find(|r| r.kind == OpKind::Relet && r.epoch == 3)
+            .expect("expired out of attempts: the step is recorded as a RELET row");
+        let result = relet.result.clone().unwrap_or_default();
+        assert_eq!(
+            (&result["from"], &result["to"], &result["epoch"]),
+            (&json!("STREAMING"), &json!("FAILED"), &json!(3))
+        );
+        assert_eq!(result["last_error"], json!(job.last_error));
+        assert!(
+            rows.iter().all(|r| r.result_code.is_some()),
+            "expired out of attempts: no attempt is left running"
+        );
+    }
+    assert_lease_lost(
+        store.finish_op(&dead, &stream_key, ResultCode::Ok, json!({})).await,
+        "finishing an attempt of a job failed out of attempts",
+    );
+    assert_eq!(
+        store.outstanding(2).await.expect("outstanding"),
+        3,
+        "expired out of attempts: the failed jobs are settled"
+    );
+    assert!(
+        other
+            .acquire(&two(OTHER_OWNER, LONG))
+            .await
+            .expect("acquire")
+            .is_empty(),
+        "expired out of attempts: a failed job is never granted again"
+    );
 }
 
 /// Renewing extends the lease past its original expiry.

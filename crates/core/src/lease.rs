@@ -47,6 +47,35 @@ pub struct AcquireRequest {
     pub max_attempts: u32,
 }
 
+/// The **expired out of attempts** rule (see [`LeaseManager`]), for a grant
+/// that picked `job` (as stored, lease fields included) at `now` under
+/// `max_attempts`: the `last_error` to end it FAILED with instead of leasing
+/// it, or `None` to lease it.
+///
+/// The message names the state the lease expired in, the attempts used and
+/// the job's earlier error, if any: `lease expired in STREAMING with 3 of 3
+/// attempts used (worker died or stalled); last error: 503 service
+/// unavailable`.
+pub fn out_of_attempts(job: &Job, now: Millis, max_attempts: u32) -> Option<String> {
+    let body_not_in = matches!(
+        job.state,
+        JobState::Leased | JobState::HeadDone | JobState::ResumeOk | JobState::Streaming
+    );
+    let expired = job.lease_expires_at.is_some_and(|t| t <= now);
+    if !(body_not_in && expired && job.attempts >= max_attempts) {
+        return None;
+    }
+    let mut message = format!(
+        "lease expired in {} with {} of {max_attempts} attempts used (worker died or stalled)",
+        job.state, job.attempts
+    );
+    if let Some(last) = &job.last_error {
+        message.push_str("; last error: ");
+        message.push_str(last);
+    }
+    Some(message)
+}
+
 /// What [`LeaseManager::reconcile`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
@@ -68,6 +97,15 @@ pub struct ReconcileReport {
 /// - **epoch**: every grant increments the job's epoch; in the same
 ///   transaction every unfinished op attempt of older epochs becomes
 ///   ABANDONED, and a grant of an expired in-flight job writes a `RELET` row.
+/// - **expired out of attempts**: an attempt that ends by lease expiry
+///   counts (it was counted at STREAMING). A grant that picks a job whose
+///   lease expired before its body was in (LEASED … STREAMING; reconciled or
+///   not) with `attempts >= max_attempts` hands out no lease: in the same
+///   transaction the job takes the next epoch and ends FAILED, not
+///   retryable, with the `last_error` of [`out_of_attempts`]; its unfinished
+///   attempts become ABANDONED and its `RELET` row records
+///   `{"from", "epoch", "to": "FAILED", "last_error"}`. A released lease, or
+///   one that expired after STREAMING, is leased again as usual.
 /// - **exclusive**: concurrent grants never hand one job to two callers, and
 ///   never hand out a job whose canonical URL is in flight under another job
 ///   (nor two jobs of one URL in one batch).

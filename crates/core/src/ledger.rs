@@ -26,7 +26,8 @@ pub enum OpKind {
     Index,
     /// Link identical content to its first copy.
     Dedupe,
-    /// Grant of a job whose lease expired (the backward step).
+    /// Grant of a job whose lease expired (the backward step); for a job out
+    /// of attempts, its end in FAILED instead (`"to": "FAILED"`).
     Relet,
     /// Job sent back to PLANNED (`retry`, or a finished file gone missing).
     Requeue,

@@ -26,7 +26,7 @@ pub use error::{BoxError, StoreError, StoreResult};
 pub use fetch::{BodyStream, FailureKind, FetchError, Fetcher, FetcherConfig, GetRequest, GetResponse, ResourceMeta};
 pub use job::{Job, JobFailure, JobPatch, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
 pub use key::{ikey, job_key, op_key, KeyValue, OpKeys};
-pub use lease::{AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
+pub use lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
 pub use ledger::{
     run_effect, ArtifactEntry, Commit, CommitOutcome, Effect, EffectError, IndexOp, LedgerExt, LedgerStore, OpBegin,
     OpFinish, OpKind, OpQuery, OpRecord, OpStart, ResultCode, Settle,

@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::error::{StoreError, StoreResult};
-use crate::job::{Job, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
+use crate::job::{Job, JobFailure, JobPatch, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
 use crate::key::OpKeys;
-use crate::lease::{AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
+use crate::lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
 use crate::ledger::{
     ArtifactEntry, Commit, CommitOutcome, LedgerStore, OpBegin, OpKind, OpQuery, OpRecord, ResultCode,
 };
@@ -36,6 +36,10 @@ struct Inner {
     /// op_key → index of its OK row.
     ok_rows: HashMap<String, usize>,
     artifacts: HashMap<String, ArtifactEntry>,
+    /// Reconcile's mark, as in the SQL stores: a lease that expired at or
+    /// before it is freed, and reads show it gone; the job keeps its expiry,
+    /// so a grant still tells an expired lease from a released one.
+    freed_through: Millis,
 }
 
 fn now_millis() -> Millis {
@@ -120,6 +124,58 @@ impl Inner {
             }
         }
         count
+    }
+
+    /// Ends a picked job that ran out of attempts (`message`, from
+    /// [`out_of_attempts`]): FAILED under the next epoch, with a RELET row.
+    fn fail_out_of_attempts(&mut self, key: &str, message: String, now: Millis) -> StoreResult<()> {
+        let job = self.jobs.get_mut(key).expect("picked job exists");
+        let previous_state = job.state;
+        check_transition(Transition::Grant, previous_state, JobState::Leased)?;
+        check_transition(Transition::Step, JobState::Leased, JobState::Failed)?;
+        job.epoch += 1;
+        let failed = Commit {
+            patch: JobPatch {
+                failure: Some(JobFailure {
+                    message: message.clone(),
+                    retryable: false,
+                    retry_after: Duration::ZERO,
+                    counts_attempt: false,
+                }),
+                ..JobPatch::default()
+            },
+            ..Commit::default()
+        };
+        apply_step(job, JobState::Failed, &failed, now);
+        let epoch = job.epoch;
+        self.abandon_ops(key, None, now);
+        self.push_op(OpRecord {
+            seq: 0,
+            op_key: OpKeys { job_key: key }.epoch_action(OpKind::Relet, epoch),
+            job_key: key.to_owned(),
+            kind: OpKind::Relet,
+            epoch,
+            started_at: now,
+            finished_at: Some(now),
+            result_code: Some(ResultCode::Ok),
+            result: Some(json!({
+                "from": previous_state.as_str(),
+                "epoch": epoch,
+                "to": JobState::Failed.as_str(),
+                "last_error": message,
+            })),
+        });
+        Ok(())
+    }
+
+    /// A job as reads show it: no lease where reconcile freed it.
+    fn read(&self, job: &Job) -> Job {
+        let mut job = job.clone();
+        if job.lease_expires_at.is_some_and(|t| t <= self.freed_through) {
+            job.lease_owner = None;
+            job.lease_expires_at = None;
+        }
+        job
     }
 
     fn grant(&mut self, key: &str, request: &AcquireRequest, now: Millis) -> Lease {
@@ -232,7 +288,7 @@ impl LedgerStore for MemoryStore {
         inner
             .jobs
             .get(job_key)
-            .cloned()
+            .map(|job| inner.read(job))
             .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))
     }
 
@@ -246,7 +302,7 @@ impl LedgerStore for MemoryStore {
             .filter(|j| query.state.is_none_or(|s| j.state == s))
             .filter(|j| query.canonical_url.as_ref().is_none_or(|u| j.canonical_url == *u))
             .take(limit)
-            .cloned()
+            .map(|job| inner.read(job))
             .collect())
     }
 
@@ -478,7 +534,14 @@ impl LeaseManager for MemoryStore {
             .take(request.limit)
             .map(|j| j.job_key.clone())
             .collect();
-        Ok(picked.iter().map(|key| inner.grant(key, request, now)).collect())
+        let mut leases = Vec::with_capacity(picked.len());
+        for key in &picked {
+            match out_of_attempts(&inner.jobs[key], now, request.max_attempts) {
+                Some(message) => inner.fail_out_of_attempts(key, message, now)?,
+                None => leases.push(inner.grant(key, request, now)),
+            }
+        }
+        Ok(leases)
     }
 
     async fn acquire_job(&self, job_key: &str, request: &AcquireRequest) -> StoreResult<Option<Lease>> {
@@ -491,7 +554,10 @@ impl LeaseManager for MemoryStore {
         if !runnable(job, now, request.max_attempts) || inner.busy_urls(now).contains(&job.canonical_url) {
             return Ok(None);
         }
-        Ok(Some(inner.grant(job_key, request, now)))
+        match out_of_attempts(job, now, request.max_attempts) {
+            Some(message) => inner.fail_out_of_attempts(job_key, message, now).map(|()| None),
+            None => Ok(Some(inner.grant(job_key, request, now))),
+        }
     }
 
     async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis> {
@@ -525,19 +591,16 @@ impl LeaseManager for MemoryStore {
         let cutoff = now - millis(stale_after);
         let mut inner = self.lock();
         let mut report = ReconcileReport::default();
-        let expired: Vec<String> = inner
+        // Freeing moves the mark past the leases that expired since the last
+        // reconcile; no job changes.
+        let freed_through = inner.freed_through;
+        report.expired_leases = inner
             .jobs
             .values()
-            .filter(|j| j.state.is_in_flight() && j.lease_expires_at.is_some_and(|t| t <= cutoff))
-            .map(|j| j.job_key.clone())
-            .collect();
-        for key in &expired {
-            if let Some(job) = inner.jobs.get_mut(key) {
-                job.lease_owner = None;
-                job.lease_expires_at = None;
-            }
-            report.expired_leases += 1;
-        }
+            .filter(|j| j.state.is_in_flight())
+            .filter(|j| j.lease_expires_at.is_some_and(|t| t > freed_through && t <= cutoff))
+            .count() as u64;
+        inner.freed_through = freed_through.max(cutoff);
         // Every unfinished attempt not under a live lease is abandoned.
         let live: HashMap<String, i64> = inner
             .jobs

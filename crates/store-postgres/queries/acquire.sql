@@ -18,7 +18,9 @@
 --
 -- The same statement abandons the unfinished op attempts of older epochs and
 -- records a RELET row for each job taken over after its lease expired in
--- flight.
+-- flight. An expired job out of attempts (before its body was in, attempts
+-- at $4: core's `out_of_attempts`) takes its place in the batch but gets no
+-- lease: it ends FAILED under the next epoch, its RELET row saying so.
 WITH planned AS (
     SELECT job_key, canonical_url, state, planned_seq
     FROM jobs
@@ -68,7 +70,8 @@ released AS (
     FOR UPDATE OF jobs SKIP LOCKED
 ),
 expired AS (
-    SELECT job_key, canonical_url, state, planned_seq
+    SELECT job_key, canonical_url, state, planned_seq,
+           state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING') AND attempts >= $4 AS out_of_attempts
     FROM jobs
     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
       AND lease_expires_at <= now()
@@ -87,7 +90,7 @@ candidates AS (
     SELECT * FROM planned
     UNION ALL SELECT * FROM retry
     UNION ALL SELECT * FROM released
-    UNION ALL SELECT * FROM expired
+    UNION ALL SELECT job_key, canonical_url, state, planned_seq FROM expired WHERE NOT out_of_attempts
 ),
 free AS (
     SELECT free_of_other_leases(array_agg(canonical_url), array_agg(job_key)) AS job_key
@@ -114,10 +117,24 @@ granted AS (
     WHERE j.job_key = p.job_key
     RETURNING j.*, p.previous_state
 ),
+failed AS (
+    UPDATE jobs AS j
+    SET epoch = j.epoch + 1,
+        state = 'FAILED',
+        retryable = false,
+        last_error = format('lease expired in %s with %s of %s attempts used (worker died or stalled)', j.state, j.attempts, $4)
+            || coalesce('; last error: ' || j.last_error, ''),
+        next_attempt_at = now(),
+        lease_owner = NULL,
+        lease_expires_at = NULL
+    FROM expired AS x
+    WHERE x.out_of_attempts AND j.job_key = x.job_key
+    RETURNING j.job_key, j.epoch, j.last_error, x.state AS previous_state
+),
 abandoned AS (
     UPDATE ops AS o
     SET result_code = 'ABANDONED', finished_at = now()
-    FROM granted AS g
+    FROM (SELECT job_key, epoch FROM granted UNION ALL SELECT job_key, epoch FROM failed) AS g
     WHERE o.job_key = g.job_key AND o.result_code IS NULL AND o.epoch < g.epoch
 ),
 relet AS (
@@ -126,6 +143,10 @@ relet AS (
            jsonb_build_object('from', previous_state, 'epoch', epoch)
     FROM granted
     WHERE previous_state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+    UNION ALL
+    SELECT epoch_action_key('RELET', job_key, epoch), job_key, 'RELET', epoch, now(), now(), 'OK',
+           jsonb_build_object('from', previous_state, 'epoch', epoch, 'to', 'FAILED', 'last_error', last_error)
+    FROM failed
 )
 SELECT job_key, work_id, artifact_id, url, canonical_url, expected_sha256, expected_size, state, epoch,
        lease_owner, floor(extract(epoch FROM lease_expires_at) * 1000)::bigint AS lease_expires_at,

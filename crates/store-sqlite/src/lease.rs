@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use oncefetch_core::{
-    check_transition, AcquireRequest, Fence, Job, JobState, Lease, Millis, OpKeys, OpKind, ReconcileReport, ResultCode,
-    Transition,
+    check_transition, out_of_attempts, AcquireRequest, Fence, Job, JobState, Lease, Millis, OpKeys, OpKind,
+    ReconcileReport, ResultCode, Transition,
 };
 use rusqlite::{named_params, Connection};
 use serde_json::json;
@@ -21,18 +21,22 @@ use crate::rows;
 /// Grants up to `request.limit` runnable jobs in one transaction, in the
 /// order of `sql/queries/runnable.sql`: released and expired in-flight jobs
 /// first (they hold work already done), then retryable failures past their
-/// backoff, then PLANNED jobs in planning order.
+/// backoff, then PLANNED jobs in planning order. A picked job out of
+/// attempts ends FAILED instead ([`out_of_attempts`]) and takes its place in
+/// the batch.
 pub(crate) fn acquire(conn: &Connection, request: &AcquireRequest) -> Result<Vec<Lease>, TxError> {
     let now = clock::now(conn)?;
     let expires_at = now.saturating_add(millis(request.ttl));
     let mut leases = Vec::new();
+    let mut failed = 0;
     let mut urls = HashSet::new();
     let mut keys = HashSet::new();
-    // Each round either grants a job (whose URL the next round then sees as
-    // busy) or ends; a round only comes short when one page held several
-    // jobs of one URL.
-    while leases.len() < request.limit {
-        let remaining = request.limit - leases.len();
+    // Each round either picks a job (granted, whose URL the next round then
+    // sees as busy, or failed, which the next round no longer finds) or
+    // ends; a round only comes short when one page held several jobs of one
+    // URL.
+    while leases.len() + failed < request.limit {
+        let remaining = request.limit - leases.len() - failed;
         let candidates = conn
             .prepare_cached(queries::RUNNABLE)?
             .query_map(
@@ -44,9 +48,9 @@ pub(crate) fn acquire(conn: &Connection, request: &AcquireRequest) -> Result<Vec
                 rows::seq_and_job,
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let before = leases.len();
+        let before = leases.len() + failed;
         for (seq, job) in candidates {
-            if leases.len() == request.limit {
+            if leases.len() + failed == request.limit {
                 break;
             }
             if keys.contains(&job.job_key) || urls.contains(&job.canonical_url) {
@@ -54,9 +58,15 @@ pub(crate) fn acquire(conn: &Connection, request: &AcquireRequest) -> Result<Vec
             }
             keys.insert(job.job_key.clone());
             urls.insert(job.canonical_url.clone());
-            leases.push(grant(conn, seq, job, request, expires_at, now)?);
+            match out_of_attempts(&job, now, request.max_attempts) {
+                Some(message) => {
+                    fail_out_of_attempts(conn, seq, job, &message, now)?;
+                    failed += 1;
+                }
+                None => leases.push(grant(conn, seq, job, request, expires_at, now)?),
+            }
         }
-        if leases.len() == before {
+        if leases.len() + failed == before {
             break;
         }
     }
@@ -81,6 +91,9 @@ pub(crate) fn acquire_job(
         })?;
     if busy {
         return Ok(None);
+    }
+    if let Some(message) = out_of_attempts(&job, now, request.max_attempts) {
+        return fail_out_of_attempts(conn, seq, job, &message, now).map(|()| None);
     }
     let expires_at = now.saturating_add(millis(request.ttl));
     grant(conn, seq, job, request, expires_at, now).map(Some)
@@ -152,6 +165,42 @@ fn grant(
         previous_state,
         job,
     })
+}
+
+/// Takes a job out of attempts under the next epoch and ends it FAILED with
+/// `message` instead of leasing it: abandons its unfinished attempts and
+/// records a RELET row saying so. `job` is the row as read in this
+/// transaction.
+fn fail_out_of_attempts(conn: &Connection, seq: i64, job: Job, message: &str, now: Millis) -> Result<(), TxError> {
+    check_transition(Transition::Grant, job.state, JobState::Leased)?;
+    check_transition(Transition::Step, JobState::Leased, JobState::Failed)?;
+    let epoch = job.epoch + 1;
+    conn.prepare_cached(queries::FAIL_OUT_OF_ATTEMPTS)?
+        .execute(named_params! {
+            ":epoch": epoch,
+            ":last_error": message,
+            ":now": now,
+            ":planned_seq": seq,
+        })?;
+    conn.prepare_cached(queries::ABANDON_OLD_EPOCHS)?
+        .execute(named_params! {":now": now, ":job_key": job.job_key, ":epoch": epoch})?;
+    let op_key = OpKeys { job_key: &job.job_key }.epoch_action(OpKind::Relet, epoch);
+    let result = json!({
+        "from": job.state.as_str(),
+        "epoch": epoch,
+        "to": JobState::Failed.as_str(),
+        "last_error": message,
+    });
+    insert_op(
+        conn,
+        &op_key,
+        &job.job_key,
+        OpKind::Relet,
+        epoch,
+        now,
+        Some(ResultCode::Ok),
+        Some(&result),
+    )
 }
 
 /// Extends a live lease; returns the new expiry.

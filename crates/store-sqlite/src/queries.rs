@@ -7,6 +7,9 @@ pub(crate) const ABANDON_OLD_EPOCHS: &str = include_str!("../sql/queries/abandon
 pub(crate) const ARTIFACT_GET: &str = include_str!("../sql/queries/artifact_get.sql");
 /// Indexes content unless its hash is indexed already (first writer wins).
 pub(crate) const ARTIFACT_INSERT: &str = include_str!("../sql/queries/artifact_insert.sql");
+/// Ends a job a grant found out of attempts (its lease expired before its body
+/// was in): FAILED, not retryable, under the next epoch, with no lease.
+pub(crate) const FAIL_OUT_OF_ATTEMPTS: &str = include_str!("../sql/queries/fail_out_of_attempts.sql");
 /// Grants a job: LEASED under the next epoch (the caller read the row in this
 /// transaction and builds the granted job from it).
 pub(crate) const GRANT: &str = include_str!("../sql/queries/grant.sql");

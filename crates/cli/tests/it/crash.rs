@@ -3,6 +3,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use oncefetch_test_server::{content, Fault, TestServer};
+use serde_json::json;
 
 use crate::support::*;
 
@@ -241,4 +242,60 @@ fn sigkill_mid_plan_keeps_what_was_planned() {
         "{said}"
     );
     assert_eq!(total(), LINES, "every job once");
+}
+
+/// A file whose worker is SIGKILLed mid-stream on every attempt: each attempt
+/// that ends by lease expiry counts, and once `--max-attempts` are used up
+/// the job ends FAILED naming the expiry, and `run` exits 4 instead of
+/// leasing it a fourth time.
+#[test]
+fn worker_killed_on_every_attempt_runs_out_of_attempts() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    // ~32 KiB every 20 ms: an attempt takes about 2.5 s.
+    server.add("/crashy", content(11, 4 << 20));
+    server.fault(
+        "/crashy",
+        Fault::Throttle {
+            chunk: 32 << 10,
+            delay_ms: 20,
+        },
+    );
+    let manifest = ws.manifest(&[entry(&server, "w", "a", "/crashy")]);
+    assert_eq!(ws.run(&["plan", manifest.to_str().unwrap()]).status.code(), Some(0));
+    let flags = ["--max-attempts", "3", "--lease-ttl", "1s"];
+    for attempt in 1..=3u64 {
+        let mut child = spawn_run(&ws, &flags);
+        wait_until(Duration::from_secs(30), &format!("attempt {attempt} to stream"), || {
+            let job = ws.jobs().remove(0);
+            job["state"] == "STREAMING" && job["attempts"] == attempt
+        });
+        signal(&child.0, "KILL");
+        child.0.wait().unwrap();
+    }
+    let gets = server.stats().gets;
+    let mut last = spawn_run(&ws, &flags);
+    wait_until(Duration::from_secs(30), "the last run to end", || {
+        last.0.try_wait().unwrap().is_some()
+    });
+    assert_eq!(last.0.wait().unwrap().code(), Some(4), "a job ended FAILED: exit 4");
+    assert_eq!(server.stats().gets, gets, "no fourth attempt was made");
+    let job = ws.jobs().remove(0);
+    assert_eq!(
+        (&job["state"], &job["attempts"]),
+        (&json!("FAILED"), &json!(3)),
+        "{job}"
+    );
+    let error = job["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("lease expired in STREAMING with 3 of 3 attempts used (worker died or stalled)"),
+        "{job}"
+    );
+    let ledger = ws.ledger();
+    assert!(
+        ledger
+            .iter()
+            .any(|r| r["kind"] == "RELET" && r["epoch"] == 4 && r["result"]["to"] == "FAILED"),
+        "the step to FAILED is in the ledger: {ledger:?}"
+    );
 }

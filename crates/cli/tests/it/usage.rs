@@ -85,6 +85,25 @@ fn usage_errors_exit_2() {
     assert_eq!(ws.run(&["jobs", "--state", "DONE"]).status.code(), Some(2));
 }
 
+/// A lease shorter than a second expires before it can be renewed: every
+/// grant would be lost at once (a livelock), so it is a usage error.
+#[test]
+fn lease_ttl_below_a_second_is_a_usage_error() {
+    let ws = Workspace::new();
+    let out = ws.out();
+    for ttl in ["0s", "1ms", "999ms"] {
+        let run = ws.run(&["run", "--out", out.to_str().unwrap(), "--lease-ttl", ttl]);
+        assert_eq!(run.status.code(), Some(2), "--lease-ttl {ttl}: {}", describe(&run));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains("--lease-ttl") && stderr.contains("at least 1s"),
+            "{stderr}"
+        );
+    }
+    let run = ws.run(&["run", "--out", out.to_str().unwrap(), "--lease-ttl", "1s"]);
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+}
+
 #[test]
 fn fatal_errors_exit_1_with_a_clear_message() {
     let ws = Workspace::new();

@@ -21,11 +21,12 @@ pub(crate) struct LeaseKeeper {
 }
 
 impl LeaseKeeper {
-    /// Renews every third of `ttl` until dropped or the lease is lost.
+    /// Renews every third of `ttl` until dropped or the lease is lost: two
+    /// renewals may fail or run late before the lease expires.
     pub(crate) fn start(store: Arc<dyn Store>, fence: Fence, ttl: Duration) -> Self {
         let lost = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&lost);
-        let period = (ttl / 3).max(Duration::from_millis(50));
+        let period = renewal_period(ttl);
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -58,10 +59,34 @@ impl LeaseKeeper {
     }
 }
 
+/// A third of `ttl`, always inside it (a timer needs a period above zero).
+fn renewal_period(ttl: Duration) -> Duration {
+    (ttl / 3).max(Duration::from_micros(1))
+}
+
 impl Drop for LeaseKeeper {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewals_run_well_inside_the_lease() {
+        for ttl in [
+            super::super::MIN_LEASE_TTL,
+            Duration::from_secs(2),
+            Duration::from_secs(60),
+        ] {
+            assert_eq!(renewal_period(ttl), ttl / 3, "{ttl:?}");
+        }
+        // Below the floor the CLI refuses, renewal still comes before expiry.
+        assert!(renewal_period(Duration::from_millis(30)) < Duration::from_millis(30));
+        assert!(renewal_period(Duration::ZERO) > Duration::ZERO);
     }
 }

@@ -29,6 +29,12 @@ pub use files::OutDir;
 pub use interrupt::Interrupt;
 pub use worker::JobOutcome;
 
+/// The shortest lease a run takes ([`RunConfig::lease_ttl`]). A lease is
+/// renewed every third of its length, and each renewal is a ledger round
+/// trip: a shorter lease expires before a renewal lands (every grant lost at
+/// once, the job leased again and again), so `oncefetch run` refuses one.
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(1);
+
 /// Settings of a run (SPEC §7 defaults).
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -36,7 +42,8 @@ pub struct RunConfig {
     pub concurrency: usize,
     /// Downloads per host at once.
     pub per_host: usize,
-    /// Lease length; renewed every third of it while a job runs.
+    /// Lease length; renewed every third of it while a job runs. At least
+    /// [`MIN_LEASE_TTL`].
     pub lease_ttl: Duration,
     /// Attempts (body transfers) per job.
     pub max_attempts: u32,
