@@ -154,10 +154,7 @@ fn a_full_disk_before_the_first_byte_counts_every_get_and_run_returns() {
         }
     }
     assert!(filled, "the tmpfs is full");
-    let manifest = ws.manifest(&[
-        entry(&server, "ws", "a", "/small"),
-        entry(&server, "wl", "a", "/large"),
-    ]);
+    let manifest = ws.manifest(&[entry(&server, "ws", "a", "/small"), entry(&server, "wl", "a", "/large")]);
     let out = fetch_bounded(&ws, &manifest, &full, &[]);
     assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
     let (jobs, ledger) = (ws.jobs(), ws.ledger());
@@ -167,7 +164,11 @@ fn a_full_disk_before_the_first_byte_counts_every_get_and_run_returns() {
         assert_eq!(job["attempts"], 3, "bounded by --max-attempts: {job}");
         let gets = server.path_stats(path).gets;
         assert_eq!(gets, 3, "{path}");
-        assert_eq!(rows(&ledger, job, "STREAM").len() as u64, gets, "every GET is an attempt in the ledger");
+        assert_eq!(
+            rows(&ledger, job, "STREAM").len() as u64,
+            gets,
+            "every GET is an attempt in the ledger"
+        );
     }
     let partials: Vec<_> = std::fs::read_dir(full.join(".oncefetch").join("partial"))
         .unwrap()
@@ -218,7 +219,17 @@ fn a_partial_folder_deleted_mid_run_is_made_again_and_every_get_counts() {
     assert_eq!(std::fs::read(job["path"].as_str().unwrap()).unwrap(), body);
     let gets = server.path_stats("/big").gets;
     assert_eq!(gets, 2, "the stream that lost its file is downloaded again");
-    assert_eq!(rows(&ws.ledger(), job, "STREAM").len() as u64, gets, "every GET is an attempt in the ledger");
+    assert_eq!(job["attempts"], gets, "every GET is an attempt");
+    let ledger = ws.ledger();
+    let failed = rows(&ledger, job, "FINALIZE")
+        .into_iter()
+        .find(|r| r["result_code"] == "ERROR")
+        .cloned()
+        .expect("the failed placement is in the ledger");
+    assert!(
+        failed["result"]["error"].as_str().unwrap().contains("No such file"),
+        "{failed}"
+    );
     assert!(partial_dir.is_dir(), "the partial folder is made again");
 }
 
@@ -247,7 +258,11 @@ fn a_skipped_duplicate_of_an_original_on_another_filesystem_is_a_verified_copy()
     let path = duplicate["path"].as_str().unwrap();
     assert_eq!(std::fs::read(path).unwrap(), body);
     let dev = |p: &str| std::fs::metadata(p).unwrap().dev();
-    assert_ne!(dev(path), dev(original["path"].as_str().unwrap()), "a copy on its own filesystem");
+    assert_ne!(
+        dev(path),
+        dev(original["path"].as_str().unwrap()),
+        "a copy on its own filesystem"
+    );
     let dedupe = rows(&ws.ledger(), duplicate, "DEDUPE")
         .into_iter()
         .find(|r| r["result_code"] == "OK")
@@ -279,11 +294,15 @@ fn a_skipped_duplicate_whose_original_was_deleted_downloads_its_own_bytes() {
     let job = job_of(&jobs, "w2");
     assert_eq!(job["state"], "SUCCESS", "{job}");
     assert_eq!(std::fs::read(job["path"].as_str().unwrap()).unwrap(), body);
-    assert_eq!(server.path_stats("/a").gets, 2, "the duplicate downloaded its own bytes");
+    assert_eq!(
+        server.path_stats("/a").gets,
+        2,
+        "the duplicate downloaded its own bytes"
+    );
 }
 
 #[test]
-fn identical_content_across_filesystems_is_copied_verified_and_kept_once_per_filesystem() {
+fn identical_content_across_filesystems_is_copied_verified_and_linked_where_it_can_be() {
     let ws = Workspace::new();
     // The folder of work `wt` is a mount point: placing into it crosses filesystems.
     let Some(_tmpfs) = Tmpfs::mount(&ws.out().join("wt"), "4m") else {
@@ -305,16 +324,44 @@ fn identical_content_across_filesystems_is_copied_verified_and_kept_once_per_fil
     let jobs = ws.jobs();
     let (wt, wm, wd) = (job_of(&jobs, "wt"), job_of(&jobs, "wm"), job_of(&jobs, "wd"));
     for job in [wt, wm, wd] {
-        assert!(job["state"] == "SUCCESS" || job["state"] == "SKIPPED_DUPLICATE", "{job}");
+        assert!(
+            job["state"] == "SUCCESS" || job["state"] == "SKIPPED_DUPLICATE",
+            "{job}"
+        );
         assert_eq!(std::fs::read(job["path"].as_str().unwrap()).unwrap(), body, "{job}");
     }
-    let meta = |j: &Value| std::fs::metadata(j["path"].as_str().unwrap()).unwrap();
-    assert_ne!(meta(wt).dev(), meta(wm).dev());
+    let meta = |path: &str| std::fs::metadata(path).unwrap();
+    let file_of = |j: &Value| meta(j["path"].as_str().unwrap());
+    assert_ne!(file_of(wt).dev(), file_of(wm).dev());
+    let ledger = ws.ledger();
+    let dedupe_ok = |j: &Value| {
+        rows(&ledger, j, "DEDUPE")
+            .into_iter()
+            .find(|r| r["result_code"] == "OK")
+            .cloned()
+            .unwrap_or_else(|| panic!("a DEDUPE OK row: {j}"))
+    };
+    let skipped = [wt, wd]
+        .into_iter()
+        .find(|j| j["state"] == "SKIPPED_DUPLICATE")
+        .expect("one of /a's jobs is a duplicate");
     assert_eq!(
-        (meta(wm).dev(), meta(wm).ino()),
-        (meta(wd).dev(), meta(wd).ino()),
-        "on one filesystem identical content is stored once"
+        dedupe_ok(skipped)["result"]["copied"],
+        true,
+        "a copy across filesystems"
     );
+    // A downloaded copy is linked to the first copy when both share a filesystem.
+    for job in [wt, wm, wd].into_iter().filter(|j| j["state"] == "SUCCESS") {
+        let result = dedupe_ok(job)["result"].clone();
+        let first = meta(result["original"].as_str().unwrap());
+        let mine = file_of(job);
+        let stored_once = (first.dev(), first.ino()) == (mine.dev(), mine.ino());
+        assert_eq!(
+            stored_once,
+            first.dev() == mine.dev(),
+            "one inode exactly when on the first copy's filesystem: {result}"
+        );
+    }
     let verify = ws.run(&["verify", "--out", ws.out().to_str().unwrap()]);
     assert_eq!(verify.status.code(), Some(0), "{}", describe(&verify));
     let leftovers: Vec<_> = std::fs::read_dir(ws.out().join("wt"))

@@ -7,13 +7,13 @@ mod crash;
 /// Every HTTP fault case ends as SPEC §8 says.
 #[cfg(feature = "sqlite")]
 mod faults;
+/// Happy path, idempotent re-fetch, duplicates, output layout.
+#[cfg(feature = "sqlite")]
+mod fetch;
 /// The output folder: links never followed, local errors bounded, placement
 /// across filesystems, names that never collide.
 #[cfg(feature = "sqlite")]
 mod files;
-/// Happy path, idempotent re-fetch, duplicates, output layout.
-#[cfg(feature = "sqlite")]
-mod fetch;
 /// Many hosts on one PostgreSQL ledger.
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -374,7 +374,10 @@ impl OutDir {
         let mut path = self.root.clone();
         for component in rel.components() {
             let Component::Normal(name) = component else {
-                return Err(io::Error::other(format!("{} is not a plain folder name", rel.display())));
+                return Err(io::Error::other(format!(
+                    "{} is not a plain folder name",
+                    rel.display()
+                )));
             };
             path.push(name);
             match rustix::fs::mkdirat(&*current, name, Mode::from_raw_mode(0o777)) {
@@ -390,7 +393,7 @@ impl OutDir {
                 Err(errno) => return Err(errno.into()),
             };
         }
-        Arc::try_unwrap(current).or_else(|shared| Ok(shared.try_clone()?))
+        Arc::try_unwrap(current).or_else(|shared| shared.try_clone())
     }
 
     /// The open folder of `path` and its last name: beneath the root
@@ -583,7 +586,11 @@ mod tests {
         assert_eq!(encode_component("a.b"), "a.b");
         assert_eq!(encode_component("論文"), "論文");
         assert_eq!(encode_component("\u{85}"), "%C2%85", "C1 controls are Cc too");
-        assert_eq!(encode_component("a~b"), "a%7Eb", "only a shortened name carries a bare ~");
+        assert_eq!(
+            encode_component("a~b"),
+            "a%7Eb",
+            "only a shortened name carries a bare ~"
+        );
     }
 
     #[test]
@@ -606,8 +613,16 @@ mod tests {
         let digest = hex::encode(Sha256::digest("x".repeat(300).as_bytes()));
         assert_eq!(shortened, format!("{}~{}", "x".repeat(150), &digest[..16]));
         let lookalike = format!("{}~{}", "x".repeat(150), &digest[..16]);
-        assert_ne!(encode_component(&lookalike), shortened, "an id shaped like a shortened name");
-        assert_eq!(encode_component(&"~".repeat(70)).len(), 150 + 1 + 16, "70 escaped ~ (210 bytes) are shortened");
+        assert_ne!(
+            encode_component(&lookalike),
+            shortened,
+            "an id shaped like a shortened name"
+        );
+        assert_eq!(
+            encode_component(&"~".repeat(70)).len(),
+            150 + 1 + 16,
+            "70 escaped ~ (210 bytes) are shortened"
+        );
     }
 
     #[test]
@@ -684,9 +699,20 @@ mod tests {
         assert!(matches!(walked.unwrap_err(), Errno::LOOP | Errno::NOTDIR));
         let walked = open_each(out.root_fd.as_fd(), Path::new("v/a"), OFlags::RDONLY, Mode::empty());
         assert_eq!(walked.unwrap_err(), Errno::LOOP, "a link at the last component");
-        let walked = open_each(out.root_fd.as_fd(), Path::new("../out/v"), OFlags::RDONLY, Mode::empty());
+        let walked = open_each(
+            out.root_fd.as_fd(),
+            Path::new("../out/v"),
+            OFlags::RDONLY,
+            Mode::empty(),
+        );
         assert_eq!(walked.unwrap_err(), Errno::XDEV, "nothing outside the root");
-        assert!(open_each(out.root_fd.as_fd(), Path::new(".oncefetch/partial/k.1.part"), OFlags::RDONLY, Mode::empty()).is_ok());
+        assert!(open_each(
+            out.root_fd.as_fd(),
+            Path::new(".oncefetch/partial/k.1.part"),
+            OFlags::RDONLY,
+            Mode::empty()
+        )
+        .is_ok());
     }
 
     #[test]
@@ -696,10 +722,17 @@ mod tests {
         fs::remove_dir_all(out.partial_dir()).unwrap();
         assert!(out.partials_of("k").unwrap().is_empty());
         assert!(out.all_partials().unwrap().is_empty());
-        let name = PartialName { job_key: "k".into(), epoch: 1 }.file_name();
+        let name = PartialName {
+            job_key: "k".into(),
+            epoch: 1,
+        }
+        .file_name();
         drop(out.create_partial(&name).unwrap());
         assert_eq!(out.partials_of("k").unwrap().len(), 1);
         out.remove_partial_if_empty(&name).unwrap();
-        assert!(out.partials_of("k").unwrap().is_empty(), "an empty partial file is removed");
+        assert!(
+            out.partials_of("k").unwrap().is_empty(),
+            "an empty partial file is removed"
+        );
     }
 }

@@ -156,13 +156,7 @@ impl Partial {
             epoch,
         }
         .file_name();
-        Self::with_target(
-            out.partial_path(job_key, epoch),
-            Target::Out {
-                out: out.clone(),
-                name,
-            },
-        )
+        Self::with_target(out.partial_path(job_key, epoch), Target::Out { out: out.clone(), name })
     }
 
     /// A partial file at a plain path.
