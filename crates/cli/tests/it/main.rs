@@ -10,6 +10,10 @@ mod faults;
 /// Happy path, idempotent re-fetch, duplicates, output layout.
 #[cfg(feature = "sqlite")]
 mod fetch;
+/// The output folder: links never followed, local errors bounded, placement
+/// across filesystems, names that never collide.
+#[cfg(feature = "sqlite")]
+mod files;
 /// SIGINT and SIGTERM give the leases back; a rerun resumes at once.
 #[cfg(feature = "sqlite")]
 mod interrupt;

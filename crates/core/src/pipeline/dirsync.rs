@@ -30,6 +30,13 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     synced
 }
 
+/// The folder, opened without following a link at its last component.
+fn open_folder(dir: &Path) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(File::from(rustix::fs::open(dir, flags, Mode::empty())?))
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -66,7 +73,7 @@ impl Folder {
             state.running = true;
             let target = state.asked;
             drop(state);
-            let result = File::open(dir).and_then(|f| f.sync_all());
+            let result = open_folder(dir).and_then(|f| f.sync_all());
             state = lock(&self.state);
             state.running = false;
             if result.is_ok() {

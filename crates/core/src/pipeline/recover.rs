@@ -75,7 +75,7 @@ async fn sweep_partials(store: &dyn Store, out: &OutDir, report: &mut RecoverRep
             Err(err) => return Err(err),
         };
         if job.state.is_terminal() {
-            if let Err(err) = std::fs::remove_file(&path) {
+            if let Err(err) = out.remove_file(&path) {
                 tracing::warn!(file = %path.display(), error = %err, "cannot remove partial file");
                 continue;
             }

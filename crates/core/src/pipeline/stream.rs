@@ -21,7 +21,7 @@
 //! writes after the download; and the pages already on disk leave the page
 //! cache, so that writing reuses them (see `write_back_stage`).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +31,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use super::files::{OutDir, PartialName};
 
 /// Bytes of one block: one `write(2)`, one hand-off between stages.
 const BLOCK: usize = 1 << 20;
@@ -43,6 +45,8 @@ const WRITE_BACK_STEP: u64 = 16 << 20;
 #[derive(Debug)]
 pub(crate) struct Partial {
     path: PathBuf,
+    /// Where the file is created.
+    target: Target,
     len: u64,
     /// The block being filled.
     block: Vec<u8>,
@@ -86,22 +90,94 @@ async fn joined<T>(task: JoinHandle<T>) -> io::Result<T> {
         .map_err(|e| io::Error::other(format!("file task failed: {e}")))
 }
 
-/// Creates (or truncates) the partial file at `path`.
-fn open(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .read(true)
-        .open(path)
+/// Where a partial file is created.
+#[derive(Debug, Clone)]
+enum Target {
+    /// `DIR/.oncefetch/partial/<name>`, opened beneath the output folder
+    /// without following links.
+    Out {
+        /// The output folder.
+        out: OutDir,
+        /// The file name.
+        name: String,
+    },
+    /// A plain path, as the system resolves it (tests of the stages, e.g.
+    /// on `/dev/full`).
+    #[cfg(test)]
+    Path(PathBuf),
+}
+
+impl Target {
+    /// Creates (or truncates) the partial file.
+    fn create(&self) -> io::Result<File> {
+        match self {
+            Self::Out { out, name } => out.create_partial(name),
+            #[cfg(test)]
+            Self::Path(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .read(true)
+                .open(path),
+        }
+    }
+
+    /// Opens an earlier epoch's partial file to read.
+    fn open_earlier(&self, source: &Path) -> io::Result<File> {
+        match self {
+            Self::Out { out, .. } => out.open_file(source),
+            #[cfg(test)]
+            Self::Path(_) => File::open(source),
+        }
+    }
+
+    /// Removes the partial file when a failed write left it empty: one
+    /// empty file per failed attempt would pile up, and resumes nothing.
+    fn remove_if_empty(&self) {
+        match self {
+            Self::Out { out, name } => {
+                if let Err(err) = out.remove_partial_if_empty(name) {
+                    tracing::warn!(file = %name, error = %err, "could not remove an empty partial file");
+                }
+            }
+            #[cfg(test)]
+            Self::Path(_) => {}
+        }
+    }
 }
 
 impl Partial {
-    /// The partial file at `path`, created (or truncated) when the first
-    /// bytes are written, or by [`finish`](Self::finish) for an empty body.
-    pub(crate) fn new(path: PathBuf) -> Self {
+    /// The partial file of `job_key` under `epoch` in `out`, created (or
+    /// truncated) when the first bytes are written, or by
+    /// [`finish`](Self::finish) for an empty body.
+    pub(crate) fn new(out: &OutDir, job_key: &str, epoch: i64, validator_tag: Option<&str>) -> Self {
+        let name = PartialName {
+            job_key: job_key.to_owned(),
+            epoch,
+            validator_tag: validator_tag.map(str::to_owned),
+        }
+        .file_name();
+        Self::with_target(
+            out.partial_path(job_key, epoch, validator_tag),
+            Target::Out { out: out.clone(), name },
+        )
+    }
+
+    /// Where the partial file is (or will be) written.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A partial file at a plain path.
+    #[cfg(test)]
+    fn at(path: PathBuf) -> Self {
+        Self::with_target(path.clone(), Target::Path(path))
+    }
+
+    fn with_target(path: PathBuf, target: Target) -> Self {
         Self {
             path,
+            target,
             len: 0,
             block: Vec::new(),
             write_back: false,
@@ -128,10 +204,14 @@ impl Partial {
         let State::Direct { file, .. } = &mut self.state else {
             return Err(io::Error::other("partial file already streaming"));
         };
-        let (file, path) = (file.take(), self.path.clone());
+        let (file, target) = (file.take(), self.target.clone());
         let (file, hasher) = blocking(move || {
-            let mut file = file.map_or_else(|| open(&path), Ok)?;
-            let copied = io::copy(&mut File::open(source)?.take(len), &mut file)?;
+            let mut file = file.map_or_else(|| target.create(), Ok)?;
+            let copied = match target.open_earlier(&source) {
+                Ok(earlier) => io::copy(&mut earlier.take(len), &mut file),
+                Err(err) => Err(err),
+            }
+            .inspect_err(|_| target.remove_if_empty())?;
             if copied != len {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -238,8 +318,8 @@ impl Partial {
         let file = match file {
             Some(file) => file,
             None => {
-                let path = self.path.clone();
-                match blocking(move || open(&path)).await {
+                let target = self.target.clone();
+                match blocking(move || target.create()).await {
                     Ok(file) => file,
                     Err(err) => {
                         self.state = State::Failed {
@@ -323,16 +403,31 @@ impl Partial {
         }
     }
 
-    /// Writes what is left; returns the path, SHA-256 (hex) and length.
-    pub(crate) async fn finish(mut self) -> io::Result<(PathBuf, String, u64)> {
+    /// Writes what is left; returns the path, SHA-256 (hex) and length. On
+    /// an error, a file left empty is removed.
+    pub(crate) async fn finish(self) -> io::Result<(PathBuf, String, u64)> {
+        let target = self.target.clone();
+        let finished = self.write_rest().await;
+        if finished.is_err() {
+            // Best effort: the error that matters is the write's.
+            let _ = blocking(move || {
+                target.remove_if_empty();
+                Ok(())
+            })
+            .await;
+        }
+        finished
+    }
+
+    async fn write_rest(mut self) -> io::Result<(PathBuf, String, u64)> {
         self.failed()?;
         let rest = std::mem::take(&mut self.block);
         let hasher = match self.take_state() {
             State::Direct { file: Some(_), hasher } if rest.is_empty() => hasher,
             State::Direct { file, mut hasher } => {
-                let path = self.path.clone();
+                let target = self.target.clone();
                 blocking(move || {
-                    let mut file = file.map_or_else(|| open(&path), Ok)?;
+                    let mut file = file.map_or_else(|| target.create(), Ok)?;
                     file.write_all(&rest)?;
                     hasher.update(&rest);
                     Ok(hasher)
@@ -441,7 +536,8 @@ mod tests {
     }
 
     async fn stream(dir: &Path, name: &str, data: &[u8], chunk: usize, write_back: bool) -> (PathBuf, String, u64) {
-        let mut partial = Partial::new(dir.join(name));
+        let out = OutDir::create(dir).unwrap();
+        let mut partial = Partial::new(&out, name, 1, None);
         partial.write_back_early(write_back);
         for piece in data.chunks(chunk.max(1)) {
             partial.push(piece).await.unwrap();
@@ -477,15 +573,15 @@ mod tests {
     async fn the_file_is_created_by_the_first_write_and_open_errors_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lazy");
-        let mut partial = Partial::new(path.clone());
+        let mut partial = Partial::at(path.clone());
         partial.push(b"abc").await.unwrap();
         assert!(!path.exists(), "a small body is held until finish");
         partial.finish().await.unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"abc");
         let missing = dir.path().join("no-such-dir").join("p");
-        let error = Partial::new(missing.clone()).finish().await.expect_err("small body");
+        let error = Partial::at(missing.clone()).finish().await.expect_err("small body");
         assert_eq!(error.kind(), io::ErrorKind::NotFound);
-        let mut large = Partial::new(missing);
+        let mut large = Partial::at(missing);
         let error = large.push(&body(BLOCK)).await.expect_err("large body");
         assert_eq!(error.kind(), io::ErrorKind::NotFound);
         assert_eq!(large.finish().await.expect_err("again").kind(), io::ErrorKind::NotFound);
@@ -494,7 +590,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_error_stops_the_stream_and_is_reported_again_by_finish() {
         // Every write to /dev/full fails with ENOSPC.
-        let mut partial = Partial::new(PathBuf::from("/dev/full"));
+        let mut partial = Partial::at(PathBuf::from("/dev/full"));
         partial.write_back_early(true);
         let data = body(BLOCK);
         let mut error = None;
@@ -518,7 +614,7 @@ mod tests {
         let prefix = 2 * BLOCK + 7;
         let earlier = dir.path().join("earlier");
         std::fs::write(&earlier, &data[..prefix + 50]).unwrap();
-        let mut partial = Partial::new(dir.path().join("now"));
+        let mut partial = Partial::at(dir.path().join("now"));
         partial.write_back_early(true);
         partial.copy_prefix_from(&earlier, prefix as u64).await.unwrap();
         assert_eq!(partial.len(), prefix as u64);

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::backoff;
-use super::files::{place_no_replace, relink_to_first, OutDir, Placement};
+use super::files::{FileError, OutDir, Placement};
 use super::lease_keeper::LeaseKeeper;
 use super::resume;
 use super::stream::Partial;
@@ -70,8 +70,15 @@ impl From<StoreError> for Stop {
 }
 
 impl From<std::io::Error> for Stop {
+    /// A link in the output folder or a copy that does not verify fails the
+    /// job for good; any other local error is retried, and counts an attempt
+    /// even before STREAMING, so that a job failing locally again and again
+    /// ends FAILED instead of being leased forever.
     fn from(err: std::io::Error) -> Self {
-        Self::Fail(failure(format!("local file error: {err}"), true, None, false))
+        match FileError::of(&err) {
+            Some(file_error) => permanent(file_error.to_string()),
+            None => Self::Fail(failure(format!("local file error: {err}"), true, None, true)),
+        }
     }
 }
 
@@ -112,14 +119,17 @@ fn remove_partial_files(out: &OutDir, key: &str, epoch: i64, own: Option<&Path>)
     if epoch <= 1 {
         // The first epoch is the only writer so far: no folder scan on the
         // hot path, just its own file.
-        return match own.map(std::fs::remove_file) {
+        return match own.map(|path| out.remove_file(path)) {
             Some(Err(err)) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
             _ => Ok(()),
         };
     }
     for (name, path, _) in out.partials_of(key)? {
         if name.epoch <= epoch {
-            std::fs::remove_file(path)?;
+            match out.remove_file(&path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
         }
     }
     Ok(())
@@ -399,12 +409,8 @@ impl JobRun<'_> {
         // The partial file's name tags the validator of the bytes it holds,
         // so that only a later epoch resuming under that validator uses it.
         let tag = opened.validator.as_deref().map(resume::validator_tag);
-        let partial_path = self
-            .shared
-            .out
-            .partial_path(&self.fence.job_key, self.fence.epoch, tag.as_deref());
-        self.partial_path = Some(partial_path.clone());
-        let mut partial = Partial::new(partial_path);
+        let mut partial = Partial::new(&self.shared.out, &self.fence.job_key, self.fence.epoch, tag.as_deref());
+        self.partial_path = Some(partial.path().to_owned());
         if opened.start > 0 {
             let source = &prior.as_ref().expect("a resumed start has a prior partial").path;
             partial.copy_prefix_from(source, opened.start).await?;
@@ -458,7 +464,9 @@ impl JobRun<'_> {
         self.finalize(partial_path, final_path, sha256, size, streamed).await
     }
 
-    /// Another job with this canonical URL already SUCCESS.
+    /// Another job with this canonical URL already SUCCESS, whose file is
+    /// still there (a duplicate of a file deleted since downloads its own
+    /// bytes).
     async fn find_original(&self) -> Result<Option<Job>, Stop> {
         let query = JobQuery {
             state: Some(JobState::Success),
@@ -467,9 +475,19 @@ impl JobRun<'_> {
             limit: 2,
         };
         let found = self.shared.store.jobs(&query).await?;
-        Ok(found
+        let Some(original) = found
             .into_iter()
-            .find(|j| j.job_key != self.fence.job_key && j.path.is_some() && j.sha256.is_some()))
+            .find(|j| j.job_key != self.fence.job_key && j.path.is_some() && j.sha256.is_some())
+        else {
+            return Ok(None);
+        };
+        let path = PathBuf::from(original.path.clone().unwrap_or_default());
+        let present = blocking(move || Ok(std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()))).await?;
+        if !present {
+            tracing::warn!(job = %self.fence.job_key, original = %original.job_key, path = original.path.as_deref().unwrap_or(""), "the original's file is gone; downloading this duplicate's own bytes");
+            return Ok(None);
+        }
+        Ok(Some(original))
     }
 
     /// LEASED → SKIPPED_DUPLICATE: a hard link to the original at this job's
@@ -481,9 +499,11 @@ impl JobRun<'_> {
         let begun = self
             .commit(None, &[], JobPatch::default(), Some((dedupe_key, OpKind::Dedupe)))
             .await?;
-        if matches!(begun, Some(OpBegin::Run)) {
-            self.place(&source, &final_path, &sha256).await?;
-        }
+        let copied = if matches!(begun, Some(OpBegin::Run)) {
+            self.place(&source, &final_path, &sha256).await? == Placement::Copied
+        } else {
+            false
+        };
         let patch = JobPatch {
             path: Some(final_path.to_string_lossy().into_owned()),
             sha256: Some(sha256),
@@ -491,7 +511,11 @@ impl JobRun<'_> {
             duplicate_of: Some(original.job_key.clone()),
             ..JobPatch::default()
         };
-        let result = json!({ "duplicate_of": original.job_key, "linked_to": source.to_string_lossy() });
+        let result = json!({
+            "duplicate_of": original.job_key,
+            "linked_to": source.to_string_lossy(),
+            "copied": copied,
+        });
         self.commit(Some(result), &[JobState::SkippedDuplicate], patch, None)
             .await?;
         Ok(JobOutcome::Skipped)
@@ -639,7 +663,8 @@ impl JobRun<'_> {
         Ok(())
     }
 
-    /// Links `source` at `dest` without replacing anything.
+    /// Links `source` at `dest` without replacing anything (a verified copy
+    /// across filesystems).
     async fn place(&self, source: &Path, dest: &Path, sha256: &str) -> Result<Placement, Stop> {
         self.place_then(source, dest, sha256, || {}).await
     }
@@ -655,9 +680,9 @@ impl JobRun<'_> {
     ) -> Result<Placement, Stop> {
         self.check_lease()?;
         let (source, dest_owned, sha) = (source.to_owned(), dest.to_owned(), sha256.to_owned());
-        let durable = self.shared.config.fsync;
+        let (out, durable) = (self.shared.out.clone(), self.shared.config.fsync);
         let placement = blocking(move || {
-            let placement = place_no_replace(&source, &dest_owned, &sha, durable)?;
+            let placement = out.place(&source, &dest_owned, &sha, durable)?;
             if placement != Placement::Occupied {
                 then();
             }
@@ -683,7 +708,6 @@ impl JobRun<'_> {
         size: u64,
         streamed: Value,
     ) -> Result<JobOutcome, Stop> {
-        let final_str = final_path.to_string_lossy().into_owned();
         let finalize_key = self.keys().content(OpKind::Finalize, &sha256);
         let begun = self
             .commit(
@@ -693,6 +717,13 @@ impl JobRun<'_> {
                 Some((finalize_key, OpKind::Finalize)),
             )
             .await?;
+        // A FINALIZE recorded before placed the file where its result says:
+        // that path stands, even if the ids would encode otherwise today.
+        let final_path = match &begun {
+            Some(OpBegin::Replay(recorded)) => recorded["path"].as_str().map_or(final_path, PathBuf::from),
+            _ => final_path,
+        };
+        let final_str = final_path.to_string_lossy().into_owned();
         if matches!(begun, Some(OpBegin::Run)) {
             // Content stored before under another path is linked to it at
             // DEDUPE, once the index names the first copy. The partial files
@@ -747,9 +778,9 @@ impl JobRun<'_> {
             false
         } else {
             let (first, dest) = (PathBuf::from(&first_path), final_path.clone());
-            let durable = self.shared.config.fsync;
+            let (out, durable) = (self.shared.out.clone(), self.shared.config.fsync);
             self.check_lease()?;
-            blocking(move || relink_to_first(&first, &dest, durable).or(Ok(false))).await?
+            blocking(move || out.relink_to_first(&first, &dest, durable).or(Ok(false))).await?
         };
         self.commit(
             Some(deduped(&first_path, shared_inode)),
