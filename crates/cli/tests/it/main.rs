@@ -10,9 +10,16 @@ mod faults;
 /// Happy path, idempotent re-fetch, duplicates, output layout.
 #[cfg(feature = "sqlite")]
 mod fetch;
+/// The SQLite ledger file: self-contained after a command, readable on a
+/// read-only mount.
+#[cfg(feature = "sqlite")]
+mod ledger_file;
 /// Many hosts on one PostgreSQL ledger.
 #[cfg(feature = "postgres")]
 mod postgres;
+/// Credentials in URLs are never shown.
+#[cfg(feature = "sqlite")]
+mod redaction;
 /// Shared helpers.
 #[allow(dead_code)] // parts serve only the SQLite-backed modules
 mod support;
