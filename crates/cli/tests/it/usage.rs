@@ -220,7 +220,7 @@ fn size_values_get_clear_reasons() {
         "line 1: size must be a non-negative integer, got 1000.0",
         "line 2: size must be a non-negative integer, got 1000.0",
         "line 3: size must be a non-negative integer, got -1",
-        "line 6: size must be at most 18446744073709551615, got 18446744073709551616",
+        "line 6: size must be at most 18446744073709551615 bytes, got 1.8446744073709552e+19",
     ] {
         assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
     }
