@@ -4,9 +4,9 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use oncefetch_core::url::redact;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use oncefetch_core::pipeline::{JobOutcome, Progress};
+use oncefetch_core::url::redact;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::Cli;

@@ -250,7 +250,8 @@ fn size(n: &serde_json::Number) -> Result<u64, String> {
         return Ok(size);
     }
     match n.as_f64() {
-        Some(zero) if zero == 0.0 => Ok(0),
+        // Matches -0.0 too (float patterns compare with `==`).
+        Some(0.0) => Ok(0),
         // Parsed as a float because it does not fit a u64 (2^64 and up).
         Some(whole) if whole >= u64::MAX as f64 && whole.fract() == 0.0 => {
             Err(format!("size must be at most {} bytes, got {n}", u64::MAX))
@@ -325,8 +326,14 @@ mod tests {
         };
         assert_eq!(csv("-0").unwrap().expected_size, Some(0));
         assert_eq!(csv("12").unwrap().expected_size, Some(12));
-        assert_eq!(csv("7.5").unwrap_err(), "line 2: size must be a non-negative integer, got 7.5");
-        assert_eq!(csv("ten").unwrap_err(), "line 2: size must be a non-negative integer, got \"ten\"");
+        assert_eq!(
+            csv("7.5").unwrap_err(),
+            "line 2: size must be a non-negative integer, got 7.5"
+        );
+        assert_eq!(
+            csv("ten").unwrap_err(),
+            "line 2: size must be a non-negative integer, got \"ten\""
+        );
     }
 
     #[test]

@@ -165,20 +165,32 @@ mod tests {
         assert_eq!(redact("https://user:pa:ss@h/x?a=b@c"), "https://user:***@h/x?a=b@c");
         assert_eq!(redact("https://TOKEN@h/x"), "https://***@h/x");
         assert_eq!(redact("https://user:***@h/x"), "https://user:***@h/x", "idempotent");
-        assert_eq!(redact("https://h/a@b"), "https://h/a@b", "an @ in the path is no userinfo");
+        assert_eq!(
+            redact("https://h/a@b"),
+            "https://h/a@b",
+            "an @ in the path is no userinfo"
+        );
         assert_eq!(redact("https://u:p%40q@h:8080"), "https://u:***@h:8080");
         assert_eq!(
             redact("cannot connect to http://a:b@h/x (redirected from \"http://c@k/y\")"),
             "cannot connect to http://a:***@h/x (redirected from \"http://***@k/y\")"
         );
         assert!(matches!(redact("plain https://h/x text"), Cow::Borrowed(_)));
-        assert_eq!(redact("µ://é:ü@h"), "µ://é:***@h", "non-ASCII is cut on char boundaries");
+        assert_eq!(
+            redact("µ://é:ü@h"),
+            "µ://é:***@h",
+            "non-ASCII is cut on char boundaries"
+        );
     }
 
     #[test]
     fn redacting_keeps_the_key() {
         let url = "https://user:secret@h/x";
-        assert_eq!(canonicalize(url).unwrap(), "https://user:secret@h/x", "hashed as written");
+        assert_eq!(
+            canonicalize(url).unwrap(),
+            "https://user:secret@h/x",
+            "hashed as written"
+        );
     }
 
     #[test]

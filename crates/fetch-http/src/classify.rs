@@ -92,14 +92,9 @@ fn describe(status: StatusCode) -> String {
     }
 }
 
-/// The error for a request that got no answer. It names the URL that was
-/// being asked when it failed: after a redirect, the target (and the URL the
-/// job names).
+/// The error for a request that got no answer.
 pub(crate) fn request_error(error: &reqwest::Error, url: &str) -> FetchError {
-    let asked = match error.url().map(reqwest::Url::as_str) {
-        Some(target) if target != url => format!("{} (redirected from {})", shown(target), shown(url)),
-        _ => shown(url).into_owned(),
-    };
+    let asked = shown(url);
     if let Some(refused) = find_source::<RedirectError>(error) {
         return FetchError::permanent(format!("{refused} (from {})", shown(url)));
     }

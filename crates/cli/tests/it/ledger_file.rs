@@ -32,7 +32,11 @@ fn the_db_file_alone_holds_every_job_after_a_command() {
     let copy_dir = tempfile::tempdir().unwrap();
     let copy = copy_dir.path().join("copy.db");
     std::fs::copy(ws.path("ledger.db"), &copy).unwrap();
-    assert_eq!(total(&on(&copy, &["status", "--json"])), 50, "the .db file without its -wal");
+    assert_eq!(
+        total(&on(&copy, &["status", "--json"])),
+        50,
+        "the .db file without its -wal"
+    );
 }
 
 #[test]
@@ -50,7 +54,10 @@ fn read_only_commands_read_a_ledger_on_a_read_only_mount() {
     let db = mount.path("ledger.db");
     let manifest = ws.manifest(&[entry(&server, "w", "a", "/a")]);
     let out_dir = ws.out();
-    let fetched = on(&db, &["fetch", manifest.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
+    let fetched = on(
+        &db,
+        &["fetch", manifest.to_str().unwrap(), "--out", out_dir.to_str().unwrap()],
+    );
     assert_eq!(fetched.status.code(), Some(0), "{}", describe(&fetched));
     mount.make_read_only();
 
@@ -64,5 +71,10 @@ fn read_only_commands_read_a_ledger_on_a_read_only_mount() {
     assert!(String::from_utf8_lossy(&verified.stdout).contains("1 ok"));
 
     let planned = on(&db, &["plan", manifest.to_str().unwrap()]);
-    assert_eq!(planned.status.code(), Some(1), "a writing command fails: {}", describe(&planned));
+    assert_eq!(
+        planned.status.code(),
+        Some(1),
+        "a writing command fails: {}",
+        describe(&planned)
+    );
 }

@@ -19,7 +19,13 @@ fn credentials_in_urls_are_shown_redacted() {
         json!({ "work_id": "w3", "artifact_id": "a", "url": with_userinfo(&server, "bob:hunter2", "/missing") }),
     ]);
     let fetched = ws
-        .command(&["-v", "fetch", manifest.to_str().unwrap(), "--out", ws.out().to_str().unwrap()])
+        .command(&[
+            "-v",
+            "fetch",
+            manifest.to_str().unwrap(),
+            "--out",
+            ws.out().to_str().unwrap(),
+        ])
         .env("ONCEFETCH_LOG", "debug")
         .output()
         .unwrap();
@@ -36,7 +42,10 @@ fn credentials_in_urls_are_shown_redacted() {
         assert!(!shown.contains(secret), "{secret:?} shown:\n{shown}");
     }
     let stderr = String::from_utf8_lossy(&fetched.stderr);
-    assert!(stderr.contains("bob:***@"), "the logs name the URL, redacted:\n{stderr}");
+    assert!(
+        stderr.contains("bob:***@"),
+        "the logs name the URL, redacted:\n{stderr}"
+    );
 
     let jobs = json_lines(&jobs_out);
     let alice = job_of(&jobs, "w1");
@@ -46,7 +55,10 @@ fn credentials_in_urls_are_shown_redacted() {
     assert_eq!(job_of(&jobs, "w2")["url"], with_userinfo(&server, "***", "/doc"));
     let bob = job_of(&jobs, "w3");
     let error = bob["last_error"].as_str().unwrap_or_default();
-    assert!(error.contains(&with_userinfo(&server, "bob:***", "/missing")), "{error}");
+    assert!(
+        error.contains(&with_userinfo(&server, "bob:***", "/missing")),
+        "{error}"
+    );
     assert_ne!(
         alice["job_key"],
         job_of(&jobs, "w2")["job_key"],

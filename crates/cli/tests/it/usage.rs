@@ -227,11 +227,18 @@ fn size_values_get_clear_reasons() {
     assert!(!stderr.contains("line 4"), "-0.0 is zero: {stderr}");
     assert!(!stderr.contains("line 5"), "-0 is zero: {stderr}");
     let jobs = ws.jobs();
-    let mut planned: Vec<_> = jobs.iter().map(|j| j["artifact_id"].as_str().unwrap().to_owned()).collect();
+    let mut planned: Vec<_> = jobs
+        .iter()
+        .map(|j| j["artifact_id"].as_str().unwrap().to_owned())
+        .collect();
     planned.sort();
     assert_eq!(planned, ["d", "e"], "negative zero is planned as zero");
     let csv = ws.path("m.csv");
-    std::fs::write(&csv, format!("work_id,artifact_id,url,size\nw,g,{},7.5\n", server.url("/zero"))).unwrap();
+    std::fs::write(
+        &csv,
+        format!("work_id,artifact_id,url,size\nw,g,{},7.5\n", server.url("/zero")),
+    )
+    .unwrap();
     let out = ws.run(&["plan", csv.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -283,5 +290,9 @@ fn read_only_out_with_a_partial_folder_fails_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let partial = out_dir.join(".oncefetch").join("partial");
     assert!(stderr.contains(partial.to_str().unwrap()), "names the folder: {stderr}");
-    assert_eq!(server.stats().gets + server.stats().heads, 0, "fails before any request");
+    assert_eq!(
+        server.stats().gets + server.stats().heads,
+        0,
+        "fails before any request"
+    );
 }
