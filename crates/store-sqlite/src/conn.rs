@@ -339,7 +339,9 @@ fn open_connection(options: &SqliteOptions) -> StoreResult<Connection> {
 
 pub(crate) fn set_up(options: &SqliteOptions) -> Result<Connection, TxError> {
     let path = options.path();
-    if options.is_read_only() {
+    // A ledger that does not exist yet is created (empty) even for a
+    // read-only handle, as `status` on a new path always did.
+    if options.is_read_only() && path.exists() {
         return set_up_read_only(options);
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -395,12 +397,6 @@ pub(crate) fn set_up(options: &SqliteOptions) -> Result<Connection, TxError> {
 /// never migrated.
 fn set_up_read_only(options: &SqliteOptions) -> Result<Connection, TxError> {
     let path = options.path();
-    if !path.exists() {
-        return Err(invalid_tx(format!(
-            "no ledger at {} (a read-only command creates none)",
-            path.display()
-        )));
-    }
     let conn = open_read_only(path)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;

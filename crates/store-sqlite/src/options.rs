@@ -129,10 +129,11 @@ impl SqliteOptions {
         self
     }
 
-    /// Opens for reading only (`SQLITE_OPEN_READ_ONLY`): nothing is created
-    /// or written, not even a migration, so a ledger on a read-only mount can
-    /// be read; a ledger that needs migrating is refused with a message
-    /// saying so. Every write fails.
+    /// Opens an existing ledger for reading only (`SQLITE_OPEN_READ_ONLY`):
+    /// nothing is written, not even a migration, so a ledger on a read-only
+    /// mount can be read; a ledger that needs migrating is refused with a
+    /// message saying so, and every write fails. A ledger that does not
+    /// exist yet is created empty, as a read-write open would.
     #[must_use]
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
