@@ -15,6 +15,15 @@ use oncefetch_core::JobState;
 /// Exit status: 0 all well; 1 fatal error; 2 usage error; 3 manifest lines
 /// rejected; 4 jobs ended FAILED (wins over 3); 5 verify found a missing or
 /// differing artifact.
+///
+/// Credentials in a URL (`https://user:pass@host/…`) are sent with the
+/// request but never shown: `jobs`, `ledger`, log lines and error messages
+/// print `user:***@` (a user name given alone, as access tokens are, prints
+/// as `***@`). The job key still hashes the URL as written.
+///
+/// Files hold the bytes as served: a body sent with `Content-Encoding: gzip`
+/// is stored compressed (like curl without `--compressed`), and `sha256` and
+/// `size` are checked against those bytes.
 #[derive(Debug, Parser)]
 #[command(name = "oncefetch", version, max_term_width = 100)]
 pub struct Cli {

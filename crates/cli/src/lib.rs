@@ -13,7 +13,6 @@ use std::sync::Arc;
 use anyhow::Context;
 pub use cli::Cli;
 use cli::Command;
-use oncefetch_core::Store;
 
 // Name each linked backend so the linker keeps its `inventory` registration.
 use oncefetch_fetch_http as _;
@@ -25,26 +24,32 @@ use oncefetch_store_sqlite as _;
 /// Runs one parsed command line; returns the exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let interactive = progress::init_logging(&cli);
+    let read_only = matches!(
+        cli.command,
+        Command::Status(_) | Command::Jobs(_) | Command::Ledger(_) | Command::Verify(_)
+    );
+    let store = if read_only {
+        oncefetch_core::open_store_read_only(&cli.db).await
+    } else {
+        oncefetch_core::open_store(&cli.db).await
+    }
+    .with_context(|| format!("cannot open the ledger {:?}", cli.db))?;
     let signals = signals::Signals::install().context("cannot install the signal handlers")?;
     let code = match cli.command {
-        Command::Plan(args) => commands::plan::run(&open(&cli.db).await?, &args.manifest).await?,
-        Command::Run(args) => commands::run::run(open(&cli.db).await?, &args, interactive, &signals).await?,
-        Command::Fetch(args) => commands::fetch(open(&cli.db).await?, &args, interactive, &signals).await?,
-        Command::Status(args) => commands::status::run(&open(&cli.db).await?, &args).await?,
-        Command::Jobs(args) => commands::jobs::run(&open(&cli.db).await?, &args).await?,
-        Command::Ledger(args) => commands::ledger::run(&open(&cli.db).await?, &args).await?,
-        Command::Recover(args) => commands::recover::run(&open(&cli.db).await?, &args).await?,
-        Command::Verify(args) => commands::verify::run(&open(&cli.db).await?, &args).await?,
-        Command::Retry(args) => commands::retry::run(&open(&cli.db).await?, &args).await?,
+        Command::Plan(args) => commands::plan::run(&store, &args.manifest).await?,
+        Command::Run(args) => commands::run::run(Arc::clone(&store), &args, interactive, &signals).await?,
+        Command::Fetch(args) => commands::fetch(Arc::clone(&store), &args, interactive, &signals).await?,
+        Command::Status(args) => commands::status::run(&store, &args).await?,
+        Command::Jobs(args) => commands::jobs::run(&store, &args).await?,
+        Command::Ledger(args) => commands::ledger::run(&store, &args).await?,
+        Command::Recover(args) => commands::recover::run(&store, &args).await?,
+        Command::Verify(args) => commands::verify::run(&store, &args).await?,
+        Command::Retry(args) => commands::retry::run(&store, &args).await?,
     };
+    // A clean exit leaves the ledger whole in its main file (SQLite: the WAL
+    // checkpointed); an error above skips this, which is always safe.
+    store.close().await.context("cannot close the ledger")?;
     Ok(ExitCode::from(code))
-}
-
-/// Opens the ledger a `--db` URL names.
-async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    oncefetch_core::open_store(url)
-        .await
-        .with_context(|| format!("cannot open the ledger {url:?}"))
 }
 
 /// The schemes of every store compiled into this binary.

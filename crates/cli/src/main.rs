@@ -16,7 +16,8 @@ fn main() -> ExitCode {
     match runtime.block_on(oncefetch::run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            let message = format!("{err:#}");
+            eprintln!("error: {}", oncefetch_core::url::redact(&message));
             ExitCode::from(oncefetch::exit::FATAL)
         }
     }

@@ -2,24 +2,26 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use oncefetch_core::url::redact;
 use oncefetch_core::{Job, Millis, OpRecord, StatusCounts};
 use serde_json::{json, Map, Value};
 
-/// One `jobs` line.
+/// One `jobs` line; credentials in URLs are shown as `***`
+/// ([`redact`]), in the URLs and in the error.
 pub(crate) fn job_json(job: &Job) -> Value {
     json!({
         "job_key": job.job_key,
         "work_id": job.work_id,
         "artifact_id": job.artifact_id,
-        "url": job.url,
-        "canonical_url": job.canonical_url,
+        "url": redact(&job.url),
+        "canonical_url": redact(&job.canonical_url),
         "state": job.state.as_str(),
         "attempts": job.attempts,
         "path": job.path,
         "sha256": job.sha256,
         "size": job.size,
         "duplicate_of": job.duplicate_of,
-        "last_error": job.last_error,
+        "last_error": job.last_error.as_deref().map(redact),
     })
 }
 
@@ -29,7 +31,8 @@ pub(crate) fn timestamp(millis: Millis) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
-/// One `ledger` line.
+/// One `ledger` line; credentials in the URLs of a result (HEAD's
+/// `final_url`, an error) are shown as `***`.
 pub(crate) fn op_json(op: &OpRecord) -> Value {
     json!({
         "op_key": op.op_key,
@@ -39,8 +42,18 @@ pub(crate) fn op_json(op: &OpRecord) -> Value {
         "started_at": timestamp(op.started_at),
         "finished_at": op.finished_at.map(timestamp),
         "result_code": op.result_code.map(|c| c.as_str()),
-        "result": op.result,
+        "result": op.result.clone().map(redacted),
     })
+}
+
+/// `value` with [`redact`] applied to every string in it.
+fn redacted(value: Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(redact(&s).into_owned()),
+        Value::Array(items) => Value::Array(items.into_iter().map(redacted).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, redacted(v))).collect()),
+        other => other,
+    }
 }
 
 /// `status --json`.

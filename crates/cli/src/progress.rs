@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use oncefetch_core::pipeline::{JobOutcome, Progress};
+use oncefetch_core::url::redact;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::Cli;
@@ -23,10 +24,27 @@ pub(crate) fn init_logging(cli: &Cli) -> bool {
     let filter = EnvFilter::try_from_env("ONCEFETCH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingStderr)
         .with_target(false)
         .try_init();
     interactive
+}
+
+/// Standard error for log lines, with the credentials of every URL in a
+/// line shown as `***` ([`redact`]), whichever crate logged it.
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The formatter writes each event with one call of a whole line.
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().lock().write_all(redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Files and bytes of a run, shown as a bar or logged.

@@ -342,6 +342,17 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// replayed. The rows stay for the audit.
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool>;
 
+    /// Ends the handle's work cleanly, before a process exits: whatever it
+    /// keeps outside the ledger's main storage is folded back in (SQLite
+    /// checkpoints its write-ahead log into the database file, so the file
+    /// alone holds the whole ledger). Calls after it may fail. Not calling
+    /// it loses nothing: a crash is always safe.
+    ///
+    /// The default does nothing.
+    async fn close(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Writes an OK row of a recovery action (`kind` CLEANUP, …) under the
     /// job's current epoch, once per `op_key`.
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()>;

@@ -209,9 +209,9 @@ fn csv_to_object(header: &[String], text: &str) -> Result<Map<String, Value>, St
         let value = match name.as_str() {
             // Empty optional fields are absent; size is a number.
             "sha256" | "size" if value.is_empty() => continue,
-            "size" => match value.trim().parse::<i64>() {
-                Ok(n) => Value::from(n),
-                Err(_) => return Err(format!("size {value:?} is not an integer")),
+            "size" => match serde_json::from_str::<serde_json::Number>(value.trim()) {
+                Ok(n) => Value::Number(n),
+                Err(_) => return Err(format!("size must be a non-negative integer, got {value:?}")),
             },
             _ => Value::String(value),
         };
@@ -240,6 +240,26 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
+/// A `size` value in bytes: a non-negative JSON integer. Negative zero
+/// (`-0`) is zero: Python's `json`, the reference design's reader, reads it
+/// as the integer 0; serde_json reads it as the float -0.0, so `-0.0` cannot
+/// be told apart and is taken as zero as well. Any other fraction or
+/// exponent notation (`1000.0`, `1e3`) is refused, whatever its value.
+fn size(n: &serde_json::Number) -> Result<u64, String> {
+    if let Some(size) = n.as_u64() {
+        return Ok(size);
+    }
+    match n.as_f64() {
+        // Matches -0.0 too (float patterns compare with `==`).
+        Some(0.0) => Ok(0),
+        // Parsed as a float because it does not fit a u64 (2^64 and up).
+        Some(whole) if whole >= u64::MAX as f64 && whole.fract() == 0.0 => {
+            Err(format!("size must be at most {} bytes, got {n}", u64::MAX))
+        }
+        _ => Err(format!("size must be a non-negative integer, got {n}")),
+    }
+}
+
 fn to_job(map: Map<String, Value>) -> Result<NewJob, String> {
     let work_id = required_id(&map, "work_id")?;
     let artifact_id = required_id(&map, "artifact_id")?;
@@ -253,11 +273,7 @@ fn to_job(map: Map<String, Value>) -> Result<NewJob, String> {
     };
     let expected_size = match map.get("size") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => match (n.as_u64(), n.as_i64()) {
-            (Some(size), _) => Some(size),
-            (None, Some(neg)) if neg < 0 => return Err(format!("negative size {neg}")),
-            _ => return Err(format!("size {n} is not a whole number of bytes")),
-        },
+        Some(Value::Number(n)) => Some(size(n)?),
         Some(other) => return Err(format!("size must be a number, found {}", type_name(other))),
     };
     Ok(NewJob {
@@ -279,6 +295,45 @@ mod tests {
         ManifestReader::new(text.as_bytes(), format)
             .map(|r| r.unwrap())
             .collect()
+    }
+
+    #[test]
+    fn size_values() {
+        let sized = |size: &str| {
+            let line = format!(r#"{{"work_id":"w","artifact_id":"a","url":"https://h/x","size":{size}}}"#);
+            read(&line, Format::JsonLines)
+                .remove(0)
+                .map(|job| job.expected_size)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(sized("1000"), Ok(Some(1000)));
+        assert_eq!(sized("-0"), Ok(Some(0)), "negative zero is zero");
+        assert_eq!(sized("-0.0"), Ok(Some(0)));
+        assert_eq!(sized("18446744073709551615"), Ok(Some(u64::MAX)));
+        let refused = "line 1: size must be a non-negative integer, got";
+        assert_eq!(sized("1000.0"), Err(format!("{refused} 1000.0")));
+        assert_eq!(sized("1e3"), Err(format!("{refused} 1000.0")));
+        assert_eq!(sized("0.5"), Err(format!("{refused} 0.5")));
+        assert_eq!(sized("-1"), Err(format!("{refused} -1")));
+        assert_eq!(sized("-1.5"), Err(format!("{refused} -1.5")));
+        assert_eq!(
+            sized("18446744073709551616"),
+            Err("line 1: size must be at most 18446744073709551615 bytes, got 1.8446744073709552e+19".to_owned())
+        );
+        let csv = |size: &str| {
+            let text = format!("work_id,artifact_id,url,size\nw,a,https://h/x,{size}\n");
+            read(&text, Format::Csv).remove(0).map_err(|e| e.to_string())
+        };
+        assert_eq!(csv("-0").unwrap().expected_size, Some(0));
+        assert_eq!(csv("12").unwrap().expected_size, Some(12));
+        assert_eq!(
+            csv("7.5").unwrap_err(),
+            "line 2: size must be a non-negative integer, got 7.5"
+        );
+        assert_eq!(
+            csv("ten").unwrap_err(),
+            "line 2: size must be a non-negative integer, got \"ten\""
+        );
     }
 
     #[test]
@@ -307,7 +362,7 @@ mod tests {
         assert_eq!(errors[2], "line 6: work_id must be a JSON string, found a number");
         assert!(errors[3].starts_with("line 7: url: scheme \"ftp\""), "{}", errors[3]);
         assert!(errors[4].starts_with("line 8: sha256"));
-        assert_eq!(errors[5], "line 9: negative size -1");
+        assert_eq!(errors[5], "line 9: size must be a non-negative integer, got -1");
         assert_eq!(errors[6], "line 10: empty work_id");
         let last = out[8].as_ref().unwrap();
         assert_eq!(last.work_id, "w\0");

@@ -35,6 +35,11 @@ pub struct StoreFactory {
     pub bare_paths: bool,
     /// Opens the store.
     pub open: OpenStoreFn,
+    /// Opens the store for reading only (nothing written, not even a
+    /// migration), so read-only commands work on a read-only mount; `None`
+    /// when the store has no such mode ([`open_store_read_only`] then uses
+    /// [`StoreFactory::open`]).
+    pub open_read_only: Option<OpenStoreFn>,
 }
 
 impl StoreFactory {
@@ -45,7 +50,14 @@ impl StoreFactory {
             schemes,
             bare_paths: false,
             open,
+            open_read_only: None,
         }
+    }
+
+    /// Also open for reading only, with `open`.
+    pub const fn with_read_only(mut self, open: OpenStoreFn) -> Self {
+        self.open_read_only = Some(open);
+        self
     }
 
     /// Also open bare paths (only the embedded default should).
@@ -138,6 +150,13 @@ pub fn store_factory_for(url: &str) -> StoreResult<&'static StoreFactory> {
 pub async fn open_store(url: &str) -> StoreResult<Arc<dyn Store>> {
     let factory = store_factory_for(url)?;
     (factory.open)(url.to_owned()).await
+}
+
+/// Opens the store a `--db` URL names for reading only: with the factory's
+/// read-only mode when it has one, otherwise as [`open_store`] does.
+pub async fn open_store_read_only(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let factory = store_factory_for(url)?;
+    (factory.open_read_only.unwrap_or(factory.open))(url.to_owned()).await
 }
 
 /// Builds the fetcher registered for `scheme`.

@@ -1,4 +1,7 @@
-//! URL canonicalization (SPEC §2, RFC 3986 normalization).
+//! URL canonicalization (SPEC §2, RFC 3986 normalization), and credentials
+//! redacted for display.
+
+use std::borrow::Cow;
 
 /// Why a URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +44,47 @@ pub fn canonicalize(raw: &str) -> Result<String, UrlError> {
         }
     }
     Ok(parsed.into())
+}
+
+/// `text` with the password of every URL in it replaced by `***`, for
+/// display: `https://user:pass@host/x` becomes `https://user:***@host/x`,
+/// and a user name given alone (`https://TOKEN@host/x`, how access tokens
+/// are usually passed) becomes `***` too. Works on a URL and on any text
+/// that holds URLs (error messages, log lines); text without credentials
+/// comes back borrowed.
+///
+/// Display only: the canonical URL, and so the job key (SPEC §2), keeps the
+/// credentials as written, and requests still send them.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = text[search..].find("://") {
+        let authority_start = search + found + 3;
+        let authority_len = text[authority_start..]
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '`') || c.is_whitespace())
+            .unwrap_or(text.len() - authority_start);
+        let authority = &text[authority_start..authority_start + authority_len];
+        search = authority_start + authority_len;
+        let Some(at) = authority.rfind('@') else {
+            continue;
+        };
+        let userinfo = &authority[..at];
+        let shown = match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***"),
+            None => "***".to_owned(),
+        };
+        if shown != userinfo {
+            out.push_str(&text[copied..authority_start]);
+            out.push_str(&shown);
+            copied = authority_start + at;
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -114,6 +158,39 @@ mod tests {
     #[test]
     fn encodes_non_ascii_uppercase() {
         assert_eq!(canonicalize("https://h/é?q=ü").unwrap(), "https://h/%C3%A9?q=%C3%BC");
+    }
+
+    #[test]
+    fn redact_hides_passwords_and_lone_user_names() {
+        assert_eq!(redact("https://user:pa:ss@h/x?a=b@c"), "https://user:***@h/x?a=b@c");
+        assert_eq!(redact("https://TOKEN@h/x"), "https://***@h/x");
+        assert_eq!(redact("https://user:***@h/x"), "https://user:***@h/x", "idempotent");
+        assert_eq!(
+            redact("https://h/a@b"),
+            "https://h/a@b",
+            "an @ in the path is no userinfo"
+        );
+        assert_eq!(redact("https://u:p%40q@h:8080"), "https://u:***@h:8080");
+        assert_eq!(
+            redact("cannot connect to http://a:b@h/x (redirected from \"http://c@k/y\")"),
+            "cannot connect to http://a:***@h/x (redirected from \"http://***@k/y\")"
+        );
+        assert!(matches!(redact("plain https://h/x text"), Cow::Borrowed(_)));
+        assert_eq!(
+            redact("µ://é:ü@h"),
+            "µ://é:***@h",
+            "non-ASCII is cut on char boundaries"
+        );
+    }
+
+    #[test]
+    fn redacting_keeps_the_key() {
+        let url = "https://user:secret@h/x";
+        assert_eq!(
+            canonicalize(url).unwrap(),
+            "https://user:secret@h/x",
+            "hashed as written"
+        );
     }
 
     #[test]

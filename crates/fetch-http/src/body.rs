@@ -62,7 +62,8 @@ impl Stream for CheckedBody {
                 if size > this.max_size {
                     Err(FetchError::permanent(format!(
                         "size exceeds cap {}: got {size} bytes from {}",
-                        this.max_size, this.url
+                        this.max_size,
+                        classify::shown(&this.url)
                     )))
                 } else {
                     Ok(chunk)
@@ -72,7 +73,8 @@ impl Stream for CheckedBody {
             None => match this.expected {
                 Some(expected) if this.got < expected => Err(FetchError::transient(format!(
                     "truncated body: got {} of {expected} bytes from {}",
-                    this.got, this.url
+                    this.got,
+                    classify::shown(&this.url)
                 ))),
                 _ => {
                     this.done = true;

@@ -1,11 +1,15 @@
 //! Turning answers and failures into [`ResourceMeta`] and classified
 //! [`FetchError`]s (SPEC §8): connect error, timeout, reset, truncated body,
-//! 408, 429 and 5xx are transient; 404, 410, other 4xx, bad redirects and
-//! the size cap are permanent.
+//! 408, 429 and 5xx are transient; 404, 410, other 4xx, bad redirects, the
+//! size cap, a URL too long to send and an answer whose header block cannot
+//! be read (over the client's limit, malformed) are permanent. Messages show
+//! URLs with their credentials redacted and a very long URL cut short.
 
+use std::borrow::Cow;
 use std::error::Error as _;
 use std::time::SystemTime;
 
+use oncefetch_core::url::redact;
 use oncefetch_core::{FetchError, ResourceMeta};
 use reqwest::header::{HeaderMap, HeaderName, CONTENT_LENGTH, ETAG, LAST_MODIFIED, LOCATION};
 use reqwest::{Response, StatusCode};
@@ -49,9 +53,9 @@ pub(crate) fn status_error(response: &Response, url: &str) -> FetchError {
     let status = response.status();
     let code = status.as_u16();
     let mut message = format!("server answered {}", describe(status));
-    message.push_str(&format!(" for {url}"));
+    message.push_str(&format!(" for {}", shown(url)));
     if response.url().as_str() != url {
-        message.push_str(&format!(" (redirected to {})", response.url()));
+        message.push_str(&format!(" (redirected to {})", shown(response.url().as_str())));
     }
     if status.is_redirection() {
         // reqwest hands back the redirects it cannot even resolve (`file:` among them).
@@ -60,11 +64,11 @@ pub(crate) fn status_error(response: &Response, url: &str) -> FetchError {
         match (location, target) {
             (_, Some(target)) if !matches!(target.scheme(), "http" | "https") => {
                 let refused = RedirectError::Scheme {
-                    location: target.to_string(),
+                    location: shown(target.as_str()).into_owned(),
                 };
                 message.push_str(&format!(": {refused}"));
             }
-            (Some(location), _) => message.push_str(&format!(": redirect to {location} not followed")),
+            (Some(location), _) => message.push_str(&format!(": redirect to {} not followed", shown(location))),
             (None, _) => message.push_str(": redirect without a location"),
         }
     }
@@ -90,27 +94,67 @@ fn describe(status: StatusCode) -> String {
 
 /// The error for a request that got no answer.
 pub(crate) fn request_error(error: &reqwest::Error, url: &str) -> FetchError {
+    let asked = shown(url);
     if let Some(refused) = find_source::<RedirectError>(error) {
-        return FetchError::permanent(format!("{refused} (from {url})"));
+        return FetchError::permanent(format!("{refused} (from {})", shown(url)));
     }
     let cause = causes(error);
-    if error.is_redirect() {
-        FetchError::permanent(format!("bad redirect from {url}: {cause}"))
+    if find_source::<hyper::Error>(error).is_some_and(hyper::Error::is_parse) {
+        // A header block over the client's limit, a malformed status line or
+        // header: asking again gets the same answer (curl does not retry a
+        // weird server reply either).
+        FetchError::permanent(format!(
+            "cannot read the answer from {asked} (response header block too large or malformed): {cause}"
+        ))
+    } else if error.is_redirect() {
+        FetchError::permanent(format!("bad redirect from {asked}: {cause}"))
     } else if error.is_builder() {
-        FetchError::permanent(format!("cannot request {url}: {cause}"))
+        FetchError::permanent(format!("cannot request {asked}: {}", builder_cause(error, url, &cause)))
     } else if error.is_timeout() {
-        FetchError::transient(format!("timed out requesting {url}: {cause}"))
+        FetchError::transient(format!("timed out requesting {asked}: {cause}"))
     } else if error.is_connect() {
-        FetchError::transient(format!("cannot connect to {url}: {cause}"))
+        FetchError::transient(format!("cannot connect to {asked}: {cause}"))
     } else {
         // Resets, a connection closed before the answer, protocol errors.
-        FetchError::transient(format!("request to {url} failed: {cause}"))
+        FetchError::transient(format!("request to {asked} failed: {cause}"))
     }
+}
+
+/// Longest URL an HTTP request can carry here (the `http` crate's limit for a
+/// request target).
+const MAX_URL_LEN: usize = u16::MAX as usize - 1;
+
+/// Why a request could not even be built, in words.
+fn builder_cause(error: &reqwest::Error, url: &str, cause: &str) -> String {
+    let url = error.url().map_or(url, reqwest::Url::as_str);
+    if url.len() > MAX_URL_LEN {
+        format!("URL too long ({} bytes, at most {MAX_URL_LEN})", url.len())
+    } else {
+        cause.to_owned()
+    }
+}
+
+/// Longest URL an error message quotes whole.
+const SHOWN_URL_LEN: usize = 300;
+
+/// `url` as an error message shows it: credentials redacted, and a very long
+/// URL cut after its first [`SHOWN_URL_LEN`] bytes.
+pub(crate) fn shown(url: &str) -> Cow<'_, str> {
+    let url = redact(url);
+    if url.len() <= SHOWN_URL_LEN {
+        return url;
+    }
+    let mut cut = SHOWN_URL_LEN;
+    while !url.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Cow::Owned(format!("{}… ({} bytes)", &url[..cut], url.len()))
 }
 
 /// The error for a body that failed after `got` bytes (`expected` announced).
 pub(crate) fn body_error(error: &reqwest::Error, url: &str, got: u64, expected: Option<u64>) -> FetchError {
     let cause = causes(error);
+    let url = shown(url);
     let message = match expected {
         _ if error.is_timeout() => format!("timed out reading the body of {url} after {got} bytes: {cause}"),
         Some(expected) if got < expected => {
@@ -125,7 +169,8 @@ pub(crate) fn body_error(error: &reqwest::Error, url: &str, got: u64, expected: 
 pub(crate) fn check_size(meta: &ResourceMeta, max_size: u64, url: &str) -> Result<(), FetchError> {
     match meta.content_length {
         Some(size) if size > max_size => Err(FetchError::permanent(format!(
-            "size {size} exceeds cap {max_size} for {url}"
+            "size {size} exceeds cap {max_size} for {}",
+            shown(url)
         ))),
         _ => Ok(()),
     }
@@ -143,9 +188,10 @@ fn causes(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     if parts.is_empty() {
+        // The error's own text names the URL, maybe with credentials.
         parts.push(error.to_string());
     }
-    parts.join(": ")
+    redact(&parts.join(": ")).into_owned()
 }
 
 fn find_source<E: std::error::Error + 'static>(error: &reqwest::Error) -> Option<&E> {

@@ -67,7 +67,7 @@ impl Fetcher for HttpFetcher {
             StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
         ) {
             tracing::debug!(
-                url,
+                url = %classify::shown(url),
                 status = response.status().as_u16(),
                 "HEAD refused, asking with GET"
             );

@@ -17,7 +17,7 @@ pub(crate) enum RedirectError {
 pub(crate) fn policy(max: usize) -> Policy {
     Policy::custom(move |attempt| {
         let url = attempt.url();
-        let location = url.to_string();
+        let location = crate::classify::shown(url.as_str()).into_owned();
         if !matches!(url.scheme(), "http" | "https") {
             return attempt.error(RedirectError::Scheme { location });
         }

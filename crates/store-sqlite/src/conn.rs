@@ -24,6 +24,7 @@
 //! WAL that grows past [`AUTOCHECKPOINT_PAGES`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,8 @@ enum Task {
     Alone(Box<dyn FnOnce(&mut Connection) + Send>),
     /// A write, run in the next group transaction.
     Write(Box<dyn GroupWrite>),
+    /// Checkpoint, answer, and stop serving.
+    Close(oneshot::Sender<StoreResult<()>>),
 }
 
 /// Most writes committed in one transaction.
@@ -99,6 +102,12 @@ impl ConnThread {
             .map_err(|e| StoreError::backend(STORE, OpenError { path, source: e.into() }))?;
         opened.await.map_err(|_| closed())??;
         let (stop, stopped) = mpsc::channel();
+        if options_for_checkpoints.is_read_only() {
+            return Ok(Self {
+                tasks,
+                _stop_checkpoints: stop,
+            });
+        }
         std::thread::Builder::new()
             .name("oncefetch-sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(&options_for_checkpoints, &stopped))
@@ -115,6 +124,16 @@ impl ConnThread {
             tasks,
             _stop_checkpoints: stop,
         })
+    }
+
+    /// Checkpoints the WAL into the database file (`TRUNCATE`: the `-wal`
+    /// file is left empty) after every call sent before, then closes the
+    /// connection; later calls fail. A checkpoint that another process's
+    /// reader holds back is logged and left to that process.
+    pub(crate) async fn close(&self) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.tasks.send(Task::Close(reply)).map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
     }
 
     /// Runs the read `body` on the connection thread (again while the
@@ -234,10 +253,15 @@ fn serve(conn: &mut Connection, inbox: &mpsc::Receiver<Task>) {
     let mut group: Vec<Box<dyn GroupWrite>> = Vec::new();
     while let Ok(task) = inbox.recv() {
         let mut next = Some(task);
+        let mut closing = None;
         while let Some(task) = next.take() {
             match task {
                 Task::Alone(read) => read(conn),
                 Task::Write(write) => group.push(write),
+                Task::Close(reply) => {
+                    closing = Some(reply);
+                    break;
+                }
             }
             if group.len() < MAX_GROUP {
                 next = inbox.try_recv().ok();
@@ -246,7 +270,30 @@ fn serve(conn: &mut Connection, inbox: &mpsc::Receiver<Task>) {
         if !group.is_empty() {
             commit_group(conn, &mut group);
         }
+        if let Some(reply) = closing {
+            let _ = reply.send(checkpoint_on_close(conn));
+            return;
+        }
     }
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)` unless the connection is read-only.
+/// Busy (another process reading or writing) is not an error: the ledger is
+/// whole either way, and the last connection to close checkpoints.
+fn checkpoint_on_close(conn: &Connection) -> StoreResult<()> {
+    if conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| TxError::Sql(e).into_store())?
+    {
+        return Ok(());
+    }
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .map_err(|e| TxError::Sql(e).into_store())?;
+    if busy != 0 {
+        tracing::debug!("sqlite checkpoint on close held back by another connection");
+    }
+    Ok(())
 }
 
 /// Runs `group` in one `BEGIN IMMEDIATE` transaction (again from the start
@@ -292,6 +339,11 @@ fn open_connection(options: &SqliteOptions) -> StoreResult<Connection> {
 
 pub(crate) fn set_up(options: &SqliteOptions) -> Result<Connection, TxError> {
     let path = options.path();
+    // A ledger that does not exist yet is created (empty) even for a
+    // read-only handle, as `status` on a new path always did.
+    if options.is_read_only() && path.exists() {
+        return set_up_read_only(options);
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
@@ -338,6 +390,83 @@ pub(crate) fn set_up(options: &SqliteOptions) -> Result<Connection, TxError> {
     })?;
     retry_busy(|| migrate::migrate(&mut conn))?;
     Ok(conn)
+}
+
+/// Opens an existing ledger with `SQLITE_OPEN_READ_ONLY`: no file is
+/// created, the journal mode is left as it is, and the schema is checked,
+/// never migrated.
+fn set_up_read_only(options: &SqliteOptions) -> Result<Connection, TxError> {
+    let path = options.path();
+    let conn = open_read_only(path)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.busy_timeout(options.busy_timeout_duration())?;
+    retry_busy(|| {
+        conn.execute_batch(&format!(
+            "PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -{CACHE_SIZE_KIB};"
+        ))?;
+        Ok(())
+    })?;
+    retry_busy(|| migrate::check(&conn, path))?;
+    Ok(conn)
+}
+
+/// Opens `path` read-only. SQLite reads a WAL ledger through its `-shm`
+/// file, which it cannot open for writing on a read-only mount; then it is
+/// opened again with `readonly_shm=1` (SQLite rebuilds the index in memory,
+/// reading the `-wal`), and, when there is no `-wal` holding data, with
+/// `immutable=1` (the file alone is the whole ledger, and a read-only mount
+/// keeps it from changing).
+fn open_read_only(path: &Path) -> Result<Connection, TxError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    // SQLite opens lazily: the first read tells whether it can.
+    let try_open = |target: &str, flags: OpenFlags| -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(target, flags)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        Ok(conn)
+    };
+    let first = match path.to_str() {
+        Some(text) => try_open(text, flags),
+        None => return Ok(Connection::open_with_flags(path, flags)?),
+    };
+    let Err(error) = first else {
+        return first.map_err(TxError::Sql);
+    };
+    if error.sqlite_error_code() != Some(rusqlite::ErrorCode::CannotOpen) {
+        return Err(TxError::Sql(error));
+    }
+    let uri = |param: &str| format!("file:{}?mode=ro&{param}", uri_path(path));
+    let flags = flags | OpenFlags::SQLITE_OPEN_URI;
+    if let Ok(conn) = try_open(&uri("readonly_shm=1"), flags) {
+        return Ok(conn);
+    }
+    let wal = std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
+    if wal > 0 {
+        return Err(invalid_tx(format!(
+            "cannot read {}: its write-ahead log holds changes not yet in the database file, and the \
+             log cannot be opened here; open the ledger once with write access",
+            path.display()
+        )));
+    }
+    Ok(try_open(&uri("immutable=1"), flags)?)
+}
+
+/// `path` for a `file:` URI: `%`, `?` and `#` escaped.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.display().to_string().chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn invalid_tx(message: String) -> TxError {
+    TxError::Store(StoreError::backend(STORE, Invalid(message)))
 }
 
 /// Checkpoints the WAL every [`CHECKPOINT_EVERY`] until the handle drops.

@@ -24,6 +24,16 @@ fn open_url(url: String) -> OpenFuture {
     Box::pin(async move { Ok(Arc::new(SqliteStore::open(&url).await?) as Arc<dyn Store>) })
 }
 
+/// The registry's read-only entry point ([`SqliteOptions::read_only`]).
+fn open_url_read_only(url: String) -> OpenFuture {
+    Box::pin(async move {
+        let options = SqliteOptions::from_url(&url)?.read_only(true);
+        Ok(Arc::new(SqliteStore::open_with(options).await?) as Arc<dyn Store>)
+    })
+}
+
 oncefetch_core::inventory::submit! {
-    StoreFactory::new("sqlite", &["sqlite"], open_url).with_bare_paths()
+    StoreFactory::new("sqlite", &["sqlite"], open_url)
+        .with_bare_paths()
+        .with_read_only(open_url_read_only)
 }

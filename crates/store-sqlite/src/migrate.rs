@@ -49,6 +49,37 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<i64, TxError> {
     Ok(found)
 }
 
+/// Checks, without writing, that the schema is [`LATEST`]: for a handle
+/// opened read-only, which cannot migrate. `path` names the ledger in the
+/// message.
+pub(crate) fn check(conn: &Connection, path: &std::path::Path) -> Result<(), TxError> {
+    let has_versions: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
+        [],
+        |r| r.get(0),
+    )?;
+    let found: i64 = if has_versions {
+        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?
+    } else {
+        0
+    };
+    let message = match found {
+        LATEST => return Ok(()),
+        newer if newer > LATEST => {
+            format!("database schema version {newer} is newer than this build supports ({LATEST}); upgrade oncefetch")
+        }
+        older => format!(
+            "the ledger {} has schema version {older} and needs migrating to version {LATEST}, which a \
+             read-only command cannot do; run a command that writes (e.g. `oncefetch recover`) with write access first",
+            path.display()
+        ),
+    };
+    Err(TxError::Store(oncefetch_core::StoreError::backend(
+        crate::error::STORE,
+        Invalid(message),
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use rusqlite::Connection;
@@ -71,6 +102,31 @@ mod tests {
         )
         .expect("version 1 rows");
         conn
+    }
+
+    #[test]
+    fn a_read_only_handle_checks_the_schema_without_migrating() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("old.db");
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(MIGRATIONS[0].1).expect("version 1");
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+             INSERT INTO schema_version VALUES (1, 0);",
+        )
+        .expect("version 1 recorded");
+        drop(conn);
+        let options = crate::SqliteOptions::new(&path).read_only(true);
+        let message = match crate::conn::set_up(&options) {
+            Err(err) => format!("{err:?}"),
+            Ok(_) => panic!("an old schema opens read-only"),
+        };
+        assert!(message.contains("needs migrating to version"), "{message}");
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        let version: i64 = conn
+            .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, 1, "nothing migrated");
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub struct SqliteOptions {
     path: PathBuf,
     synchronous: Synchronous,
     busy_timeout: Duration,
+    read_only: bool,
 }
 
 impl SqliteOptions {
@@ -66,6 +67,7 @@ impl SqliteOptions {
             path: path.into(),
             synchronous: Synchronous::default(),
             busy_timeout: Duration::from_secs(30),
+            read_only: false,
         }
     }
 
@@ -125,6 +127,22 @@ impl SqliteOptions {
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self
+    }
+
+    /// Opens an existing ledger for reading only (`SQLITE_OPEN_READ_ONLY`):
+    /// nothing is written, not even a migration, so a ledger on a read-only
+    /// mount can be read; a ledger that needs migrating is refused with a
+    /// message saying so, and every write fails. A ledger that does not
+    /// exist yet is created empty, as a read-write open would.
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Whether the ledger is opened for reading only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The database file.

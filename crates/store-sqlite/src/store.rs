@@ -109,6 +109,13 @@ impl LedgerStore for SqliteStore {
         self.conn.write(move |tx| ledger::requeue(tx, &job_key, &reason)).await
     }
 
+    /// Checkpoints the write-ahead log into the database file
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`) and closes the connection, so a
+    /// copy of the `.db` file alone holds the whole ledger.
+    async fn close(&self) -> StoreResult<()> {
+        self.conn.close().await
+    }
+
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {
         let (job_key, op_key, result) = (job_key.to_owned(), op_key.to_owned(), result.clone());
         self.conn

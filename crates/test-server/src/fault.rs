@@ -77,4 +77,17 @@ pub enum Fault {
     WrongContentRange,
     /// A 206 says `Content-Range: bytes FIRST-LAST/*`: no total length.
     UnknownCompleteLength,
+    /// Every answer (GET or HEAD) carries `bytes` bytes of extra header
+    /// lines (`X-Filler-N`), e.g. 1 MiB to go past a client's header limit.
+    HugeHeaders {
+        /// Total size of the extra header lines, about.
+        bytes: usize,
+    },
+    /// Every answer carries `Content-Encoding: <value>` (e.g. `gzip`), sent
+    /// whether the client asked for it or not; the body is the stored bytes
+    /// as they are (store already-encoded bytes to serve a real encoding).
+    ContentEncoding {
+        /// The header's value.
+        value: String,
+    },
 }

@@ -4,8 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use hyper::header::{
-    HeaderValue, ACCEPT_RANGES, ALLOW, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, LAST_MODIFIED,
-    LOCATION, RANGE, RETRY_AFTER,
+    HeaderName, HeaderValue, ACCEPT_RANGES, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
+    IF_RANGE, LAST_MODIFIED, LOCATION, RANGE, RETRY_AFTER,
 };
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -16,6 +16,40 @@ use crate::Fault;
 
 /// Answers `req`, counting it in `shared`'s stats.
 pub(crate) fn respond<B>(shared: &Shared, req: &Request<B>) -> Response<ServeBody> {
+    let mut response = answer(shared, req);
+    add_header_faults(shared, req.uri().path(), &mut response);
+    response
+}
+
+/// The extra headers of `HugeHeaders` and `ContentEncoding` faults, on every
+/// answer of `path`.
+fn add_header_faults(shared: &Shared, path: &str, response: &mut Response<ServeBody>) {
+    let guard = shared.content();
+    let Some(faults) = guard.faults.get(path) else {
+        return;
+    };
+    let headers = response.headers_mut();
+    for fault in faults {
+        match fault {
+            Fault::HugeHeaders { bytes } => {
+                const LINE: usize = 1024;
+                let filler = "x".repeat(LINE);
+                for n in 0..bytes.div_ceil(LINE) {
+                    if let Ok(name) = HeaderName::try_from(format!("x-filler-{n}")) {
+                        headers.insert(name, header_value(&filler));
+                    }
+                }
+            }
+            Fault::ContentEncoding { value } => {
+                headers.insert(CONTENT_ENCODING, header_value(value));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Answers `req` (without the header faults).
+fn answer<B>(shared: &Shared, req: &Request<B>) -> Response<ServeBody> {
     let method = req.method();
     let is_get = method == Method::GET;
     let is_head = method == Method::HEAD;

@@ -1,5 +1,6 @@
 //! `run --out DIR`: recover, then process jobs until the ledger is settled.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,6 +13,26 @@ use crate::exit;
 use crate::progress::RunProgress;
 use crate::signals::Signals;
 
+/// The ledger records paths as text: an output folder whose path is not
+/// UTF-8 is refused rather than recorded lossily.
+fn utf8(path: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        path.to_str().is_some(),
+        "output folder {} is not valid UTF-8: the ledger records file paths as text; choose a folder whose path is UTF-8",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Fails at start when `dir` cannot take new files (a read-only mount, say),
+/// rather than failing every job: creates and removes a probe file there.
+fn check_writable(dir: &Path) -> anyhow::Result<()> {
+    let probe = dir.join(format!(".write-probe-{}", std::process::id()));
+    std::fs::File::create_new(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .with_context(|| format!("output folder {} is not writable", dir.display()))
+}
+
 /// Runs; 4 when jobs in the ledger ended FAILED, 130/143 when a signal
 /// interrupted it (after its leases were given back).
 pub(crate) async fn run(
@@ -20,8 +41,13 @@ pub(crate) async fn run(
     interactive: bool,
     signals: &Signals,
 ) -> anyhow::Result<u8> {
+    let absolute = std::path::absolute(&args.out).with_context(|| format!("output folder {}", args.out.display()))?;
+    utf8(&absolute)?;
     let out =
         OutDir::create(&args.out).with_context(|| format!("output folder {} is not writable", args.out.display()))?;
+    // The real folder, once links are resolved, is the one recorded.
+    utf8(out.root())?;
+    check_writable(out.partial_dir())?;
     let fetcher_config = FetcherConfig {
         connect_timeout: args.connect_timeout,
         read_timeout: args.read_timeout,

@@ -258,3 +258,73 @@ fn retry_requeues_failed_jobs() {
     assert_success(Some(0), &ws.jobs()[0], &body);
     assert_eq!(server.path_stats("/doc").gets, 2);
 }
+
+/// Requests of any method that reached `/doc`.
+fn requests(server: &TestServer) -> u64 {
+    let stats = server.path_stats("/doc");
+    stats.gets + stats.heads
+}
+
+#[test]
+fn huge_header_block_fails_without_retry() {
+    let (code, job, _body, server, ws) = fetch_one(vec![Fault::HugeHeaders { bytes: 1 << 20 }], &[]);
+    assert_permanent_failure(code, &job, &ws, "header");
+    assert_eq!(requests(&server), 1, "a header block over the limit is not asked again");
+}
+
+#[test]
+fn overlong_url_fails_without_retry() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    server.add("/doc", content(42, 1000));
+    let url = server.url(&format!("/doc?q={}", "a".repeat(100_000)));
+    let manifest = ws.manifest(&[json!({ "work_id": "w", "artifact_id": "a", "url": url })]);
+    let out = ws.fetch(&manifest, RETRY_FAST);
+    let jobs = ws.jobs();
+    assert_eq!(jobs.len(), 1, "{}", describe(&out));
+    let error = jobs[0]["last_error"].as_str().unwrap_or_default();
+    assert!(error.len() < 1000, "the error shortens the URL: {} bytes", error.len());
+    assert!(error.contains("URL too long"), "{error}");
+    let mut job = jobs[0].clone();
+    job["last_error"] = json!(error.chars().take(300).collect::<String>());
+    assert_permanent_failure(out.status.code(), &job, &ws, "cannot request");
+    assert!(requests(&server) <= 1, "asked {} times", requests(&server));
+    let attempts = jobs[0]["attempts"].as_u64().unwrap_or_default();
+    assert!(attempts <= 1, "no retry: {} attempts", jobs[0]["attempts"]);
+}
+
+/// `gzip.compress(b"hello oncefetch, stored as served\n" * 8, mtime=0)`.
+const GZIPPED: &[u8] = &[
+    0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xcb, 0x48, 0xcd, 0xc9, 0xc9, 0x57, 0xc8, 0xcf, 0x4b,
+    0x4e, 0x4d, 0x4b, 0x2d, 0x49, 0xce, 0xd0, 0x51, 0x28, 0x2e, 0xc9, 0x2f, 0x4a, 0x4d, 0x51, 0x48, 0x2c, 0x56, 0x28,
+    0x4e, 0x2d, 0x2a, 0x4b, 0x4d, 0xe1, 0xca, 0x18, 0x51, 0x2a, 0x00, 0x70, 0xb0, 0xc4, 0x49, 0x10, 0x01, 0x00, 0x00,
+];
+
+#[test]
+fn unasked_gzip_body_is_stored_as_served() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    server.add("/doc.gz", GZIPPED.to_vec());
+    server.fault("/doc.gz", Fault::ContentEncoding { value: "gzip".into() });
+    let manifest = ws.manifest(&[json!({
+        "work_id": "w",
+        "artifact_id": "a",
+        "url": server.url("/doc.gz"),
+        "sha256": sha256_hex(GZIPPED),
+        "size": GZIPPED.len(),
+    })]);
+    let out = ws.fetch(&manifest, RETRY_FAST);
+    let jobs = ws.jobs();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(jobs[0]["state"], "SUCCESS", "{}", jobs[0]);
+    assert_eq!(
+        jobs[0]["sha256"],
+        sha256_hex(GZIPPED),
+        "the hash of the bytes as served"
+    );
+    let stored = std::fs::read(jobs[0]["path"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        stored, GZIPPED,
+        "stored still compressed, like curl without --compressed"
+    );
+}

@@ -17,9 +17,16 @@ mod files;
 /// SIGINT and SIGTERM give the leases back; a rerun resumes at once.
 #[cfg(feature = "sqlite")]
 mod interrupt;
+/// The SQLite ledger file: self-contained after a command, readable on a
+/// read-only mount.
+#[cfg(feature = "sqlite")]
+mod ledger_file;
 /// Many hosts on one PostgreSQL ledger.
 #[cfg(feature = "postgres")]
 mod postgres;
+/// Credentials in URLs are never shown.
+#[cfg(feature = "sqlite")]
+mod redaction;
 /// Resuming never splices two versions of a resource.
 #[cfg(feature = "sqlite")]
 mod resume;

@@ -118,3 +118,57 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A tmpfs mounted on a temp folder, unmounted when dropped; tests of
+/// read-only file systems fill it, then [`Tmpfs::make_read_only`].
+pub(crate) struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts one, or says why not (not root, no mount permission) so the
+    /// caller can skip with that reason.
+    pub(crate) fn mount() -> Result<Self, String> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let probe = dir.path().join("owner");
+        std::fs::write(&probe, b"").expect("probe file");
+        if std::fs::metadata(&probe).expect("probe metadata").uid() != 0 {
+            return Err("not running as root, cannot mount a read-only file system".into());
+        }
+        std::fs::remove_file(&probe).expect("remove probe");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !status.success() {
+            return Err(format!("mount -t tmpfs failed ({status})"));
+        }
+        Ok(Self { dir })
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `mount -o remount,ro`.
+    pub(crate) fn make_read_only(&self) {
+        let status = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(self.dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "remount read-only: {status}");
+        assert!(
+            std::fs::write(self.path("write-probe"), b"").is_err(),
+            "the mount refuses writes"
+        );
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}

@@ -209,3 +209,109 @@ fn verify_reports_missing_and_changed_files_and_recover_requeues_them() {
     assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
     assert_eq!(std::fs::read(ws.out().join("w1").join("a")).unwrap(), content(1, 4000));
 }
+
+#[test]
+fn size_values_get_clear_reasons() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    server.add("/zero", Vec::new());
+    let line = |artifact: &str, size: &str| {
+        format!(
+            r#"{{"work_id":"w","artifact_id":"{artifact}","url":"{}","size":{size}}}"#,
+            server.url("/zero")
+        )
+    };
+    let text = [
+        line("a", "1000.0"),
+        line("b", "1e3"),
+        line("c", "-1"),
+        line("d", "-0.0"),
+        line("e", "-0"),
+        line("f", "18446744073709551616"),
+    ]
+    .join("\n");
+    let manifest = ws.path("m.jsonl");
+    std::fs::write(&manifest, text).unwrap();
+    let out = ws.run(&["plan", manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "line 1: size must be a non-negative integer, got 1000.0",
+        "line 2: size must be a non-negative integer, got 1000.0",
+        "line 3: size must be a non-negative integer, got -1",
+        "line 6: size must be at most 18446744073709551615 bytes, got 1.8446744073709552e+19",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
+    }
+    assert!(!stderr.contains("line 4"), "-0.0 is zero: {stderr}");
+    assert!(!stderr.contains("line 5"), "-0 is zero: {stderr}");
+    let jobs = ws.jobs();
+    let mut planned: Vec<_> = jobs
+        .iter()
+        .map(|j| j["artifact_id"].as_str().unwrap().to_owned())
+        .collect();
+    planned.sort();
+    assert_eq!(planned, ["d", "e"], "negative zero is planned as zero");
+    let csv = ws.path("m.csv");
+    std::fs::write(
+        &csv,
+        format!("work_id,artifact_id,url,size\nw,g,{},7.5\n", server.url("/zero")),
+    )
+    .unwrap();
+    let out = ws.run(&["plan", csv.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 2: size must be a non-negative integer, got 7.5"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn non_utf8_out_is_refused_at_start() {
+    use std::os::unix::ffi::OsStrExt;
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    server.add("/a", content(5, 100));
+    let manifest = ws.manifest(&[entry(&server, "w", "a", "/a")]);
+    let out_dir = ws.dir.path().join(std::ffi::OsStr::from_bytes(b"out-\xff"));
+    let out = ws
+        .command(&["fetch", manifest.to_str().unwrap(), "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
+    assert_eq!(ws.jobs()[0]["state"], "PLANNED", "nothing was fetched");
+}
+
+#[test]
+fn read_only_out_with_a_partial_folder_fails_at_start() {
+    let mount = match Tmpfs::mount() {
+        Ok(mount) => mount,
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    server.add("/a", content(6, 100));
+    let out_dir = mount.path("out");
+    std::fs::create_dir_all(out_dir.join(".oncefetch").join("partial")).unwrap();
+    mount.make_read_only();
+    let manifest = ws.manifest(&[entry(&server, "w", "a", "/a")]);
+    let out = ws
+        .command(&["fetch", manifest.to_str().unwrap(), "--out", out_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let partial = out_dir.join(".oncefetch").join("partial");
+    assert!(stderr.contains(partial.to_str().unwrap()), "names the folder: {stderr}");
+    assert_eq!(
+        server.stats().gets + server.stats().heads,
+        0,
+        "fails before any request"
+    );
+}
