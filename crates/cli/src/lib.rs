@@ -27,7 +27,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let interactive = progress::init_logging(&cli);
     let signals = signals::Signals::install().context("cannot install the signal handlers")?;
     let code = match cli.command {
-        Command::Plan(args) => commands::plan::run(&open(&cli.db).await?, &args.manifest).await?,
+        Command::Plan(args) => commands::plan::run(&open(&cli.db).await?, &args.manifest, args.update_expected).await?,
         Command::Run(args) => commands::run::run(open(&cli.db).await?, &args, interactive, &signals).await?,
         Command::Fetch(args) => commands::fetch(open(&cli.db).await?, &args, interactive, &signals).await?,
         Command::Status(args) => commands::status::run(&open(&cli.db).await?, &args).await?,

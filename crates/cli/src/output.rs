@@ -20,6 +20,8 @@ pub(crate) fn job_json(job: &Job) -> Value {
         "size": job.size,
         "duplicate_of": job.duplicate_of,
         "last_error": job.last_error,
+        "expected_sha256": job.expected_sha256,
+        "expected_size": job.expected_size,
     })
 }
 
