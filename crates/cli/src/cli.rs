@@ -75,6 +75,11 @@ pub enum Command {
 pub struct PlanArgs {
     /// JSON Lines manifest (CSV with a header row when it ends in `.csv`; `-` reads standard input).
     pub manifest: String,
+    /// Record the `sha256`/`size` a line declares on its already planned job instead of rejecting the
+    /// line; a finished job whose content no longer matches is requeued (an in-flight job is left as
+    /// it is, and its line rejected).
+    #[arg(long)]
+    pub update_expected: bool,
 }
 
 /// `run` (and the run half of `fetch`).

@@ -22,6 +22,8 @@ pub(crate) fn job_json(job: &Job) -> Value {
         "size": job.size,
         "duplicate_of": job.duplicate_of,
         "last_error": job.last_error.as_deref().map(redact),
+        "expected_sha256": job.expected_sha256,
+        "expected_size": job.expected_size,
     })
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::error::StoreError;
-use crate::job::{JobFailure, JobPatch, JobQuery, NewJob};
+use crate::job::{ExpectationConflict, Expectations, ExpectedUpdate, JobFailure, JobPatch, JobQuery, NewJob};
 use crate::key::{job_key, OpKeys};
 use crate::lease::{AcquireRequest, Fence, Lease};
 use crate::ledger::{
@@ -65,6 +65,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@each $setup;
             plan_is_idempotent,
             streamed_plan,
+            plan_reports_other_expectations,
             grant_bumps_epoch,
             op_replay_returns_recorded_result,
             error_op_runs_again,
@@ -85,6 +86,7 @@ macro_rules! store_conformance {
             artifact_index_first_writer_wins,
             index_settles_the_first_copy,
             requeue_resets_finished_jobs,
+            update_expected_requeues_mismatches,
             ops_are_listed_in_order
         );
     };
@@ -234,6 +236,105 @@ pub async fn streamed_plan(setup: Setup) {
         .expect("job");
     assert_eq!(job.state, JobState::Planned);
     assert_eq!(job.work_id, "stream-more-w650");
+}
+
+/// `job` declaring `sha256` (and `size`, `None` for none).
+fn declaring(job: &NewJob, sha256: Option<&str>, size: Option<u64>) -> NewJob {
+    NewJob {
+        expected_sha256: sha256.map(str::to_owned),
+        expected_size: size,
+        ..job.clone()
+    }
+}
+
+fn expectations(sha256: Option<&str>, size: Option<u64>) -> Expectations {
+    Expectations {
+        sha256: sha256.map(str::to_owned),
+        size,
+    }
+}
+
+/// Replanning a job with a line that declares another sha256 or size leaves
+/// the job as it is and reports it, with its position in the input; a line
+/// declaring nothing, or what the job records, is no conflict.
+pub async fn plan_reports_other_expectations(setup: Setup) {
+    let store = setup.store;
+    let (h1, h2) = ("a1".repeat(32), "b2".repeat(32));
+    let jobs = sample_jobs("expect-plan", 3);
+    // jobs[0]: size 42 and no hash; jobs[1]: hash h1 and size 42.
+    let hashed = declaring(&jobs[1], Some(&h1), Some(42));
+    let first = store.plan(&[jobs[0].clone(), hashed.clone()]).await.expect("plan");
+    assert!(
+        first.conflicts.is_empty(),
+        "plan reports other expectations: new jobs are no conflict"
+    );
+    let input = vec![
+        declaring(&jobs[0], Some(&h1), None),     // 0: a hash the job lacks
+        jobs[0].clone(),                          // 1: what the job records
+        declaring(&jobs[0], None, None),          // 2: nothing declared
+        declaring(&jobs[1], Some(&h1), None),     // 3: part of what it records
+        declaring(&jobs[1], Some(&h1), Some(43)), // 4: another size
+        declaring(&jobs[2], Some(&h1), None),     // 5: new
+        declaring(&jobs[2], Some(&h2), None),     // 6: another hash than line 5 planned
+        declaring(&jobs[2], Some(&h1), None),     // 7: what line 5 planned
+    ];
+    let counts = store.plan(&input).await.expect("plan again");
+    assert_eq!(
+        (counts.new, counts.existing),
+        (1, 7),
+        "plan reports other expectations: counts"
+    );
+    let conflict = |position, job: &NewJob, declared, recorded| ExpectationConflict {
+        position,
+        job_key: job.job_key.clone(),
+        declared,
+        recorded,
+    };
+    assert_eq!(
+        counts.conflicts,
+        vec![
+            conflict(0, &jobs[0], expectations(Some(&h1), None), expectations(None, Some(42))),
+            conflict(
+                4,
+                &jobs[1],
+                expectations(Some(&h1), Some(43)),
+                expectations(Some(&h1), Some(42))
+            ),
+            conflict(
+                6,
+                &jobs[2],
+                expectations(Some(&h2), None),
+                expectations(Some(&h1), None)
+            ),
+        ],
+        "plan reports other expectations: the conflicting lines, in input order"
+    );
+    let job = store.job(&jobs[0].job_key).await.expect("job");
+    assert_eq!(
+        job.expectations(),
+        expectations(None, Some(42)),
+        "plan reports other expectations: the job is left as it is"
+    );
+    // Streamed: positions count every job of the stream.
+    let (batches, received) = tokio::sync::mpsc::channel(2);
+    let more = sample_jobs("expect-plan-more", 2);
+    let sender = tokio::spawn(async move {
+        batches
+            .send(vec![more[0].clone(), declaring(&more[1], Some(&h2), None)])
+            .await
+            .expect("send");
+        // more[0] as planned; more[1] now declaring size 42, which it lacks.
+        batches.send(more.clone()).await.expect("send");
+        batches.send(input).await.expect("send");
+    });
+    let streamed = store.plan_stream(received).await.expect("plan_stream");
+    sender.await.expect("sender");
+    let positions: Vec<u64> = streamed.conflicts.iter().map(|c| c.position).collect();
+    assert_eq!(
+        (streamed.new, streamed.existing, positions),
+        (2, 10, vec![3, 4, 8, 10]),
+        "plan reports other expectations: streamed positions"
+    );
 }
 
 /// A grant moves a runnable job to LEASED under a new epoch, once.
@@ -1197,6 +1298,133 @@ pub async fn requeue_resets_finished_jobs(setup: Setup) {
         .await
         .expect("effect after requeue");
     assert!(!rerun.replayed, "after a requeue the effect runs again");
+}
+
+/// `update_expected` records the declared fields on a job that is not in
+/// flight, and requeues a finished job whose content does not meet them.
+pub async fn update_expected_requeues_mismatches(setup: Setup) {
+    let store = setup.store;
+    let (held, other) = ("c3".repeat(32), "d4".repeat(32));
+    store.plan(&sample_jobs("expect-update", 5)).await.expect("plan");
+    let leases = store.acquire(&request(OWNER, LONG, 4)).await.expect("acquire");
+    assert_eq!(leases.len(), 4);
+    let content = JobPatch {
+        sha256: Some(held.clone()),
+        size: Some(42),
+        path: Some("/out/w/a".into()),
+        ..JobPatch::default()
+    };
+    // leases[0] and [1] end SUCCESS, [2] SKIPPED_DUPLICATE, [3] stays LEASED.
+    let head = OpKeys {
+        job_key: &leases[0].fence.job_key,
+    }
+    .head(&leases[0].job.canonical_url);
+    run_effect(store.as_ref(), &leases[0].fence, &head, OpKind::Head, || async {
+        Ok::<_, String>(json!({ "status": 200 }))
+    })
+    .await
+    .expect("effect");
+    for lease in &leases[..2] {
+        store
+            .advance(&lease.fence, &JobState::PIPELINE[2..], content.clone())
+            .await
+            .expect("success");
+    }
+    store
+        .advance(&leases[2].fence, &[JobState::SkippedDuplicate], content.clone())
+        .await
+        .expect("skip");
+    let planned = store
+        .jobs(&JobQuery {
+            state: Some(JobState::Planned),
+            ..JobQuery::default()
+        })
+        .await
+        .expect("jobs")
+        .remove(0)
+        .job_key;
+    let update = |key: &str, sha256: Option<&str>, size: Option<u64>| {
+        let (store, key, expected) = (Arc::clone(&store), key.to_owned(), expectations(sha256, size));
+        async move { store.update_expected(&key, &expected, "new expectation").await }
+    };
+    let key = |i: usize| leases[i].fence.job_key.clone();
+
+    let requeued = update(&key(0), Some(&other), None).await.expect("update");
+    assert_eq!(
+        requeued,
+        ExpectedUpdate::Requeued,
+        "update expected requeues mismatches: SUCCESS"
+    );
+    let job = store.job(&key(0)).await.expect("job");
+    assert_eq!(
+        (job.state, job.expectations(), job.sha256, job.attempts),
+        (JobState::Planned, expectations(Some(&other), Some(42)), None, 0),
+        "update expected requeues mismatches: recorded over the job's, requeued as `requeue` does"
+    );
+    let rows = ops_of(store.as_ref(), &key(0)).await;
+    let requeue = rows
+        .iter()
+        .find(|r| r.kind == OpKind::Requeue)
+        .expect("update expected requeues mismatches: a REQUEUE row");
+    assert_eq!(requeue.result.as_ref().expect("result")["reason"], "new expectation");
+    assert_eq!(
+        rows.iter().find(|r| r.op_key == head).and_then(|r| r.result_code),
+        Some(ResultCode::Abandoned),
+        "update expected requeues mismatches: effect rows superseded"
+    );
+
+    assert_eq!(
+        update(&key(1), Some(&held), None).await.expect("update"),
+        ExpectedUpdate::Recorded,
+        "update expected requeues mismatches: content that meets them stays"
+    );
+    assert_eq!(
+        update(&key(1), Some(&held), Some(42)).await.expect("update"),
+        ExpectedUpdate::Unchanged
+    );
+    let job = store.job(&key(1)).await.expect("job");
+    assert_eq!(
+        (job.state, job.expectations()),
+        (JobState::Success, expectations(Some(&held), Some(42)))
+    );
+    assert_eq!(
+        update(&key(1), None, Some(7)).await.expect("update"),
+        ExpectedUpdate::Requeued,
+        "update expected requeues mismatches: a size the content lacks"
+    );
+    assert_eq!(
+        update(&key(2), Some(&other), None).await.expect("update"),
+        ExpectedUpdate::Requeued,
+        "update expected requeues mismatches: SKIPPED_DUPLICATE"
+    );
+    assert_eq!(
+        update(&key(3), Some(&other), None).await.expect("update"),
+        ExpectedUpdate::InFlight(JobState::Leased),
+        "update expected requeues mismatches: in flight"
+    );
+    assert_eq!(
+        store.job(&key(3)).await.expect("job").expectations(),
+        expectations(None, Some(42)),
+        "update expected requeues mismatches: an in-flight job is left as it is"
+    );
+    assert_eq!(
+        update(&planned, Some(&other), Some(5)).await.expect("update"),
+        ExpectedUpdate::Recorded
+    );
+    let job = store.job(&planned).await.expect("job");
+    assert_eq!(
+        (job.state, job.expectations()),
+        (JobState::Planned, expectations(Some(&other), Some(5)))
+    );
+    assert!(matches!(
+        update("no-such-job", Some(&other), None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.acquire(&request(OWNER, LONG, 10)).await.expect("acquire").len(),
+        4,
+        "the requeued jobs and the planned one are runnable again"
+    );
 }
 
 /// The ledger lists attempts in order, by job and by page.

@@ -75,7 +75,25 @@ pub struct Job {
     pub duplicate_of: Option<String>,
 }
 
+impl NewJob {
+    /// What the line expects of its content.
+    pub fn expectations(&self) -> Expectations {
+        Expectations {
+            sha256: self.expected_sha256.clone(),
+            size: self.expected_size,
+        }
+    }
+}
+
 impl Job {
+    /// What the job expects of its content.
+    pub fn expectations(&self) -> Expectations {
+        Expectations {
+            sha256: self.expected_sha256.clone(),
+            size: self.expected_size,
+        }
+    }
+
     /// The job as freshly planned.
     pub fn planned(new: &NewJob) -> Self {
         Self {
@@ -160,19 +178,113 @@ pub struct JobQuery {
 }
 
 /// What planning did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanCounts {
     /// Jobs added.
     pub new: u64,
-    /// Jobs already in the ledger (unchanged).
+    /// Jobs already in the ledger (unchanged), conflicts included.
     pub existing: u64,
+    /// The jobs among `existing` whose line declares expectations the job
+    /// does not record, in input order (see [`Expectations::contradicts`]).
+    pub conflicts: Vec<ExpectationConflict>,
 }
 
-impl std::ops::AddAssign for PlanCounts {
-    fn add_assign(&mut self, other: Self) {
-        self.new += other.new;
-        self.existing += other.existing;
+impl PlanCounts {
+    /// Adds the counts of a later batch that followed `before` jobs of the
+    /// same input, shifting its conflicts' positions past them.
+    pub fn add_batch(&mut self, later: Self, before: u64) {
+        self.new += later.new;
+        self.existing += later.existing;
+        self.conflicts.extend(later.conflicts.into_iter().map(|mut conflict| {
+            conflict.position += before;
+            conflict
+        }));
     }
+}
+
+/// What a manifest line expects of its content (SPEC §1): each field that is
+/// `Some` must hold, a `None` field expects nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expectations {
+    /// Expected content hash (lowercase hex).
+    pub sha256: Option<String>,
+    /// Expected size in bytes.
+    pub size: Option<u64>,
+}
+
+impl Expectations {
+    /// Whether no field is declared.
+    pub fn is_empty(&self) -> bool {
+        self.sha256.is_none() && self.size.is_none()
+    }
+
+    /// Whether `recorded` (a job's expectations) lacks a field these
+    /// declare, or holds another value for it. Fields these leave out are not
+    /// compared: a line that declares nothing never contradicts its job.
+    pub fn contradicts(&self, recorded: &Self) -> bool {
+        let sha256 = self.sha256.is_some() && self.sha256 != recorded.sha256;
+        let size = self.size.is_some() && self.size != recorded.size;
+        sha256 || size
+    }
+
+    /// `recorded` with every field these declare set to the declared value.
+    pub fn over(&self, recorded: &Self) -> Self {
+        Self {
+            sha256: self.sha256.clone().or_else(|| recorded.sha256.clone()),
+            size: self.size.or(recorded.size),
+        }
+    }
+
+    /// Whether content with this hash and size meets every declared field
+    /// (a declared field whose content value is unknown does not).
+    pub fn admit(&self, sha256: Option<&str>, size: Option<u64>) -> bool {
+        let sha256_holds = self.sha256.as_deref().is_none_or(|e| sha256 == Some(e));
+        let size_holds = self.size.is_none_or(|e| size == Some(e));
+        sha256_holds && size_holds
+    }
+}
+
+impl std::fmt::Display for Expectations {
+    /// The declared fields: `sha256 HEX and size N`, `sha256 HEX`, `size N`,
+    /// or `no sha256 or size`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.sha256, self.size) {
+            (Some(sha256), Some(size)) => write!(f, "sha256 {sha256} and size {size}"),
+            (Some(sha256), None) => write!(f, "sha256 {sha256}"),
+            (None, Some(size)) => write!(f, "size {size}"),
+            (None, None) => f.write_str("no sha256 or size"),
+        }
+    }
+}
+
+/// A planned job whose line declares expectations the existing job does not
+/// record: the job was left as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectationConflict {
+    /// The job's index in the planned input (0-based; across every batch of a
+    /// streamed plan).
+    pub position: u64,
+    /// Job key.
+    pub job_key: String,
+    /// What the line declares.
+    pub declared: Expectations,
+    /// What the job records.
+    pub recorded: Expectations,
+}
+
+/// What [`LedgerStore::update_expected`](crate::LedgerStore::update_expected) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedUpdate {
+    /// The job records the expectations already: nothing changed.
+    Unchanged,
+    /// Recorded; the job's state is as it was.
+    Recorded,
+    /// Recorded, and the finished job, whose content does not meet them, went
+    /// back to PLANNED with a REQUEUE row.
+    Requeued,
+    /// The job is in flight: nothing changed (its worker checks the
+    /// expectations it was leased with).
+    InFlight(JobState),
 }
 
 /// Jobs per state; every state present.

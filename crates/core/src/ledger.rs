@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::{StoreError, StoreResult};
-use crate::job::{Job, JobPatch, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
+use crate::job::{Expectations, ExpectedUpdate, Job, JobPatch, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
 use crate::lease::Fence;
 use crate::state::JobState;
 
@@ -271,6 +271,13 @@ pub struct ArtifactEntry {
 /// - **streamed plan**: [`LedgerStore::plan_stream`] plans like
 ///   [`LedgerStore::plan`] batch after batch; a key met twice in the stream
 ///   is planned once.
+/// - **plan reports other expectations**: planning a job key already present
+///   (in the ledger, or earlier in the input) with a line that declares a
+///   sha256 or size the job does not record
+///   ([`Expectations::contradicts`]) leaves the job as it is, counts it as
+///   existing and reports it in [`PlanCounts::conflicts`] with its position
+///   in the input, the declared and the recorded expectations; a line that
+///   declares nothing, or what the job records, is no conflict.
 /// - **fenced writes**: [`LedgerStore::commit`] succeeds only while the fence's owner holds
 ///   the job's lease at that epoch and the lease has not expired by the store
 ///   clock; otherwise [`StoreError::LeaseLost`] and nothing is written.
@@ -284,18 +291,26 @@ pub struct ArtifactEntry {
 ///   [`OpBegin::Replay`] with the recorded result; there is at most one OK row
 ///   per op key. Rows are unique on (op_key, epoch); ERROR and ABANDONED rows
 ///   stay for the audit.
+/// - **update expected requeues mismatches**: [`LedgerStore::update_expected`]
+///   records the declared fields on a job that is not in flight; a SUCCESS
+///   or SKIPPED_DUPLICATE job whose content does not meet them goes back to
+///   PLANNED as [`LedgerStore::requeue`] sends it, in the same transaction;
+///   an in-flight job is left as it is.
 /// - **index first-writer-wins**: a commit's [`IndexOp`] answers with the
 ///   path of the first job that indexed the hash, and replays its own OK row
 ///   when one exists.
 #[async_trait]
 pub trait LedgerStore: Send + Sync + Debug + 'static {
-    /// Plans jobs idempotently.
+    /// Plans jobs idempotently, reporting the existing jobs whose line
+    /// declares other expectations ([`PlanCounts::conflicts`], positions
+    /// indexing `jobs`). Only lines that declare expectations and meet an
+    /// existing job need the job read back.
     async fn plan(&self, jobs: &[NewJob]) -> StoreResult<PlanCounts>;
 
     /// Plans every batch received until the sender is dropped, idempotently
     /// as [`LedgerStore::plan`] does (a job key met again, in the ledger or
     /// earlier in the stream, counts as existing), and returns the summed
-    /// counts. Batches are planned in order and each is durable once
+    /// counts (conflict positions count every job of the stream). Batches are planned in order and each is durable once
     /// planned: a store may group several batches into one transaction, but
     /// a failure (or a crash) loses at most the batches not yet committed,
     /// never jobs planned before. This is how `oncefetch plan` streams a
@@ -304,8 +319,10 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// The default plans one batch at a time with [`LedgerStore::plan`].
     async fn plan_stream(&self, mut batches: mpsc::Receiver<Vec<NewJob>>) -> StoreResult<PlanCounts> {
         let mut totals = PlanCounts::default();
+        let mut before = 0u64;
         while let Some(batch) = batches.recv().await {
-            totals += self.plan(&batch).await?;
+            totals.add_batch(self.plan(&batch).await?, before);
+            before += u64::try_from(batch.len()).unwrap_or(u64::MAX);
         }
         Ok(totals)
     }
@@ -341,6 +358,21 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// job failed after them), so the effects must run again rather than be
     /// replayed. The rows stay for the audit.
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool>;
+
+    /// Records `expected`'s declared fields on a job (fields it leaves out
+    /// stay as they are): the admin write of `plan --update-expected`. A job
+    /// in flight is left as it is ([`ExpectedUpdate::InFlight`]): its worker
+    /// checks the expectations it was leased with. A SUCCESS or
+    /// SKIPPED_DUPLICATE job whose recorded `sha256`/`size` do not meet the
+    /// new expectations is requeued in the same transaction, exactly as
+    /// [`LedgerStore::requeue`] does with `reason` (REQUEUE row, effect rows
+    /// superseded). [`StoreError::NotFound`] when the job is absent.
+    async fn update_expected(
+        &self,
+        job_key: &str,
+        expected: &Expectations,
+        reason: &str,
+    ) -> StoreResult<ExpectedUpdate>;
 
     /// Ends the handle's work cleanly, before a process exits: whatever it
     /// keeps outside the ledger's main storage is folded back in (SQLite

@@ -24,7 +24,10 @@ pub mod memory;
 
 pub use error::{BoxError, StoreError, StoreResult};
 pub use fetch::{BodyStream, FailureKind, FetchError, Fetcher, FetcherConfig, GetRequest, GetResponse, ResourceMeta};
-pub use job::{Job, JobFailure, JobPatch, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
+pub use job::{
+    ExpectationConflict, Expectations, ExpectedUpdate, Job, JobFailure, JobPatch, JobQuery, Millis, NewJob, PlanCounts,
+    StatusCounts,
+};
 pub use key::{ikey, job_key, op_key, KeyValue, OpKeys};
 pub use lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
 pub use ledger::{

@@ -63,6 +63,12 @@ impl<R: BufRead> ManifestReader<R> {
         }
     }
 
+    /// The 1-based number of the line the last entry came from (0 before
+    /// the first).
+    pub fn line_number(&self) -> u64 {
+        self.line_no
+    }
+
     /// The next entry; `None` at the end.
     pub fn next_entry(&mut self) -> Option<io::Result<Result<NewJob, LineError>>> {
         loop {

@@ -11,7 +11,10 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::error::{StoreError, StoreResult};
-use crate::job::{Job, JobFailure, JobPatch, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
+use crate::job::{
+    ExpectationConflict, Expectations, ExpectedUpdate, Job, JobFailure, JobPatch, JobQuery, Millis, NewJob, PlanCounts,
+    StatusCounts,
+};
 use crate::key::OpKeys;
 use crate::lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
 use crate::ledger::{
@@ -213,6 +216,51 @@ impl Inner {
         }
     }
 
+    /// [`LedgerStore::requeue`] under the lock.
+    fn requeue(&mut self, job_key: &str, reason: &str, now: Millis) -> StoreResult<bool> {
+        let job = self
+            .jobs
+            .get_mut(job_key)
+            .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))?;
+        let from = job.state;
+        if check_transition(Transition::Requeue, from, JobState::Planned).is_err() {
+            return Ok(false);
+        }
+        let planned = Job::planned(&NewJob {
+            job_key: job.job_key.clone(),
+            work_id: job.work_id.clone(),
+            artifact_id: job.artifact_id.clone(),
+            url: job.url.clone(),
+            canonical_url: job.canonical_url.clone(),
+            expected_sha256: job.expected_sha256.clone(),
+            expected_size: job.expected_size,
+        });
+        let epoch = job.epoch;
+        *job = Job { epoch, ..planned };
+        // The old results no longer describe the world: let the effects run again.
+        let mut superseded = 0u64;
+        for row in self.ops.iter_mut() {
+            if row.job_key == job_key && row.result_code == Some(ResultCode::Ok) && row.kind.is_effect() {
+                row.result_code = Some(ResultCode::Abandoned);
+                superseded += 1;
+            }
+        }
+        let Self { ops, ok_rows, .. } = self;
+        ok_rows.retain(|_, i| ops[*i].job_key != job_key || !ops[*i].kind.is_effect());
+        self.push_op(OpRecord {
+            seq: 0,
+            op_key: OpKeys { job_key }.epoch_action(OpKind::Requeue, epoch),
+            job_key: job_key.to_owned(),
+            kind: OpKind::Requeue,
+            epoch,
+            started_at: now,
+            finished_at: Some(now),
+            result_code: Some(ResultCode::Ok),
+            result: Some(json!({ "from": from.as_str(), "reason": reason, "superseded_ops": superseded })),
+        });
+        Ok(true)
+    }
+
     /// Canonical URLs held by live leases.
     fn busy_urls(&self, now: Millis) -> HashSet<String> {
         self.jobs
@@ -272,9 +320,18 @@ impl LedgerStore for MemoryStore {
     async fn plan(&self, jobs: &[NewJob]) -> StoreResult<PlanCounts> {
         let mut inner = self.lock();
         let mut counts = PlanCounts::default();
-        for new in jobs {
-            if inner.jobs.contains_key(&new.job_key) {
+        for (position, new) in (0u64..).zip(jobs) {
+            if let Some(job) = inner.jobs.get(&new.job_key) {
                 counts.existing += 1;
+                let (declared, recorded) = (new.expectations(), job.expectations());
+                if declared.contradicts(&recorded) {
+                    counts.conflicts.push(ExpectationConflict {
+                        position,
+                        job_key: new.job_key.clone(),
+                        declared,
+                        recorded,
+                    });
+                }
             } else {
                 inner.jobs.insert(new.job_key.clone(), Job::planned(new));
                 counts.new += 1;
@@ -451,48 +508,36 @@ impl LedgerStore for MemoryStore {
 
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool> {
         let now = now_millis();
+        self.lock().requeue(job_key, reason, now)
+    }
+
+    async fn update_expected(
+        &self,
+        job_key: &str,
+        expected: &Expectations,
+        reason: &str,
+    ) -> StoreResult<ExpectedUpdate> {
+        let now = now_millis();
         let mut inner = self.lock();
         let job = inner
             .jobs
             .get_mut(job_key)
             .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))?;
-        let from = job.state;
-        if check_transition(Transition::Requeue, from, JobState::Planned).is_err() {
-            return Ok(false);
+        if job.state.is_in_flight() {
+            return Ok(ExpectedUpdate::InFlight(job.state));
         }
-        let planned = Job::planned(&NewJob {
-            job_key: job.job_key.clone(),
-            work_id: job.work_id.clone(),
-            artifact_id: job.artifact_id.clone(),
-            url: job.url.clone(),
-            canonical_url: job.canonical_url.clone(),
-            expected_sha256: job.expected_sha256.clone(),
-            expected_size: job.expected_size,
-        });
-        let epoch = job.epoch;
-        *job = Job { epoch, ..planned };
-        // The old results no longer describe the world: let the effects run again.
-        let mut superseded = 0u64;
-        for row in inner.ops.iter_mut() {
-            if row.job_key == job_key && row.result_code == Some(ResultCode::Ok) && row.kind.is_effect() {
-                row.result_code = Some(ResultCode::Abandoned);
-                superseded += 1;
-            }
+        if !expected.contradicts(&job.expectations()) {
+            return Ok(ExpectedUpdate::Unchanged);
         }
-        let Inner { ops, ok_rows, .. } = &mut *inner;
-        ok_rows.retain(|_, i| ops[*i].job_key != job_key || !ops[*i].kind.is_effect());
-        inner.push_op(OpRecord {
-            seq: 0,
-            op_key: OpKeys { job_key }.epoch_action(OpKind::Requeue, epoch),
-            job_key: job_key.to_owned(),
-            kind: OpKind::Requeue,
-            epoch,
-            started_at: now,
-            finished_at: Some(now),
-            result_code: Some(ResultCode::Ok),
-            result: Some(json!({ "from": from.as_str(), "reason": reason, "superseded_ops": superseded })),
-        });
-        Ok(true)
+        let updated = expected.over(&job.expectations());
+        job.expected_sha256 = updated.sha256.clone();
+        job.expected_size = updated.size;
+        let finished = matches!(job.state, JobState::Success | JobState::SkippedDuplicate);
+        if finished && !updated.admit(job.sha256.as_deref(), job.size) {
+            inner.requeue(job_key, reason, now)?;
+            return Ok(ExpectedUpdate::Requeued);
+        }
+        Ok(ExpectedUpdate::Recorded)
     }
 
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {

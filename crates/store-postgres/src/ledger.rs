@@ -4,17 +4,17 @@ use async_trait::async_trait;
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use oncefetch_core::{
-    check_transition, ArtifactEntry, Commit, CommitOutcome, Fence, IndexOp, Job, JobPatch, JobQuery, JobState,
-    LedgerStore, NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord, PlanCounts, StatusCounts, StoreError, StoreResult,
-    Transition,
+    check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
+    IndexOp, Job, JobPatch, JobQuery, JobState, LedgerStore, NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord,
+    PlanCounts, StatusCounts, StoreError, StoreResult, Transition,
 };
 use serde_json::{json, Value};
 
 use crate::conn::{Failure, Replay};
 use crate::queries;
 use crate::rows::{
-    count, parse_state, signed, ArtifactRow, CommitRow, Count, IndexState, JobRow, LockedJob, OpRow, StateCount,
-    StateEpoch,
+    count, parse_state, signed, ArtifactRow, CommitRow, ConflictRow, Count, ExpectedRow, IndexState, JobRow, LockedJob,
+    OpRow, StateCount, StateEpoch,
 };
 use crate::sql::{Bind, Sql};
 use crate::store::{job_not_found, lease_lost, millis, PostgresStore};
@@ -154,20 +154,76 @@ fn conflict(message: String) -> Failure {
     Failure::Store(StoreError::Conflict(message))
 }
 
-fn plan_chunk(jobs: &[NewJob]) -> StoreResult<Sql> {
+/// One chunk of a plan: its insert, and the check of its lines that declare
+/// expectations (run only when the insert left rows out).
+#[derive(Debug, Clone)]
+struct PlanChunk {
+    insert: Sql,
+    rows: usize,
+    /// The check, and each declaring line's index in the chunk.
+    check: Option<(Sql, Vec<usize>)>,
+}
+
+fn plan_chunk(jobs: &[NewJob]) -> StoreResult<PlanChunk> {
     let text = |f: fn(&NewJob) -> &str| -> Vec<Option<String>> { jobs.iter().map(|j| Some(f(j).to_owned())).collect() };
-    let sizes = jobs
-        .iter()
-        .map(|j| j.expected_size.map(|s| signed(s, "expected size")).transpose())
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Sql::new(queries::PLAN)
+    let size = |j: &NewJob| j.expected_size.map(|s| signed(s, "expected size")).transpose();
+    let sizes = jobs.iter().map(size).collect::<StoreResult<Vec<_>>>()?;
+    let insert = Sql::new(queries::PLAN)
         .bind(text(|j| &j.job_key))
         .bind(text(|j| &j.work_id))
         .bind(text(|j| &j.artifact_id))
         .bind(text(|j| &j.url))
         .bind(text(|j| &j.canonical_url))
         .bind(jobs.iter().map(|j| j.expected_sha256.clone()).collect::<Vec<_>>())
-        .bind(sizes))
+        .bind(sizes);
+    let declaring: Vec<usize> = (0..jobs.len())
+        .filter(|&i| jobs[i].expected_sha256.is_some() || jobs[i].expected_size.is_some())
+        .collect();
+    let check = if declaring.is_empty() {
+        None
+    } else {
+        let keys = declaring
+            .iter()
+            .map(|&i| Some(jobs[i].job_key.clone()))
+            .collect::<Vec<_>>();
+        let hashes = declaring
+            .iter()
+            .map(|&i| jobs[i].expected_sha256.clone())
+            .collect::<Vec<_>>();
+        let sizes = declaring
+            .iter()
+            .map(|&i| size(&jobs[i]))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let sql = Sql::new(queries::PLAN_CONFLICTS).bind(keys).bind(hashes).bind(sizes);
+        Some((sql, declaring))
+    };
+    Ok(PlanChunk {
+        insert,
+        rows: jobs.len(),
+        check,
+    })
+}
+
+/// Sends the locked job back to PLANNED with a REQUEUE row (requeue.sql),
+/// when the state table allows it from `from`.
+async fn requeue_locked(
+    conn: &mut AsyncPgConnection,
+    job_key: &str,
+    from: JobState,
+    epoch: i64,
+    reason: &str,
+) -> Result<bool, Failure> {
+    if check_transition(Transition::Requeue, from, JobState::Planned).is_err() {
+        return Ok(false);
+    }
+    Sql::new(queries::REQUEUE)
+        .bind(job_key)
+        .bind(OpKeys { job_key }.epoch_action(OpKind::Requeue, epoch))
+        .bind(epoch)
+        .bind(json!({ "from": from.as_str(), "reason": reason }))
+        .execute(conn)
+        .await?;
+    Ok(true)
 }
 
 #[async_trait]
@@ -181,19 +237,49 @@ impl LedgerStore for PostgresStore {
             .map(plan_chunk)
             .collect::<StoreResult<Vec<_>>>()?;
         let chunks = &chunks;
-        let new = self
+        let (new, found) = self
             .db
             .transaction(Replay::Once, |conn| {
                 async move {
                     let mut new = 0_usize;
-                    for chunk in chunks {
-                        new += chunk.clone().execute(conn).await?;
+                    // (index of the chunk, its lines whose job records other expectations)
+                    let mut found: Vec<(usize, Vec<ConflictRow>)> = Vec::new();
+                    for (c, chunk) in chunks.iter().enumerate() {
+                        let inserted = chunk.insert.clone().execute(conn).await?;
+                        if let (true, Some((check, _))) = (inserted < chunk.rows, &chunk.check) {
+                            let rows: Vec<ConflictRow> = check.clone().load(conn).await?;
+                            if !rows.is_empty() {
+                                found.push((c, rows));
+                            }
+                        }
+                        new += inserted;
                     }
-                    Ok(new)
+                    Ok((new, found))
                 }
                 .scope_boxed()
             })
             .await?;
+        let mut conflicts = Vec::new();
+        for (c, rows) in found {
+            let declaring = chunks[c]
+                .check
+                .as_ref()
+                .map(|(_, lines)| lines.as_slice())
+                .unwrap_or_default();
+            for row in rows {
+                let line = usize::try_from(row.n - 1)
+                    .ok()
+                    .and_then(|n| declaring.get(n))
+                    .ok_or_else(|| StoreError::backend(crate::STORE, format!("plan check returned line {}", row.n)))?;
+                let index = c * PLAN_CHUNK + line;
+                conflicts.push(ExpectationConflict {
+                    position: u64::try_from(index).unwrap_or(u64::MAX),
+                    job_key: jobs[index].job_key.clone(),
+                    declared: jobs[index].expectations(),
+                    recorded: row.recorded()?,
+                });
+            }
+        }
         let new = u64::try_from(new).unwrap_or(u64::MAX);
         if new >= ANALYZE_AFTER {
             // Only statistics: a failure costs plan quality, not data.
@@ -211,6 +297,7 @@ impl LedgerStore for PostgresStore {
         Ok(PlanCounts {
             new,
             existing: total.saturating_sub(new),
+            conflicts,
         })
     }
 
@@ -453,18 +540,46 @@ impl LedgerStore for PostgresStore {
                 async move {
                     let rows: Vec<StateEpoch> = Sql::new(queries::JOB_FOR_REQUEUE).bind(job_key).load(conn).await?;
                     let row = rows.into_iter().next().ok_or_else(|| job_not_found(job_key))?;
-                    let from = parse_state(&row.state)?;
-                    if check_transition(Transition::Requeue, from, JobState::Planned).is_err() {
-                        return Ok(false);
+                    requeue_locked(conn, job_key, parse_state(&row.state)?, row.epoch, reason).await
+                }
+                .scope_boxed()
+            })
+            .await
+    }
+
+    async fn update_expected(
+        &self,
+        job_key: &str,
+        expected: &Expectations,
+        reason: &str,
+    ) -> StoreResult<ExpectedUpdate> {
+        self.db
+            .transaction(Replay::Once, |conn| {
+                async move {
+                    let rows: Vec<ExpectedRow> = Sql::new(queries::JOB_FOR_EXPECTED).bind(job_key).load(conn).await?;
+                    let row = rows.into_iter().next().ok_or_else(|| job_not_found(job_key))?;
+                    let state = parse_state(&row.state)?;
+                    if state.is_in_flight() {
+                        return Ok(ExpectedUpdate::InFlight(state));
                     }
-                    Sql::new(queries::REQUEUE)
+                    let recorded = row.expectations()?;
+                    if !expected.contradicts(&recorded) {
+                        return Ok(ExpectedUpdate::Unchanged);
+                    }
+                    let updated = expected.over(&recorded);
+                    let size = updated.size.map(|s| signed(s, "expected size")).transpose()?;
+                    Sql::new(queries::EXPECTED_UPDATE)
                         .bind(job_key)
-                        .bind(OpKeys { job_key }.epoch_action(OpKind::Requeue, row.epoch))
-                        .bind(row.epoch)
-                        .bind(json!({ "from": from.as_str(), "reason": reason }))
+                        .bind(updated.sha256.clone())
+                        .bind(size)
                         .execute(conn)
                         .await?;
-                    Ok(true)
+                    let finished = matches!(state, JobState::Success | JobState::SkippedDuplicate);
+                    if finished && !updated.admit(row.sha256.as_deref(), row.content_size()?) {
+                        requeue_locked(conn, job_key, state, row.epoch, reason).await?;
+                        return Ok(ExpectedUpdate::Requeued);
+                    }
+                    Ok(ExpectedUpdate::Recorded)
                 }
                 .scope_boxed()
             })

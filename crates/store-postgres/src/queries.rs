@@ -8,6 +8,7 @@ pub(crate) const RENEW: &str = include_str!("../queries/renew.sql");
 pub(crate) const RELEASE: &str = include_str!("../queries/release.sql");
 pub(crate) const RECONCILE: &str = include_str!("../queries/reconcile.sql");
 pub(crate) const PLAN: &str = include_str!("../queries/plan.sql");
+pub(crate) const PLAN_CONFLICTS: &str = include_str!("../queries/plan_conflicts.sql");
 pub(crate) const REQUEUE: &str = include_str!("../queries/requeue.sql");
 pub(crate) const NOTE: &str = include_str!("../queries/note.sql");
 pub(crate) const INDEX_ARTIFACT: &str = include_str!("../queries/index_artifact.sql");
@@ -31,5 +32,10 @@ pub(crate) const SETTLE_OP: &str =
      ON CONFLICT DO NOTHING";
 pub(crate) const ARTIFACT: &str = "SELECT sha256, path, size, job_key FROM artifacts WHERE sha256 = $1";
 pub(crate) const JOB_FOR_REQUEUE: &str = "SELECT state, epoch FROM jobs WHERE job_key = $1 FOR UPDATE";
+/// A job's state, expectations and content, locked for `update_expected`.
+pub(crate) const JOB_FOR_EXPECTED: &str =
+    "SELECT state, epoch, expected_sha256, expected_size, sha256, size FROM jobs WHERE job_key = $1 FOR UPDATE";
+/// Records a job's expectations ($2 sha256, $3 size).
+pub(crate) const EXPECTED_UPDATE: &str = "UPDATE jobs SET expected_sha256 = $2, expected_size = $3 WHERE job_key = $1";
 pub(crate) const JOB_EXISTS: &str = "SELECT count(*) AS n FROM jobs WHERE job_key = $1";
 pub(crate) const ANALYZE: &str = "ANALYZE jobs";

@@ -3,7 +3,8 @@
 use diesel::sql_types::{BigInt, Bool, Integer, Jsonb, Nullable, Text};
 use diesel::QueryableByName;
 use oncefetch_core::{
-    ArtifactEntry, Fence, Job, JobState, Lease, Millis, OpKind, OpRecord, ResultCode, StoreError, StoreResult,
+    ArtifactEntry, Expectations, Fence, Job, JobState, Lease, Millis, OpKind, OpRecord, ResultCode, StoreError,
+    StoreResult,
 };
 use serde_json::Value;
 
@@ -267,6 +268,61 @@ pub(crate) struct StateEpoch {
     pub(crate) state: String,
     #[diesel(sql_type = BigInt)]
     pub(crate) epoch: i64,
+}
+
+/// A line of a plan chunk whose job records other expectations
+/// (plan_conflicts.sql).
+#[derive(Debug, QueryableByName)]
+pub(crate) struct ConflictRow {
+    /// 1-based place among the chunk's declaring lines.
+    #[diesel(sql_type = BigInt)]
+    pub(crate) n: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    expected_sha256: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    expected_size: Option<i64>,
+}
+
+impl ConflictRow {
+    /// The job's recorded expectations.
+    pub(crate) fn recorded(&self) -> StoreResult<Expectations> {
+        Ok(Expectations {
+            sha256: self.expected_sha256.clone(),
+            size: unsigned_opt(self.expected_size, "expected size")?,
+        })
+    }
+}
+
+/// A job locked by `update_expected`.
+#[derive(Debug, QueryableByName)]
+pub(crate) struct ExpectedRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) state: String,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) epoch: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    expected_sha256: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    expected_size: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) sha256: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    size: Option<i64>,
+}
+
+impl ExpectedRow {
+    /// The job's recorded expectations.
+    pub(crate) fn expectations(&self) -> StoreResult<Expectations> {
+        Ok(Expectations {
+            sha256: self.expected_sha256.clone(),
+            size: unsigned_opt(self.expected_size, "expected size")?,
+        })
+    }
+
+    /// The verified content size, once known.
+    pub(crate) fn content_size(&self) -> StoreResult<Option<u64>> {
+        unsigned_opt(self.size, "size")
+    }
 }
 
 /// A new lease expiry.

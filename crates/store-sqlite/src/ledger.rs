@@ -3,9 +3,9 @@
 //! savepoint of a group transaction (reads on their own).
 
 use oncefetch_core::{
-    check_transition, ArtifactEntry, Commit, CommitOutcome, Fence, IndexOp, Job, JobQuery, JobState, Millis, NewJob,
-    OpBegin, OpKeys, OpKind, OpQuery, OpRecord, PlanCounts, ResultCode, StatusCounts, StoreError, StoreResult,
-    Transition,
+    check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
+    IndexOp, Job, JobQuery, JobState, Millis, NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord, PlanCounts,
+    ResultCode, StatusCounts, StoreError, StoreResult, Transition,
 };
 use std::time::{Duration, Instant};
 
@@ -52,21 +52,36 @@ pub(crate) fn load_job(conn: &Connection, job_key: &str) -> rusqlite::Result<Opt
 }
 
 /// Plans jobs with multi-row `INSERT OR IGNORE`s, binding the jobs' own
-/// strings (no copies).
+/// strings (no copies). Only an insert that left some of its rows out (their
+/// keys were present, or met twice) reads anything back: the recorded
+/// expectations of its jobs whose line declares some.
 pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxError> {
     let mut inserted = 0usize;
+    let mut conflicts = Vec::new();
+    let mut done = 0usize;
     let mut chunks = jobs.chunks_exact(PLAN_CHUNK);
     if chunks.len() > 0 {
         let mut stmt = conn.prepare_cached(&insert_sql(PLAN_CHUNK))?;
         for chunk in chunks.by_ref() {
-            inserted += insert_jobs(&mut stmt, chunk)?;
+            let new = insert_jobs(&mut stmt, chunk)?;
+            if new < chunk.len() {
+                check_expectations(conn, chunk, done, &mut conflicts)?;
+            }
+            inserted += new;
+            done += chunk.len();
         }
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
         let mut stmt = conn.prepare_cached(&insert_sql(1))?;
         for job in rest {
-            inserted += insert_jobs(&mut stmt, std::slice::from_ref(job))?;
+            let one = std::slice::from_ref(job);
+            let new = insert_jobs(&mut stmt, one)?;
+            if new == 0 {
+                check_expectations(conn, one, done, &mut conflicts)?;
+            }
+            inserted += new;
+            done += 1;
         }
     }
     let new = u64::try_from(inserted).unwrap_or(u64::MAX);
@@ -74,7 +89,40 @@ pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxE
     Ok(PlanCounts {
         new,
         existing: total - new,
+        conflicts,
     })
+}
+
+/// Appends the jobs of `chunk` (at `offset` in the planned input) whose line
+/// declares expectations the stored job does not record.
+fn check_expectations(
+    conn: &Connection,
+    chunk: &[NewJob],
+    offset: usize,
+    conflicts: &mut Vec<ExpectationConflict>,
+) -> Result<(), TxError> {
+    let mut stmt = conn.prepare_cached(queries::JOB_EXPECTED)?;
+    for (i, job) in chunk.iter().enumerate() {
+        if job.expected_sha256.is_none() && job.expected_size.is_none() {
+            continue;
+        }
+        let recorded = stmt.query_row(named_params! {":job_key": job.job_key}, |row| {
+            Ok(Expectations {
+                sha256: row.get(0)?,
+                size: rows::u64_at(row, 1)?,
+            })
+        })?;
+        let declared = job.expectations();
+        if declared.contradicts(&recorded) {
+            conflicts.push(ExpectationConflict {
+                position: u64::try_from(offset + i).unwrap_or(u64::MAX),
+                job_key: job.job_key.clone(),
+                declared,
+                recorded,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Most jobs one transaction of a streamed plan takes. Job keys are hashes, so
@@ -127,9 +175,10 @@ pub(crate) fn plan_stream(conn: &mut Connection, batches: &mut mpsc::Receiver<Ve
 
 fn plan_batches(conn: &mut Connection, batches: &mut mpsc::Receiver<Vec<NewJob>>) -> StoreResult<PlanCounts> {
     let mut totals = PlanCounts::default();
+    let mut before = 0u64;
     while let Some(first) = batches.blocking_recv() {
         let mut took_more = false;
-        totals += crate::conn::write(conn, |tx| {
+        let (counts, jobs) = crate::conn::write(conn, |tx| {
             if took_more {
                 return Err(TxError::Store(StoreError::backend(
                     STORE,
@@ -142,12 +191,14 @@ fn plan_batches(conn: &mut Connection, batches: &mut mpsc::Receiver<Vec<NewJob>>
             while jobs < STREAM_TXN_JOBS && started.elapsed() < STREAM_TXN_TIME {
                 let Ok(batch) = batches.try_recv() else { break };
                 took_more = true;
-                counts += plan(tx, &batch)?;
+                counts.add_batch(plan(tx, &batch)?, u64::try_from(jobs).unwrap_or(u64::MAX));
                 jobs += batch.len();
             }
             tracing::debug!(jobs, took = ?started.elapsed(), "streamed plan transaction");
-            Ok(counts)
+            Ok((counts, jobs))
         })?;
+        totals.add_batch(counts, before);
+        before += u64::try_from(jobs).unwrap_or(u64::MAX);
     }
     Ok(totals)
 }
@@ -622,6 +673,35 @@ pub(crate) fn requeue(conn: &Connection, job_key: &str, reason: &str) -> Result<
         Some(&result),
     )?;
     Ok(true)
+}
+
+/// Records a job's expectations unless it is in flight, and requeues a
+/// finished job whose content does not meet them (as [`requeue`] does).
+pub(crate) fn update_expected(
+    conn: &Connection,
+    job_key: &str,
+    expected: &Expectations,
+    reason: &str,
+) -> Result<ExpectedUpdate, TxError> {
+    let (seq, job) = load_job(conn, job_key)?.ok_or_else(|| not_found(job_key))?;
+    if job.state.is_in_flight() {
+        return Ok(ExpectedUpdate::InFlight(job.state));
+    }
+    if !expected.contradicts(&job.expectations()) {
+        return Ok(ExpectedUpdate::Unchanged);
+    }
+    let updated = expected.over(&job.expectations());
+    conn.prepare_cached(queries::EXPECTED_UPDATE)?.execute(named_params! {
+        ":planned_seq": seq,
+        ":sha256": updated.sha256,
+        ":size": rows::size(updated.size, "expected size")?,
+    })?;
+    let finished = matches!(job.state, JobState::Success | JobState::SkippedDuplicate);
+    if finished && !updated.admit(job.sha256.as_deref(), job.size) {
+        requeue(conn, job_key, reason)?;
+        return Ok(ExpectedUpdate::Requeued);
+    }
+    Ok(ExpectedUpdate::Recorded)
 }
 
 /// Writes an OK row of a recovery action under the job's current epoch, once

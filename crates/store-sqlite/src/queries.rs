@@ -13,6 +13,11 @@ pub(crate) const FAIL_OUT_OF_ATTEMPTS: &str = include_str!("../sql/queries/fail_
 /// Grants a job: LEASED under the next epoch (the caller read the row in this
 /// transaction and builds the granted job from it).
 pub(crate) const GRANT: &str = include_str!("../sql/queries/grant.sql");
+/// Records a job's expectations (plan --update-expected).
+pub(crate) const EXPECTED_UPDATE: &str = include_str!("../sql/queries/expected_update.sql");
+/// The expectations a job records: read back at planning only for a line
+/// that declares some and whose job key was already present.
+pub(crate) const JOB_EXPECTED: &str = include_str!("../sql/queries/job_expected.sql");
 /// The lease columns of one job, for a fence check.
 pub(crate) const JOB_FENCE: &str = include_str!("../sql/queries/job_fence.sql");
 /// One job (column order: see rows.rs), and its rowid for the write that
@@ -129,6 +134,8 @@ mod tests {
         let expected: &[(&str, &str, &[&str])] = &[
             ("job_get", JOB_GET, &[by_key]),
             ("job_fence", JOB_FENCE, &[by_key]),
+            ("job_expected", JOB_EXPECTED, &[by_key]),
+            ("expected_update", EXPECTED_UPDATE, &[by_rowid]),
             ("job_step", JOB_STEP, &[by_rowid]),
             ("job_update", JOB_UPDATE, &[by_rowid]),
             ("grant", GRANT, &[by_rowid]),

@@ -18,7 +18,7 @@ fn state_at(row: &Row<'_>, index: usize) -> rusqlite::Result<JobState> {
     name.parse().map_err(|e| bad(index, Type::Text, format!("{e}")))
 }
 
-fn u64_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<u64>> {
+pub(crate) fn u64_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<u64>> {
     let value: Option<i64> = row.get(index)?;
     value
         .map(|v| u64::try_from(v).map_err(|_| bad(index, Type::Integer, format!("negative size {v}"))))

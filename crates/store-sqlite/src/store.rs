@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oncefetch_core::{
-    AcquireRequest, ArtifactEntry, Commit, CommitOutcome, Fence, Job, JobQuery, Lease, LeaseManager, LedgerStore,
-    Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, ReconcileReport, StatusCounts, StoreResult,
+    AcquireRequest, ArtifactEntry, Commit, CommitOutcome, Expectations, ExpectedUpdate, Fence, Job, JobQuery, Lease,
+    LeaseManager, LedgerStore, Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, ReconcileReport, StatusCounts,
+    StoreResult,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -107,6 +108,18 @@ impl LedgerStore for SqliteStore {
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool> {
         let (job_key, reason) = (job_key.to_owned(), reason.to_owned());
         self.conn.write(move |tx| ledger::requeue(tx, &job_key, &reason)).await
+    }
+
+    async fn update_expected(
+        &self,
+        job_key: &str,
+        expected: &Expectations,
+        reason: &str,
+    ) -> StoreResult<ExpectedUpdate> {
+        let (job_key, expected, reason) = (job_key.to_owned(), expected.clone(), reason.to_owned());
+        self.conn
+            .write(move |tx| ledger::update_expected(tx, &job_key, &expected, &reason))
+            .await
     }
 
     /// Checkpoints the write-ahead log into the database file

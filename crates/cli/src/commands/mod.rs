@@ -24,7 +24,7 @@ pub(crate) async fn fetch(
     interactive: bool,
     signals: &Signals,
 ) -> anyhow::Result<u8> {
-    let planned = plan::run(&store, &args.manifest).await?;
+    let planned = plan::run(&store, &args.manifest, false).await?;
     let ran = run::run(store, &args.run, interactive, signals).await?;
     Ok(if ran != exit::OK { ran } else { planned })
 }

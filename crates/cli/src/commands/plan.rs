@@ -1,13 +1,14 @@
 //! `plan MANIFEST`: parse the manifest on a blocking thread and stream the
 //! jobs into the ledger, so reading, parsing and key hashing overlap with the
-//! ledger's writes.
+//! ledger's writes. A line that declares expectations its already planned job
+//! does not record is rejected, unless `--update-expected` records them.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 
 use anyhow::Context;
 use oncefetch_core::manifest::{Format, ManifestReader};
-use oncefetch_core::{NewJob, Store};
+use oncefetch_core::{ExpectationConflict, ExpectedUpdate, NewJob, Store};
 use tokio::sync::mpsc;
 
 use crate::exit;
@@ -19,8 +20,31 @@ const BATCH: usize = 2048;
 /// parser catches up, few enough to keep memory small.
 const QUEUED_BATCHES: usize = 2;
 
-/// Plans `manifest`; prints counts; 3 when lines were rejected.
-pub(crate) async fn run(store: &std::sync::Arc<dyn Store>, manifest: &str) -> anyhow::Result<u8> {
+/// What the parser saw.
+#[derive(Debug, Default)]
+struct Parsed {
+    /// Lines rejected.
+    rejected: u64,
+    /// (position among the jobs sent, line number) of each line that declares
+    /// expectations, in order: only those can conflict with a planned job.
+    declaring: Vec<(u64, u64)>,
+}
+
+impl Parsed {
+    /// The line number of the job sent at `position`.
+    fn line_of(&self, position: u64) -> Option<u64> {
+        let i = self.declaring.binary_search_by_key(&position, |&(p, _)| p).ok()?;
+        Some(self.declaring[i].1)
+    }
+}
+
+/// Plans `manifest`; prints counts; 3 when lines were rejected. With
+/// `update_expected`, the expectations of conflicting lines are recorded.
+pub(crate) async fn run(
+    store: &std::sync::Arc<dyn Store>,
+    manifest: &str,
+    update_expected: bool,
+) -> anyhow::Result<u8> {
     let input: Box<dyn BufRead + Send> = if manifest == "-" {
         Box::new(BufReader::with_capacity(1 << 20, io::stdin()))
     } else {
@@ -35,41 +59,112 @@ pub(crate) async fn run(store: &std::sync::Arc<dyn Store>, manifest: &str) -> an
     // The parser stops early when the ledger stopped listening.
     let parsed = parser.await.context("the manifest reader panicked")?;
     let totals = planned.context("cannot plan jobs")?;
-    let rejected = parsed.with_context(|| format!("cannot read manifest {manifest}"))?;
+    let parsed = parsed.with_context(|| format!("cannot read manifest {manifest}"))?;
+    let mut rejected = parsed.rejected;
+    let (mut updated, mut requeued) = (0u64, 0u64);
+    let stderr = io::stderr();
+    for conflict in &totals.conflicts {
+        let line = parsed
+            .line_of(conflict.position)
+            .map_or_else(|| format!("job {}", conflict.job_key), |line| format!("line {line}"));
+        let why = if !update_expected {
+            "(`plan --update-expected` records it)".to_owned()
+        } else {
+            match update(store, conflict).await? {
+                ExpectedUpdate::Unchanged => continue,
+                ExpectedUpdate::Recorded => {
+                    updated += 1;
+                    continue;
+                }
+                ExpectedUpdate::Requeued => {
+                    updated += 1;
+                    requeued += 1;
+                    continue;
+                }
+                ExpectedUpdate::InFlight(state) => {
+                    format!("but the job is in flight ({state}): run `plan --update-expected` again once it settles")
+                }
+            }
+        };
+        rejected += 1;
+        let _ = writeln!(
+            stderr.lock(),
+            "{manifest}: {line}: already planned with {}; the line declares {} {why}",
+            conflict.recorded,
+            conflict.declared
+        );
+    }
     println!(
         "planned: {} new, {} already planned, {} rejected",
-        totals.new, totals.existing, rejected
+        totals.new,
+        totals.existing - (rejected - parsed.rejected),
+        rejected
     );
+    if update_expected {
+        println!(
+            "{updated} {} updated, {requeued} {} requeued",
+            plural(updated, "expectation", "expectations"),
+            plural(requeued, "job", "jobs")
+        );
+    }
     Ok(if rejected > 0 { exit::REJECTED } else { exit::OK })
 }
 
+/// Records a conflicting line's expectations on its job.
+async fn update(store: &std::sync::Arc<dyn Store>, conflict: &ExpectationConflict) -> anyhow::Result<ExpectedUpdate> {
+    let reason = format!(
+        "oncefetch plan --update-expected: the line declares {}",
+        conflict.declared
+    );
+    store
+        .update_expected(&conflict.job_key, &conflict.declared, &reason)
+        .await
+        .with_context(|| format!("cannot record the expectations of job {}", conflict.job_key))
+}
+
+fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
 /// Sends the manifest's jobs in batches, reporting each rejected line on
-/// stderr; returns how many lines were rejected.
+/// stderr; returns how many lines were rejected and where the lines that
+/// declare expectations are.
 fn parse<R: BufRead>(
     mut reader: ManifestReader<R>,
     manifest: &str,
     batches: &mpsc::Sender<Vec<NewJob>>,
-) -> io::Result<u64> {
-    let mut rejected = 0u64;
+) -> io::Result<Parsed> {
+    let mut parsed = Parsed::default();
+    let mut sent = 0u64;
     let mut batch = Vec::with_capacity(BATCH);
     let stderr = io::stderr();
     while let Some(entry) = reader.next_entry() {
         match entry? {
-            Ok(job) => batch.push(job),
+            Ok(job) => {
+                if job.expected_sha256.is_some() || job.expected_size.is_some() {
+                    parsed.declaring.push((sent, reader.line_number()));
+                }
+                sent += 1;
+                batch.push(job);
+            }
             Err(bad) => {
-                rejected += 1;
+                parsed.rejected += 1;
                 let _ = writeln!(stderr.lock(), "{manifest}: {bad}");
             }
         }
         if batch.len() == BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
             if batches.blocking_send(full).is_err() {
-                return Ok(rejected);
+                return Ok(parsed);
             }
         }
     }
     if !batch.is_empty() {
         let _ = batches.blocking_send(batch);
     }
-    Ok(rejected)
+    Ok(parsed)
 }

@@ -4,6 +4,9 @@
 /// Crash safety: SIGKILL mid-stream and restart; SIGSTOP past the lease.
 #[cfg(feature = "sqlite")]
 mod crash;
+/// Declared sha256/size hold for duplicates and re-planned lines.
+#[cfg(feature = "sqlite")]
+mod expect;
 /// Every HTTP fault case ends as SPEC §8 says.
 #[cfg(feature = "sqlite")]
 mod faults;

@@ -492,8 +492,21 @@ impl JobRun<'_> {
 
     /// LEASED → SKIPPED_DUPLICATE: a hard link to the original at this job's
     /// own path.
+    ///
+    /// The line's declared `sha256`/`size` must hold for the original's
+    /// content too: otherwise the job fails without retry, naming the
+    /// original and both hashes.
     async fn skip_duplicate(&mut self, original: Job, final_path: PathBuf) -> Result<JobOutcome, Stop> {
         let sha256 = original.sha256.clone().unwrap_or_default();
+        let expected = self.job.expectations();
+        if !expected.admit(Some(&sha256), original.size) {
+            let size = original.size.map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+            return Err(permanent(format!(
+                "expectation mismatch: the line expects {expected}, but job {} (same canonical URL) holds sha256 \
+                 {sha256} and size {size}",
+                original.job_key
+            )));
+        }
         let source = PathBuf::from(original.path.clone().unwrap_or_default());
         let dedupe_key = self.keys().content(OpKind::Dedupe, &sha256);
         let begun = self

@@ -4,9 +4,9 @@ use std::time::Duration;
 use oncefetch_core::conformance::{self, Setup};
 use oncefetch_core::memory::MemoryStore;
 use oncefetch_core::{
-    async_trait, AcquireRequest, ArtifactEntry, Commit, CommitOutcome, Fence, Job, JobQuery, Lease, LeaseManager,
-    LedgerStore, Millis, NewJob, OpBegin, OpKind, OpQuery, OpRecord, PlanCounts, ReconcileReport, StatusCounts,
-    StoreResult,
+    async_trait, AcquireRequest, ArtifactEntry, Commit, CommitOutcome, Expectations, ExpectedUpdate, Fence, Job,
+    JobQuery, Lease, LeaseManager, LedgerStore, Millis, NewJob, OpBegin, OpKind, OpQuery, OpRecord, PlanCounts,
+    ReconcileReport, StatusCounts, StoreResult,
 };
 use serde_json::Value;
 
@@ -91,6 +91,14 @@ impl LedgerStore for Broken {
     }
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool> {
         self.inner.requeue(job_key, reason).await
+    }
+    async fn update_expected(
+        &self,
+        job_key: &str,
+        expected: &Expectations,
+        reason: &str,
+    ) -> StoreResult<ExpectedUpdate> {
+        self.inner.update_expected(job_key, expected, reason).await
     }
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {
         self.inner.note(job_key, op_key, kind, result).await

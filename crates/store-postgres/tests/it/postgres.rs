@@ -337,3 +337,28 @@ async fn a_dropped_call_leaves_no_transaction_open() {
     .expect("the job is not locked")
     .expect("commit");
 }
+
+#[tokio::test]
+async fn planning_in_chunks_reports_other_expectations_by_position() {
+    let base = require_postgres!();
+    let (store, _) = fresh_store(&base).await;
+    // Two 5000-job chunks; conflicts in each, and a new key met again with
+    // another hash in the second.
+    let jobs = sample_jobs("chunk-expect", 6001);
+    store.plan(&jobs[..6000]).await.expect("plan");
+    let hash = "e5".repeat(32);
+    let mut again = jobs[..6000].to_vec();
+    again[3].expected_size = Some(43);
+    again[5500].expected_sha256 = Some(hash.clone());
+    again.push(jobs[6000].clone());
+    let mut twin = jobs[6000].clone();
+    twin.expected_sha256 = Some(hash);
+    again.push(twin);
+    let counts = store.plan(&again).await.expect("plan again");
+    assert_eq!((counts.new, counts.existing), (1, 6001));
+    let positions: Vec<u64> = counts.conflicts.iter().map(|c| c.position).collect();
+    assert_eq!(positions, vec![3, 5500, 6001]);
+    assert_eq!(counts.conflicts[0].recorded.size, Some(42));
+    assert_eq!(counts.conflicts[0].declared.size, Some(43));
+    assert_eq!(counts.conflicts[2].job_key, jobs[6000].job_key);
+}

@@ -78,6 +78,30 @@ async fn planning_in_chunks_counts_new_and_existing() {
 }
 
 #[tokio::test]
+async fn planning_in_chunks_reports_other_expectations_by_position() {
+    let store = crate::fresh_store().await;
+    let jobs = sample_jobs("chunk-expect", 1101);
+    store.plan(&jobs[..1100]).await.expect("plan");
+    let hash = "e5".repeat(32);
+    // Conflicts in both 512-job chunks, in the one-row remainder, and a new
+    // key met again with another hash in the same call.
+    let mut again = jobs[..1100].to_vec();
+    again[3].expected_size = Some(43);
+    again[700].expected_sha256 = Some(hash.clone());
+    again[1030].expected_sha256 = Some(hash.clone());
+    again.push(jobs[1100].clone());
+    let mut twin = jobs[1100].clone();
+    twin.expected_sha256 = Some(hash);
+    again.push(twin);
+    let counts = store.plan(&again).await.expect("plan again");
+    assert_eq!((counts.new, counts.existing), (1, 1101));
+    let positions: Vec<u64> = counts.conflicts.iter().map(|c| c.position).collect();
+    assert_eq!(positions, vec![3, 700, 1030, 1101]);
+    assert_eq!(counts.conflicts[0].recorded.size, Some(42));
+    assert_eq!(counts.conflicts[3].job_key, jobs[1100].job_key);
+}
+
+#[tokio::test]
 async fn sizes_beyond_i64_are_refused_not_wrapped() {
     let store = crate::fresh_store().await;
     let mut job = sample_job("big", "a", "https://example.org/big");

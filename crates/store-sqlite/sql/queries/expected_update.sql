@@ -1,0 +1,4 @@
+-- Records a job's expectations (plan --update-expected).
+UPDATE jobs
+SET expected_sha256 = :sha256, expected_size = :size
+WHERE planned_seq = :planned_seq
