@@ -15,7 +15,8 @@ use crate::job::{Job, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
 use crate::key::OpKeys;
 use crate::lease::{AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
 use crate::ledger::{
-    ArtifactEntry, Commit, CommitOutcome, LedgerStore, OpBegin, OpKind, OpQuery, OpRecord, ResultCode,
+    ArtifactEntry, Commit, CommitOutcome, LedgerStore, OpBegin, OpKind, OpQuery, OpRecord, RequeueCounts,
+    RequeueFilter, ResultCode,
 };
 use crate::registry::{OpenFuture, StoreFactory};
 use crate::state::{check_transition, JobState, Transition};
@@ -157,6 +158,48 @@ impl Inner {
         }
     }
 
+    /// Sends a FAILED or finished job back to PLANNED with a REQUEUE row,
+    /// superseding its OK effect rows; returns the state it left and whether
+    /// it was retryable, or `None` (nothing done) when it was in another state.
+    fn requeue(&mut self, job_key: &str, reason: &str, now: Millis) -> Option<(JobState, bool)> {
+        let job = self.jobs.get_mut(job_key)?;
+        let (from, retryable) = (job.state, job.retryable);
+        check_transition(Transition::Requeue, from, JobState::Planned).ok()?;
+        let planned = Job::planned(&NewJob {
+            job_key: job.job_key.clone(),
+            work_id: job.work_id.clone(),
+            artifact_id: job.artifact_id.clone(),
+            url: job.url.clone(),
+            canonical_url: job.canonical_url.clone(),
+            expected_sha256: job.expected_sha256.clone(),
+            expected_size: job.expected_size,
+        });
+        let epoch = job.epoch;
+        *job = Job { epoch, ..planned };
+        // The old results no longer describe the world: let the effects run again.
+        let mut superseded = 0u64;
+        for row in self.ops.iter_mut() {
+            if row.job_key == job_key && row.result_code == Some(ResultCode::Ok) && row.kind.is_effect() {
+                row.result_code = Some(ResultCode::Abandoned);
+                superseded += 1;
+            }
+        }
+        let Self { ops, ok_rows, .. } = self;
+        ok_rows.retain(|_, i| ops[*i].job_key != job_key || !ops[*i].kind.is_effect());
+        self.push_op(OpRecord {
+            seq: 0,
+            op_key: OpKeys { job_key }.epoch_action(OpKind::Requeue, epoch),
+            job_key: job_key.to_owned(),
+            kind: OpKind::Requeue,
+            epoch,
+            started_at: now,
+            finished_at: Some(now),
+            result_code: Some(ResultCode::Ok),
+            result: Some(json!({ "from": from.as_str(), "reason": reason, "superseded_ops": superseded })),
+        });
+        Some((from, retryable))
+    }
+
     /// Canonical URLs held by live leases.
     fn busy_urls(&self, now: Millis) -> HashSet<String> {
         self.jobs
@@ -251,8 +294,15 @@ impl LedgerStore for MemoryStore {
     }
 
     async fn status(&self) -> StoreResult<StatusCounts> {
+        let now = now_millis();
         let inner = self.lock();
-        Ok(StatusCounts::from_pairs(inner.jobs.values().map(|j| (j.state, 1))))
+        let live = inner
+            .jobs
+            .values()
+            .filter(|j| j.state.is_in_flight() && j.lease_expires_at.is_some_and(|t| t > now))
+            .count();
+        Ok(StatusCounts::from_pairs(inner.jobs.values().map(|j| (j.state, 1)))
+            .with_live_leases(u64::try_from(live).unwrap_or(u64::MAX)))
     }
 
     async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
@@ -396,47 +446,29 @@ impl LedgerStore for MemoryStore {
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool> {
         let now = now_millis();
         let mut inner = self.lock();
-        let job = inner
-            .jobs
-            .get_mut(job_key)
-            .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))?;
-        let from = job.state;
-        if check_transition(Transition::Requeue, from, JobState::Planned).is_err() {
-            return Ok(false);
+        if !inner.jobs.contains_key(job_key) {
+            return Err(StoreError::NotFound(format!("job {job_key}")));
         }
-        let planned = Job::planned(&NewJob {
-            job_key: job.job_key.clone(),
-            work_id: job.work_id.clone(),
-            artifact_id: job.artifact_id.clone(),
-            url: job.url.clone(),
-            canonical_url: job.canonical_url.clone(),
-            expected_sha256: job.expected_sha256.clone(),
-            expected_size: job.expected_size,
-        });
-        let epoch = job.epoch;
-        *job = Job { epoch, ..planned };
-        // The old results no longer describe the world: let the effects run again.
-        let mut superseded = 0u64;
-        for row in inner.ops.iter_mut() {
-            if row.job_key == job_key && row.result_code == Some(ResultCode::Ok) && row.kind.is_effect() {
-                row.result_code = Some(ResultCode::Abandoned);
-                superseded += 1;
+        Ok(inner.requeue(job_key, reason, now).is_some())
+    }
+
+    async fn requeue_matching(&self, filter: &RequeueFilter, reason: &str) -> StoreResult<RequeueCounts> {
+        check_transition(Transition::Requeue, filter.state, JobState::Planned)?;
+        let now = now_millis();
+        let mut inner = self.lock();
+        let picked: Vec<String> = inner
+            .jobs
+            .values()
+            .filter(|job| filter.matches(job))
+            .map(|job| job.job_key.clone())
+            .collect();
+        let mut counts = RequeueCounts::default();
+        for key in &picked {
+            if let Some((from, retryable)) = inner.requeue(key, reason, now) {
+                counts.count(from, retryable);
             }
         }
-        let Inner { ops, ok_rows, .. } = &mut *inner;
-        ok_rows.retain(|_, i| ops[*i].job_key != job_key || !ops[*i].kind.is_effect());
-        inner.push_op(OpRecord {
-            seq: 0,
-            op_key: OpKeys { job_key }.epoch_action(OpKind::Requeue, epoch),
-            job_key: job_key.to_owned(),
-            kind: OpKind::Requeue,
-            epoch,
-            started_at: now,
-            finished_at: Some(now),
-            result_code: Some(ResultCode::Ok),
-            result: Some(json!({ "from": from.as_str(), "reason": reason, "superseded_ops": superseded })),
-        });
-        Ok(true)
+        Ok(counts)
     }
 
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {
