@@ -5,8 +5,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use oncefetch_core::{Job, Millis, OpRecord, StatusCounts};
 use serde_json::{json, Map, Value};
 
-/// One `jobs` line.
-pub(crate) fn job_json(job: &Job) -> Value {
+/// One `jobs` line; `now` (store clock) tells a live lease from a dead one:
+/// only a live lease's owner and expiry are shown.
+pub(crate) fn job_json(job: &Job, now: Millis) -> Value {
+    let live = job.lease_expires_at.filter(|&t| t > now).and(job.lease_owner.as_ref());
     json!({
         "job_key": job.job_key,
         "work_id": job.work_id,
@@ -20,6 +22,8 @@ pub(crate) fn job_json(job: &Job) -> Value {
         "size": job.size,
         "duplicate_of": job.duplicate_of,
         "last_error": job.last_error,
+        "lease_owner": live,
+        "lease_expires_at": live.and(job.lease_expires_at).map(timestamp),
     })
 }
 
@@ -50,5 +54,9 @@ pub(crate) fn status_json(counts: &StatusCounts) -> Value {
         .iter()
         .map(|(state, n)| (state.as_str().to_owned(), Value::from(*n)))
         .collect();
-    json!({ "total": counts.total(), "states": states })
+    json!({
+        "total": counts.total(),
+        "states": states,
+        "leases": { "live": counts.live_leases, "expired": counts.expired_leases() },
+    })
 }
