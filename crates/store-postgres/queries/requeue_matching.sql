@@ -14,7 +14,9 @@ WITH picked AS (
     CROSS JOIN LATERAL (
         SELECT substring(jobs.canonical_url FROM '^[^:/]*://(?:[^@/]*@)?([^/]*)') AS host_port
     ) AS url
-    WHERE jobs.state = $1
+    -- The literal list lets even a generic plan use jobs_settled_state.
+    WHERE jobs.state IN ('SUCCESS', 'SKIPPED_DUPLICATE', 'FAILED')
+      AND jobs.state = $1
       AND ($2 OR jobs.retryable OR jobs.state <> 'FAILED')
       AND ($3::text IS NULL OR jobs.job_key = $3)
       AND ($4::text IS NULL OR jobs.work_id = $4)
