@@ -56,9 +56,9 @@ pub enum Command {
     Run(RunArgs),
     /// `plan` then `run`.
     Fetch(FetchArgs),
-    /// Count jobs per state.
+    /// Count jobs per state, and the in-flight jobs a live lease holds apart from those whose lease expired.
     Status(StatusArgs),
-    /// List jobs, one JSON object per line.
+    /// List jobs, one JSON object per line (with the owner and expiry of a live lease).
     Jobs(JobsArgs),
     /// Show the operations ledger, one JSON object per line and attempt.
     Ledger(LedgerArgs),
@@ -66,7 +66,9 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Re-hash every finished artifact against the ledger (read-only).
     Verify(VerifyArgs),
-    /// Requeue failed jobs.
+    /// Requeue FAILED jobs: by default every retryable one (out of attempts, or waiting out a backoff), never a
+    /// non-retryable one unless `--permanent`; narrow with `--job`, `--work`, `--host`, `--error` (all must match).
+    /// Prints how many it requeued, retryable and permanent.
     Retry(RetryArgs),
 }
 
@@ -152,7 +154,7 @@ pub struct JobsArgs {
 /// `ledger`.
 #[derive(Debug, Args)]
 pub struct LedgerArgs {
-    /// Only this job's rows.
+    /// Only this job's rows: its key, or a prefix of one key (an unknown or ambiguous one is an error).
     #[arg(long, value_name = "KEY")]
     pub job: Option<String>,
     /// JSON Lines (the only format; accepted for symmetry).
@@ -174,17 +176,48 @@ pub struct RecoverArgs {
 /// `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Output folder to check.
+    /// Output folder the artifacts should be in: one the ledger records elsewhere (a moved folder, or the wrong
+    /// one) counts as missing. Without it, every artifact is checked at the path the ledger records.
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
 }
 
 /// `retry`.
 #[derive(Debug, Args)]
 pub struct RetryArgs {
-    /// Requeue jobs in this state.
-    #[arg(long, default_value = "FAILED", value_parser = parse_state, value_name = "S")]
+    /// Requeue jobs in this state: FAILED (the default) or SKIPPED_DUPLICATE. SUCCESS is refused: `oncefetch
+    /// recover` requeues a finished job whose file went missing.
+    #[arg(long, default_value = "FAILED", value_parser = parse_retry_state, value_name = "S")]
     pub state: JobState,
+    /// Only this job: its key, or a prefix of one key (an unknown or ambiguous one is an error).
+    #[arg(long, value_name = "KEY")]
+    pub job: Option<String>,
+    /// Only jobs of this work id.
+    #[arg(long, value_name = "ID")]
+    pub work: Option<String>,
+    /// Only jobs whose URL's host is HOST (any port), or HOST:PORT (that port only).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only jobs whose last error contains TEXT (case-sensitive).
+    #[arg(long, value_name = "TEXT")]
+    pub error: Option<String>,
+    /// Also requeue non-retryable failures (404, 410, refused redirects, …); by default only retryable FAILED
+    /// jobs are requeued.
+    #[arg(long)]
+    pub permanent: bool,
+}
+
+/// A state `retry` requeues: FAILED or SKIPPED_DUPLICATE.
+pub fn parse_retry_state(s: &str) -> Result<JobState, String> {
+    match parse_state(s)? {
+        state @ (JobState::Failed | JobState::SkippedDuplicate) => Ok(state),
+        JobState::Success => Err(
+            "retry does not requeue SUCCESS jobs; `oncefetch recover` requeues a finished \
+             job whose file went missing (and `oncefetch verify` finds them)"
+                .into(),
+        ),
+        other => Err(format!("retry requeues FAILED or SKIPPED_DUPLICATE jobs, not {other}")),
+    }
 }
 
 /// `30s`, `5m`, `2h` (and anything `humantime` reads).

@@ -7,8 +7,10 @@ use oncefetch_core::{Job, Millis, OpRecord, StatusCounts};
 use serde_json::{json, Map, Value};
 
 /// One `jobs` line; credentials in URLs are shown as `***`
-/// ([`redact`]), in the URLs and in the error.
-pub(crate) fn job_json(job: &Job) -> Value {
+/// ([`redact`]), in the URLs and in the error. `now` (store clock) tells a
+/// live lease from a dead one: only a live lease's owner and expiry are shown.
+pub(crate) fn job_json(job: &Job, now: Millis) -> Value {
+    let live = job.lease_expires_at.filter(|&t| t > now).and(job.lease_owner.as_ref());
     json!({
         "job_key": job.job_key,
         "work_id": job.work_id,
@@ -24,6 +26,8 @@ pub(crate) fn job_json(job: &Job) -> Value {
         "last_error": job.last_error.as_deref().map(redact),
         "expected_sha256": job.expected_sha256,
         "expected_size": job.expected_size,
+        "lease_owner": live,
+        "lease_expires_at": live.and(job.lease_expires_at).map(timestamp),
     })
 }
 
@@ -65,5 +69,9 @@ pub(crate) fn status_json(counts: &StatusCounts) -> Value {
         .iter()
         .map(|(state, n)| (state.as_str().to_owned(), Value::from(*n)))
         .collect();
-    json!({ "total": counts.total(), "states": states })
+    json!({
+        "total": counts.total(),
+        "states": states,
+        "leases": { "live": counts.live_leases, "expired": counts.expired_leases() },
+    })
 }

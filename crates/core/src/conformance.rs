@@ -26,7 +26,7 @@ use crate::key::{job_key, OpKeys};
 use crate::lease::{AcquireRequest, Fence, Lease};
 use crate::ledger::{
     run_effect, ArtifactEntry, Commit, EffectError, IndexOp, LedgerExt, OpBegin, OpFinish, OpKind, OpQuery, OpRecord,
-    OpStart, ResultCode, Settle,
+    OpStart, RequeueCounts, RequeueFilter, ResultCode, Settle,
 };
 use crate::state::JobState;
 use crate::store::Store;
@@ -83,10 +83,12 @@ macro_rules! store_conformance {
             failure_before_streaming_counts_an_attempt,
             one_url_in_flight_at_a_time,
             status_counts_every_state,
+            status_counts_live_leases,
             artifact_index_first_writer_wins,
             index_settles_the_first_copy,
             requeue_resets_finished_jobs,
             update_expected_requeues_mismatches,
+            requeue_matching_narrows,
             ops_are_listed_in_order
         );
     };
@@ -1064,6 +1066,40 @@ pub async fn status_counts_every_state(setup: Setup) {
     );
 }
 
+/// Status counts the in-flight jobs a live lease holds apart from those
+/// whose lease expired or was given back.
+pub async fn status_counts_live_leases(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("live", 3)).await.expect("plan");
+    let long = lease_one(store.as_ref(), OWNER, LONG).await;
+    let short = lease_one(store.as_ref(), OTHER_OWNER, SHORT).await;
+    let status = store.status().await.expect("status");
+    assert_eq!(
+        (status.live_leases, status.expired_leases()),
+        (2, 0),
+        "live leases: both leases are live"
+    );
+    wait_past(SHORT).await;
+    let status = store.status().await.expect("status");
+    assert_eq!(
+        (
+            status.live_leases,
+            status.expired_leases(),
+            status.get(JobState::Leased)
+        ),
+        (1, 1, 2),
+        "live leases: the short lease expired, by the store clock"
+    );
+    store.release(&long.fence).await.expect("release");
+    let status = store.status().await.expect("status");
+    assert_eq!(
+        (status.live_leases, status.expired_leases()),
+        (0, 2),
+        "live leases: a released lease is not live"
+    );
+    assert_ne!(long.fence.job_key, short.fence.job_key);
+}
+
 /// The artifact index keeps the first copy of each hash; a commit's INDEX op
 /// writes one OK row and is replayed, not run again.
 pub async fn artifact_index_first_writer_wins(setup: Setup) {
@@ -1425,6 +1461,179 @@ pub async fn update_expected_requeues_mismatches(setup: Setup) {
         4,
         "the requeued jobs and the planned one are runnable again"
     );
+}
+
+/// `requeue_matching` requeues exactly the jobs its filter matches, each with
+/// a REQUEUE row, and counts them by kind.
+pub async fn requeue_matching_narrows(setup: Setup) {
+    let store = setup.store;
+    let jobs = vec![
+        sample_job("rm-a", "a", "https://example.org/rm/a"),
+        sample_job("rm-b", "a", "https://example.org/rm/b"),
+        sample_job("rm-c", "a", "https://user@other.example:8080/rm/c"),
+        sample_job("rm-d", "a", "https://example.org/rm/d"),
+        sample_job("rm-e", "a", "https://example.org/rm/e"),
+    ];
+    store.plan(&jobs).await.expect("plan");
+    let leases = store.acquire(&request(OWNER, LONG, 10)).await.expect("acquire");
+    assert_eq!(leases.len(), 5);
+    let lease_of = |work: &str| {
+        leases
+            .iter()
+            .find(|l| l.job.work_id == work)
+            .unwrap_or_else(|| panic!("{work} leased"))
+    };
+    let fail = |message: &str, retryable| JobPatch {
+        failure: Some(JobFailure {
+            message: message.into(),
+            retryable,
+            retry_after: Duration::ZERO,
+            counts_attempt: true,
+        }),
+        ..JobPatch::default()
+    };
+    let a = lease_of("rm-a");
+    let head = OpKeys {
+        job_key: &a.fence.job_key,
+    }
+    .head(&a.job.canonical_url);
+    let effect = || async { Ok::<_, String>(json!({ "status": 200 })) };
+    run_effect(store.as_ref(), &a.fence, &head, OpKind::Head, effect)
+        .await
+        .expect("effect");
+    for (work, message, retryable) in [
+        ("rm-a", "503 service unavailable", true),
+        ("rm-b", "404 not found", false),
+        ("rm-c", "read timed out", true),
+    ] {
+        store
+            .advance(&lease_of(work).fence, &[JobState::Failed], fail(message, retryable))
+            .await
+            .expect("fail");
+    }
+    store
+        .advance(&lease_of("rm-d").fence, &JobState::PIPELINE[2..], JobPatch::default())
+        .await
+        .expect("succeed");
+    let state_of = |work: &'static str| {
+        let store = Arc::clone(&store);
+        let key = lease_of(work).fence.job_key.clone();
+        async move { store.job(&key).await.expect("job").state }
+    };
+    let requeue = |filter: RequeueFilter| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .requeue_matching(&filter, "retry")
+                .await
+                .expect("requeue_matching")
+        }
+    };
+    let failed = RequeueFilter::new(JobState::Failed);
+    assert!(
+        matches!(
+            store
+                .requeue_matching(&RequeueFilter::new(JobState::Leased), "retry")
+                .await,
+            Err(StoreError::InvalidTransition { .. })
+        ),
+        "filtered requeue: a state requeue cannot leave is refused"
+    );
+    let none = requeue(RequeueFilter {
+        host: Some("other.example".into()),
+        error: Some("503".into()),
+        ..failed.clone()
+    })
+    .await;
+    assert_eq!(none, RequeueCounts::default(), "filtered requeue: filters combine");
+    let by_error = requeue(RequeueFilter {
+        error: Some("503".into()),
+        ..failed.clone()
+    })
+    .await;
+    assert_eq!(
+        (by_error, state_of("rm-a").await, state_of("rm-c").await),
+        (
+            RequeueCounts {
+                retryable: 1,
+                ..RequeueCounts::default()
+            },
+            JobState::Planned,
+            JobState::Failed
+        ),
+        "filtered requeue: by last_error substring"
+    );
+    let rows = ops_of(store.as_ref(), &a.fence.job_key).await;
+    let requeue_row = rows
+        .iter()
+        .find(|r| r.kind == OpKind::Requeue)
+        .expect("filtered requeue: a REQUEUE row");
+    assert_eq!(
+        (
+            requeue_row.result_code,
+            requeue_row.result.as_ref().map(|r| r["superseded_ops"].clone())
+        ),
+        (Some(ResultCode::Ok), Some(json!(1))),
+        "filtered requeue: the REQUEUE row counts the superseded effect rows"
+    );
+    assert_eq!(
+        requeue_row.op_key,
+        OpKeys {
+            job_key: &a.fence.job_key
+        }
+        .epoch_action(OpKind::Requeue, a.fence.epoch)
+    );
+    assert_eq!(
+        rows.iter().find(|r| r.op_key == head).and_then(|r| r.result_code),
+        Some(ResultCode::Abandoned),
+        "filtered requeue: OK effect rows are superseded"
+    );
+    let by_host = requeue(RequeueFilter {
+        host: Some("other.example".into()),
+        ..failed.clone()
+    })
+    .await;
+    assert_eq!(
+        (by_host.retryable, state_of("rm-c").await),
+        (1, JobState::Planned),
+        "by host"
+    );
+    let permanent_left = requeue(failed.clone()).await;
+    assert_eq!(
+        (permanent_left, state_of("rm-b").await),
+        (RequeueCounts::default(), JobState::Failed),
+        "filtered requeue: non-retryable failures only with include_permanent"
+    );
+    let wrong_work = requeue(RequeueFilter {
+        work_id: Some("rm-a".into()),
+        include_permanent: true,
+        ..failed.clone()
+    })
+    .await;
+    assert_eq!(wrong_work.total(), 0, "by work id");
+    let permanent = requeue(RequeueFilter {
+        work_id: Some("rm-b".into()),
+        include_permanent: true,
+        ..failed
+    })
+    .await;
+    assert_eq!((permanent.permanent, permanent.total()), (1, 1));
+    let finished = requeue(RequeueFilter {
+        job_key: Some(lease_of("rm-d").fence.job_key.clone()),
+        ..RequeueFilter::new(JobState::Success)
+    })
+    .await;
+    assert_eq!(
+        (finished.finished, finished.total(), state_of("rm-d").await),
+        (1, 1, JobState::Planned),
+        "by job key"
+    );
+    assert_eq!(
+        state_of("rm-e").await,
+        JobState::Leased,
+        "jobs in flight are never requeued"
+    );
+    assert_eq!(store.status().await.expect("status").get(JobState::Planned), 4);
 }
 
 /// The ledger lists attempts in order, by job and by page.

@@ -292,6 +292,9 @@ pub enum ExpectedUpdate {
 pub struct StatusCounts {
     /// Counts keyed by state, in [`JobState::ALL`] order.
     pub states: std::collections::BTreeMap<JobState, u64>,
+    /// In-flight jobs held by a live lease (expiry after now, by the store
+    /// clock), read with the counts per state.
+    pub live_leases: u64,
 }
 
 impl StatusCounts {
@@ -301,7 +304,27 @@ impl StatusCounts {
         for (state, n) in pairs {
             *states.entry(state).or_default() += n;
         }
-        Self { states }
+        Self { states, live_leases: 0 }
+    }
+
+    /// The counts with `live_leases` set.
+    pub fn with_live_leases(self, live_leases: u64) -> Self {
+        Self { live_leases, ..self }
+    }
+
+    /// Jobs in flight (LEASED … DEDUPED).
+    pub fn in_flight(&self) -> u64 {
+        self.states
+            .iter()
+            .filter(|(state, _)| state.is_in_flight())
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// In-flight jobs no live lease holds: the lease expired, or was given
+    /// back or freed by reconcile. A `run` takes them over.
+    pub fn expired_leases(&self) -> u64 {
+        self.in_flight().saturating_sub(self.live_leases)
     }
 
     /// All jobs.

@@ -262,6 +262,86 @@ pub struct ArtifactEntry {
     pub job_key: String,
 }
 
+/// Which jobs [`LedgerStore::requeue_matching`] sends back to PLANNED: the
+/// jobs in `state` that every filter given admits ([`RequeueFilter::matches`]
+/// is the rule each store follows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequeueFilter {
+    /// FAILED, SUCCESS or SKIPPED_DUPLICATE (any other is
+    /// [`StoreError::InvalidTransition`]).
+    pub state: JobState,
+    /// With FAILED: take non-retryable failures too. Without it only
+    /// retryable FAILED jobs are taken (jobs of other states either way).
+    pub include_permanent: bool,
+    /// Only the job with this key.
+    pub job_key: Option<String>,
+    /// Only jobs of this work id.
+    pub work_id: Option<String>,
+    /// Only jobs whose canonical URL's host is this (see
+    /// [`host_matches`](crate::url::host_matches); hosts are lowercase).
+    pub host: Option<String>,
+    /// Only jobs whose `last_error` contains this text (case-sensitive).
+    pub error: Option<String>,
+}
+
+impl RequeueFilter {
+    /// Every job of `state` (retryable ones only, for FAILED).
+    pub fn new(state: JobState) -> Self {
+        Self {
+            state,
+            include_permanent: false,
+            job_key: None,
+            work_id: None,
+            host: None,
+            error: None,
+        }
+    }
+
+    /// Whether the filter takes `job`.
+    pub fn matches(&self, job: &Job) -> bool {
+        job.state == self.state
+            && (self.include_permanent || job.retryable || job.state != JobState::Failed)
+            && self.job_key.as_ref().is_none_or(|k| job.job_key == *k)
+            && self.work_id.as_ref().is_none_or(|w| job.work_id == *w)
+            && self
+                .host
+                .as_ref()
+                .is_none_or(|h| crate::url::host_matches(&job.canonical_url, h))
+            && self
+                .error
+                .as_ref()
+                .is_none_or(|e| job.last_error.as_ref().is_some_and(|last| last.contains(e.as_str())))
+    }
+}
+
+/// What [`LedgerStore::requeue_matching`] requeued, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequeueCounts {
+    /// FAILED jobs that were retryable (out of attempts, or waiting out a
+    /// backoff).
+    pub retryable: u64,
+    /// FAILED jobs that were not retryable.
+    pub permanent: u64,
+    /// SUCCESS and SKIPPED_DUPLICATE jobs.
+    pub finished: u64,
+}
+
+impl RequeueCounts {
+    /// All jobs requeued.
+    pub fn total(&self) -> u64 {
+        self.retryable + self.permanent + self.finished
+    }
+
+    /// Counts one requeued job that was in `from` (retryable or not).
+    pub fn count(&mut self, from: JobState, retryable: bool) {
+        match (from, retryable) {
+            (JobState::Failed, true) => self.retryable += 1,
+            (JobState::Failed, false) => self.permanent += 1,
+            _ => self.finished += 1,
+        }
+    }
+}
+
 /// Jobs, the operations ledger and the artifact index.
 ///
 /// # Contract
@@ -299,6 +379,12 @@ pub struct ArtifactEntry {
 /// - **index first-writer-wins**: a commit's [`IndexOp`] answers with the
 ///   path of the first job that indexed the hash, and replays its own OK row
 ///   when one exists.
+/// - **filtered requeue**: [`LedgerStore::requeue_matching`] requeues exactly
+///   the jobs its [`RequeueFilter`] matches, each as
+///   [`LedgerStore::requeue`] does (REQUEUE row, effect rows superseded), and
+///   counts them by kind.
+/// - **live leases**: [`LedgerStore::status`] counts the in-flight jobs whose
+///   lease is live by the store clock in [`StatusCounts::live_leases`].
 #[async_trait]
 pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// Plans jobs idempotently, reporting the existing jobs whose line
@@ -333,7 +419,7 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// Jobs by query, ordered by job key.
     async fn jobs(&self, query: &JobQuery) -> StoreResult<Vec<Job>>;
 
-    /// Counts per state.
+    /// Counts per state, and the live leases among them.
     async fn status(&self) -> StoreResult<StatusCounts>;
 
     /// Jobs not yet settled for `run`: neither terminal nor FAILED without
@@ -358,6 +444,13 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// job failed after them), so the effects must run again rather than be
     /// replayed. The rows stay for the audit.
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool>;
+
+    /// Requeues every job `filter` matches as [`LedgerStore::requeue`] does
+    /// (each gets its REQUEUE row with `reason` and `superseded_ops`), all in
+    /// one transaction, and counts them by kind. A store selects and writes
+    /// the jobs set-wise (a few statements for any number of jobs, not a
+    /// round trip per job): `retry` may requeue millions.
+    async fn requeue_matching(&self, filter: &RequeueFilter, reason: &str) -> StoreResult<RequeueCounts>;
 
     /// Records `expected`'s declared fields on a job (fields it leaves out
     /// stay as they are): the admin write of `plan --update-expected`. A job

@@ -18,7 +18,8 @@ use crate::job::{
 use crate::key::OpKeys;
 use crate::lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
 use crate::ledger::{
-    ArtifactEntry, Commit, CommitOutcome, LedgerStore, OpBegin, OpKind, OpQuery, OpRecord, ResultCode,
+    ArtifactEntry, Commit, CommitOutcome, LedgerStore, OpBegin, OpKind, OpQuery, OpRecord, RequeueCounts,
+    RequeueFilter, ResultCode,
 };
 use crate::registry::{OpenFuture, StoreFactory};
 use crate::state::{check_transition, JobState, Transition};
@@ -216,16 +217,13 @@ impl Inner {
         }
     }
 
-    /// [`LedgerStore::requeue`] under the lock.
-    fn requeue(&mut self, job_key: &str, reason: &str, now: Millis) -> StoreResult<bool> {
-        let job = self
-            .jobs
-            .get_mut(job_key)
-            .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))?;
-        let from = job.state;
-        if check_transition(Transition::Requeue, from, JobState::Planned).is_err() {
-            return Ok(false);
-        }
+    /// Sends a FAILED or finished job back to PLANNED with a REQUEUE row,
+    /// superseding its OK effect rows; returns the state it left and whether
+    /// it was retryable, or `None` (nothing done) when it was in another state.
+    fn requeue(&mut self, job_key: &str, reason: &str, now: Millis) -> Option<(JobState, bool)> {
+        let job = self.jobs.get_mut(job_key)?;
+        let (from, retryable) = (job.state, job.retryable);
+        check_transition(Transition::Requeue, from, JobState::Planned).ok()?;
         let planned = Job::planned(&NewJob {
             job_key: job.job_key.clone(),
             work_id: job.work_id.clone(),
@@ -258,7 +256,7 @@ impl Inner {
             result_code: Some(ResultCode::Ok),
             result: Some(json!({ "from": from.as_str(), "reason": reason, "superseded_ops": superseded })),
         });
-        Ok(true)
+        Some((from, retryable))
     }
 
     /// Canonical URLs held by live leases.
@@ -364,8 +362,15 @@ impl LedgerStore for MemoryStore {
     }
 
     async fn status(&self) -> StoreResult<StatusCounts> {
+        let now = now_millis();
         let inner = self.lock();
-        Ok(StatusCounts::from_pairs(inner.jobs.values().map(|j| (j.state, 1))))
+        let live = inner
+            .jobs
+            .values()
+            .filter(|j| j.state.is_in_flight() && j.lease_expires_at.is_some_and(|t| t > now))
+            .count();
+        Ok(StatusCounts::from_pairs(inner.jobs.values().map(|j| (j.state, 1)))
+            .with_live_leases(u64::try_from(live).unwrap_or(u64::MAX)))
     }
 
     async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
@@ -508,7 +513,11 @@ impl LedgerStore for MemoryStore {
 
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool> {
         let now = now_millis();
-        self.lock().requeue(job_key, reason, now)
+        let mut inner = self.lock();
+        if !inner.jobs.contains_key(job_key) {
+            return Err(StoreError::NotFound(format!("job {job_key}")));
+        }
+        Ok(inner.requeue(job_key, reason, now).is_some())
     }
 
     async fn update_expected(
@@ -534,10 +543,29 @@ impl LedgerStore for MemoryStore {
         job.expected_size = updated.size;
         let finished = matches!(job.state, JobState::Success | JobState::SkippedDuplicate);
         if finished && !updated.admit(job.sha256.as_deref(), job.size) {
-            inner.requeue(job_key, reason, now)?;
+            inner.requeue(job_key, reason, now);
             return Ok(ExpectedUpdate::Requeued);
         }
         Ok(ExpectedUpdate::Recorded)
+    }
+
+    async fn requeue_matching(&self, filter: &RequeueFilter, reason: &str) -> StoreResult<RequeueCounts> {
+        check_transition(Transition::Requeue, filter.state, JobState::Planned)?;
+        let now = now_millis();
+        let mut inner = self.lock();
+        let picked: Vec<String> = inner
+            .jobs
+            .values()
+            .filter(|job| filter.matches(job))
+            .map(|job| job.job_key.clone())
+            .collect();
+        let mut counts = RequeueCounts::default();
+        for key in &picked {
+            if let Some((from, retryable)) = inner.requeue(key, reason, now) {
+                counts.count(from, retryable);
+            }
+        }
+        Ok(counts)
     }
 
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {

@@ -87,6 +87,24 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The host of a canonical URL with its port, if it names one (`h:8080`;
+/// `[::1]:8080` for IPv6), without any user info: the authority after
+/// `scheme://`, up to the path, from the first `@` on. The stores match
+/// `retry --host` with this same rule in SQL.
+pub fn host_port(canonical_url: &str) -> &str {
+    let rest = canonical_url.split_once("://").map_or(canonical_url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority.split_once('@').map_or(authority, |(_, host_port)| host_port)
+}
+
+/// Whether a canonical URL's host is `host`: [`host_port`] equals it, or
+/// starts with it followed by `:` and a port (so `h` matches `h:8080` and
+/// `h:8080` only that port).
+pub fn host_matches(canonical_url: &str, host: &str) -> bool {
+    let found = host_port(canonical_url);
+    found == host || found.strip_prefix(host).is_some_and(|rest| rest.starts_with(':'))
+}
+
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
@@ -191,6 +209,18 @@ mod tests {
             "https://user:secret@h/x",
             "hashed as written"
         );
+    }
+
+    #[test]
+    fn host_port_skips_user_info_and_path() {
+        assert_eq!(host_port("https://u:p@h.example:8443/a/b?c"), "h.example:8443");
+        assert_eq!(host_port("http://[::1]:8080/"), "[::1]:8080");
+        assert_eq!(host_port("https://h/"), "h");
+        assert!(host_matches("http://127.0.0.1:9000/x", "127.0.0.1"));
+        assert!(host_matches("http://127.0.0.1:9000/x", "127.0.0.1:9000"));
+        assert!(!host_matches("http://127.0.0.1:9000/x", "127.0.0.1:900"));
+        assert!(!host_matches("http://127.0.0.10/x", "127.0.0.1"));
+        assert!(!host_matches("http://user@evil/x", "user"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
     IndexOp, Job, JobPatch, JobQuery, JobState, LedgerStore, NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord,
-    PlanCounts, StatusCounts, StoreError, StoreResult, Transition,
+    PlanCounts, RequeueCounts, RequeueFilter, StatusCounts, StoreError, StoreResult, Transition,
 };
 use serde_json::{json, Value};
 
@@ -14,7 +14,7 @@ use crate::conn::{Failure, Replay};
 use crate::queries;
 use crate::rows::{
     count, parse_state, signed, ArtifactRow, CommitRow, ConflictRow, Count, ExpectedRow, IndexState, JobRow, LockedJob,
-    OpRow, StateCount, StateEpoch,
+    OpRow, RequeuedRow, StateCount, StateEpoch,
 };
 use crate::sql::{Bind, Sql};
 use crate::store::{job_not_found, lease_lost, millis, PostgresStore};
@@ -357,11 +357,12 @@ impl LedgerStore for PostgresStore {
                 async move { Ok(Sql::new(queries::STATUS).load(conn).await?) }.scope_boxed()
             })
             .await?;
+        let live = rows.iter().map(|r| count(r.live)).sum();
         let pairs = rows
             .into_iter()
             .map(|r| Ok((parse_state(&r.state)?, count(r.n))))
             .collect::<StoreResult<Vec<_>>>()?;
-        Ok(StatusCounts::from_pairs(pairs))
+        Ok(StatusCounts::from_pairs(pairs).with_live_leases(live))
     }
 
     async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
@@ -584,6 +585,30 @@ impl LedgerStore for PostgresStore {
                 .scope_boxed()
             })
             .await
+    }
+
+    async fn requeue_matching(&self, filter: &RequeueFilter, reason: &str) -> StoreResult<RequeueCounts> {
+        check_transition(Transition::Requeue, filter.state, JobState::Planned)?;
+        let sql = Sql::new(queries::REQUEUE_MATCHING)
+            .bind(filter.state.as_str())
+            .bind(filter.include_permanent)
+            .bind(filter.job_key.clone())
+            .bind(filter.work_id.clone())
+            .bind(filter.host.clone())
+            .bind(filter.error.clone())
+            .bind(reason);
+        let sql = &sql;
+        let row: RequeuedRow = self
+            .db
+            .transaction(Replay::Once, |conn| {
+                async move { Ok(sql.clone().get_result(conn).await?) }.scope_boxed()
+            })
+            .await?;
+        Ok(RequeueCounts {
+            retryable: count(row.retryable),
+            permanent: count(row.permanent),
+            finished: count(row.finished),
+        })
     }
 
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {

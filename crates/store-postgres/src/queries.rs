@@ -10,6 +10,7 @@ pub(crate) const RECONCILE: &str = include_str!("../queries/reconcile.sql");
 pub(crate) const PLAN: &str = include_str!("../queries/plan.sql");
 pub(crate) const PLAN_CONFLICTS: &str = include_str!("../queries/plan_conflicts.sql");
 pub(crate) const REQUEUE: &str = include_str!("../queries/requeue.sql");
+pub(crate) const REQUEUE_MATCHING: &str = include_str!("../queries/requeue_matching.sql");
 pub(crate) const NOTE: &str = include_str!("../queries/note.sql");
 pub(crate) const INDEX_ARTIFACT: &str = include_str!("../queries/index_artifact.sql");
 pub(crate) const INDEX_OP: &str = include_str!("../queries/index_op.sql");
@@ -18,7 +19,10 @@ pub(crate) const OUTSTANDING: &str = include_str!("../queries/outstanding.sql");
 /// The store clock, in milliseconds since the Unix epoch.
 pub(crate) const NOW: &str = "SELECT floor(extract(epoch FROM now()) * 1000)::bigint AS n";
 pub(crate) const JOB: &str = "SELECT * FROM job_rows WHERE job_key = $1";
-pub(crate) const STATUS: &str = "SELECT state, count(*) AS n FROM jobs GROUP BY state";
+/// Jobs per state, and how many of them a live lease holds.
+pub(crate) const STATUS: &str = "SELECT state, count(*) AS n, \
+     count(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_expires_at > now()) AS live \
+     FROM jobs GROUP BY state";
 /// The OK row of an INDEX op (job $2, epoch $3, result $4).
 pub(crate) const INDEX_RECORD: &str =
     "INSERT INTO ops (op_key, job_key, kind, epoch, started_at, finished_at, result_code, result) \

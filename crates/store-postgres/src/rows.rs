@@ -252,13 +252,26 @@ pub(crate) struct Count {
     pub(crate) n: i64,
 }
 
-/// Jobs in one state.
+/// Jobs in one state, and how many of them a live lease holds.
 #[derive(Debug, QueryableByName)]
 pub(crate) struct StateCount {
     #[diesel(sql_type = Text)]
     pub(crate) state: String,
     #[diesel(sql_type = BigInt)]
     pub(crate) n: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) live: i64,
+}
+
+/// What a filtered requeue requeued, by kind.
+#[derive(Debug, QueryableByName)]
+pub(crate) struct RequeuedRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) retryable: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) permanent: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) finished: i64,
 }
 
 /// A state and an epoch.

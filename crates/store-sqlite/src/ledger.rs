@@ -5,7 +5,7 @@
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
     IndexOp, Job, JobQuery, JobState, Millis, NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord, PlanCounts,
-    ResultCode, StatusCounts, StoreError, StoreResult, Transition,
+    RequeueCounts, RequeueFilter, ResultCode, StatusCounts, StoreError, StoreResult, Transition,
 };
 use std::time::{Duration, Instant};
 
@@ -284,8 +284,20 @@ pub(crate) fn jobs(conn: &Connection, query: &JobQuery) -> Result<Vec<Job>, TxEr
     Ok(found)
 }
 
-/// Counts per state, every state present.
+/// Counts per state, every state present, and the live leases, read in one
+/// transaction.
 pub(crate) fn status(conn: &Connection) -> Result<StatusCounts, TxError> {
+    let tx = conn.unchecked_transaction()?;
+    let counts = state_counts(&tx)?;
+    let now = clock::now(&tx)?;
+    let live: i64 = tx
+        .prepare_cached(queries::LIVE_LEASES)?
+        .query_row(named_params! {":now": now}, |row| row.get(0))?;
+    tx.finish()?;
+    Ok(counts.with_live_leases(u64::try_from(live).unwrap_or(0)))
+}
+
+fn state_counts(conn: &Connection) -> Result<StatusCounts, TxError> {
     let mut stmt = conn.prepare_cached(queries::STATUS)?;
     let pairs = stmt
         .query_map([], |row| {
@@ -702,6 +714,67 @@ pub(crate) fn update_expected(
         return Ok(ExpectedUpdate::Requeued);
     }
     Ok(ExpectedUpdate::Recorded)
+}
+
+/// Requeues every job `filter` matches, set-wise under the write lock: one
+/// select of the jobs (with their superseded counts), their REQUEUE rows
+/// (the op keys are computed here, one cached insert each), then one
+/// statement each to supersede their effect rows and to reset the jobs, both
+/// finding the jobs by the REQUEUE rows written after `mark`.
+pub(crate) fn requeue_matching(
+    conn: &Connection,
+    filter: &RequeueFilter,
+    reason: &str,
+) -> Result<RequeueCounts, TxError> {
+    check_transition(Transition::Requeue, filter.state, JobState::Planned)?;
+    let now = clock::now(conn)?;
+    let mark: i64 = conn
+        .prepare_cached(queries::OPS_LAST_SEQ)?
+        .query_row([], |row| row.get(0))?;
+    let picked = conn
+        .prepare_cached(queries::REQUEUE_SELECT)?
+        .query_map(
+            named_params! {
+                ":state": filter.state.as_str(),
+                ":include_permanent": filter.include_permanent,
+                ":job_key": filter.job_key,
+                ":work_id": filter.work_id,
+                ":host": filter.host,
+                ":error": filter.error,
+            },
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, bool>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut counts = RequeueCounts::default();
+    for (job_key, epoch, retryable, superseded) in &picked {
+        let op_key = OpKeys { job_key }.epoch_action(OpKind::Requeue, *epoch);
+        let result = json!({ "from": filter.state.as_str(), "reason": reason, "superseded_ops": superseded });
+        insert_op(
+            conn,
+            &op_key,
+            job_key,
+            OpKind::Requeue,
+            *epoch,
+            now,
+            Some(ResultCode::Ok),
+            Some(&result),
+        )?;
+        counts.count(filter.state, *retryable);
+    }
+    if !picked.is_empty() {
+        conn.prepare_cached(queries::REQUEUE_SUPERSEDE_MARKED)?
+            .execute(named_params! {":mark": mark})?;
+        conn.prepare_cached(queries::REQUEUE_MARKED)?
+            .execute(named_params! {":mark": mark})?;
+    }
+    Ok(counts)
 }
 
 /// Writes an OK row of a recovery action under the job's current epoch, once

@@ -40,10 +40,14 @@ pub(crate) const JOBS_FIRST_PAGE: &str = include_str!("../sql/queries/jobs_first
 /// The SUCCESS jobs of one canonical URL in key order, optionally after a key:
 /// the original a twin is skipped as a duplicate of.
 pub(crate) const JOBS_SUCCESS_BY_URL: &str = include_str!("../sql/queries/jobs_success_by_url.sql");
+/// In-flight jobs held by a live lease: one range of jobs_lease_expiry.
+pub(crate) const LIVE_LEASES: &str = include_str!("../sql/queries/live_leases.sql");
 /// Records a recovery action as an OK row, once per op key.
 pub(crate) const NOTE_INSERT: &str = include_str!("../sql/queries/note_insert.sql");
 /// The store clock: this host's wall clock in milliseconds, as SQLite reads it.
 pub(crate) const NOW: &str = include_str!("../sql/queries/now.sql");
+/// The last seq of the ledger (0 when empty).
+pub(crate) const OPS_LAST_SEQ: &str = include_str!("../sql/queries/ops_last_seq.sql");
 /// The attempt of an op under one epoch, if any.
 pub(crate) const OP_ATTEMPT: &str = include_str!("../sql/queries/op_attempt.sql");
 /// Finishes a running attempt.
@@ -82,6 +86,15 @@ pub(crate) const RELEASE: &str = include_str!("../sql/queries/release.sql");
 pub(crate) const RENEW: &str = include_str!("../sql/queries/renew.sql");
 /// Sends a job back to PLANNED as freshly planned, keeping its epoch.
 pub(crate) const REQUEUE: &str = include_str!("../sql/queries/requeue.sql");
+/// At a filtered requeue: every job with a REQUEUE row after the mark goes
+/// back to PLANNED as freshly planned.
+pub(crate) const REQUEUE_MARKED: &str = include_str!("../sql/queries/requeue_marked.sql");
+/// The jobs a filtered requeue takes (one range of jobs_not_in_flight,
+/// narrowed), each with the count of OK effect rows it supersedes.
+pub(crate) const REQUEUE_SELECT: &str = include_str!("../sql/queries/requeue_select.sql");
+/// At a filtered requeue: the OK effect rows of every job with a REQUEUE row
+/// after the mark become ABANDONED.
+pub(crate) const REQUEUE_SUPERSEDE_MARKED: &str = include_str!("../sql/queries/requeue_supersede_marked.sql");
 /// Runnable jobs whose canonical URL no live lease holds, in batch order.
 /// Column order: see rows.rs (the job, then its rowid). The order a batch takes them in:
 ///   1. in-flight jobs whose lease was released,
@@ -142,6 +155,26 @@ mod tests {
             ("renew", RENEW, &[by_key]),
             ("release", RELEASE, &[by_key]),
             ("requeue", REQUEUE, &[by_rowid]),
+            (
+                "requeue_select",
+                REQUEUE_SELECT,
+                &["jobs_not_in_flight (state=?)", "ops_job_op (job_key=?)"],
+            ),
+            (
+                "requeue_supersede_marked",
+                REQUEUE_SUPERSEDE_MARKED,
+                &["ops_job_op (job_key=?)", "INTEGER PRIMARY KEY (rowid>?)"],
+            ),
+            (
+                "requeue_marked",
+                REQUEUE_MARKED,
+                &[by_key, "INTEGER PRIMARY KEY (rowid>?)"],
+            ),
+            (
+                "live_leases",
+                LIVE_LEASES,
+                &["COVERING INDEX jobs_lease_expiry (lease_expires_at>?)"],
+            ),
             (
                 "runnable",
                 RUNNABLE,

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oncefetch_core::{
     AcquireRequest, ArtifactEntry, Commit, CommitOutcome, Expectations, ExpectedUpdate, Fence, Job, JobQuery, Lease,
-    LeaseManager, LedgerStore, Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, ReconcileReport, StatusCounts,
-    StoreResult,
+    LeaseManager, LedgerStore, Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, ReconcileReport, RequeueCounts,
+    RequeueFilter, StatusCounts, StoreResult,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -108,6 +108,13 @@ impl LedgerStore for SqliteStore {
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool> {
         let (job_key, reason) = (job_key.to_owned(), reason.to_owned());
         self.conn.write(move |tx| ledger::requeue(tx, &job_key, &reason)).await
+    }
+
+    async fn requeue_matching(&self, filter: &RequeueFilter, reason: &str) -> StoreResult<RequeueCounts> {
+        let (filter, reason) = (filter.clone(), reason.to_owned());
+        self.conn
+            .write(move |tx| ledger::requeue_matching(tx, &filter, &reason))
+            .await
     }
 
     async fn update_expected(

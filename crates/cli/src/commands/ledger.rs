@@ -1,4 +1,5 @@
-//! `ledger [--job KEY]`: one JSON object per line and attempt.
+//! `ledger [--job KEY]`: one JSON object per line and attempt (KEY may be a
+//! unique prefix).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -14,10 +15,14 @@ const PAGE: usize = 10_000;
 pub(crate) async fn run(store: &Arc<dyn Store>, args: &LedgerArgs) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let job_key = match &args.job {
+        Some(key) => Some(super::resolve_job_key(store, key).await?),
+        None => None,
+    };
     let mut after_seq = None;
     loop {
         let query = OpQuery {
-            job_key: args.job.clone(),
+            job_key: job_key.clone(),
             after_seq,
             limit: PAGE,
         };

@@ -11,7 +11,8 @@ pub(crate) mod verify;
 
 use std::sync::Arc;
 
-use oncefetch_core::Store;
+use anyhow::bail;
+use oncefetch_core::{JobQuery, Store, StoreError};
 
 use crate::cli::FetchArgs;
 use crate::exit;
@@ -27,4 +28,41 @@ pub(crate) async fn fetch(
     let planned = plan::run(&store, &args.manifest, false).await?;
     let ran = run::run(store, &args.run, interactive, signals).await?;
     Ok(if ran != exit::OK { ran } else { planned })
+}
+
+/// Jobs read per page while counting the keys a prefix matches.
+const PREFIX_PAGE: usize = 1_000;
+
+/// The one job key that is `key`, or else starts with it; an error when no
+/// key or several do (naming how many).
+pub(crate) async fn resolve_job_key(store: &Arc<dyn Store>, key: &str) -> anyhow::Result<String> {
+    match store.job(key).await {
+        Ok(job) => return Ok(job.job_key),
+        Err(StoreError::NotFound(_)) => {}
+        Err(err) => return Err(err.into()),
+    }
+    // Keys that start with `key` sort right after it, side by side.
+    let mut matches = Vec::new();
+    let mut after = Some(key.to_owned());
+    while let Some(from) = after.take() {
+        let page = store
+            .jobs(&JobQuery {
+                state: None,
+                canonical_url: None,
+                after: Some(from),
+                limit: PREFIX_PAGE,
+            })
+            .await?;
+        let full = page.len() == PREFIX_PAGE;
+        let before = matches.len();
+        matches.extend(page.into_iter().map(|j| j.job_key).take_while(|k| k.starts_with(key)));
+        if full && matches.len() - before == PREFIX_PAGE {
+            after = matches.last().cloned();
+        }
+    }
+    match matches.len() {
+        0 => bail!("no job key is or starts with {key:?}"),
+        1 => Ok(matches.remove(0)),
+        n => bail!("{n} jobs have keys starting with {key:?}; give more of the key"),
+    }
 }

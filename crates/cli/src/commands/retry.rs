@@ -1,37 +1,43 @@
-//! `retry [--state FAILED]`.
+//! `retry [--state FAILED] [--job KEY] [--work ID] [--host HOST] [--error TEXT] [--permanent]`.
 
 use std::sync::Arc;
 
-use oncefetch_core::{JobQuery, Store};
+use oncefetch_core::{JobState, RequeueFilter, Store};
 
 use crate::cli::RetryArgs;
 use crate::exit;
 
-const PAGE: usize = 10_000;
-
-/// Requeues every job in the state.
+/// Requeues the jobs of the state the flags narrow to, in one store call,
+/// and says how many of each kind.
 pub(crate) async fn run(store: &Arc<dyn Store>, args: &RetryArgs) -> anyhow::Result<u8> {
-    let mut requeued = 0u64;
-    let mut after = None;
-    loop {
-        let page = store
-            .jobs(&JobQuery {
-                state: Some(args.state),
-                canonical_url: None,
-                after: after.take(),
-                limit: PAGE,
-            })
-            .await?;
-        for job in &page {
-            if store.requeue(&job.job_key, "oncefetch retry").await? {
-                requeued += 1;
-            }
-        }
-        match page.last() {
-            Some(last) if page.len() == PAGE => after = Some(last.job_key.clone()),
-            _ => break,
-        }
+    let job_key = match &args.job {
+        Some(key) => Some(super::resolve_job_key(store, key).await?),
+        None => None,
+    };
+    let filter = RequeueFilter {
+        state: args.state,
+        include_permanent: args.permanent,
+        job_key,
+        work_id: args.work.clone(),
+        // Canonical URLs have lowercase hosts.
+        host: args.host.as_deref().map(str::to_ascii_lowercase),
+        error: args.error.clone(),
+    };
+    let counts = store.requeue_matching(&filter, "oncefetch retry").await?;
+    if args.state == JobState::Failed {
+        let skipped = if args.permanent {
+            ""
+        } else {
+            "; non-retryable failures left as they are (add --permanent)"
+        };
+        println!(
+            "requeued {} FAILED jobs: {} retryable, {} permanent{skipped}",
+            counts.total(),
+            counts.retryable,
+            counts.permanent
+        );
+    } else {
+        println!("requeued {} {} jobs", counts.total(), args.state);
     }
-    println!("requeued {requeued} {} jobs", args.state);
     Ok(exit::OK)
 }

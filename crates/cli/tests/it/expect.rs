@@ -186,7 +186,8 @@ fn update_expected_requeues_a_finished_job_whose_bytes_no_longer_match() {
     assert_eq!(w2["state"], "FAILED");
     assert!(w2["last_error"].as_str().unwrap().contains("sha256 mismatch"), "{w2}");
     // The right hash: recorded on the FAILED job, which `retry` sends on to
-    // SUCCESS (its file, the same bytes, already in place).
+    // SUCCESS (its file, the same bytes, already in place). A mismatch is a
+    // permanent failure, so `retry` takes it with `--permanent`.
     let fixed = ws.manifest(&[declaring(&server, "w2", "/b", &sha256_hex(&b), None)]);
     let update = ws.run(&["plan", "--update-expected", fixed.to_str().unwrap()]);
     assert!(
@@ -194,7 +195,7 @@ fn update_expected_requeues_a_finished_job_whose_bytes_no_longer_match() {
         "{}",
         describe(&update)
     );
-    assert_eq!(ws.run(&["retry"]).status.code(), Some(0));
+    assert_eq!(ws.run(&["retry", "--permanent"]).status.code(), Some(0));
     let run = ws.run(&["run", "--out", out.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
     let w2 = job_of(&ws.jobs(), "w2").clone();

@@ -247,7 +247,14 @@ fn occupied_final_path_is_left_untouched() {
 fn retry_requeues_failed_jobs() {
     let (code, job, body, server, ws) = fetch_one(vec![Fault::Status { status: 404, times: 1 }], &[]);
     assert_eq!((code, job["state"].as_str()), (Some(4), Some("FAILED")));
-    let retry = ws.run(&["retry"]);
+    // A 404 is not retryable: a plain `retry` leaves it, `--permanent` takes it.
+    let plain = ws.run(&["retry"]);
+    assert!(
+        String::from_utf8_lossy(&plain.stdout).contains("requeued 0"),
+        "{}",
+        describe(&plain)
+    );
+    let retry = ws.run(&["retry", "--permanent"]);
     assert!(
         String::from_utf8_lossy(&retry.stdout).contains("requeued 1"),
         "{}",

@@ -201,7 +201,8 @@ fn a_partial_folder_deleted_mid_run_is_made_again_and_every_get_counts() {
         std::thread::spawn(move || {
             let start = Instant::now();
             while start.elapsed() < DEADLINE {
-                let streaming = std::fs::read_dir(&partial_dir).is_ok_and(|mut d| d.next().is_some());
+                let streaming = std::fs::read_dir(&partial_dir)
+                    .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".part"))));
                 if streaming {
                     std::fs::remove_dir_all(&partial_dir).expect("delete the partial folder");
                     return true;

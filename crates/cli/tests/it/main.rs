@@ -1,6 +1,10 @@
 //! End-to-end tests of the `oncefetch` binary against the in-process test
 //! server, on real SQLite files.
 
+/// `retry` narrowing, `verify` folders, `ledger --job` prefixes, leases in
+/// `jobs` and `status`.
+#[cfg(feature = "sqlite")]
+mod commands;
 /// Crash safety: SIGKILL mid-stream and restart; SIGSTOP past the lease.
 #[cfg(feature = "sqlite")]
 mod crash;

@@ -6,7 +6,7 @@ use oncefetch_core::memory::MemoryStore;
 use oncefetch_core::{
     async_trait, AcquireRequest, ArtifactEntry, Commit, CommitOutcome, Expectations, ExpectedUpdate, Fence, Job,
     JobQuery, Lease, LeaseManager, LedgerStore, Millis, NewJob, OpBegin, OpKind, OpQuery, OpRecord, PlanCounts,
-    ReconcileReport, StatusCounts, StoreResult,
+    ReconcileReport, RequeueCounts, RequeueFilter, StatusCounts, StoreResult,
 };
 use serde_json::Value;
 
@@ -33,6 +33,8 @@ enum Defect {
     IgnoresEpoch,
     /// Never replays a recorded op result.
     NoReplay,
+    /// A filtered requeue looks at the state alone.
+    RequeueIgnoresFilters,
 }
 
 /// The in-memory store with one defect.
@@ -53,7 +55,7 @@ impl Broken {
                     owner: job.lease_owner.unwrap_or_else(|| fence.owner.clone()),
                 }
             }
-            Defect::NoReplay => fence.clone(),
+            Defect::NoReplay | Defect::RequeueIgnoresFilters => fence.clone(),
         }
     }
 }
@@ -99,6 +101,19 @@ impl LedgerStore for Broken {
         reason: &str,
     ) -> StoreResult<ExpectedUpdate> {
         self.inner.update_expected(job_key, expected, reason).await
+    }
+
+    async fn requeue_matching(&self, filter: &RequeueFilter, reason: &str) -> StoreResult<RequeueCounts> {
+        match self.defect {
+            Defect::RequeueIgnoresFilters => {
+                let state_only = RequeueFilter {
+                    include_permanent: filter.include_permanent,
+                    ..RequeueFilter::new(filter.state)
+                };
+                self.inner.requeue_matching(&state_only, reason).await
+            }
+            Defect::IgnoresEpoch | Defect::NoReplay => self.inner.requeue_matching(filter, reason).await,
+        }
     }
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {
         self.inner.note(job_key, op_key, kind, result).await
@@ -187,4 +202,14 @@ async fn kit_catches_abandoned_attempts_finished_by_a_dead_epoch() {
         .is_some(),
         "a dead epoch must not finish its abandoned attempt"
     );
+}
+
+#[tokio::test]
+async fn kit_catches_a_requeue_that_ignores_its_filters() {
+    let message = failure_of(conformance::requeue_matching_narrows(broken(
+        Defect::RequeueIgnoresFilters,
+    )))
+    .await
+    .expect("the filtered requeue check must fail against a store that ignores the filters");
+    assert!(message.contains("filtered requeue"), "{message}");
 }
