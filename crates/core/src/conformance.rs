@@ -75,6 +75,7 @@ macro_rules! store_conformance {
             expired_out_of_attempts,
             renew_keeps_the_lease,
             release_frees_the_job,
+            release_gives_the_attempt_back,
             concurrent_grants_are_exclusive,
             state_table_is_enforced,
             terminal_steps_end_the_lease,
@@ -770,6 +771,70 @@ pub async fn release_frees_the_job(setup: Setup) {
             .advance(&lease.fence, &[JobState::HeadDone], JobPatch::default())
             .await,
         "advance after release",
+    );
+}
+
+/// A lease given back after STREAMING does not count the attempt that
+/// epoch began (the run stopped, the job did not fail); one given back
+/// before STREAMING counted none. The job keeps its state either way.
+pub async fn release_gives_the_attempt_back(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("release-attempt", 1)).await.expect("plan");
+    let lease = lease_one(store.as_ref(), OWNER, LONG).await;
+    let to_streaming = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
+    store
+        .advance(&lease.fence, &to_streaming, JobPatch::default())
+        .await
+        .expect("streaming");
+    let key = &lease.fence.job_key;
+    assert_eq!(
+        store.job(key).await.expect("job").attempts,
+        1,
+        "STREAMING counts an attempt"
+    );
+    store.release(&lease.fence).await.expect("release");
+    let job = store.job(key).await.expect("job");
+    assert_eq!(
+        (job.state, job.attempts),
+        (JobState::Streaming, 0),
+        "release gives the attempt back: the state stays, the attempt is not counted"
+    );
+    let again = lease_one(store.as_ref(), OWNER, LONG).await;
+    store.release(&again.fence).await.expect("release before streaming");
+    assert_eq!(
+        store.job(key).await.expect("job").attempts,
+        0,
+        "release gives the attempt back: none counted before STREAMING, none taken"
+    );
+    let third = lease_one(store.as_ref(), OWNER, LONG).await;
+    store
+        .advance(&third.fence, &to_streaming, JobPatch::default())
+        .await
+        .expect("streaming");
+    let retry = JobPatch {
+        failure: Some(JobFailure {
+            message: "503".into(),
+            retryable: true,
+            retry_after: Duration::ZERO,
+            // Counted at STREAMING already, as the worker does.
+            counts_attempt: false,
+        }),
+        ..JobPatch::default()
+    };
+    store
+        .advance(&third.fence, &[JobState::Failed], retry)
+        .await
+        .expect("fail");
+    let fourth = lease_one(store.as_ref(), OWNER, LONG).await;
+    store
+        .advance(&fourth.fence, &to_streaming, JobPatch::default())
+        .await
+        .expect("streaming");
+    store.release(&fourth.fence).await.expect("release");
+    assert_eq!(
+        store.job(key).await.expect("job").attempts,
+        1,
+        "release gives the attempt back: only this epoch's, earlier attempts stay counted"
     );
 }
 

@@ -109,6 +109,9 @@ pub struct ReconcileReport {
 /// - **exclusive**: concurrent grants never hand one job to two callers, and
 ///   never hand out a job whose canonical URL is in flight under another job
 ///   (nor two jobs of one URL in one batch).
+/// - **release gives the attempt back**: a lease released in STREAMING …
+///   DEDUPED leaves the job's `attempts` one lower (the count its epoch
+///   added); released earlier, `attempts` is unchanged.
 /// - **fenced renew/release**: renew and release with a stale epoch, another
 ///   owner or an expired lease fail with
 ///   [`StoreError::LeaseLost`](crate::StoreError::LeaseLost).
@@ -126,7 +129,10 @@ pub trait LeaseManager: Send + Sync + Debug + 'static {
     async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis>;
 
     /// Gives a live lease back; the job stays in its state and is runnable at
-    /// once.
+    /// once. The attempt the epoch counted, if it reached STREAMING (see
+    /// [`JobState::counted_attempt`](crate::JobState::counted_attempt)), is
+    /// given back too: a release ends a run that stopped (a signal, a full
+    /// disk), not an attempt that failed.
     async fn release(&self, fence: &Fence) -> StoreResult<()>;
 
     /// Frees expired leases and abandons their unfinished ops.

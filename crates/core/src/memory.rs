@@ -653,6 +653,9 @@ impl LeaseManager for MemoryStore {
             Some(job) if holds_lease(job, fence, now) => {
                 job.lease_owner = None;
                 job.lease_expires_at = None;
+                if job.state.counted_attempt() {
+                    job.attempts = job.attempts.saturating_sub(1);
+                }
                 Ok(())
             }
             _ => Err(lease_lost(fence)),

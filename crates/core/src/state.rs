@@ -85,6 +85,15 @@ impl JobState {
         matches!(self, Self::Success | Self::SkippedDuplicate)
     }
 
+    /// STREAMING … DEDUPED: an in-flight state the lease's epoch reached by
+    /// committing STREAMING, which counted its attempt (a grant always
+    /// starts an epoch at LEASED). A lease given back in one of these states
+    /// gives that attempt back (see
+    /// [`LeaseManager::release`](crate::LeaseManager::release)).
+    pub const fn counted_attempt(self) -> bool {
+        matches!(self, Self::Streaming | Self::Finalized | Self::Indexed | Self::Deduped)
+    }
+
     /// A state a worker holds a lease in (LEASED … DEDUPED).
     pub const fn is_in_flight(self) -> bool {
         matches!(
