@@ -2,7 +2,9 @@
 
 /// All well.
 pub const OK: u8 = 0;
-/// A fatal error: ledger unreachable, output folder not writable.
+/// A fatal error: ledger unreachable, output folder not writable, or a
+/// resource error (disk full, quota, read-only filesystem, no file
+/// descriptors, output folder gone) that stopped the run.
 pub const FATAL: u8 = 1;
 /// Usage error (clap exits with it).
 pub const USAGE: u8 = 2;

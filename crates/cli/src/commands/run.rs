@@ -24,15 +24,6 @@ fn utf8(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fails at start when `dir` cannot take new files (a read-only mount, say),
-/// rather than failing every job: creates and removes a probe file there.
-fn check_writable(dir: &Path) -> anyhow::Result<()> {
-    let probe = dir.join(format!(".write-probe-{}", std::process::id()));
-    std::fs::File::create_new(&probe)
-        .and_then(|_| std::fs::remove_file(&probe))
-        .with_context(|| format!("output folder {} is not writable", dir.display()))
-}
-
 /// Runs; 4 when jobs in the ledger ended FAILED, 130/143 when a signal
 /// interrupted it (after its leases were given back).
 pub(crate) async fn run(
@@ -47,7 +38,10 @@ pub(crate) async fn run(
         OutDir::create(&args.out).with_context(|| format!("output folder {} is not writable", args.out.display()))?;
     // The real folder, once links are resolved, is the one recorded.
     utf8(out.root())?;
-    check_writable(out.partial_dir())?;
+    // Fails at start when the folder cannot take new files (a read-only
+    // mount, say), rather than failing every job.
+    out.probe()
+        .with_context(|| format!("output folder {} is not writable", out.root().display()))?;
     let fetcher_config = FetcherConfig {
         connect_timeout: args.connect_timeout,
         read_timeout: args.read_timeout,
@@ -82,6 +76,13 @@ pub(crate) async fn run(
     };
     progress.finish();
     let ran = ran.context("run stopped")?;
+    if let Some(resource) = pipeline.halted().filter(|_| signals.received().is_none()) {
+        eprintln!(
+            "run stopped: {resource}; {} jobs stopped and their leases given back, {} succeeded before",
+            ran.interrupted, ran.succeeded
+        );
+        return Ok(exit::FATAL);
+    }
     if let Some(code) = signals.received() {
         eprintln!(
             "run interrupted: {} jobs stopped and their leases given back (partial files kept); {} succeeded before; run again to resume",

@@ -34,6 +34,10 @@ mod postgres;
 /// Credentials in URLs are never shown.
 #[cfg(feature = "sqlite")]
 mod redaction;
+/// A full disk, a read-only filesystem, a deleted output folder stop the
+/// run and cost no job an attempt.
+#[cfg(feature = "sqlite")]
+mod resources;
 /// Resuming never splices two versions of a resource.
 #[cfg(feature = "sqlite")]
 mod resume;

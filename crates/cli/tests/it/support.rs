@@ -129,6 +129,11 @@ impl Tmpfs {
     /// Mounts one, or says why not (not root, no mount permission) so the
     /// caller can skip with that reason.
     pub(crate) fn mount() -> Result<Self, String> {
+        Self::mount_sized("64m")
+    }
+
+    /// [`Tmpfs::mount`] of `size` (`mount -o size=…`: `8m`, say).
+    pub(crate) fn mount_sized(size: &str) -> Result<Self, String> {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().expect("temp dir");
         let probe = dir.path().join("owner");
@@ -138,7 +143,7 @@ impl Tmpfs {
         }
         std::fs::remove_file(&probe).expect("remove probe");
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
             .status()
             .map_err(|e| format!("cannot run mount: {e}"))?;
@@ -150,6 +155,16 @@ impl Tmpfs {
 
     pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// `mount -o remount,rw`.
+    pub(crate) fn make_writable(&self) {
+        let status = Command::new("mount")
+            .args(["-o", "remount,rw"])
+            .arg(self.dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "remount read-write: {status}");
     }
 
     /// `mount -o remount,ro`.

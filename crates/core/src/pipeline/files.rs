@@ -13,6 +13,7 @@ use std::io::{self, Read, Seek};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -261,6 +262,32 @@ impl OutDir {
     /// The absolute root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether the root this value opened is gone: its path names no folder
+    /// now, or another one (deleted, moved or unmounted, perhaps made again
+    /// under the same name).
+    pub fn is_gone(&self) -> bool {
+        let Ok(opened) = rustix::fs::fstat(&*self.root_fd) else {
+            return true;
+        };
+        match rustix::fs::stat(&self.root) {
+            Ok(now) => opened.st_nlink == 0 || (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino),
+            Err(_) => true,
+        }
+    }
+
+    /// Creates and removes an empty file in the partial folder: fails when
+    /// the folder no longer takes new files (read-only, no permission).
+    pub fn probe(&self) -> io::Result<()> {
+        static PROBES: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            ".write-probe-{}-{}",
+            std::process::id(),
+            PROBES.fetch_add(1, Ordering::Relaxed)
+        );
+        drop(self.create_partial(&name)?);
+        self.remove_file(&self.partial.join(name))
     }
 
     /// The partial-file folder.

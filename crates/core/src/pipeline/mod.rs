@@ -8,6 +8,7 @@ pub mod files;
 mod interrupt;
 mod lease_keeper;
 pub mod recover;
+mod resource;
 mod resume;
 mod stream;
 mod worker;
@@ -27,6 +28,7 @@ use crate::store::Store;
 
 pub use files::OutDir;
 pub use interrupt::Interrupt;
+pub use resource::{ResourceError, Shortage};
 pub use worker::JobOutcome;
 
 /// The shortest lease a run takes ([`RunConfig::lease_ttl`]). A lease is
@@ -149,9 +151,18 @@ pub(crate) struct Shared {
     pub(crate) queued: AtomicUsize,
     /// Set when the run must stop.
     pub(crate) interrupt: Interrupt,
+    /// The resource error that stopped the run, the first one met.
+    halted: std::sync::Mutex<Option<ResourceError>>,
 }
 
 impl Shared {
+    /// Stops the run for `err`; the first such error is the one
+    /// [`Pipeline::halted`] reports.
+    pub(crate) fn halt(&self, err: ResourceError) {
+        self.halted.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(err);
+        self.interrupt.interrupt();
+    }
+
     /// The per-host limiter for `url`'s host.
     pub(crate) fn host_slot(&self, url: &str) -> Arc<Semaphore> {
         let host = url::Url::parse(url)
@@ -197,6 +208,7 @@ impl Pipeline {
                 hosts: std::sync::Mutex::new(HashMap::new()),
                 queued: AtomicUsize::new(0),
                 interrupt: Interrupt::default(),
+                halted: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -207,6 +219,13 @@ impl Pipeline {
     /// then returns.
     pub fn interrupter(&self) -> Interrupt {
         self.shared.interrupt.clone()
+    }
+
+    /// The resource error that stopped [`run`](Self::run), if one did: a
+    /// full disk, say, stops the run at once (every job in hand gives its
+    /// lease and its attempt back) rather than failing job after job.
+    pub fn halted(&self) -> Option<ResourceError> {
+        self.shared.halted.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Processes jobs until the ledger is settled.

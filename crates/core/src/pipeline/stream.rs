@@ -63,7 +63,33 @@ enum State {
     /// The stages run.
     Piped(Pipeline),
     /// A stage failed (this error); nothing more is written.
-    Failed { kind: io::ErrorKind, message: String },
+    Failed(Failure),
+}
+
+/// A stage's error, kept to report again: an OS error keeps its code (the
+/// run tells a full disk from a job's own error by it).
+#[derive(Debug, Clone)]
+struct Failure {
+    kind: io::ErrorKind,
+    message: String,
+    os_code: Option<i32>,
+}
+
+impl Failure {
+    fn of(err: &io::Error) -> Self {
+        Self {
+            kind: err.kind(),
+            message: err.to_string(),
+            os_code: err.raw_os_error(),
+        }
+    }
+
+    fn error(&self) -> io::Error {
+        match self.os_code {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(self.kind, self.message.clone()),
+        }
+    }
 }
 
 /// The running stages of a large body.
@@ -266,16 +292,13 @@ impl Partial {
     fn take_state(&mut self) -> State {
         std::mem::replace(
             &mut self.state,
-            State::Failed {
-                kind: io::ErrorKind::Other,
-                message: "partial file closed".to_owned(),
-            },
+            State::Failed(Failure::of(&io::Error::other("partial file closed"))),
         )
     }
 
     fn failed(&self) -> io::Result<()> {
         match &self.state {
-            State::Failed { kind, message } => Err(io::Error::new(*kind, message.clone())),
+            State::Failed(failure) => Err(failure.error()),
             _ => Ok(()),
         }
     }
@@ -322,10 +345,7 @@ impl Partial {
                 match blocking(move || target.create()).await {
                     Ok(file) => file,
                     Err(err) => {
-                        self.state = State::Failed {
-                            kind: err.kind(),
-                            message: err.to_string(),
-                        };
+                        self.state = State::Failed(Failure::of(&err));
                         return Err(err);
                     }
                 }
@@ -394,10 +414,7 @@ impl Partial {
         match written.and(synced).and(hashed) {
             Ok(hasher) => Ok(hasher),
             Err(err) => {
-                self.state = State::Failed {
-                    kind: err.kind(),
-                    message: err.to_string(),
-                };
+                self.state = State::Failed(Failure::of(&err));
                 Err(err)
             }
         }
@@ -444,7 +461,7 @@ impl Partial {
                 }
                 self.stop_pipeline().await?
             }
-            State::Failed { kind, message } => return Err(io::Error::new(kind, message)),
+            State::Failed(failure) => return Err(failure.error()),
         };
         Ok((self.path, hex::encode(hasher.finalize()), self.len))
     }

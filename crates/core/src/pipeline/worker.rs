@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::backoff;
 use super::files::{FileError, OutDir, Placement};
 use super::lease_keeper::LeaseKeeper;
+use super::resource::ResourceError;
 use super::resume;
 use super::stream::Partial;
 use super::Shared;
@@ -57,6 +58,9 @@ enum Stop {
     Store(StoreError),
     Fail(JobFailure),
     Interrupted,
+    /// A local file error: the machine's (see [`ResourceError`]) or the
+    /// job's.
+    Local(std::io::Error),
 }
 
 impl From<StoreError> for Stop {
@@ -70,15 +74,20 @@ impl From<StoreError> for Stop {
 }
 
 impl From<std::io::Error> for Stop {
-    /// A link in the output folder or a copy that does not verify fails the
-    /// job for good; any other local error is retried, and counts an attempt
-    /// even before STREAMING, so that a job failing locally again and again
-    /// ends FAILED instead of being leased forever.
     fn from(err: std::io::Error) -> Self {
-        match FileError::of(&err) {
-            Some(file_error) => permanent(file_error.to_string()),
-            None => Self::Fail(failure(format!("local file error: {err}"), true, None, true)),
-        }
+        Self::Local(err)
+    }
+}
+
+/// A local error that is the job's own, not the machine's: a link in the
+/// output folder or a copy that does not verify fails the job for good; any
+/// other is retried, and counts an attempt even before STREAMING, so that a
+/// job failing locally again and again ends FAILED instead of being leased
+/// forever.
+fn local_failure(err: &std::io::Error) -> JobFailure {
+    match FileError::of(err) {
+        Some(file_error) => failure(file_error.to_string(), false, None, false),
+        None => failure(format!("local file error: {err}"), true, None, true),
     }
 }
 
@@ -104,6 +113,25 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Se
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| std::io::Error::other(format!("file task failed: {e}")))?
+}
+
+/// Removes `paths`, partial files of `key`, off the async threads; a
+/// failure is only logged (recovery removes leftovers of finished jobs).
+async fn discard(out: &OutDir, key: &str, paths: impl IntoIterator<Item = PathBuf> + Send + 'static) {
+    let out = out.clone();
+    let removed = blocking(move || {
+        for path in paths {
+            match out.remove_file(&path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(err) = removed {
+        tracing::warn!(job = %key, error = %err, "could not remove partial files");
+    }
 }
 
 /// Removes the partial files of `key` up to `epoch` (`own` is this
@@ -162,7 +190,16 @@ pub(crate) async fn process(shared: &Shared, lease: Lease, slots: Arc<Semaphore>
             JobOutcome::StoreFailed(err.to_string())
         }
         Err(Stop::Fail(failure)) => run.record_failure(failure).await,
-        Err(Stop::Interrupted) => run.give_back().await,
+        Err(Stop::Interrupted) => run.give_back("interrupted").await,
+        Err(Stop::Local(err)) => match ResourceError::of(&err, &shared.out) {
+            Some(resource) => {
+                tracing::debug!(job = %run.fence.job_key, error = %resource, "resource error");
+                let reason = resource.to_string();
+                shared.halt(resource);
+                run.give_back(&reason).await
+            }
+            None => run.record_failure(local_failure(&err)).await,
+        },
     };
     shared.progress.job_done(&run.fence.job_key, &outcome);
     outcome
@@ -311,13 +348,22 @@ impl JobRun<'_> {
         self.shared.interrupt.or_stop(fut).await.ok_or(Stop::Interrupted)
     }
 
-    /// After an interrupt: records the running op as ERROR ("interrupted")
-    /// and gives the lease back; the partial file stays for the next run.
-    async fn give_back(&mut self) -> JobOutcome {
+    /// When the run stops (an interrupt, a resource error): records the
+    /// running op as ERROR with `reason` and gives the lease back, with the
+    /// attempt. A partial file that streamed stays for the next run; one
+    /// that did not holds at most a copy of an earlier epoch's prefix, and
+    /// is removed, so each job keeps one.
+    async fn give_back(&mut self, reason: &str) -> JobOutcome {
+        if !self.streamed {
+            if let Some(path) = self.partial_path.take() {
+                let out = self.shared.out.clone();
+                discard(&out, &self.fence.job_key, [path]).await;
+            }
+        }
         let finish = self.running_op.take().map(|op_key| OpFinish {
             op_key,
             code: ResultCode::Error,
-            result: json!({ "error": "interrupted" }),
+            result: json!({ "error": reason }),
         });
         if let Some(finish) = finish {
             let commit = Commit {
@@ -325,7 +371,7 @@ impl JobRun<'_> {
                 ..Commit::default()
             };
             if let Err(err) = self.shared.store.commit(&self.fence, &commit).await {
-                tracing::warn!(job = %self.fence.job_key, error = %err, "could not record the interrupted op");
+                tracing::warn!(job = %self.fence.job_key, error = %err, "could not record the stopped op");
                 return JobOutcome::Interrupted;
             }
         }
@@ -389,7 +435,7 @@ impl JobRun<'_> {
         let head_key = self.keys().head(&self.job.canonical_url);
         self.commit(None, &[], JobPatch::default(), Some((head_key, OpKind::Head)))
             .await?;
-        let prior = self.prior_partial().await?;
+        let (prior, older) = self.prior_partials().await?;
         // The download: a permit of the host, then one of the run.
         let host = self
             .unless_interrupted(self.shared.host_slot(&self.job.url).acquire_owned())
@@ -427,6 +473,11 @@ impl JobRun<'_> {
         let begun = self
             .commit(Some(meta_json), &steps, patch, Some((stream_key, OpKind::Stream)))
             .await?;
+        // This epoch holds what it needs of the earlier epochs' partial
+        // files (a copy of the resumed prefix): one partial file per job.
+        if !older.is_empty() {
+            discard(&self.shared.out, &self.fence.job_key, older).await;
+        }
         // A replayed STREAM (an earlier epoch streamed from this offset, then
         // lost its lease before finalizing) is re-materialized, not re-run:
         // the bytes are streamed again and must match the recorded result.
@@ -534,30 +585,32 @@ impl JobRun<'_> {
         Ok(JobOutcome::Skipped)
     }
 
-    /// The longest partial file an earlier epoch of this job left under
-    /// the validator the ledger records for the job: only such a file holds
-    /// a prefix of the version an `If-Range` with that validator asks for.
-    async fn prior_partial(&self) -> Result<Option<Prior>, Stop> {
+    /// The partial files earlier epochs of this job left, and the one to
+    /// resume: the longest left under the validator the ledger records for
+    /// the job (only such a file holds a prefix of the version an
+    /// `If-Range` with that validator asks for).
+    async fn prior_partials(&self) -> Result<(Option<Prior>, Vec<PathBuf>), Stop> {
         if self.fence.epoch <= 1 {
-            return Ok(None);
+            return Ok((None, Vec::new()));
         }
-        let Some(validator) = self.job.validator().map(str::to_owned) else {
-            return Ok(None);
-        };
-        let tag = resume::validator_tag(&validator);
         let out = self.shared.out.clone();
         let key = self.fence.job_key.clone();
         let epoch = self.fence.epoch;
-        let partials = blocking(move || out.partials_of(&key)).await?;
-        Ok(partials
-            .into_iter()
-            .filter(|(name, _, len)| name.epoch < epoch && *len > 0 && name.validator_tag.as_deref() == Some(&tag))
-            .max_by_key(|(name, _, len)| (*len, name.epoch))
-            .map(|(_, path, len)| Prior {
-                path,
-                len,
-                validator: validator.clone(),
-            }))
+        let mut older = blocking(move || out.partials_of(&key)).await?;
+        older.retain(|(name, _, _)| name.epoch < epoch);
+        let prior = self.job.validator().and_then(|validator| {
+            let tag = resume::validator_tag(validator);
+            older
+                .iter()
+                .filter(|(name, _, len)| *len > 0 && name.validator_tag.as_deref() == Some(&tag))
+                .max_by_key(|(name, _, len)| (*len, name.epoch))
+                .map(|(_, path, len)| Prior {
+                    path: path.clone(),
+                    len: *len,
+                    validator: validator.to_owned(),
+                })
+        });
+        Ok((prior, older.into_iter().map(|(_, path, _)| path).collect()))
     }
 
     /// Sends the GET — ranged with `If-Range` when a prior partial allows a
