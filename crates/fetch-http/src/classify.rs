@@ -3,7 +3,9 @@
 //! 408, 429 and 5xx are transient; 404, 410, other 4xx, bad redirects, the
 //! size cap, a URL too long to send and an answer whose header block cannot
 //! be read (over the client's limit, malformed) are permanent. Messages show
-//! URLs with their credentials redacted and a very long URL cut short.
+//! URLs with their credentials redacted and a very long URL cut short; a
+//! request that failed at a redirect target names the target, then the
+//! original URL.
 
 use std::borrow::Cow;
 use std::error::Error as _;
@@ -92,9 +94,14 @@ fn describe(status: StatusCode) -> String {
     }
 }
 
-/// The error for a request that got no answer.
-pub(crate) fn request_error(error: &reqwest::Error, url: &str) -> FetchError {
-    let asked = shown(url);
+/// The error for a request that got no answer. `followed` is the last
+/// redirect target followed: the request that failed was the one to it
+/// (reqwest's error still names `url`), so the message names it first.
+pub(crate) fn request_error(error: &reqwest::Error, url: &str, followed: Option<&reqwest::Url>) -> FetchError {
+    let asked = match followed {
+        Some(target) => Cow::Owned(format!("{} (redirected from {})", shown(target.as_str()), shown(url))),
+        None => shown(url),
+    };
     if let Some(refused) = find_source::<RedirectError>(error) {
         return FetchError::permanent(format!("{refused} (from {})", shown(url)));
     }

@@ -39,11 +39,11 @@ impl HttpFetcher {
         &self.config
     }
 
+    /// Sends `request` (for `url`); a failure names the redirect target it
+    /// happened at, when there was one.
     async fn send(&self, request: RequestBuilder, url: &str) -> Result<Response, FetchError> {
-        request
-            .send()
-            .await
-            .map_err(|error| classify::request_error(&error, url))
+        let (result, followed) = redirect::tracked(request.send()).await;
+        result.map_err(|error| classify::request_error(&error, url, followed.as_ref()))
     }
 }
 

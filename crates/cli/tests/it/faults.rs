@@ -335,3 +335,35 @@ fn unasked_gzip_body_is_stored_as_served() {
         "stored still compressed, like curl without --compressed"
     );
 }
+
+#[test]
+fn redirect_to_a_dead_target_names_the_target() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("http://127.0.0.1:{port}/moved");
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    server.fault(
+        "/doc",
+        Fault::RedirectTo {
+            location: target.replace("http://", "http://user:hidden@"),
+        },
+    );
+    let manifest = ws.manifest(&[entry(&server, "w", "a", "/doc")]);
+    let out = ws.fetch(&manifest, &["--backoff", "50ms", "--max-attempts", "2"]);
+    let jobs = ws.jobs();
+    assert_eq!(jobs.len(), 1, "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    assert_eq!(jobs[0]["state"], "FAILED", "{}", jobs[0]);
+    let error = jobs[0]["last_error"].as_str().unwrap_or_default();
+    let shown_target = target.replace("http://", "http://user:***@");
+    assert!(error.contains(&shown_target), "last_error names the target: {error}");
+    assert!(error.contains(&server.url("/doc")), "and the original: {error}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&shown_target), "the log names the target:\n{stderr}");
+    assert!(!format!("{error}{stderr}").contains("hidden"), "{error}\n{stderr}");
+    assert_eq!(server.path_stats("/doc").gets, 2, "a dead target is retried");
+}

@@ -230,3 +230,97 @@ async fn size_cap_holds_without_a_content_length() {
     assert_eq!(error.kind, FailureKind::Permanent, "{error}");
     assert!(error.message.contains("exceeds cap 12"), "{error}");
 }
+
+/// `http://127.0.0.1:PORT` + `path` on a port nothing listens on.
+fn dead(path: &str) -> String {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    format!("http://127.0.0.1:{port}{path}")
+}
+
+#[tokio::test]
+async fn redirect_to_a_refused_target_names_the_target() {
+    let target = dead("/x");
+    let server = TestServer::start();
+    server.fault(
+        "/a",
+        Fault::RedirectTo {
+            location: target.clone(),
+        },
+    );
+    for head in [false, true] {
+        let error = fail(&server, "/a", head).await;
+        assert!(error.is_retryable(), "{error}");
+        assert_eq!(error.status, None);
+        assert!(
+            error.message.starts_with(&format!("cannot connect to {target}")),
+            "head {head}: {error}"
+        );
+        assert!(
+            error.message.contains(&format!("redirected from {}", server.url("/a"))),
+            "head {head}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn redirect_chain_to_a_refused_target_names_the_last_hop() {
+    let target = dead("/x");
+    let server = TestServer::start();
+    server.fault("/a", Fault::RedirectTo { location: "/b".into() });
+    server.fault(
+        "/b",
+        Fault::RedirectTo {
+            location: target.clone(),
+        },
+    );
+    let error = fail(&server, "/a", false).await;
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        error.message.starts_with(&format!("cannot connect to {target}")),
+        "{error}"
+    );
+    assert!(error.message.contains(&server.url("/a")), "{error}");
+}
+
+#[tokio::test]
+async fn redirect_to_a_silent_target_names_the_target_when_it_times_out() {
+    // Bound but never accepting: the kernel completes the handshake, nothing answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("http://{}/x", silent.local_addr().unwrap());
+    let server = TestServer::start();
+    server.fault(
+        "/a",
+        Fault::RedirectTo {
+            location: target.clone(),
+        },
+    );
+    let config = FetcherConfig {
+        read_timeout: Duration::from_millis(300),
+        ..FetcherConfig::default()
+    };
+    let error = fetcher_with(config).get(&whole(&server.url("/a"))).await.unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        error.message.starts_with(&format!("timed out requesting {target}")),
+        "{error}"
+    );
+    drop(silent);
+}
+
+#[tokio::test]
+async fn redirect_failure_keeps_credentials_redacted() {
+    let target = dead("/x").replace("http://", "http://user:target-secret@");
+    let server = TestServer::start();
+    server.fault("/a", Fault::RedirectTo { location: target });
+    let original = server.url("/a").replace("http://", "http://me:origin-secret@");
+    for head in [false, true] {
+        let error = if head {
+            fetcher().head(&original).await.unwrap_err()
+        } else {
+            fetcher().get(&whole(&original)).await.unwrap_err()
+        };
+        assert!(!error.message.contains("secret"), "{error}");
+        assert!(error.message.contains("http://user:***@127.0.0.1:"), "{error}");
+        assert!(error.message.contains("http://me:***@127.0.0.1:"), "{error}");
+    }
+}
