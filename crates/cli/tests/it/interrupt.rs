@@ -70,6 +70,11 @@ fn interrupt_mid_stream(name: &str, code: i32) {
 
     let jobs = ws.jobs();
     assert_ne!(jobs[0]["state"], "SUCCESS", "the download was cut short: {}", jobs[0]);
+    assert_eq!(
+        jobs[0]["attempts"], 0,
+        "an interrupted attempt is given back: {}",
+        jobs[0]
+    );
     let running: Vec<_> = ws
         .ledger()
         .into_iter()
@@ -96,6 +101,7 @@ fn interrupt_mid_stream(name: &str, code: i32) {
     );
     let job = &ws.jobs()[0];
     assert_eq!(job["state"], "SUCCESS", "{job}");
+    assert_eq!(job["attempts"], 1, "only the finished attempt counts: {job}");
     assert_eq!(std::fs::read(job["path"].as_str().unwrap()).unwrap(), body);
 }
 
@@ -107,4 +113,47 @@ fn sigint_releases_leases_and_exits_130() {
 #[test]
 fn sigterm_releases_leases_and_exits_143() {
     interrupt_mid_stream("TERM", 143);
+}
+
+#[test]
+fn sigint_while_planning_exits_130_and_loses_nothing_planned() {
+    const LINES: usize = 50_000;
+    let ws = Workspace::new();
+    let lines: Vec<_> = (0..LINES)
+        .map(|i| serde_json::json!({"work_id": format!("w{i}"), "artifact_id": "a", "url": format!("http://127.0.0.1:9/x/{i}")}))
+        .collect();
+    let manifest = ws.manifest(&lines);
+    let mut child = KillOnDrop(
+        ws.command(&["plan", manifest.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn oncefetch plan"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "planning {LINES} lines takes longer than 300 ms"
+    );
+    signal(child.0.id(), "INT");
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(5), "plan never exited");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stderr = std::io::read_to_string(child.0.stderr.take().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(130), "stderr:\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    // The ledger opens and counts what was planned; planning again
+    // completes it, every line once.
+    let status = ws.run(&["status", "--json"]);
+    assert_eq!(status.status.code(), Some(0), "{}", describe(&status));
+    let again = ws.run(&["plan", manifest.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(0), "{}", describe(&again));
+    let totals: serde_json::Value = serde_json::from_slice(&ws.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(totals["total"], LINES, "{totals}");
+    assert_eq!(totals["states"]["PLANNED"], LINES, "{totals}");
 }
