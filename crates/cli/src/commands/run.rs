@@ -40,8 +40,13 @@ pub(crate) async fn run(
     utf8(out.root())?;
     // Fails at start when the folder cannot take new files (a read-only
     // mount, say), rather than failing every job.
-    out.probe()
-        .with_context(|| format!("output folder {} is not writable", out.root().display()))?;
+    out.probe().with_context(|| {
+        format!(
+            "output folder {} is not writable (cannot create files in {})",
+            out.root().display(),
+            out.partial_dir().display()
+        )
+    })?;
     let fetcher_config = FetcherConfig {
         connect_timeout: args.connect_timeout,
         read_timeout: args.read_timeout,

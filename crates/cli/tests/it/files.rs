@@ -56,35 +56,6 @@ fn rows<'a>(ledger: &'a [Value], job: &Value, kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// A small tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (e.g. `4m`) at `dir`; `None` (with the
-    /// reason printed) when this test cannot mount, not being root.
-    fn mount(dir: &Path, size: &str) -> Option<Self> {
-        let uid = std::process::Command::new("id").arg("-u").output().expect("run id");
-        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-            eprintln!("skipped: mounting a tmpfs needs root");
-            return None;
-        }
-        std::fs::create_dir_all(dir).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "mount a tmpfs at {}", dir.display());
-        Some(Self(dir.to_owned()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_linked_job_folder_fails_without_retry_and_nothing_is_written_through_it() {
     let server = TestServer::start();
@@ -133,10 +104,10 @@ fn a_dangling_link_at_the_final_path_fails_without_retry_naming_it() {
 }
 
 #[test]
-fn a_full_disk_before_the_first_byte_counts_every_get_and_run_returns() {
+fn a_full_disk_before_the_first_byte_stops_the_run_with_every_get_in_the_ledger() {
     let ws = Workspace::new();
     let full = ws.path("full");
-    let Some(_tmpfs) = Tmpfs::mount(&full, "512k") else {
+    let Some(_tmpfs) = Tmpfs::mount_at(&full, "4m") else {
         return;
     };
     let server = TestServer::start();
@@ -144,31 +115,34 @@ fn a_full_disk_before_the_first_byte_counts_every_get_and_run_returns() {
     server.add("/small", content(3, 100_000));
     server.add("/large", content(4, 3 << 20));
     std::fs::create_dir_all(full.join(".oncefetch").join("partial")).unwrap();
-    let mut filler = std::fs::File::create(full.join("filler")).unwrap();
+    let filler_path = full.join("filler");
+    let mut filler = std::fs::File::create(&filler_path).unwrap();
     let block = vec![7u8; 4096];
     let mut filled = false;
-    for _ in 0..1024 {
+    for _ in 0..2048 {
         if std::io::Write::write_all(&mut filler, &block).is_err() {
             filled = true;
             break;
         }
     }
+    drop(filler);
     assert!(filled, "the tmpfs is full");
     let manifest = ws.manifest(&[entry(&server, "ws", "a", "/small"), entry(&server, "wl", "a", "/large")]);
+    // A full disk is the machine's: the run stops (exit 1) at the first
+    // one, no job fails or loses an attempt, and each GET made is in the
+    // ledger as a STREAM attempt that ended in ERROR.
     let out = fetch_bounded(&ws, &manifest, &full, &[]);
-    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let (jobs, ledger) = (ws.jobs(), ws.ledger());
     for (work, path) in [("ws", "/small"), ("wl", "/large")] {
         let job = job_of(&jobs, work);
-        assert_eq!(job["state"], "FAILED", "{job}");
-        assert_eq!(job["attempts"], 3, "bounded by --max-attempts: {job}");
+        assert_ne!(job["state"], "FAILED", "{job}");
+        assert_eq!(job["attempts"], 0, "no attempt lost: {job}");
         let gets = server.path_stats(path).gets;
-        assert_eq!(gets, 3, "{path}");
-        assert_eq!(
-            rows(&ledger, job, "STREAM").len() as u64,
-            gets,
-            "every GET is an attempt in the ledger"
-        );
+        assert!(gets <= 1, "not retried: {path} had {gets} GETs");
+        let streams = rows(&ledger, job, "STREAM");
+        assert_eq!(streams.len() as u64, gets, "every GET is an attempt in the ledger");
+        assert!(streams.iter().all(|r| r["result_code"] == "ERROR"), "{streams:?}");
     }
     let partials: Vec<_> = std::fs::read_dir(full.join(".oncefetch").join("partial"))
         .unwrap()
@@ -178,6 +152,13 @@ fn a_full_disk_before_the_first_byte_counts_every_get_and_run_returns() {
         partials.iter().all(|p| std::fs::metadata(p).unwrap().len() > 0),
         "no empty partial file is left: {partials:?}"
     );
+    std::fs::remove_file(&filler_path).unwrap();
+    let rerun = fetch_bounded(&ws, &manifest, &full, &[]);
+    assert_eq!(rerun.status.code(), Some(0), "{}", describe(&rerun));
+    assert!(ws
+        .jobs()
+        .iter()
+        .all(|job| job["state"] == "SUCCESS" && job["attempts"] == 1));
 }
 
 #[test]
@@ -238,7 +219,7 @@ fn a_partial_folder_deleted_mid_run_is_made_again_and_every_get_counts() {
 fn a_skipped_duplicate_of_an_original_on_another_filesystem_is_a_verified_copy() {
     let ws = Workspace::new();
     let other = ws.path("other");
-    let Some(_tmpfs) = Tmpfs::mount(&other, "4m") else {
+    let Some(_tmpfs) = Tmpfs::mount_at(&other, "4m") else {
         return;
     };
     let server = TestServer::start();
@@ -306,7 +287,7 @@ fn a_skipped_duplicate_whose_original_was_deleted_downloads_its_own_bytes() {
 fn identical_content_across_filesystems_is_copied_verified_and_linked_where_it_can_be() {
     let ws = Workspace::new();
     // The folder of work `wt` is a mount point: placing into it crosses filesystems.
-    let Some(_tmpfs) = Tmpfs::mount(&ws.out().join("wt"), "4m") else {
+    let Some(_tmpfs) = Tmpfs::mount_at(&ws.out().join("wt"), "4m") else {
         return;
     };
     let server = TestServer::start();

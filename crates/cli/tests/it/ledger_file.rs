@@ -41,12 +41,8 @@ fn the_db_file_alone_holds_every_job_after_a_command() {
 
 #[test]
 fn read_only_commands_read_a_ledger_on_a_read_only_mount() {
-    let mount = match Tmpfs::mount() {
-        Ok(mount) => mount,
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            return;
-        }
+    let Some(mount) = Tmpfs::mount() else {
+        return;
     };
     let server = TestServer::start();
     let ws = Workspace::new();

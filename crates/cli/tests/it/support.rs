@@ -119,49 +119,62 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A tmpfs mounted on a temp folder, unmounted when dropped; tests of
-/// read-only file systems fill it, then [`Tmpfs::make_read_only`].
+/// A tmpfs mounted for one test, unmounted when dropped; tests of full or
+/// read-only file systems fill it, or [`Tmpfs::make_read_only`].
 pub(crate) struct Tmpfs {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+    /// The temp folder it is mounted on, when it made one.
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl Tmpfs {
-    /// Mounts one, or says why not (not root, no mount permission) so the
-    /// caller can skip with that reason.
-    pub(crate) fn mount() -> Result<Self, String> {
+    /// A 64 MiB one on a temp folder, or `None` (the reason printed, for the
+    /// caller to skip) when this test cannot mount one, not being root.
+    pub(crate) fn mount() -> Option<Self> {
         Self::mount_sized("64m")
     }
 
     /// [`Tmpfs::mount`] of `size` (`mount -o size=…`: `8m`, say).
-    pub(crate) fn mount_sized(size: &str) -> Result<Self, String> {
+    pub(crate) fn mount_sized(size: &str) -> Option<Self> {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut mounted = Self::mount_at(temp.path(), size)?;
+        mounted._temp = Some(temp);
+        Some(mounted)
+    }
+
+    /// One of `size` at `dir` (made if missing).
+    pub(crate) fn mount_at(dir: &Path, size: &str) -> Option<Self> {
         use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let probe = dir.path().join("owner");
+        std::fs::create_dir_all(dir).unwrap();
+        let probe = dir.join(".owner-probe");
         std::fs::write(&probe, b"").expect("probe file");
-        if std::fs::metadata(&probe).expect("probe metadata").uid() != 0 {
-            return Err("not running as root, cannot mount a read-only file system".into());
-        }
+        let uid = std::fs::metadata(&probe).expect("probe metadata").uid();
         std::fs::remove_file(&probe).expect("remove probe");
+        if uid != 0 {
+            eprintln!("skipped: not running as root, cannot mount a tmpfs");
+            return None;
+        }
         let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
+            .arg(dir)
             .status()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !status.success() {
-            return Err(format!("mount -t tmpfs failed ({status})"));
-        }
-        Ok(Self { dir })
+            .expect("run mount");
+        assert!(status.success(), "mount a tmpfs at {}: {status}", dir.display());
+        Some(Self {
+            dir: dir.to_owned(),
+            _temp: None,
+        })
     }
 
     pub(crate) fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.dir.join(name)
     }
 
     /// `mount -o remount,rw`.
     pub(crate) fn make_writable(&self) {
         let status = Command::new("mount")
             .args(["-o", "remount,rw"])
-            .arg(self.dir.path())
+            .arg(&self.dir)
             .status()
             .expect("run mount");
         assert!(status.success(), "remount read-write: {status}");
@@ -171,7 +184,7 @@ impl Tmpfs {
     pub(crate) fn make_read_only(&self) {
         let status = Command::new("mount")
             .args(["-o", "remount,ro"])
-            .arg(self.dir.path())
+            .arg(&self.dir)
             .status()
             .expect("run mount");
         assert!(status.success(), "remount read-only: {status}");
@@ -184,6 +197,6 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }

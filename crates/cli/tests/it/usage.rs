@@ -287,12 +287,8 @@ fn non_utf8_out_is_refused_at_start() {
 
 #[test]
 fn read_only_out_with_a_partial_folder_fails_at_start() {
-    let mount = match Tmpfs::mount() {
-        Ok(mount) => mount,
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            return;
-        }
+    let Some(mount) = Tmpfs::mount() else {
+        return;
     };
     let server = TestServer::start();
     let ws = Workspace::new();
