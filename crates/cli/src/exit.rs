@@ -2,7 +2,8 @@
 
 /// All well.
 pub const OK: u8 = 0;
-/// A fatal error: ledger unreachable, output folder not writable.
+/// A fatal error: ledger unreachable, output folder not writable, a SQLite
+/// ledger that does not exist (any command but `plan` and `fetch`).
 pub const FATAL: u8 = 1;
 /// Usage error (clap exits with it).
 pub const USAGE: u8 = 2;

@@ -1,5 +1,6 @@
 //! `retry` narrowing, `verify` against the wrong folder, `ledger --job`
-//! prefixes, and live leases in `jobs` and `status`.
+//! prefixes, live leases in `jobs` and `status`, and a missing SQLite
+//! ledger refused by every command but `plan` and `fetch`.
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
