@@ -28,7 +28,8 @@ use oncefetch_core::JobState;
 #[command(name = "oncefetch", version, max_term_width = 100)]
 pub struct Cli {
     /// Ledger: `sqlite:PATH`, `sqlite://PATH`, a bare path, or
-    /// `postgres://…` (when built with the `postgres` feature).
+    /// `postgres://…` (when built with the `postgres` feature). Only `plan` and
+    /// `fetch` create a missing SQLite ledger; other commands refuse it (exit 1).
     #[arg(
         long,
         global = true,

@@ -2,7 +2,8 @@
 
 /// All well.
 pub const OK: u8 = 0;
-/// A fatal error: ledger unreachable, output folder not writable, or a
+/// A fatal error: ledger unreachable, output folder not writable, a SQLite
+/// ledger that does not exist (any command but `plan` and `fetch`), or a
 /// resource error (disk full, quota, read-only filesystem, no file
 /// descriptors, output folder gone) that stopped the run.
 pub const FATAL: u8 = 1;

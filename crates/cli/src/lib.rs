@@ -13,6 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 pub use cli::Cli;
 use cli::Command;
+use oncefetch_core::{OpenMode, StoreError};
 
 // Name each linked backend so the linker keeps its `inventory` registration.
 use oncefetch_fetch_http as _;
@@ -24,16 +25,14 @@ use oncefetch_store_sqlite as _;
 /// Runs one parsed command line; returns the exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let interactive = progress::init_logging(&cli);
-    let read_only = matches!(
-        cli.command,
-        Command::Status(_) | Command::Jobs(_) | Command::Ledger(_) | Command::Verify(_)
-    );
-    let store = if read_only {
-        oncefetch_core::open_store_read_only(&cli.db).await
-    } else {
-        oncefetch_core::open_store(&cli.db).await
-    }
-    .with_context(|| format!("cannot open the ledger {:?}", cli.db))?;
+    let store = match oncefetch_core::open_store_with(&cli.db, open_mode(&cli.command)).await {
+        Ok(store) => store,
+        // One line naming the file, and the way out (SPEC §7).
+        Err(StoreError::NoLedger { location }) => {
+            anyhow::bail!("no ledger at {location}; `oncefetch plan` creates one")
+        }
+        Err(err) => return Err(anyhow::Error::new(err).context(format!("cannot open the ledger {:?}", cli.db))),
+    };
     let signals = signals::Signals::install().context("cannot install the signal handlers")?;
     let code = match cli.command {
         Command::Plan(args) => commands::plan::run(&store, &args.manifest, args.update_expected).await?,
@@ -50,6 +49,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // checkpointed); an error above skips this, which is always safe.
     store.close().await.context("cannot close the ledger")?;
     Ok(ExitCode::from(code))
+}
+
+/// How `command` opens the ledger: only `plan` and `fetch` create a missing
+/// one; the read-only commands write nothing; the others need it to exist.
+fn open_mode(command: &Command) -> OpenMode {
+    match command {
+        Command::Plan(_) | Command::Fetch(_) => OpenMode::Create,
+        Command::Run(_) | Command::Recover(_) | Command::Retry(_) => OpenMode::Existing,
+        Command::Status(_) | Command::Jobs(_) | Command::Ledger(_) | Command::Verify(_) => OpenMode::ReadOnly,
+    }
 }
 
 /// The schemes of every store compiled into this binary.

@@ -42,6 +42,18 @@ pub enum StoreError {
         /// Comma-separated registered schemes.
         known: String,
     },
+    /// The ledger opened with [`OpenMode::Existing`] or
+    /// [`OpenMode::ReadOnly`] does not exist (a SQLite file not there), and
+    /// nothing was created; only commands that plan create a ledger.
+    ///
+    /// [`OpenMode::Existing`]: crate::registry::OpenMode::Existing
+    /// [`OpenMode::ReadOnly`]: crate::registry::OpenMode::ReadOnly
+    #[error("no ledger at {location}")]
+    NoLedger {
+        /// Where the ledger was looked for, as the store names it (a SQLite
+        /// store: the file's absolute path).
+        location: String,
+    },
     /// The backend failed (I/O, driver, connection).
     #[error("{store} backend error: {source}")]
     Backend {

@@ -34,7 +34,9 @@ pub use ledger::{
     run_effect, ArtifactEntry, Commit, CommitOutcome, Effect, EffectError, IndexOp, LedgerExt, LedgerStore, OpBegin,
     OpFinish, OpKind, OpQuery, OpRecord, OpStart, RequeueCounts, RequeueFilter, ResultCode, Settle,
 };
-pub use registry::{open_fetcher, open_store, open_store_read_only, FetcherFactory, StoreFactory};
+pub use registry::{
+    open_fetcher, open_store, open_store_read_only, open_store_with, FetcherFactory, OpenMode, StoreFactory,
+};
 pub use state::{check_transition, JobState, Transition};
 pub use store::Store;
 

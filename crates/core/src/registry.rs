@@ -24,6 +24,43 @@ pub type OpenFuture = Pin<Box<dyn Future<Output = StoreResult<Arc<dyn Store>>> +
 /// Opens a store from the whole `--db` URL.
 pub type OpenStoreFn = fn(url: String) -> OpenFuture;
 
+/// Opens a store from the whole `--db` URL, the way [`OpenMode`] asks.
+pub type OpenModeFn = fn(url: String, mode: OpenMode) -> OpenFuture;
+
+/// How a command opens its ledger (SPEC §7): only commands that plan may
+/// bring a new ledger into being, so a mistyped `--db` is an error rather
+/// than a new, empty ledger.
+///
+/// A store registered [`StoreFactory::with_modes`] interprets the mode; one
+/// without modes opens every mode with [`StoreFactory::open`], which suits a
+/// store whose ledgers cannot come into being by opening them (a database
+/// server: it exists or the connection fails).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpenMode {
+    /// Read and write; a ledger that does not exist yet is created, empty
+    /// (`plan`, `fetch`).
+    Create,
+    /// Read and write a ledger that exists: a missing one is
+    /// [`StoreError::NoLedger`], and nothing is created.
+    Existing,
+    /// Read an existing ledger and write nothing, not even a migration (so a
+    /// ledger on a read-only mount can be read): a missing one is
+    /// [`StoreError::NoLedger`], and nothing is created.
+    ReadOnly,
+}
+
+impl OpenMode {
+    /// Whether a missing ledger may be created ([`OpenMode::Create`]).
+    pub const fn creates(self) -> bool {
+        matches!(self, Self::Create)
+    }
+
+    /// Whether the store may write (everything but [`OpenMode::ReadOnly`]).
+    pub const fn writes(self) -> bool {
+        !matches!(self, Self::ReadOnly)
+    }
+}
+
 /// A store backend, registered with `inventory::submit!`.
 #[derive(Debug)]
 pub struct StoreFactory {
@@ -33,13 +70,12 @@ pub struct StoreFactory {
     pub schemes: &'static [&'static str],
     /// Whether a bare path (no scheme) opens this store.
     pub bare_paths: bool,
-    /// Opens the store.
+    /// Opens the store ([`OpenMode::Create`], and every mode when
+    /// [`StoreFactory::open_with_mode`] is `None`).
     pub open: OpenStoreFn,
-    /// Opens the store for reading only (nothing written, not even a
-    /// migration), so read-only commands work on a read-only mount; `None`
-    /// when the store has no such mode ([`open_store_read_only`] then uses
-    /// [`StoreFactory::open`]).
-    pub open_read_only: Option<OpenStoreFn>,
+    /// Opens the store the way an [`OpenMode`] asks; `None` when the store
+    /// has no modes ([`open_store_with`] then uses [`StoreFactory::open`]).
+    pub open_with_mode: Option<OpenModeFn>,
 }
 
 impl StoreFactory {
@@ -50,13 +86,17 @@ impl StoreFactory {
             schemes,
             bare_paths: false,
             open,
-            open_read_only: None,
+            open_with_mode: None,
         }
     }
 
-    /// Also open for reading only, with `open`.
-    pub const fn with_read_only(mut self, open: OpenStoreFn) -> Self {
-        self.open_read_only = Some(open);
+    /// Opens every [`OpenMode`] with `open`, which must honour it: a store
+    /// that creates its ledger on opening (a file) must refuse a missing
+    /// one with [`StoreError::NoLedger`] unless the mode
+    /// [`creates`](OpenMode::creates), and must write nothing unless it
+    /// [`writes`](OpenMode::writes).
+    pub const fn with_modes(mut self, open: OpenModeFn) -> Self {
+        self.open_with_mode = Some(open);
         self
     }
 
@@ -146,17 +186,27 @@ pub fn store_factory_for(url: &str) -> StoreResult<&'static StoreFactory> {
     })
 }
 
-/// Opens the store a `--db` URL names (SPEC §7).
+/// Opens the store a `--db` URL names (SPEC §7), creating a missing ledger
+/// ([`OpenMode::Create`]).
 pub async fn open_store(url: &str) -> StoreResult<Arc<dyn Store>> {
-    let factory = store_factory_for(url)?;
-    (factory.open)(url.to_owned()).await
+    open_store_with(url, OpenMode::Create).await
 }
 
-/// Opens the store a `--db` URL names for reading only: with the factory's
-/// read-only mode when it has one, otherwise as [`open_store`] does.
+/// Opens the store a `--db` URL names for reading only
+/// ([`OpenMode::ReadOnly`]: a missing ledger is [`StoreError::NoLedger`]).
 pub async fn open_store_read_only(url: &str) -> StoreResult<Arc<dyn Store>> {
+    open_store_with(url, OpenMode::ReadOnly).await
+}
+
+/// Opens the store a `--db` URL names the way `mode` asks: with the
+/// factory's [`StoreFactory::open_with_mode`] when it has one, otherwise
+/// with [`StoreFactory::open`].
+pub async fn open_store_with(url: &str, mode: OpenMode) -> StoreResult<Arc<dyn Store>> {
     let factory = store_factory_for(url)?;
-    (factory.open_read_only.unwrap_or(factory.open))(url.to_owned()).await
+    match factory.open_with_mode {
+        Some(open) => open(url.to_owned(), mode).await,
+        None => (factory.open)(url.to_owned()).await,
+    }
 }
 
 /// Builds the fetcher registered for `scheme`.
@@ -187,5 +237,21 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("nosuch://x"), "{msg}");
         assert!(msg.contains("memory"), "the conformance build registers memory: {msg}");
+    }
+
+    #[test]
+    fn modes_say_what_they_allow() {
+        assert!(OpenMode::Create.creates() && OpenMode::Create.writes());
+        assert!(!OpenMode::Existing.creates() && OpenMode::Existing.writes());
+        assert!(!OpenMode::ReadOnly.creates() && !OpenMode::ReadOnly.writes());
+    }
+
+    #[test]
+    fn no_ledger_names_where_it_looked() {
+        let err = StoreError::NoLedger {
+            location: "/srv/ledgr.db".into(),
+        };
+        assert_eq!(err.to_string(), "no ledger at /srv/ledgr.db");
+        assert!(!err.is_retryable());
     }
 }

@@ -316,8 +316,8 @@ fn closed() -> StoreError {
     StoreError::backend(STORE, Invalid("the sqlite connection thread stopped".into()))
 }
 
-/// Opens the file (creating it and its folder), sets the connection up and
-/// migrates the schema.
+/// Opens the file (creating it and its folder when the options allow), sets
+/// the connection up and migrates the schema.
 fn open_connection(options: &SqliteOptions) -> StoreResult<Connection> {
     let path = options.path();
     let fail = |source: Box<dyn std::error::Error + Send + Sync>| {
@@ -339,15 +339,29 @@ fn open_connection(options: &SqliteOptions) -> StoreResult<Connection> {
 
 pub(crate) fn set_up(options: &SqliteOptions) -> Result<Connection, TxError> {
     let path = options.path();
-    // A ledger that does not exist yet is created (empty) even for a
-    // read-only handle, as `status` on a new path always did.
-    if options.is_read_only() && path.exists() {
+    let creates = options.creates_missing();
+    // Only a creating open may bring a ledger into being: any other is
+    // refused before SQLite (or `create_dir_all`) touches the file system.
+    // An existence check that itself fails (no permission on a folder) is
+    // left for the open below to report.
+    if !creates && matches!(path.try_exists(), Ok(false)) {
+        return Err(TxError::Store(StoreError::NoLedger {
+            location: std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_owned())
+                .display()
+                .to_string(),
+        }));
+    }
+    if options.is_read_only() {
         return set_up_read_only(options);
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if creates {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // Query-planner stability: a cached statement keeps its plan whatever

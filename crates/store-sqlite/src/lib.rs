@@ -14,7 +14,7 @@ mod store;
 use std::sync::Arc;
 
 use oncefetch_core::registry::OpenFuture;
-use oncefetch_core::{Store, StoreFactory};
+use oncefetch_core::{OpenMode, Store, StoreFactory};
 
 pub use options::{SqliteOptions, Synchronous};
 pub use store::SqliteStore;
@@ -24,10 +24,14 @@ fn open_url(url: String) -> OpenFuture {
     Box::pin(async move { Ok(Arc::new(SqliteStore::open(&url).await?) as Arc<dyn Store>) })
 }
 
-/// The registry's read-only entry point ([`SqliteOptions::read_only`]).
-fn open_url_read_only(url: String) -> OpenFuture {
+/// The registry's entry point for every [`OpenMode`]: only
+/// [`OpenMode::Create`] creates a missing file ([`SqliteOptions::create`]);
+/// [`OpenMode::ReadOnly`] opens with [`SqliteOptions::read_only`].
+fn open_url_with_mode(url: String, mode: OpenMode) -> OpenFuture {
     Box::pin(async move {
-        let options = SqliteOptions::from_url(&url)?.read_only(true);
+        let options = SqliteOptions::from_url(&url)?
+            .create(mode.creates())
+            .read_only(!mode.writes());
         Ok(Arc::new(SqliteStore::open_with(options).await?) as Arc<dyn Store>)
     })
 }
@@ -35,5 +39,5 @@ fn open_url_read_only(url: String) -> OpenFuture {
 oncefetch_core::inventory::submit! {
     StoreFactory::new("sqlite", &["sqlite"], open_url)
         .with_bare_paths()
-        .with_read_only(open_url_read_only)
+        .with_modes(open_url_with_mode)
 }

@@ -39,7 +39,8 @@ impl Synchronous {
 ///
 /// - `sqlite:PATH`, `sqlite://PATH` (`sqlite:///abs/path` for an absolute
 ///   path) or a bare `PATH`; the file and its parent folder are created when
-///   missing;
+///   missing, unless [`SqliteOptions::create`] is off or the ledger is opened
+///   [`read_only`](SqliteOptions::read_only);
 /// - options after `?`, joined by `&`: `synchronous=normal|full` (see
 ///   [`Synchronous`]) and `busy_timeout_ms=N` (how long one attempt waits for
 ///   another process's lock before the store backs off and tries again;
@@ -58,6 +59,7 @@ pub struct SqliteOptions {
     synchronous: Synchronous,
     busy_timeout: Duration,
     read_only: bool,
+    create: bool,
 }
 
 impl SqliteOptions {
@@ -68,6 +70,7 @@ impl SqliteOptions {
             synchronous: Synchronous::default(),
             busy_timeout: Duration::from_secs(30),
             read_only: false,
+            create: true,
         }
     }
 
@@ -133,7 +136,8 @@ impl SqliteOptions {
     /// nothing is written, not even a migration, so a ledger on a read-only
     /// mount can be read; a ledger that needs migrating is refused with a
     /// message saying so, and every write fails. A ledger that does not
-    /// exist yet is created empty, as a read-write open would.
+    /// exist is never created: opening it fails with
+    /// [`StoreError::NoLedger`].
     #[must_use]
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
@@ -143,6 +147,25 @@ impl SqliteOptions {
     /// Whether the ledger is opened for reading only.
     pub fn is_read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// Whether a missing ledger is created, with its parent folder (the
+    /// default). When off, opening a file that does not exist fails with
+    /// [`StoreError::NoLedger`] naming its absolute path, and nothing is
+    /// created: no folder, no database, no `-wal` or `-shm` file; an
+    /// existing ledger opens read-write (`SQLITE_OPEN_CREATE` is never
+    /// passed). A [`read_only`](Self::read_only) open never creates,
+    /// whatever this says.
+    #[must_use]
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Whether opening may create a missing ledger: [`create`](Self::create)
+    /// is on and the open is not [`read_only`](Self::read_only).
+    pub fn creates_missing(&self) -> bool {
+        self.create && !self.read_only
     }
 
     /// The database file.

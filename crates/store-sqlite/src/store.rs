@@ -42,7 +42,10 @@ impl SqliteStore {
         Self::open_with(SqliteOptions::from_url(url)?).await
     }
 
-    /// Opens (creating if missing) the ledger with these options.
+    /// Opens the ledger with these options: creating it when missing, unless
+    /// they say not to ([`SqliteOptions::create`],
+    /// [`SqliteOptions::read_only`]); then a missing file is
+    /// [`StoreError::NoLedger`](oncefetch_core::StoreError::NoLedger).
     pub async fn open_with(options: SqliteOptions) -> StoreResult<Self> {
         let path = options.path().to_owned();
         let conn = ConnThread::open(options).await?;

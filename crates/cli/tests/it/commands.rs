@@ -1,5 +1,6 @@
 //! `retry` narrowing, `verify` against the wrong folder, `ledger --job`
-//! prefixes, and live leases in `jobs` and `status`.
+//! prefixes, live leases in `jobs` and `status`, and a missing SQLite
+//! ledger refused by every command but `plan` and `fetch`.
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -300,4 +301,174 @@ fn jobs_and_status_tell_a_live_lease_from_a_dead_one() {
         human.contains("expired leases") && human.contains("live leases"),
         "{human}"
     );
+}
+
+/// `oncefetch --db DB ARGS`, run in `cwd`.
+fn on_db(db: &str, cwd: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_oncefetch"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("ONCEFETCH_DB")
+        .output()
+        .expect("run oncefetch")
+}
+
+/// Every file and folder under `dir`, relative to it, sorted.
+fn tree(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            found.push(path.strip_prefix(dir).unwrap().to_path_buf());
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The one line a refused command prints.
+fn no_ledger_line(path: &std::path::Path) -> String {
+    format!("error: no ledger at {}; `oncefetch plan` creates one", path.display())
+}
+
+/// Asserts `output` is the refusal of a missing ledger at `path`: exit 1,
+/// one line on stderr naming the path, nothing on stdout.
+fn assert_refused(output: &std::process::Output, path: &std::path::Path, what: &str) {
+    assert_eq!(output.status.code(), Some(1), "{what}: {}", describe(output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end(), no_ledger_line(path), "{what}: {}", describe(output));
+    assert_eq!(stderr.lines().count(), 1, "{what}: one line: {}", describe(output));
+    assert!(output.stdout.is_empty(), "{what}: {}", describe(output));
+}
+
+/// Every command but `plan` and `fetch`, against a missing ledger.
+fn commands_that_need_a_ledger(out: &str) -> Vec<Vec<&str>> {
+    vec![
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["jobs"],
+        vec!["jobs", "--state", "FAILED"],
+        vec!["ledger"],
+        vec!["ledger", "--job", "abc"],
+        vec!["verify"],
+        vec!["verify", "--out", out],
+        vec!["retry"],
+        vec!["recover"],
+        vec!["recover", "--out", out],
+        vec!["run", "--out", out],
+    ]
+}
+
+#[test]
+fn commands_refuse_a_missing_sqlite_ledger_naming_it_and_creating_nothing() {
+    let ws = Workspace::new();
+    let out = ws.out();
+    let out = out.to_str().unwrap();
+    // A typo in the file name, one in a folder name, in every URL form.
+    let typo = ws.path("ledgr.db");
+    let in_missing_folder = ws.path("no-such-folder").join("ledger.db");
+    let forms = [
+        (format!("sqlite:{}", typo.display()), typo.clone()),
+        (format!("sqlite://{}", typo.display()), typo.clone()),
+        (typo.display().to_string(), typo.clone()),
+        (format!("sqlite:{}?synchronous=full", typo.display()), typo.clone()),
+        (
+            format!("sqlite:{}", in_missing_folder.display()),
+            in_missing_folder.clone(),
+        ),
+    ];
+    for (db, path) in &forms {
+        for args in commands_that_need_a_ledger(out) {
+            let output = on_db(db, ws.dir.path(), &args);
+            assert_refused(&output, path, &format!("--db {db} {args:?}"));
+            assert_eq!(
+                tree(ws.dir.path()),
+                Vec::<std::path::PathBuf>::new(),
+                "{db} {args:?} created a file"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_default_ledger_missing_from_the_working_folder_is_refused_by_its_full_path() {
+    let ws = Workspace::new();
+    let cwd = ws.dir.path().canonicalize().unwrap();
+    for args in commands_that_need_a_ledger("out") {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_oncefetch"))
+            .args(&args)
+            .current_dir(&cwd)
+            .env_remove("ONCEFETCH_DB")
+            .output()
+            .expect("run oncefetch");
+        assert_refused(&output, &cwd.join("oncefetch.db"), &format!("{args:?}"));
+        assert_eq!(tree(&cwd), Vec::<std::path::PathBuf>::new(), "{args:?} created a file");
+    }
+    // A relative --db names the file it resolved to.
+    let relative = on_db("sqlite:sub/ledger.db", &cwd, &["status"]);
+    assert_refused(&relative, &cwd.join("sub").join("ledger.db"), "relative --db");
+    assert_eq!(tree(&cwd), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn plan_creates_a_missing_ledger_and_the_other_commands_then_open_it() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    server.add("/p", content(10, 1500));
+    let manifest = ws.manifest(&[entry(&server, "w", "a", "/p")]);
+    let path = ws.path("new-folder").join("ledger.db");
+    let db = format!("sqlite:{}", path.display());
+    let planned = on_db(&db, ws.dir.path(), &["plan", manifest.to_str().unwrap()]);
+    assert_eq!(planned.status.code(), Some(0), "{}", describe(&planned));
+    assert!(path.is_file(), "plan created the ledger and its folder");
+    let status = &json_lines(&on_db(&db, ws.dir.path(), &["status", "--json"]))[0];
+    assert_eq!(status["total"], 1, "{status}");
+    let out = ws.out();
+    let ran = on_db(&db, ws.dir.path(), &["run", "--out", out.to_str().unwrap()]);
+    assert_eq!(ran.status.code(), Some(0), "{}", describe(&ran));
+    let verified = on_db(&db, ws.dir.path(), &["verify", "--out", out.to_str().unwrap()]);
+    assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
+    // An empty manifest creates an empty ledger, which every command opens.
+    let empty_path = ws.path("empty.db");
+    let empty_db = empty_path.display().to_string();
+    let nothing = ws.path("nothing.jsonl");
+    std::fs::write(&nothing, "").unwrap();
+    let planned = on_db(&empty_db, ws.dir.path(), &["plan", nothing.to_str().unwrap()]);
+    assert_eq!(planned.status.code(), Some(0), "{}", describe(&planned));
+    assert!(empty_path.is_file());
+    for args in commands_that_need_a_ledger(out.to_str().unwrap()) {
+        let output = on_db(&empty_db, ws.dir.path(), &args);
+        let code = output.status.code();
+        let refused = String::from_utf8_lossy(&output.stderr).contains("no ledger at");
+        assert!(!refused, "{args:?}: {}", describe(&output));
+        if args[0] != "ledger" || args.len() == 1 {
+            assert_eq!(code, Some(0), "{args:?}: {}", describe(&output));
+        }
+    }
+}
+
+#[test]
+fn fetch_creates_a_missing_ledger() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    server.add("/f", content(11, 1500));
+    let manifest = ws.manifest(&[entry(&server, "w", "a", "/f")]);
+    let path = ws.path("fresh").join("ledger.db");
+    let db = path.display().to_string();
+    let out = ws.out();
+    let fetched = on_db(
+        &db,
+        ws.dir.path(),
+        &["fetch", manifest.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    );
+    assert_eq!(fetched.status.code(), Some(0), "{}", describe(&fetched));
+    assert!(path.is_file(), "fetch created the ledger and its folder");
+    let jobs = json_lines(&on_db(&db, ws.dir.path(), &["jobs", "--json"]));
+    assert_eq!(jobs[0]["state"], "SUCCESS");
 }

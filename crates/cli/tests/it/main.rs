@@ -2,7 +2,7 @@
 //! server, on real SQLite files.
 
 /// `retry` narrowing, `verify` folders, `ledger --job` prefixes, leases in
-/// `jobs` and `status`.
+/// `jobs` and `status`; only `plan` and `fetch` create a ledger.
 #[cfg(feature = "sqlite")]
 mod commands;
 /// Crash safety: SIGKILL mid-stream and restart; SIGSTOP past the lease.

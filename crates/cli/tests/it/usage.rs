@@ -100,6 +100,9 @@ fn lease_ttl_below_a_second_is_a_usage_error() {
             "{stderr}"
         );
     }
+    // `run` needs a ledger to exist: an empty plan creates one.
+    let empty = ws.manifest(&[]);
+    assert_eq!(ws.run(&["plan", empty.to_str().unwrap()]).status.code(), Some(0));
     let run = ws.run(&["run", "--out", out.to_str().unwrap(), "--lease-ttl", "1s"]);
     assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
 }
@@ -125,18 +128,34 @@ fn fatal_errors_exit_1_with_a_clear_message() {
 #[test]
 fn db_from_env_and_after_the_subcommand() {
     let ws = Workspace::new();
-    let by_env = Command::new(env!("CARGO_BIN_EXE_oncefetch"))
-        .args(["status", "--json"])
-        .env("ONCEFETCH_DB", ws.db())
-        .output()
-        .unwrap();
+    let with_env = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_oncefetch"))
+            .args(args)
+            .env("ONCEFETCH_DB", ws.db())
+            .output()
+            .unwrap()
+    };
+    // The env names the ledger: before a plan, `status` refuses it by name.
+    let missing = with_env(&["status", "--json"]);
+    assert_eq!(missing.status.code(), Some(1), "{}", describe(&missing));
+    let ledger = ws.path("ledger.db");
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains(&format!("no ledger at {}", ledger.display())),
+        "{}",
+        describe(&missing)
+    );
+    let empty = ws.manifest(&[]);
+    let planned = with_env(&["plan", empty.to_str().unwrap()]);
+    assert_eq!(planned.status.code(), Some(0), "{}", describe(&planned));
+    assert!(ledger.exists(), "plan created the ledger the env names");
+    let by_env = with_env(&["status", "--json"]);
     assert_eq!(by_env.status.code(), Some(0), "{}", describe(&by_env));
     let after = Command::new(env!("CARGO_BIN_EXE_oncefetch"))
         .args(["status", "--db", &ws.db()])
+        .env_remove("ONCEFETCH_DB")
         .output()
         .unwrap();
     assert_eq!(after.status.code(), Some(0), "{}", describe(&after));
-    assert!(ws.path("ledger.db").exists());
 }
 
 #[test]
