@@ -1,6 +1,6 @@
 //! Tiny helpers to run a command: echo it, run it, and fail with its command line.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 
 use anyhow::{bail, Context, Result};
 
@@ -28,13 +28,19 @@ pub(crate) fn quote(word: &str) -> String {
 
 /// Echoes `cmd` to stderr as `$ cmdline`, runs it with inherited stdio and fails unless it exits 0.
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
-    let line = cmdline(cmd);
-    eprintln!("$ {line}");
-    let status = cmd.status().with_context(|| format!("could not start `{line}`"))?;
+    let status = status(cmd)?;
     if !status.success() {
-        bail!("`{line}` failed: {status}");
+        bail!("`{}` failed: {status}", cmdline(cmd));
     }
     Ok(())
+}
+
+/// Echoes `cmd` to stderr as `$ cmdline`, runs it with inherited stdio and returns its exit status
+/// for the caller to judge.
+pub(crate) fn status(cmd: &mut Command) -> Result<ExitStatus> {
+    let line = cmdline(cmd);
+    eprintln!("$ {line}");
+    cmd.status().with_context(|| format!("could not start `{line}`"))
 }
 
 /// Echoes and runs `cmd`, returning its stdout; stderr is shown as it comes. Fails unless it exits 0.
