@@ -3,6 +3,7 @@
 pub mod cli;
 mod commands;
 pub mod exit;
+pub mod help;
 mod output;
 mod progress;
 mod signals;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use clap::CommandFactory;
 pub use cli::Cli;
 use cli::Command;
 
@@ -23,6 +25,10 @@ use oncefetch_store_sqlite as _;
 
 /// Runs one parsed command line; returns the exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Completions(args) = &cli.command {
+        completions(args.shell)?;
+        return Ok(ExitCode::from(exit::OK));
+    }
     let interactive = progress::init_logging(&cli);
     let read_only = matches!(
         cli.command,
@@ -45,11 +51,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Recover(args) => commands::recover::run(&store, &args).await?,
         Command::Verify(args) => commands::verify::run(&store, &args).await?,
         Command::Retry(args) => commands::retry::run(&store, &args).await?,
+        Command::Completions(_) => unreachable!("completions open no ledger"),
     };
     // A clean exit leaves the ledger whole in its main file (SQLite: the WAL
     // checkpointed); an error above skips this, which is always safe.
     store.close().await.context("cannot close the ledger")?;
     Ok(ExitCode::from(code))
+}
+
+/// `completions SHELL`: the script, written whole to standard output.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "oncefetch", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&script)
+        .and_then(|()| stdout.flush())
+        .context("cannot write the completion script to standard output")
 }
 
 /// The schemes of every store compiled into this binary.

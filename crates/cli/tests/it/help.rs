@@ -43,7 +43,10 @@ fn exit_codes(help: &str) -> BTreeSet<u8> {
         };
         let term = row.split("  ").next().unwrap_or_default();
         for code in term.split(", ") {
-            codes.insert(code.parse().unwrap_or_else(|_| panic!("{code:?} is no exit code in {line:?}")));
+            codes.insert(
+                code.parse()
+                    .unwrap_or_else(|_| panic!("{code:?} is no exit code in {line:?}")),
+            );
         }
     }
     codes
@@ -208,7 +211,14 @@ fn short_flags_j_and_o() {
     server.add("/b", content(2, 3000));
     let manifest = ws.manifest(&[entry(&server, "w", "a", "/a")]);
     let out = ws.out();
-    let fetch = ws.run(&["fetch", manifest.to_str().unwrap(), "-o", out.to_str().unwrap(), "-j", "2"]);
+    let fetch = ws.run(&[
+        "fetch",
+        manifest.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-j",
+        "2",
+    ]);
     assert_eq!(fetch.status.code(), Some(0), "{}", describe(&fetch));
     assert_eq!(std::fs::read(out.join("w").join("a")).unwrap(), content(1, 3000));
     let manifest = ws.manifest(&[entry(&server, "w", "b", "/b")]);
