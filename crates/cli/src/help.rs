@@ -520,10 +520,14 @@ pub(crate) fn after_help(topic: Topic) -> String {
         .map(|s| s.title.to_lowercase())
         .filter(|t| t != "exit status")
         .collect();
+    let shown = match others.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
     format!(
-        "Exit status: {} (`--help` explains them, and shows the {}).",
-        codes_term(&exit_codes(topic)),
-        others.join(", ")
+        "Exit status: {} (`--help` explains them, and shows the {shown}).",
+        codes_term(&exit_codes(topic))
     )
 }
 
