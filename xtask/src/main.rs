@@ -4,9 +4,13 @@
 mod bench;
 mod cmd;
 mod demo;
+#[cfg(test)]
+mod links;
+mod man;
 mod postgres;
 mod test_all;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -70,6 +74,11 @@ TASKS:
         Build the release oncefetch and run it against an in-process HTTP server on loopback with
         a generated corpus: fetch, status, the same fetch again (nothing downloaded), verify.
 
+    man [--out DIR]
+        Write the man pages of oncefetch and of each subcommand (oncefetch.1, oncefetch-plan.1, …)
+        into DIR (default TARGET_DIR/man), from the CLI's clap command: options, exit status,
+        manifest, environment, examples. Read one with `man -l target/man/oncefetch-fetch.1`.
+
     help, --help, -h
         Print this help.
 ";
@@ -127,6 +136,24 @@ fn run(args: Vec<String>) -> Result<()> {
         }
         "bench" => bench::run(args, &*on_signals()?),
         "demo" => demo::run(args),
+        "man" => {
+            let mut out = None;
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--out" | "-o" => out = Some(PathBuf::from(args.next().context("--out needs a folder")?)),
+                    "--help" | "-h" => {
+                        print!("{HELP}");
+                        return Ok(());
+                    }
+                    _ => bail!("unknown option `{arg}` for man (see `cargo xtask --help`)"),
+                }
+            }
+            let out = out.unwrap_or_else(|| bench::target_dir().join("man"));
+            for page in man::write_all(&out)? {
+                println!("{}", page.display());
+            }
+            Ok(())
+        }
         _ => bail!("unknown task `{task}` (see `cargo xtask --help`)"),
     }
 }

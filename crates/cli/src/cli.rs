@@ -4,17 +4,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
 use oncefetch_core::JobState;
+
+use crate::help::{after_help, after_long_help, long_version, Topic};
 
 /// Download a manifest of artifacts exactly once, and survive crashes.
 ///
 /// Every artifact ends in exactly one terminal state (SUCCESS, SKIPPED_DUPLICATE
 /// or FAILED); files appear atomically and complete, or not at all; kill it at
 /// any moment and run it again to carry on where it stopped.
-///
-/// Exit status: 0 all well; 1 fatal error; 2 usage error; 3 manifest lines
-/// rejected; 4 jobs ended FAILED (wins over 3); 5 verify found a missing or
-/// differing artifact.
 ///
 /// Credentials in a URL (`https://user:pass@host/…`) are sent with the
 /// request but never shown: `jobs`, `ledger`, log lines and error messages
@@ -25,7 +24,14 @@ use oncefetch_core::JobState;
 /// is stored compressed (like curl without `--compressed`), and `sha256` and
 /// `size` are checked against those bytes.
 #[derive(Debug, Parser)]
-#[command(name = "oncefetch", version, max_term_width = 100)]
+#[command(
+    name = "oncefetch",
+    version,
+    long_version = long_version(),
+    max_term_width = 100,
+    after_help = after_help(Topic::Top),
+    after_long_help = after_long_help(Topic::Top)
+)]
 pub struct Cli {
     /// Ledger: `sqlite:PATH`, `sqlite://PATH`, a bare path, or
     /// `postgres://…` (when built with the `postgres` feature). Only `plan` and
@@ -52,25 +58,40 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Plan the jobs of a manifest (idempotent); prints new / already planned / rejected.
+    #[command(after_help = after_help(Topic::Plan), after_long_help = after_long_help(Topic::Plan))]
     Plan(PlanArgs),
     /// Recover stale work, then download until every job in the ledger is settled.
+    #[command(after_help = after_help(Topic::Run), after_long_help = after_long_help(Topic::Run))]
     Run(RunArgs),
     /// `plan` then `run`.
+    #[command(after_help = after_help(Topic::Fetch), after_long_help = after_long_help(Topic::Fetch))]
     Fetch(FetchArgs),
     /// Count jobs per state, and the in-flight jobs a live lease holds apart from those whose lease expired.
+    #[command(after_help = after_help(Topic::Status), after_long_help = after_long_help(Topic::Status))]
     Status(StatusArgs),
     /// List jobs, one JSON object per line (with the owner and expiry of a live lease).
+    #[command(after_help = after_help(Topic::Jobs), after_long_help = after_long_help(Topic::Jobs))]
     Jobs(JobsArgs),
     /// Show the operations ledger, one JSON object per line and attempt.
+    #[command(after_help = after_help(Topic::Ledger), after_long_help = after_long_help(Topic::Ledger))]
     Ledger(LedgerArgs),
     /// Reconcile expired leases, abandoned ops, orphan partial files, and ledger vs files.
+    #[command(after_help = after_help(Topic::Recover), after_long_help = after_long_help(Topic::Recover))]
     Recover(RecoverArgs),
     /// Re-hash every finished artifact against the ledger (read-only).
+    #[command(after_help = after_help(Topic::Verify), after_long_help = after_long_help(Topic::Verify))]
     Verify(VerifyArgs),
     /// Requeue FAILED jobs: by default every retryable one (out of attempts, or waiting out a backoff), never a
     /// non-retryable one unless `--permanent`; narrow with `--job`, `--work`, `--host`, `--error` (all must match).
     /// Prints how many it requeued, retryable and permanent.
+    #[command(after_help = after_help(Topic::Retry), after_long_help = after_long_help(Topic::Retry))]
     Retry(RetryArgs),
+    /// Print a shell completion script to standard output (opens no ledger).
+    #[command(
+        after_help = after_help(Topic::Completions),
+        after_long_help = after_long_help(Topic::Completions)
+    )]
+    Completions(CompletionsArgs),
 }
 
 /// `plan`.
@@ -89,11 +110,11 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Output folder: each artifact goes to DIR/<work_id>/<artifact_id>.
-    #[arg(long, value_name = "DIR")]
+    #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
     /// Downloads at once (finished downloads are fsynced, placed and recorded
     /// while the next ones run).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
+    #[arg(short = 'j', long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
     pub concurrency: u32,
     /// Downloads per host at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
@@ -170,7 +191,7 @@ pub struct RecoverArgs {
     #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
     pub stale_after: Duration,
     /// Output folder whose partial files to reconcile (finished files are checked by their ledger path either way).
-    #[arg(long, value_name = "DIR")]
+    #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
 
@@ -179,7 +200,7 @@ pub struct RecoverArgs {
 pub struct VerifyArgs {
     /// Output folder the artifacts should be in: one the ledger records elsewhere (a moved folder, or the wrong
     /// one) counts as missing. Without it, every artifact is checked at the path the ledger records.
-    #[arg(long, value_name = "DIR")]
+    #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
 
@@ -206,6 +227,14 @@ pub struct RetryArgs {
     /// jobs are requeued.
     #[arg(long)]
     pub permanent: bool,
+}
+
+/// `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: Shell,
 }
 
 /// A state `retry` requeues: FAILED or SKIPPED_DUPLICATE.

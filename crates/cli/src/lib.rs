@@ -3,6 +3,7 @@
 pub mod cli;
 mod commands;
 pub mod exit;
+pub mod help;
 mod output;
 mod progress;
 mod signals;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use clap::CommandFactory;
 pub use cli::Cli;
 use cli::Command;
 use oncefetch_core::{OpenMode, StoreError};
@@ -24,6 +26,10 @@ use oncefetch_store_sqlite as _;
 
 /// Runs one parsed command line; returns the exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Completions(args) = &cli.command {
+        completions(args.shell)?;
+        return Ok(ExitCode::from(exit::OK));
+    }
     let interactive = progress::init_logging(&cli);
     let store = match oncefetch_core::open_store_with(&cli.db, open_mode(&cli.command)).await {
         Ok(store) => store,
@@ -44,6 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Recover(args) => commands::recover::run(&store, &args).await?,
         Command::Verify(args) => commands::verify::run(&store, &args).await?,
         Command::Retry(args) => commands::retry::run(&store, &args).await?,
+        Command::Completions(_) => unreachable!("completions open no ledger"),
     };
     // A clean exit leaves the ledger whole in its main file (SQLite: the WAL
     // checkpointed); an error above skips this, which is always safe.
@@ -58,7 +65,21 @@ fn open_mode(command: &Command) -> OpenMode {
         Command::Plan(_) | Command::Fetch(_) => OpenMode::Create,
         Command::Run(_) | Command::Recover(_) | Command::Retry(_) => OpenMode::Existing,
         Command::Status(_) | Command::Jobs(_) | Command::Ledger(_) | Command::Verify(_) => OpenMode::ReadOnly,
+        // Answered before any ledger is opened.
+        Command::Completions(_) => OpenMode::ReadOnly,
     }
+}
+
+/// `completions SHELL`: the script, written whole to standard output.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "oncefetch", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&script)
+        .and_then(|()| stdout.flush())
+        .context("cannot write the completion script to standard output")
 }
 
 /// The schemes of every store compiled into this binary.

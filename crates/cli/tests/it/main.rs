@@ -21,6 +21,9 @@ mod fetch;
 /// across filesystems, names that never collide.
 #[cfg(feature = "sqlite")]
 mod files;
+/// `--help` lists exit codes, the manifest, the environment and examples;
+/// `--version` names the stores; completions; short flags.
+mod help;
 /// SIGINT and SIGTERM give the leases back; a rerun resumes at once.
 #[cfg(feature = "sqlite")]
 mod interrupt;
