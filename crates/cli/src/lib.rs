@@ -6,6 +6,7 @@ pub mod exit;
 mod output;
 mod progress;
 mod signals;
+mod table;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     .with_context(|| format!("cannot open the ledger {:?}", cli.db))?;
     let signals = signals::Signals::install().context("cannot install the signal handlers")?;
     let code = match cli.command {
-        Command::Plan(args) => commands::plan::run(&store, &args.manifest, args.update_expected).await?,
+        Command::Plan(args) => commands::plan::run(&store, &args.manifest, args.update_expected, args.json).await?,
         Command::Run(args) => commands::run::run(Arc::clone(&store), &args, interactive, &signals).await?,
         Command::Fetch(args) => commands::fetch(Arc::clone(&store), &args, interactive, &signals).await?,
         Command::Status(args) => commands::status::run(&store, &args).await?,
