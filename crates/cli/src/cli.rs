@@ -57,7 +57,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Plan the jobs of a manifest (idempotent); prints new / already planned / rejected.
+    /// Plan the jobs of a manifest (idempotent); prints new / already planned / rejected (`--json`: one object).
     #[command(after_help = after_help(Topic::Plan), after_long_help = after_long_help(Topic::Plan))]
     Plan(PlanArgs),
     /// Recover stale work, then download until every job in the ledger is settled.
@@ -66,13 +66,16 @@ pub enum Command {
     /// `plan` then `run`.
     #[command(after_help = after_help(Topic::Fetch), after_long_help = after_long_help(Topic::Fetch))]
     Fetch(FetchArgs),
-    /// Count jobs per state, and the in-flight jobs a live lease holds apart from those whose lease expired.
+    /// Count jobs per state, the bytes done, FAILED jobs retryable or final and those waiting out a backoff, and
+    /// the in-flight jobs a live lease holds apart from those whose lease expired.
     #[command(after_help = after_help(Topic::Status), after_long_help = after_long_help(Topic::Status))]
     Status(StatusArgs),
-    /// List jobs, one JSON object per line (with the owner and expiry of a live lease).
+    /// List jobs: a table on a terminal, else (or with `--json`) one JSON object per line (with the owner and
+    /// expiry of a live lease); narrow with `--state`, `--work`, `--host`, `--error`, `--limit`.
     #[command(after_help = after_help(Topic::Jobs), after_long_help = after_long_help(Topic::Jobs))]
     Jobs(JobsArgs),
-    /// Show the operations ledger, one JSON object per line and attempt.
+    /// Show the operations ledger: a table on a terminal, else (or with `--json`) one JSON object per line and
+    /// attempt.
     #[command(after_help = after_help(Topic::Ledger), after_long_help = after_long_help(Topic::Ledger))]
     Ledger(LedgerArgs),
     /// Reconcile expired leases, abandoned ops, orphan partial files, and ledger vs files.
@@ -83,7 +86,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Requeue FAILED jobs: by default every retryable one (out of attempts, or waiting out a backoff), never a
     /// non-retryable one unless `--permanent`; narrow with `--job`, `--work`, `--host`, `--error` (all must match).
-    /// Prints how many it requeued, retryable and permanent.
+    /// Prints how many it requeued, retryable and permanent (`--json`: one object).
     #[command(after_help = after_help(Topic::Retry), after_long_help = after_long_help(Topic::Retry))]
     Retry(RetryArgs),
     /// Print a shell completion script to standard output (opens no ledger).
@@ -104,6 +107,10 @@ pub struct PlanArgs {
     /// it is, and its line rejected).
     #[arg(long)]
     pub update_expected: bool,
+    /// Print the counts as one JSON object (`{"new":N,"already_planned":N,"rejected":N}`, with `--update-expected`
+    /// also `"expectations_updated"` and `"requeued"`) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `run` (and the run half of `fetch`).
@@ -157,9 +164,13 @@ pub struct FetchArgs {
 /// `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// `{"total":N,"states":{…}}` instead of a table.
+    /// `{"total":N,"states":{…},"leases":{…},"bytes_done":N,"failed":{…},"backoff_waiting":N}` instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Attempts per job, as given to `run`: a retryable FAILED job that used this many is final (counted in
+    /// `failed.final`, not waiting out a backoff).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_attempts: u32,
 }
 
 /// `jobs`.
@@ -168,7 +179,19 @@ pub struct JobsArgs {
     /// Only jobs in this state (e.g. FAILED).
     #[arg(long, value_parser = parse_state, value_name = "S")]
     pub state: Option<JobState>,
-    /// JSON Lines (the only format; accepted for symmetry).
+    /// Only jobs of this work id.
+    #[arg(long, value_name = "ID")]
+    pub work: Option<String>,
+    /// Only jobs whose URL's host is HOST (any port), or HOST:PORT (that port only).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only jobs whose last error contains TEXT (case-sensitive).
+    #[arg(long, value_name = "TEXT")]
+    pub error: Option<String>,
+    /// At most N jobs (the first N in job-key order that match).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
+    pub limit: Option<u64>,
+    /// JSON Lines even on a terminal (the format whenever standard output is not a terminal).
     #[arg(long)]
     pub json: bool,
 }
@@ -179,7 +202,7 @@ pub struct LedgerArgs {
     /// Only this job's rows: its key, or a prefix of one key (an unknown or ambiguous one is an error).
     #[arg(long, value_name = "KEY")]
     pub job: Option<String>,
-    /// JSON Lines (the only format; accepted for symmetry).
+    /// JSON Lines even on a terminal (the format whenever standard output is not a terminal).
     #[arg(long)]
     pub json: bool,
 }
@@ -193,6 +216,9 @@ pub struct RecoverArgs {
     /// Output folder whose partial files to reconcile (finished files are checked by their ledger path either way).
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Print what it did as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `verify`.
@@ -202,6 +228,9 @@ pub struct VerifyArgs {
     /// one) counts as missing. Without it, every artifact is checked at the path the ledger records.
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Print the counts as one JSON object on standard output (each problem found goes to standard error).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `retry`.
@@ -227,6 +256,9 @@ pub struct RetryArgs {
     /// jobs are requeued.
     #[arg(long)]
     pub permanent: bool,
+    /// Print the counts as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `completions`.

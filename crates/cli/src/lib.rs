@@ -7,6 +7,7 @@ pub mod help;
 mod output;
 mod progress;
 mod signals;
+mod table;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -41,7 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let signals = signals::Signals::install().context("cannot install the signal handlers")?;
     let code = match cli.command {
-        Command::Plan(args) => commands::plan::run(&store, &args.manifest, args.update_expected).await?,
+        Command::Plan(args) => commands::plan::run(&store, &args.manifest, args.update_expected, args.json).await?,
         Command::Run(args) => commands::run::run(Arc::clone(&store), &args, interactive, &signals).await?,
         Command::Fetch(args) => commands::fetch(Arc::clone(&store), &args, interactive, &signals).await?,
         Command::Status(args) => commands::status::run(&store, &args).await?,

@@ -1,9 +1,11 @@
-//! JSON shapes of `jobs`, `ledger` and `status` (SPEC §7).
+//! JSON shapes of `jobs`, `ledger` and `status`, and the `--json` summaries
+//! of `plan`, `recover`, `verify` and `retry` (SPEC §7).
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use oncefetch_core::pipeline::recover::RecoverReport;
 use oncefetch_core::url::redact;
-use oncefetch_core::{Job, Millis, OpRecord, StatusCounts};
+use oncefetch_core::{Job, JobState, Millis, OpRecord, RequeueCounts, StatusCounts};
 use serde_json::{json, Map, Value};
 
 /// One `jobs` line; credentials in URLs are shown as `***`
@@ -53,7 +55,7 @@ pub(crate) fn op_json(op: &OpRecord) -> Value {
 }
 
 /// `value` with [`redact`] applied to every string in it.
-fn redacted(value: Value) -> Value {
+pub(crate) fn redacted(value: Value) -> Value {
     match value {
         Value::String(s) => Value::String(redact(&s).into_owned()),
         Value::Array(items) => Value::Array(items.into_iter().map(redacted).collect()),
@@ -62,16 +64,99 @@ fn redacted(value: Value) -> Value {
     }
 }
 
-/// `status --json`.
-pub(crate) fn status_json(counts: &StatusCounts) -> Value {
+/// `status --json`; `max_attempts` judges which FAILED jobs are final.
+pub(crate) fn status_json(counts: &StatusCounts, max_attempts: u32) -> Value {
     let states: Map<String, Value> = counts
         .states
         .iter()
         .map(|(state, n)| (state.as_str().to_owned(), Value::from(*n)))
         .collect();
+    let failed = counts.failed(max_attempts);
     json!({
         "total": counts.total(),
         "states": states,
         "leases": { "live": counts.live_leases, "expired": counts.expired_leases() },
+        "bytes_done": counts.bytes_done,
+        "failed": { "retryable": failed.retryable, "final": failed.final_ },
+        "backoff_waiting": counts.backoff_waiting(max_attempts),
+    })
+}
+
+/// What `plan` did: the counts it prints.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PlanSummary {
+    /// Jobs added.
+    pub(crate) new: u64,
+    /// Lines whose job was planned already (and not rejected).
+    pub(crate) already_planned: u64,
+    /// Lines rejected.
+    pub(crate) rejected: u64,
+    /// With `--update-expected`: expectations recorded, and finished jobs
+    /// requeued for them.
+    pub(crate) updated: Option<(u64, u64)>,
+}
+
+/// `plan --json`.
+pub(crate) fn plan_json(plan: &PlanSummary) -> Value {
+    let mut value = json!({
+        "new": plan.new,
+        "already_planned": plan.already_planned,
+        "rejected": plan.rejected,
+    });
+    if let Some((updated, requeued)) = plan.updated {
+        value["expectations_updated"] = json!(updated);
+        value["requeued"] = json!(requeued);
+    }
+    value
+}
+
+/// `recover --json`; the partial-file counts are `null` without `--out`
+/// (not checked).
+pub(crate) fn recover_json(report: &RecoverReport, partials_checked: bool) -> Value {
+    let partials = |n: u64| partials_checked.then_some(n);
+    json!({
+        "expired_leases": report.expired_leases,
+        "abandoned_ops": report.abandoned_ops,
+        "partials_removed": partials(report.partials_removed),
+        "partials_kept": partials(report.partials_kept),
+        "requeued_missing": report.requeued_missing,
+    })
+}
+
+/// What `verify` found.
+#[derive(Debug, Default)]
+pub(crate) struct VerifyTally {
+    /// Artifacts looked for.
+    pub(crate) looked: u64,
+    /// Found with the recorded hash.
+    pub(crate) ok: u64,
+    /// Not found (or no file recorded).
+    pub(crate) missing: u64,
+    /// Found with other bytes.
+    pub(crate) different: u64,
+    /// Recorded outside the folder given.
+    pub(crate) outside: u64,
+}
+
+/// `verify --json`: `out` is the folder checked against (`null` without
+/// `--out`, and then `outside` is 0).
+pub(crate) fn verify_json(tally: &VerifyTally, out: Option<&std::path::Path>) -> Value {
+    json!({
+        "out": out.map(|dir| dir.display().to_string()),
+        "looked": tally.looked,
+        "ok": tally.ok,
+        "missing": tally.missing,
+        "different": tally.different,
+        "outside": tally.outside,
+    })
+}
+
+/// `retry --json`.
+pub(crate) fn retry_json(state: JobState, counts: &RequeueCounts) -> Value {
+    json!({
+        "state": state.as_str(),
+        "requeued": counts.total(),
+        "retryable": counts.retryable,
+        "permanent": counts.permanent,
     })
 }

@@ -21,7 +21,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::error::StoreError;
-use crate::job::{ExpectationConflict, Expectations, ExpectedUpdate, JobFailure, JobPatch, JobQuery, NewJob};
+use crate::job::{
+    ExpectationConflict, Expectations, ExpectedUpdate, FailedSplit, JobFailure, JobFilter, JobPatch, JobQuery, NewJob,
+    RetryableFailed,
+};
 use crate::key::{job_key, OpKeys};
 use crate::lease::{AcquireRequest, Fence, Lease};
 use crate::ledger::{
@@ -85,6 +88,7 @@ macro_rules! store_conformance {
             one_url_in_flight_at_a_time,
             status_counts_every_state,
             status_counts_live_leases,
+            status_counts_bytes_and_failures,
             artifact_index_first_writer_wins,
             index_settles_the_first_copy,
             requeue_resets_finished_jobs,
@@ -1165,6 +1169,97 @@ pub async fn status_counts_live_leases(setup: Setup) {
     assert_ne!(long.fence.job_key, short.fence.job_key);
 }
 
+/// Status sums the sizes of SUCCESS jobs, and counts the retryable FAILED
+/// jobs by attempts used and those of them waiting out a backoff (by the
+/// store clock); non-retryable failures and jobs of other states are in
+/// neither.
+pub async fn status_counts_bytes_and_failures(setup: Setup) {
+    let store = setup.store;
+    let empty = store.status().await.expect("status");
+    assert_eq!(
+        (empty.bytes_done, empty.retryable_failed.len()),
+        (0, 0),
+        "status bytes and failures: an empty ledger"
+    );
+    store.plan(&sample_jobs("bytes", 7)).await.expect("plan");
+    let leases = store.acquire(&request(OWNER, LONG, 7)).await.expect("acquire");
+    assert_eq!(leases.len(), 7, "runnable: every planned job is granted");
+    let to_streaming = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
+    for (lease, size) in leases[..2].iter().zip([100u64, 23]) {
+        let patch = JobPatch {
+            sha256: Some("ab".repeat(32)),
+            size: Some(size),
+            ..JobPatch::default()
+        };
+        store
+            .advance(&lease.fence, &JobState::PIPELINE[2..], patch)
+            .await
+            .expect("succeed");
+    }
+    // (retryable, wait, counts an extra attempt): attempts 1, 1, 2, and one
+    // permanent failure.
+    let failures = [
+        (true, LONG, false),
+        (true, Duration::ZERO, false),
+        (true, LONG, true),
+        (false, LONG, false),
+    ];
+    for (lease, (retryable, retry_after, counts_attempt)) in leases[2..6].iter().zip(failures) {
+        store
+            .advance(&lease.fence, &to_streaming, JobPatch::default())
+            .await
+            .expect("stream");
+        let patch = JobPatch {
+            failure: Some(JobFailure {
+                message: "503 service unavailable".into(),
+                retryable,
+                retry_after,
+                counts_attempt,
+            }),
+            ..JobPatch::default()
+        };
+        store
+            .advance(&lease.fence, &[JobState::Failed], patch)
+            .await
+            .expect("fail");
+    }
+    // The last job stays in flight, streaming.
+    store
+        .advance(&leases[6].fence, &to_streaming, JobPatch::default())
+        .await
+        .expect("stream");
+    let status = store.status().await.expect("status");
+    assert_eq!(
+        status.bytes_done, 123,
+        "status bytes and failures: the sizes of SUCCESS jobs are summed"
+    );
+    let group = |jobs, backoff_waiting| RetryableFailed { jobs, backoff_waiting };
+    assert_eq!(
+        status
+            .retryable_failed
+            .iter()
+            .map(|(&attempts, &group)| (attempts, group))
+            .collect::<Vec<_>>(),
+        vec![(1, group(2, 1)), (2, group(1, 1))],
+        "status bytes and failures: retryable FAILED jobs by attempts used, and those waiting out a backoff"
+    );
+    let split = |retryable, final_| FailedSplit { retryable, final_ };
+    assert_eq!(
+        (status.failed(3), status.failed(2), status.failed(1)),
+        (split(3, 1), split(2, 2), split(0, 4)),
+        "FAILED split by attempts left"
+    );
+    assert_eq!(
+        (
+            status.backoff_waiting(3),
+            status.backoff_waiting(2),
+            status.backoff_waiting(1)
+        ),
+        (2, 1, 0),
+        "backoff waiting: only jobs with attempts left"
+    );
+}
+
 /// The artifact index keeps the first copy of each hash; a commit's INDEX op
 /// writes one OK row and is replayed, not run again.
 pub async fn artifact_index_first_writer_wins(setup: Setup) {
@@ -1605,14 +1700,20 @@ pub async fn requeue_matching_narrows(setup: Setup) {
         "filtered requeue: a state requeue cannot leave is refused"
     );
     let none = requeue(RequeueFilter {
-        host: Some("other.example".into()),
-        error: Some("503".into()),
+        narrow: JobFilter {
+            host: Some("other.example".into()),
+            error: Some("503".into()),
+            ..JobFilter::default()
+        },
         ..failed.clone()
     })
     .await;
     assert_eq!(none, RequeueCounts::default(), "filtered requeue: filters combine");
     let by_error = requeue(RequeueFilter {
-        error: Some("503".into()),
+        narrow: JobFilter {
+            error: Some("503".into()),
+            ..JobFilter::default()
+        },
         ..failed.clone()
     })
     .await;
@@ -1654,7 +1755,10 @@ pub async fn requeue_matching_narrows(setup: Setup) {
         "filtered requeue: OK effect rows are superseded"
     );
     let by_host = requeue(RequeueFilter {
-        host: Some("other.example".into()),
+        narrow: JobFilter {
+            host: Some("other.example".into()),
+            ..JobFilter::default()
+        },
         ..failed.clone()
     })
     .await;
@@ -1670,21 +1774,30 @@ pub async fn requeue_matching_narrows(setup: Setup) {
         "filtered requeue: non-retryable failures only with include_permanent"
     );
     let wrong_work = requeue(RequeueFilter {
-        work_id: Some("rm-a".into()),
+        narrow: JobFilter {
+            work_id: Some("rm-a".into()),
+            ..JobFilter::default()
+        },
         include_permanent: true,
         ..failed.clone()
     })
     .await;
     assert_eq!(wrong_work.total(), 0, "by work id");
     let permanent = requeue(RequeueFilter {
-        work_id: Some("rm-b".into()),
+        narrow: JobFilter {
+            work_id: Some("rm-b".into()),
+            ..JobFilter::default()
+        },
         include_permanent: true,
         ..failed
     })
     .await;
     assert_eq!((permanent.permanent, permanent.total()), (1, 1));
     let finished = requeue(RequeueFilter {
-        job_key: Some(lease_of("rm-d").fence.job_key.clone()),
+        narrow: JobFilter {
+            job_key: Some(lease_of("rm-d").fence.job_key.clone()),
+            ..JobFilter::default()
+        },
         ..RequeueFilter::new(JobState::Success)
     })
     .await;

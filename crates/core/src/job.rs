@@ -177,6 +177,39 @@ pub struct JobQuery {
     pub limit: usize,
 }
 
+/// Narrows a set of jobs: every filter given must admit a job
+/// ([`JobFilter::matches`] is the rule). `retry` narrows what it requeues
+/// with it ([`RequeueFilter::narrow`](crate::RequeueFilter::narrow)), and
+/// `jobs` what it lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only the job with this key.
+    pub job_key: Option<String>,
+    /// Only jobs of this work id.
+    pub work_id: Option<String>,
+    /// Only jobs whose canonical URL's host is this (see
+    /// [`host_matches`](crate::url::host_matches); hosts are lowercase).
+    pub host: Option<String>,
+    /// Only jobs whose `last_error` contains this text (case-sensitive).
+    pub error: Option<String>,
+}
+
+impl JobFilter {
+    /// Whether every filter given admits `job`.
+    pub fn matches(&self, job: &Job) -> bool {
+        self.job_key.as_ref().is_none_or(|k| job.job_key == *k)
+            && self.work_id.as_ref().is_none_or(|w| job.work_id == *w)
+            && self
+                .host
+                .as_ref()
+                .is_none_or(|h| crate::url::host_matches(&job.canonical_url, h))
+            && self
+                .error
+                .as_ref()
+                .is_none_or(|e| job.last_error.as_ref().is_some_and(|last| last.contains(e.as_str())))
+    }
+}
+
 /// What planning did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanCounts {
@@ -295,6 +328,40 @@ pub struct StatusCounts {
     /// In-flight jobs held by a live lease (expiry after now, by the store
     /// clock), read with the counts per state.
     pub live_leases: u64,
+    /// The sum of the sizes of the SUCCESS jobs (bytes downloaded and kept).
+    pub bytes_done: u64,
+    /// The retryable FAILED jobs by the attempts they used, each with how
+    /// many of them wait out a backoff (next attempt after now, by the store
+    /// clock); read with the counts per state. Whether a job has attempts
+    /// left depends on `--max-attempts`, which the caller knows:
+    /// [`StatusCounts::failed`] and [`StatusCounts::backoff_waiting`] judge.
+    pub retryable_failed: std::collections::BTreeMap<u32, RetryableFailed>,
+}
+
+/// The retryable FAILED jobs that used one number of attempts (see
+/// [`StatusCounts::retryable_failed`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryableFailed {
+    /// Jobs.
+    pub jobs: u64,
+    /// Those among them whose next attempt is after now (store clock).
+    pub backoff_waiting: u64,
+}
+
+/// The FAILED jobs split by whether `run` leases them again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailedSplit {
+    /// Retryable with attempts left: leased again once their backoff ends.
+    pub retryable: u64,
+    /// Not retryable, or out of attempts: FAILED until `oncefetch retry`.
+    pub final_: u64,
+}
+
+/// Whether a job that used `attempts` may be leased again under
+/// `max_attempts` (the **runnable** rule of
+/// [`LeaseManager`](crate::LeaseManager) for a retryable FAILED job).
+pub fn attempts_left(attempts: u32, max_attempts: u32) -> bool {
+    attempts < max_attempts
 }
 
 impl StatusCounts {
@@ -304,12 +371,31 @@ impl StatusCounts {
         for (state, n) in pairs {
             *states.entry(state).or_default() += n;
         }
-        Self { states, live_leases: 0 }
+        Self {
+            states,
+            ..Self::default()
+        }
     }
 
     /// The counts with `live_leases` set.
     pub fn with_live_leases(self, live_leases: u64) -> Self {
         Self { live_leases, ..self }
+    }
+
+    /// The counts with `bytes_done` set.
+    pub fn with_bytes_done(self, bytes_done: u64) -> Self {
+        Self { bytes_done, ..self }
+    }
+
+    /// The counts with `retryable_failed` summed from (attempts, jobs,
+    /// backoff waiting) triples; an attempts value may come more than once.
+    pub fn with_retryable_failed(mut self, groups: impl IntoIterator<Item = (u32, u64, u64)>) -> Self {
+        for (attempts, jobs, backoff_waiting) in groups {
+            let group = self.retryable_failed.entry(attempts).or_default();
+            group.jobs += jobs;
+            group.backoff_waiting += backoff_waiting;
+        }
+        self
     }
 
     /// Jobs in flight (LEASED … DEDUPED).
@@ -325,6 +411,31 @@ impl StatusCounts {
     /// back or freed by reconcile. A `run` takes them over.
     pub fn expired_leases(&self) -> u64 {
         self.in_flight().saturating_sub(self.live_leases)
+    }
+
+    /// The FAILED jobs split into those a `run` with `max_attempts` leases
+    /// again ([`attempts_left`]) and the final ones.
+    pub fn failed(&self, max_attempts: u32) -> FailedSplit {
+        let retryable = self
+            .retryable_failed
+            .iter()
+            .filter(|(&attempts, _)| attempts_left(attempts, max_attempts))
+            .map(|(_, group)| group.jobs)
+            .sum();
+        FailedSplit {
+            retryable,
+            final_: self.get(JobState::Failed).saturating_sub(retryable),
+        }
+    }
+
+    /// The retryable FAILED jobs with attempts left under `max_attempts`
+    /// that wait out a backoff: a `run` leases them once it ends.
+    pub fn backoff_waiting(&self, max_attempts: u32) -> u64 {
+        self.retryable_failed
+            .iter()
+            .filter(|(&attempts, _)| attempts_left(attempts, max_attempts))
+            .map(|(_, group)| group.backoff_waiting)
+            .sum()
     }
 
     /// All jobs.

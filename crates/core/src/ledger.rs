@@ -9,7 +9,9 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::{StoreError, StoreResult};
-use crate::job::{Expectations, ExpectedUpdate, Job, JobPatch, JobQuery, Millis, NewJob, PlanCounts, StatusCounts};
+use crate::job::{
+    Expectations, ExpectedUpdate, Job, JobFilter, JobPatch, JobQuery, Millis, NewJob, PlanCounts, StatusCounts,
+};
 use crate::lease::Fence;
 use crate::state::JobState;
 
@@ -273,15 +275,9 @@ pub struct RequeueFilter {
     /// With FAILED: take non-retryable failures too. Without it only
     /// retryable FAILED jobs are taken (jobs of other states either way).
     pub include_permanent: bool,
-    /// Only the job with this key.
-    pub job_key: Option<String>,
-    /// Only jobs of this work id.
-    pub work_id: Option<String>,
-    /// Only jobs whose canonical URL's host is this (see
-    /// [`host_matches`](crate::url::host_matches); hosts are lowercase).
-    pub host: Option<String>,
-    /// Only jobs whose `last_error` contains this text (case-sensitive).
-    pub error: Option<String>,
+    /// The filters that narrow the jobs taken (job key, work id, host,
+    /// last error).
+    pub narrow: JobFilter,
 }
 
 impl RequeueFilter {
@@ -290,10 +286,7 @@ impl RequeueFilter {
         Self {
             state,
             include_permanent: false,
-            job_key: None,
-            work_id: None,
-            host: None,
-            error: None,
+            narrow: JobFilter::default(),
         }
     }
 
@@ -301,16 +294,7 @@ impl RequeueFilter {
     pub fn matches(&self, job: &Job) -> bool {
         job.state == self.state
             && (self.include_permanent || job.retryable || job.state != JobState::Failed)
-            && self.job_key.as_ref().is_none_or(|k| job.job_key == *k)
-            && self.work_id.as_ref().is_none_or(|w| job.work_id == *w)
-            && self
-                .host
-                .as_ref()
-                .is_none_or(|h| crate::url::host_matches(&job.canonical_url, h))
-            && self
-                .error
-                .as_ref()
-                .is_none_or(|e| job.last_error.as_ref().is_some_and(|last| last.contains(e.as_str())))
+            && self.narrow.matches(job)
     }
 }
 
@@ -385,6 +369,11 @@ impl RequeueCounts {
 ///   counts them by kind.
 /// - **live leases**: [`LedgerStore::status`] counts the in-flight jobs whose
 ///   lease is live by the store clock in [`StatusCounts::live_leases`].
+/// - **status bytes and failures**: [`LedgerStore::status`] sums the sizes
+///   of SUCCESS jobs in [`StatusCounts::bytes_done`], and counts the
+///   retryable FAILED jobs by attempts used, and those of them whose next
+///   attempt is after now by the store clock, in
+///   [`StatusCounts::retryable_failed`], all read with the counts per state.
 #[async_trait]
 pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// Plans jobs idempotently, reporting the existing jobs whose line
@@ -419,7 +408,8 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// Jobs by query, ordered by job key.
     async fn jobs(&self, query: &JobQuery) -> StoreResult<Vec<Job>>;
 
-    /// Counts per state, and the live leases among them.
+    /// Counts per state, the live leases among them, the bytes done and the
+    /// retryable failures by attempts used.
     async fn status(&self) -> StoreResult<StatusCounts>;
 
     /// Jobs not yet settled for `run`: neither terminal nor FAILED without

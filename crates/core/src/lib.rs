@@ -25,8 +25,8 @@ pub mod memory;
 pub use error::{BoxError, StoreError, StoreResult};
 pub use fetch::{BodyStream, FailureKind, FetchError, Fetcher, FetcherConfig, GetRequest, GetResponse, ResourceMeta};
 pub use job::{
-    ExpectationConflict, Expectations, ExpectedUpdate, Job, JobFailure, JobPatch, JobQuery, Millis, NewJob, PlanCounts,
-    StatusCounts,
+    attempts_left, ExpectationConflict, Expectations, ExpectedUpdate, FailedSplit, Job, JobFailure, JobFilter,
+    JobPatch, JobQuery, Millis, NewJob, PlanCounts, RetryableFailed, StatusCounts,
 };
 pub use key::{ikey, job_key, op_key, KeyValue, OpKeys};
 pub use lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use crate::error::{StoreError, StoreResult};
 use crate::job::{
-    ExpectationConflict, Expectations, ExpectedUpdate, Job, JobFailure, JobPatch, JobQuery, Millis, NewJob, PlanCounts,
-    StatusCounts,
+    attempts_left, ExpectationConflict, Expectations, ExpectedUpdate, Job, JobFailure, JobPatch, JobQuery, Millis,
+    NewJob, PlanCounts, StatusCounts,
 };
 use crate::key::OpKeys;
 use crate::lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
@@ -369,14 +369,28 @@ impl LedgerStore for MemoryStore {
             .values()
             .filter(|j| j.state.is_in_flight() && j.lease_expires_at.is_some_and(|t| t > now))
             .count();
+        let bytes_done = inner
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Success)
+            .filter_map(|j| j.size)
+            .sum();
+        let retryable_failed = inner
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Failed && j.retryable)
+            .map(|j| (j.attempts, 1, u64::from(j.next_attempt_at.is_some_and(|t| t > now))));
         Ok(StatusCounts::from_pairs(inner.jobs.values().map(|j| (j.state, 1)))
-            .with_live_leases(u64::try_from(live).unwrap_or(u64::MAX)))
+            .with_live_leases(u64::try_from(live).unwrap_or(u64::MAX))
+            .with_bytes_done(bytes_done)
+            .with_retryable_failed(retryable_failed))
     }
 
     async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
         let inner = self.lock();
         let settled = |j: &Job| {
-            j.state.is_terminal() || (j.state == JobState::Failed && (!j.retryable || j.attempts >= max_attempts))
+            j.state.is_terminal()
+                || (j.state == JobState::Failed && (!j.retryable || !attempts_left(j.attempts, max_attempts)))
         };
         Ok(inner.jobs.values().filter(|j| !settled(j)).count() as u64)
     }

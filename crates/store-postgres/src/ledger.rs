@@ -359,10 +359,22 @@ impl LedgerStore for PostgresStore {
             .await?;
         let live = rows.iter().map(|r| count(r.live)).sum();
         let pairs = rows
-            .into_iter()
+            .iter()
             .map(|r| Ok((parse_state(&r.state)?, count(r.n))))
             .collect::<StoreResult<Vec<_>>>()?;
-        Ok(StatusCounts::from_pairs(pairs).with_live_leases(live))
+        let bytes_done = rows
+            .iter()
+            .filter(|r| r.state == JobState::Success.as_str())
+            .map(|r| count(r.bytes))
+            .sum();
+        let retryable_failed = rows.iter().filter_map(|r| {
+            let attempts = u32::try_from(r.retry_attempts?).unwrap_or(0);
+            Some((attempts, count(r.n), count(r.waiting)))
+        });
+        Ok(StatusCounts::from_pairs(pairs)
+            .with_live_leases(live)
+            .with_bytes_done(bytes_done)
+            .with_retryable_failed(retryable_failed))
     }
 
     async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
@@ -592,10 +604,10 @@ impl LedgerStore for PostgresStore {
         let sql = Sql::new(queries::REQUEUE_MATCHING)
             .bind(filter.state.as_str())
             .bind(filter.include_permanent)
-            .bind(filter.job_key.clone())
-            .bind(filter.work_id.clone())
-            .bind(filter.host.clone())
-            .bind(filter.error.clone())
+            .bind(filter.narrow.job_key.clone())
+            .bind(filter.narrow.work_id.clone())
+            .bind(filter.narrow.host.clone())
+            .bind(filter.narrow.error.clone())
             .bind(reason);
         let sql = &sql;
         let row: RequeuedRow = self

@@ -19,10 +19,16 @@ pub(crate) const OUTSTANDING: &str = include_str!("../queries/outstanding.sql");
 /// The store clock, in milliseconds since the Unix epoch.
 pub(crate) const NOW: &str = "SELECT floor(extract(epoch FROM now()) * 1000)::bigint AS n";
 pub(crate) const JOB: &str = "SELECT * FROM job_rows WHERE job_key = $1";
-/// Jobs per state, and how many of them a live lease holds.
-pub(crate) const STATUS: &str = "SELECT state, count(*) AS n, \
-     count(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_expires_at > now()) AS live \
-     FROM jobs GROUP BY state";
+/// Jobs per state (retryable FAILED jobs apart, by attempts used), how many
+/// of them a live lease holds, how many wait out a backoff, and the sum of
+/// their sizes: one pass, one snapshot.
+pub(crate) const STATUS: &str = "SELECT state, \
+     CASE WHEN state = 'FAILED' AND retryable THEN attempts END AS retry_attempts, \
+     count(*) AS n, \
+     count(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_expires_at > now()) AS live, \
+     count(*) FILTER (WHERE next_attempt_at > now()) AS waiting, \
+     coalesce(sum(size), 0)::bigint AS bytes \
+     FROM jobs GROUP BY 1, 2";
 /// The OK row of an INDEX op (job $2, epoch $3, result $4).
 pub(crate) const INDEX_RECORD: &str =
     "INSERT INTO ops (op_key, job_key, kind, epoch, started_at, finished_at, result_code, result) \

@@ -252,15 +252,23 @@ pub(crate) struct Count {
     pub(crate) n: i64,
 }
 
-/// Jobs in one state, and how many of them a live lease holds.
+/// Jobs in one state (the retryable FAILED ones of one attempts count), how
+/// many of them a live lease holds, how many wait out a backoff, and the sum
+/// of their sizes.
 #[derive(Debug, QueryableByName)]
 pub(crate) struct StateCount {
     #[diesel(sql_type = Text)]
     pub(crate) state: String,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub(crate) retry_attempts: Option<i32>,
     #[diesel(sql_type = BigInt)]
     pub(crate) n: i64,
     #[diesel(sql_type = BigInt)]
     pub(crate) live: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) waiting: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) bytes: i64,
 }
 
 /// What a filtered requeue requeued, by kind.

@@ -284,8 +284,8 @@ pub(crate) fn jobs(conn: &Connection, query: &JobQuery) -> Result<Vec<Job>, TxEr
     Ok(found)
 }
 
-/// Counts per state, every state present, and the live leases, read in one
-/// transaction.
+/// Counts per state, every state present, the live leases, the bytes done
+/// and the retryable failures by attempts, read in one transaction.
 pub(crate) fn status(conn: &Connection) -> Result<StatusCounts, TxError> {
     let tx = conn.unchecked_transaction()?;
     let counts = state_counts(&tx)?;
@@ -293,8 +293,25 @@ pub(crate) fn status(conn: &Connection) -> Result<StatusCounts, TxError> {
     let live: i64 = tx
         .prepare_cached(queries::LIVE_LEASES)?
         .query_row(named_params! {":now": now}, |row| row.get(0))?;
+    let bytes_done: i64 = tx
+        .prepare_cached(queries::BYTES_DONE)?
+        .query_row([], |row| row.get(0))?;
+    let retryable_failed = tx
+        .prepare_cached(queries::RETRYABLE_FAILED)?
+        .query_map(named_params! {":now": now}, |row| {
+            let (attempts, jobs, waiting): (u32, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+            Ok((
+                attempts,
+                u64::try_from(jobs).unwrap_or(0),
+                u64::try_from(waiting).unwrap_or(0),
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     tx.finish()?;
-    Ok(counts.with_live_leases(u64::try_from(live).unwrap_or(0)))
+    Ok(counts
+        .with_live_leases(u64::try_from(live).unwrap_or(0))
+        .with_bytes_done(u64::try_from(bytes_done).unwrap_or(0))
+        .with_retryable_failed(retryable_failed))
 }
 
 fn state_counts(conn: &Connection) -> Result<StatusCounts, TxError> {
@@ -737,10 +754,10 @@ pub(crate) fn requeue_matching(
             named_params! {
                 ":state": filter.state.as_str(),
                 ":include_permanent": filter.include_permanent,
-                ":job_key": filter.job_key,
-                ":work_id": filter.work_id,
-                ":host": filter.host,
-                ":error": filter.error,
+                ":job_key": filter.narrow.job_key,
+                ":work_id": filter.narrow.work_id,
+                ":host": filter.narrow.host,
+                ":error": filter.narrow.error,
             },
             |row| {
                 Ok((

@@ -10,6 +10,9 @@ pub(crate) const ARTIFACT_INSERT: &str = include_str!("../sql/queries/artifact_i
 /// Ends a job a grant found out of attempts (its lease expired before its body
 /// was in): FAILED, not retryable, under the next epoch, with no lease.
 pub(crate) const FAIL_OUT_OF_ATTEMPTS: &str = include_str!("../sql/queries/fail_out_of_attempts.sql");
+/// The sum of the sizes of the SUCCESS jobs: their range of
+/// jobs_not_in_flight.
+pub(crate) const BYTES_DONE: &str = include_str!("../sql/queries/bytes_done.sql");
 /// Grants a job: LEASED under the next epoch (the caller read the row in this
 /// transaction and builds the granted job from it).
 pub(crate) const GRANT: &str = include_str!("../sql/queries/grant.sql");
@@ -106,6 +109,9 @@ pub(crate) const REQUEUE_SUPERSEDE_MARKED: &str = include_str!("../sql/queries/r
 /// Each arm is one range of a partial index, so live leases and settled jobs
 /// are never scanned; the compound stops at :limit rows.
 pub(crate) const RUNNABLE: &str = include_str!("../sql/queries/runnable.sql");
+/// Retryable FAILED jobs by attempts used, and those of them waiting out a
+/// backoff: jobs_failed_retryable alone.
+pub(crate) const RETRYABLE_FAILED: &str = include_str!("../sql/queries/retryable_failed.sql");
 /// Jobs per state (states with no job are absent; a state may come twice, to
 /// be summed): settled and PLANNED jobs, leased in-flight jobs, unleased
 /// in-flight jobs, each from its partial index.
@@ -174,6 +180,12 @@ mod tests {
                 "live_leases",
                 LIVE_LEASES,
                 &["COVERING INDEX jobs_lease_expiry (lease_expires_at>?)"],
+            ),
+            ("bytes_done", BYTES_DONE, &["jobs_not_in_flight (state=?)"]),
+            (
+                "retryable_failed",
+                RETRYABLE_FAILED,
+                &["COVERING INDEX jobs_failed_retryable"],
             ),
             (
                 "runnable",

@@ -1,12 +1,20 @@
-//! `jobs [--state S]`: one JSON object per line, paged through the ledger,
-//! with the owner and expiry of each live lease.
+//! `jobs [--state S] [--work ID] [--host HOST] [--error TEXT] [--limit N] [--json]`:
+//! an aligned table on a terminal, else one JSON object per line, paged
+//! through the ledger, with the owner and expiry of each live lease.
+//!
+//! The store filters by state; the other filters are core's
+//! [`JobFilter::matches`](oncefetch_core::JobFilter::matches) (the rule
+//! `retry` narrows by) applied to each page as it arrives, so a listing
+//! holds one page at a time however many jobs the ledger has, and stops
+//! reading once `--limit` jobs matched.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
-use oncefetch_core::{JobQuery, Store};
+use oncefetch_core::{JobFilter, JobQuery, Store};
 
 use crate::cli::JobsArgs;
+use crate::table::{self, Table};
 use crate::{exit, output};
 
 const PAGE: usize = 10_000;
@@ -14,25 +22,50 @@ const PAGE: usize = 10_000;
 /// Lists jobs.
 pub(crate) async fn run(store: &Arc<dyn Store>, args: &JobsArgs) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
+    let human = !args.json && stdout.is_terminal();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut table = human.then(|| Table::new(table::JOBS));
+    let filter = super::job_filter(None, args.work.as_deref(), args.host.as_deref(), args.error.as_deref());
     // Leases are judged by the store clock, read once for the listing.
     let now = store.now().await?;
+    let mut left = args.limit.unwrap_or(u64::MAX);
     let mut after = None;
-    loop {
+    while left > 0 {
+        // Without filters every job read is listed: read no more than the
+        // limit asks for.
+        let limit = if filter == JobFilter::default() {
+            PAGE.min(usize::try_from(left).unwrap_or(PAGE))
+        } else {
+            PAGE
+        };
         let query = JobQuery {
             state: args.state,
             canonical_url: None,
             after: after.take(),
-            limit: PAGE,
+            limit,
         };
         let page = store.jobs(&query).await?;
-        for job in &page {
-            writeln!(out, "{}", output::job_json(job, now))?;
+        let take = usize::try_from(left).unwrap_or(usize::MAX);
+        let listed: Vec<_> = page.iter().filter(|job| filter.matches(job)).take(take).collect();
+        left -= listed.len() as u64;
+        match &mut table {
+            Some(table) => {
+                let rows: Vec<_> = listed.iter().map(|job| table::job_row(job)).collect();
+                table.page(&mut out, &rows)?;
+            }
+            None => {
+                for job in listed {
+                    writeln!(out, "{}", output::job_json(job, now))?;
+                }
+            }
         }
         match page.last() {
-            Some(last) if page.len() == PAGE => after = Some(last.job_key.clone()),
+            Some(last) if page.len() == limit => after = Some(last.job_key.clone()),
             _ => break,
         }
+    }
+    if let Some(table) = table {
+        table.finish(&mut out)?;
     }
     out.flush()?;
     Ok(exit::OK)

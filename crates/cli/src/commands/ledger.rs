@@ -1,12 +1,13 @@
-//! `ledger [--job KEY]`: one JSON object per line and attempt (KEY may be a
-//! unique prefix).
+//! `ledger [--job KEY] [--json]`: an aligned table on a terminal, else one
+//! JSON object per line and attempt (KEY may be a unique prefix).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use oncefetch_core::{OpQuery, Store};
 
 use crate::cli::LedgerArgs;
+use crate::table::{self, Table};
 use crate::{exit, output};
 
 const PAGE: usize = 10_000;
@@ -14,7 +15,9 @@ const PAGE: usize = 10_000;
 /// Prints the ledger.
 pub(crate) async fn run(store: &Arc<dyn Store>, args: &LedgerArgs) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
+    let human = !args.json && stdout.is_terminal();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut table = human.then(|| Table::new(table::LEDGER));
     let job_key = match &args.job {
         Some(key) => Some(super::resolve_job_key(store, key).await?),
         None => None,
@@ -27,13 +30,24 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &LedgerArgs) -> anyhow::Re
             limit: PAGE,
         };
         let page = store.ops(&query).await?;
-        for op in &page {
-            writeln!(out, "{}", output::op_json(op))?;
+        match &mut table {
+            Some(table) => {
+                let rows: Vec<_> = page.iter().map(table::op_row).collect();
+                table.page(&mut out, &rows)?;
+            }
+            None => {
+                for op in &page {
+                    writeln!(out, "{}", output::op_json(op))?;
+                }
+            }
         }
         match page.last() {
             Some(last) if page.len() == PAGE => after_seq = Some(last.seq),
             _ => break,
         }
+    }
+    if let Some(table) = table {
+        table.finish(&mut out)?;
     }
     out.flush()?;
     Ok(exit::OK)

@@ -12,7 +12,7 @@ pub(crate) mod verify;
 use std::sync::Arc;
 
 use anyhow::bail;
-use oncefetch_core::{JobQuery, Store, StoreError};
+use oncefetch_core::{JobFilter, JobQuery, Store, StoreError};
 
 use crate::cli::FetchArgs;
 use crate::exit;
@@ -25,9 +25,25 @@ pub(crate) async fn fetch(
     interactive: bool,
     signals: &Signals,
 ) -> anyhow::Result<u8> {
-    let planned = plan::run(&store, &args.manifest, false).await?;
+    let planned = plan::run(&store, &args.manifest, false, false).await?;
     let ran = run::run(store, &args.run, interactive, signals).await?;
     Ok(if ran != exit::OK { ran } else { planned })
+}
+
+/// The narrowing of `--job`, `--work`, `--host` and `--error` (`retry`,
+/// `jobs`): canonical URLs have lowercase hosts, so the host is lowercased.
+pub(crate) fn job_filter(
+    job_key: Option<String>,
+    work: Option<&str>,
+    host: Option<&str>,
+    error: Option<&str>,
+) -> JobFilter {
+    JobFilter {
+        job_key,
+        work_id: work.map(str::to_owned),
+        host: host.map(str::to_ascii_lowercase),
+        error: error.map(str::to_owned),
+    }
 }
 
 /// Jobs read per page while counting the keys a prefix matches.

@@ -12,6 +12,7 @@ use oncefetch_core::{ExpectationConflict, ExpectedUpdate, NewJob, Store};
 use tokio::sync::mpsc;
 
 use crate::exit;
+use crate::output::{self, PlanSummary};
 
 /// Jobs per batch sent to the ledger.
 const BATCH: usize = 2048;
@@ -38,12 +39,14 @@ impl Parsed {
     }
 }
 
-/// Plans `manifest`; prints counts; 3 when lines were rejected. With
-/// `update_expected`, the expectations of conflicting lines are recorded.
+/// Plans `manifest`; prints counts (one JSON object with `json`); 3 when
+/// lines were rejected. With `update_expected`, the expectations of
+/// conflicting lines are recorded.
 pub(crate) async fn run(
     store: &std::sync::Arc<dyn Store>,
     manifest: &str,
     update_expected: bool,
+    json: bool,
 ) -> anyhow::Result<u8> {
     let input: Box<dyn BufRead + Send> = if manifest == "-" {
         Box::new(BufReader::with_capacity(1 << 20, io::stdin()))
@@ -94,18 +97,26 @@ pub(crate) async fn run(
             conflict.declared
         );
     }
-    println!(
-        "planned: {} new, {} already planned, {} rejected",
-        totals.new,
-        totals.existing - (rejected - parsed.rejected),
-        rejected
-    );
-    if update_expected {
+    let summary = PlanSummary {
+        new: totals.new,
+        already_planned: totals.existing - (rejected - parsed.rejected),
+        rejected,
+        updated: update_expected.then_some((updated, requeued)),
+    };
+    if json {
+        println!("{}", output::plan_json(&summary));
+    } else {
         println!(
-            "{updated} {} updated, {requeued} {} requeued",
-            plural(updated, "expectation", "expectations"),
-            plural(requeued, "job", "jobs")
+            "planned: {} new, {} already planned, {} rejected",
+            summary.new, summary.already_planned, summary.rejected
         );
+        if update_expected {
+            println!(
+                "{updated} {} updated, {requeued} {} requeued",
+                plural(updated, "expectation", "expectations"),
+                plural(requeued, "job", "jobs")
+            );
+        }
     }
     Ok(if rejected > 0 { exit::REJECTED } else { exit::OK })
 }

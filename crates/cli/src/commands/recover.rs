@@ -1,4 +1,4 @@
-//! `recover [--stale-after DUR] [--out DIR]`.
+//! `recover [--stale-after DUR] [--out DIR] [--json]`.
 
 use std::sync::Arc;
 
@@ -8,15 +8,19 @@ use oncefetch_core::pipeline::OutDir;
 use oncefetch_core::Store;
 
 use crate::cli::RecoverArgs;
-use crate::exit;
+use crate::{exit, output};
 
-/// Reconciles and prints what it did.
+/// Reconciles and prints what it did (one JSON object with `--json`).
 pub(crate) async fn run(store: &Arc<dyn Store>, args: &RecoverArgs) -> anyhow::Result<u8> {
     let out = match &args.out {
         Some(dir) => Some(OutDir::create(dir).with_context(|| format!("output folder {}", dir.display()))?),
         None => None,
     };
     let report = recover(store.as_ref(), out.as_ref(), args.stale_after).await?;
+    if args.json {
+        println!("{}", output::recover_json(&report, out.is_some()));
+        return Ok(exit::OK);
+    }
     println!("expired leases made runnable: {}", report.expired_leases);
     println!("abandoned op attempts marked: {}", report.abandoned_ops);
     if out.is_some() {

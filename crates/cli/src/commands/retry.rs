@@ -1,14 +1,14 @@
-//! `retry [--state FAILED] [--job KEY] [--work ID] [--host HOST] [--error TEXT] [--permanent]`.
+//! `retry [--state FAILED] [--job KEY] [--work ID] [--host HOST] [--error TEXT] [--permanent] [--json]`.
 
 use std::sync::Arc;
 
 use oncefetch_core::{JobState, RequeueFilter, Store};
 
 use crate::cli::RetryArgs;
-use crate::exit;
+use crate::{exit, output};
 
 /// Requeues the jobs of the state the flags narrow to, in one store call,
-/// and says how many of each kind.
+/// and says how many of each kind (one JSON object with `--json`).
 pub(crate) async fn run(store: &Arc<dyn Store>, args: &RetryArgs) -> anyhow::Result<u8> {
     let job_key = match &args.job {
         Some(key) => Some(super::resolve_job_key(store, key).await?),
@@ -17,14 +17,17 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &RetryArgs) -> anyhow::Res
     let filter = RequeueFilter {
         state: args.state,
         include_permanent: args.permanent,
-        job_key,
-        work_id: args.work.clone(),
-        // Canonical URLs have lowercase hosts.
-        host: args.host.as_deref().map(str::to_ascii_lowercase),
-        error: args.error.clone(),
+        narrow: super::job_filter(
+            job_key,
+            args.work.as_deref(),
+            args.host.as_deref(),
+            args.error.as_deref(),
+        ),
     };
     let counts = store.requeue_matching(&filter, "oncefetch retry").await?;
-    if args.state == JobState::Failed {
+    if args.json {
+        println!("{}", output::retry_json(args.state, &counts));
+    } else if args.state == JobState::Failed {
         let skipped = if args.permanent {
             ""
         } else {

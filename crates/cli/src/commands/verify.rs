@@ -1,4 +1,4 @@
-//! `verify [--out DIR]`: read-only re-hash of every finished artifact.
+//! `verify [--out DIR] [--json]`: read-only re-hash of every finished artifact.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,21 +9,31 @@ use oncefetch_core::{Job, JobQuery, JobState, Store};
 
 use crate::cli::VerifyArgs;
 use crate::exit;
+use crate::output::{self, VerifyTally};
 
 const PAGE: usize = 10_000;
 
-/// What became of the artifacts looked for.
-#[derive(Debug, Default)]
-struct Tally {
-    looked: u64,
-    ok: u64,
-    missing: u64,
-    different: u64,
-    outside: u64,
+/// Where the verdict on each artifact goes: standard output, or standard
+/// error when standard output carries the `--json` summary.
+#[derive(Debug, Clone, Copy)]
+struct Report {
+    json: bool,
+}
+
+impl Report {
+    fn problem(self, line: std::fmt::Arguments<'_>) {
+        if self.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
 }
 
 /// Checks the file of each SUCCESS / SKIPPED_DUPLICATE job at the path the
 /// ledger records, which must lie under DIR when given; 5 on any problem.
+/// With `--json` the summary is one JSON object, and each problem goes to
+/// standard error.
 pub(crate) async fn run(store: &Arc<dyn Store>, args: &VerifyArgs) -> anyhow::Result<u8> {
     // Recorded paths are canonical; a folder that does not exist holds nothing.
     let root = match &args.out {
@@ -34,7 +44,8 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &VerifyArgs) -> anyhow::Re
         ),
         None => None,
     };
-    let mut tally = Tally::default();
+    let mut tally = VerifyTally::default();
+    let report = Report { json: args.json };
     for state in [JobState::Success, JobState::SkippedDuplicate] {
         let mut after = None;
         loop {
@@ -47,7 +58,7 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &VerifyArgs) -> anyhow::Re
                 })
                 .await?;
             for job in &page {
-                check(job, root.as_deref(), &mut tally).await?;
+                check(job, root.as_deref(), &mut tally, report).await?;
             }
             match page.last() {
                 Some(last) if page.len() == PAGE => after = Some(last.job_key.clone()),
@@ -55,13 +66,21 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &VerifyArgs) -> anyhow::Re
             }
         }
     }
-    let Tally {
+    if args.json {
+        println!("{}", output::verify_json(&tally, root.as_deref()));
+    }
+    let VerifyTally {
         looked,
         ok,
         missing,
         different,
         outside,
     } = tally;
+    let bad = missing + different + outside;
+    let code = if bad > 0 { exit::MISMATCH } else { exit::OK };
+    if args.json {
+        return Ok(code);
+    }
     match &root {
         Some(root) => {
             println!(
@@ -82,21 +101,25 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &VerifyArgs) -> anyhow::Re
              {different} different"
         ),
     }
-    let bad = missing + different + outside;
-    Ok(if bad > 0 { exit::MISMATCH } else { exit::OK })
+    Ok(code)
 }
 
 /// Checks one finished job's file and counts the outcome.
-async fn check(job: &Job, root: Option<&Path>, tally: &mut Tally) -> anyhow::Result<()> {
+async fn check(job: &Job, root: Option<&Path>, tally: &mut VerifyTally, report: Report) -> anyhow::Result<()> {
     tally.looked += 1;
     let (Some(path), Some(expected)) = (job.path.clone(), job.sha256.clone()) else {
-        println!("missing: job {} has no recorded file", job.job_key);
+        report.problem(format_args!("missing: job {} has no recorded file", job.job_key));
         tally.missing += 1;
         return Ok(());
     };
     let path = PathBuf::from(path);
     if let Some(root) = root.filter(|root| !path.starts_with(root)) {
-        println!("not under {}: {} (job {})", root.display(), path.display(), job.job_key);
+        report.problem(format_args!(
+            "not under {}: {} (job {})",
+            root.display(),
+            path.display(),
+            job.job_key
+        ));
         tally.outside += 1;
         return Ok(());
     }
@@ -107,15 +130,15 @@ async fn check(job: &Job, root: Option<&Path>, tally: &mut Tally) -> anyhow::Res
     match hashed {
         Ok((sha, _)) if sha == expected => tally.ok += 1,
         Ok((sha, _)) => {
-            println!(
+            report.problem(format_args!(
                 "differs: {} (job {}): sha256 {sha}, ledger {expected}",
                 path.display(),
                 job.job_key
-            );
+            ));
             tally.different += 1;
         }
         Err(err) => {
-            println!("missing: {} (job {}): {err}", path.display(), job.job_key);
+            report.problem(format_args!("missing: {} (job {}): {err}", path.display(), job.job_key));
             tally.missing += 1;
         }
     }

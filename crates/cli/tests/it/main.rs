@@ -47,6 +47,11 @@ mod resume;
 /// Shared helpers.
 #[allow(dead_code)] // parts serve only the SQLite-backed modules
 mod support;
+/// Tables on a terminal, JSON for scripts: `jobs`/`ledger` on a
+/// pseudo-terminal and off it, `jobs` filters, `status` bytes and failures,
+/// the `--json` summaries of `plan`, `recover`, `verify` and `retry`.
+#[cfg(feature = "sqlite")]
+mod tables;
 /// Manifest errors, usage errors, help texts, other commands.
 #[cfg(feature = "sqlite")]
 mod usage;
