@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use oncefetch_core::JobState;
 
 /// Download a manifest of artifacts exactly once, and survive crashes.
@@ -39,12 +39,32 @@ pub struct Cli {
     pub db: String,
 
     /// More log output (repeat for more).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
+
+    /// Print only errors and the end-of-run summary: no progress bar, no per-job log lines, no heartbeat.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Colour in log lines and progress bars: `auto` colours a terminal unless `NO_COLOR` is set (to anything but
+    /// the empty string); `always` and `never` override both.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
 
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// When to colour standard error (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set.
+    Auto,
+    /// Always, even into a file or a pipe.
+    Always,
+    /// Never.
+    Never,
 }
 
 /// The subcommands.
@@ -120,6 +140,14 @@ pub struct RunArgs {
     /// Skip fsync when placing files (faster; a power loss may lose recent files, never corrupt them in place).
     #[arg(long)]
     pub no_fsync: bool,
+    /// When standard error is not a terminal, log a progress line this often (files, bytes, rate, ETA, in flight,
+    /// failures), e.g. `10s`, `1m`.
+    #[arg(long, default_value = "30s", value_parser = parse_interval, value_name = "DUR")]
+    pub progress_interval: Duration,
+    /// Also print the end-of-run summary as one JSON object on standard output (`fetch` then prints its
+    /// `planned:` line on standard error, and the plan's counts go in the object).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `fetch`.
@@ -225,6 +253,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (expected e.g. 30s, 5m, 2h)"))
 }
 
+/// A heartbeat interval: a duration longer than zero.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        Duration::ZERO => Err("must be longer than zero".into()),
+        interval => Ok(interval),
+    }
+}
+
 /// A lease length: a duration of at least
 /// [`MIN_LEASE_TTL`](oncefetch_core::pipeline::MIN_LEASE_TTL).
 pub fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
@@ -290,6 +326,8 @@ mod tests {
         assert!(parse_size("12XB").is_err());
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_interval("10s"), Ok(Duration::from_secs(10)));
+        assert!(parse_interval("0s").is_err());
         assert_eq!(parse_lease_ttl("1s"), Ok(Duration::from_secs(1)));
         for short in ["0s", "1ms", "999ms"] {
             let err = parse_lease_ttl(short).unwrap_err();

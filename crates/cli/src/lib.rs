@@ -5,7 +5,10 @@ mod commands;
 pub mod exit;
 mod output;
 mod progress;
+mod reason;
 mod signals;
+mod summary;
+mod terminal;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use oncefetch_store_sqlite as _;
 
 /// Runs one parsed command line; returns the exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let interactive = progress::init_logging(&cli);
+    let terminal = terminal::Terminal::init(&cli);
     let read_only = matches!(
         cli.command,
         Command::Status(_) | Command::Jobs(_) | Command::Ledger(_) | Command::Verify(_)
@@ -36,9 +39,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     .with_context(|| format!("cannot open the ledger {:?}", cli.db))?;
     let signals = signals::Signals::install().context("cannot install the signal handlers")?;
     let code = match cli.command {
-        Command::Plan(args) => commands::plan::run(&store, &args.manifest, args.update_expected).await?,
-        Command::Run(args) => commands::run::run(Arc::clone(&store), &args, interactive, &signals).await?,
-        Command::Fetch(args) => commands::fetch(Arc::clone(&store), &args, interactive, &signals).await?,
+        Command::Plan(args) => commands::plan::command(&store, &args.manifest, args.update_expected, &terminal).await?,
+        Command::Run(args) => commands::run::run(Arc::clone(&store), &args, &terminal, &signals, None).await?,
+        Command::Fetch(args) => commands::fetch(Arc::clone(&store), &args, &terminal, &signals).await?,
         Command::Status(args) => commands::status::run(&store, &args).await?,
         Command::Jobs(args) => commands::jobs::run(&store, &args).await?,
         Command::Ledger(args) => commands::ledger::run(&store, &args).await?,
