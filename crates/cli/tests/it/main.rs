@@ -44,6 +44,10 @@ mod resume;
 /// Shared helpers.
 #[allow(dead_code)] // parts serve only the SQLite-backed modules
 mod support;
+/// Progress bars on a terminal, plain log lines otherwise, the end-of-run
+/// summary.
+#[cfg(feature = "sqlite")]
+mod terminal;
 /// Manifest errors, usage errors, help texts, other commands.
 #[cfg(feature = "sqlite")]
 mod usage;
