@@ -204,7 +204,7 @@ fn parse<R: BufRead>(
     let mut entries = 0u64;
     while let Some(entry) = reader.next_entry() {
         entries += 1;
-        if entries % SHOWN_EVERY == 0 {
+        if entries.is_multiple_of(SHOWN_EVERY) {
             progress.lines(reader.line_number());
         }
         match entry? {
