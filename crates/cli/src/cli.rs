@@ -72,7 +72,9 @@ pub enum ColorChoice {
 pub enum Command {
     /// Plan the jobs of a manifest (idempotent); prints new / already planned / rejected.
     Plan(PlanArgs),
-    /// Recover stale work, then download until every job in the ledger is settled.
+    /// Recover stale work, then download until every job in the ledger is settled, showing progress (a bar on a
+    /// terminal, log lines otherwise) and ending with a summary: what was fetched, the failures grouped by reason,
+    /// what to do next.
     Run(RunArgs),
     /// `plan` then `run`.
     Fetch(FetchArgs),
@@ -333,6 +335,15 @@ mod tests {
             let err = parse_lease_ttl(short).unwrap_err();
             assert!(err.contains("at least 1s"), "{short}: {err}");
         }
+    }
+
+    #[test]
+    fn quiet_and_verbose_exclude_each_other() {
+        assert!(Cli::try_parse_from(["oncefetch", "-q", "-v", "status"]).is_err());
+        let quiet = Cli::try_parse_from(["oncefetch", "status", "-q", "--color", "never"]).unwrap();
+        assert!(quiet.quiet);
+        assert_eq!(quiet.color, ColorChoice::Never);
+        assert!(Cli::try_parse_from(["oncefetch", "--color", "sometimes", "status"]).is_err());
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         oncefetch_core::open_store(&cli.db).await
     }
     .with_context(|| format!("cannot open the ledger {:?}", cli.db))?;
-    let signals = signals::Signals::install().context("cannot install the signal handlers")?;
+    let signals = signals::Signals::install(&terminal).context("cannot install the signal handlers")?;
     let code = match cli.command {
         Command::Plan(args) => commands::plan::command(&store, &args.manifest, args.update_expected, &terminal).await?,
         Command::Run(args) => commands::run::run(Arc::clone(&store), &args, &terminal, &signals, None).await?,
