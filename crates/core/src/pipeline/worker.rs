@@ -183,7 +183,7 @@ fn remove_partial_files(out: &OutDir, key: &str, epoch: i64, own: Option<&Path>)
 /// events is.
 pub(crate) async fn process(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcome {
     let job = lease.job.clone();
-    let span = tracing::error_span!("job", id = %job.name(), host = host_port(&job.canonical_url));
+    let span = tracing::error_span!("job", id = %job.name(), host = %host_port(&job.canonical_url));
     let outcome = take(shared, lease, slots).instrument(span).await;
     shared.progress.job_done(&job, &outcome);
     outcome
