@@ -435,3 +435,46 @@ fn a_run_that_could_not_connect_at_all_points_to_the_demo() {
         "{text}"
     );
 }
+
+#[test]
+fn a_retried_failure_is_logged_per_attempt_and_only_a_final_one_is_summarized() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    server.add("/flaky", content(5, 1000));
+    server.fault("/flaky", Fault::Status { status: 503, times: 1 });
+    server.add("/down", content(6, 1000));
+    server.fault("/down", Fault::Status { status: 503, times: 10 });
+    let manifest = ws.manifest(&[
+        entry(&server, "w-flaky", "a", "/flaky"),
+        entry(&server, "w-down", "a", "/down"),
+    ]);
+    let extra = ["--json", "--backoff", "50ms", "--max-attempts", "2"];
+    let (code, stdout, stderr) = run_into_files(&ws, fetch_command(&ws, &manifest, &extra));
+    let text = String::from_utf8_lossy(&stderr);
+    assert_eq!(code, Some(4), "{text}");
+    let logs = log_lines(&text);
+    let lines_of = |job: &str| -> Vec<&str> { logs.iter().copied().filter(|l| l.contains(job)).collect() };
+    let flaky = lines_of("w-flaky/a");
+    assert_eq!(flaky.len(), 2, "{flaky:?}");
+    assert!(
+        flaky[0].contains("failed, will retry: server answered 503"),
+        "{}",
+        flaky[0]
+    );
+    assert!(flaky[1].contains("done"), "{}", flaky[1]);
+    let down = lines_of("w-down/a");
+    assert_eq!(down.len(), 2, "{down:?}");
+    assert!(down[0].contains("failed, will retry"), "{}", down[0]);
+    assert!(down[1].contains("failed, out of attempts"), "{}", down[1]);
+    let summary: Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(
+        summary["files"],
+        json!({ "succeeded": 1, "linked": 0, "failed": 1, "to_retry": 0 })
+    );
+    assert_eq!(summary["failed_attempts"], 3);
+    assert_eq!(
+        summary["failures"]["groups"][0]["reason"],
+        "HTTP 503 service unavailable"
+    );
+    assert_eq!(summary["failures"]["groups"][0]["example"]["job"], "w-down/a");
+}
