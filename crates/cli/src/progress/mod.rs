@@ -186,7 +186,9 @@ impl Board {
         // did on average.
         let waiting = self.total.saturating_sub(state.settled + state.live.len() as u64);
         let average = expected.checked_div(state.begun).unwrap_or(0);
-        let left = expected.saturating_sub(bytes).saturating_add(average.saturating_mul(waiting));
+        let left = expected
+            .saturating_sub(bytes)
+            .saturating_add(average.saturating_mul(waiting));
         let eta = (rate > 0.0).then(|| Duration::from_secs_f64(left as f64 / rate));
         Figures {
             done: state.settled,
