@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use oncefetch_core::JobState;
 
@@ -46,12 +46,32 @@ pub struct Cli {
     pub db: String,
 
     /// More log output (repeat for more).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
+
+    /// Print only errors and the end-of-run summary: no progress bar, no per-job log lines, no heartbeat.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Colour in log lines and progress bars: `auto` colours a terminal unless `NO_COLOR` is set (to anything but
+    /// the empty string); `always` and `never` override both.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
 
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// When to colour standard error (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set.
+    Auto,
+    /// Always, even into a file or a pipe.
+    Always,
+    /// Never.
+    Never,
 }
 
 /// The subcommands.
@@ -60,7 +80,9 @@ pub enum Command {
     /// Plan the jobs of a manifest (idempotent); prints new / already planned / rejected (`--json`: one object).
     #[command(after_help = after_help(Topic::Plan), after_long_help = after_long_help(Topic::Plan))]
     Plan(PlanArgs),
-    /// Recover stale work, then download until every job in the ledger is settled.
+    /// Recover stale work, then download until every job in the ledger is settled, showing progress (a bar on a
+    /// terminal, log lines otherwise) and ending with a summary: what was fetched, the failures grouped by reason,
+    /// what to do next.
     #[command(after_help = after_help(Topic::Run), after_long_help = after_long_help(Topic::Run))]
     Run(RunArgs),
     /// `plan` then `run`.
@@ -149,6 +171,14 @@ pub struct RunArgs {
     /// Skip fsync when placing files (faster; a power loss may lose recent files, never corrupt them in place).
     #[arg(long)]
     pub no_fsync: bool,
+    /// When standard error is not a terminal, log a progress line this often (files, bytes, rate, ETA, in flight,
+    /// failures), e.g. `10s`, `1m`.
+    #[arg(long, default_value = "30s", value_parser = parse_interval, value_name = "DUR")]
+    pub progress_interval: Duration,
+    /// Also print the end-of-run summary as one JSON object on standard output (`fetch` then prints its
+    /// `planned:` line on standard error, and the plan's counts go in the object).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `fetch`.
@@ -287,6 +317,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (expected e.g. 30s, 5m, 2h)"))
 }
 
+/// A heartbeat interval: a duration longer than zero.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        Duration::ZERO => Err("must be longer than zero".into()),
+        interval => Ok(interval),
+    }
+}
+
 /// A lease length: a duration of at least
 /// [`MIN_LEASE_TTL`](oncefetch_core::pipeline::MIN_LEASE_TTL).
 pub fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
@@ -352,11 +390,22 @@ mod tests {
         assert!(parse_size("12XB").is_err());
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_interval("10s"), Ok(Duration::from_secs(10)));
+        assert!(parse_interval("0s").is_err());
         assert_eq!(parse_lease_ttl("1s"), Ok(Duration::from_secs(1)));
         for short in ["0s", "1ms", "999ms"] {
             let err = parse_lease_ttl(short).unwrap_err();
             assert!(err.contains("at least 1s"), "{short}: {err}");
         }
+    }
+
+    #[test]
+    fn quiet_and_verbose_exclude_each_other() {
+        assert!(Cli::try_parse_from(["oncefetch", "-q", "-v", "status"]).is_err());
+        let quiet = Cli::try_parse_from(["oncefetch", "status", "-q", "--color", "never"]).unwrap();
+        assert!(quiet.quiet);
+        assert_eq!(quiet.color, ColorChoice::Never);
+        assert!(Cli::try_parse_from(["oncefetch", "--color", "sometimes", "status"]).is_err());
     }
 
     #[test]

@@ -217,12 +217,12 @@ const ENVIRONMENT: &[(&str, &str, Applies)] = &[
     ("ONCEFETCH_DB", "the ledger, as `--db` (the flag wins)", Applies::Ledger),
     (
         "ONCEFETCH_LOG",
-        "log filter, e.g. `info`, `debug`, `warn,oncefetch_core=trace`; it replaces the level `-v` picks",
+        "log filter, e.g. `info`, `debug`, `warn,oncefetch_core=trace`; it replaces the level `-v`/`-q` pick",
         Applies::Ledger,
     ),
     (
         "NO_COLOR",
-        "set and not empty: no colors in help, error messages and log lines",
+        "set and not empty: no colors in help, error messages and log lines (`--color always` wins)",
         Applies::All,
     ),
     (

@@ -6,8 +6,11 @@ pub mod exit;
 pub mod help;
 mod output;
 mod progress;
+mod reason;
 mod signals;
+mod summary;
 mod table;
+mod terminal;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,7 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         completions(args.shell)?;
         return Ok(ExitCode::from(exit::OK));
     }
-    let interactive = progress::init_logging(&cli);
+    let terminal = terminal::Terminal::init(&cli);
     let store = match oncefetch_core::open_store_with(&cli.db, open_mode(&cli.command)).await {
         Ok(store) => store,
         // One line naming the file, and the way out (SPEC §7).
@@ -40,11 +43,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Err(err) => return Err(anyhow::Error::new(err).context(format!("cannot open the ledger {:?}", cli.db))),
     };
-    let signals = signals::Signals::install().context("cannot install the signal handlers")?;
+    let signals = signals::Signals::install(&terminal).context("cannot install the signal handlers")?;
     let code = match cli.command {
-        Command::Plan(args) => commands::plan::run(&store, &args.manifest, args.update_expected, args.json).await?,
-        Command::Run(args) => commands::run::run(Arc::clone(&store), &args, interactive, &signals).await?,
-        Command::Fetch(args) => commands::fetch(Arc::clone(&store), &args, interactive, &signals).await?,
+        Command::Plan(args) => {
+            commands::plan::command(&store, &args.manifest, args.update_expected, args.json, &terminal).await?
+        }
+        Command::Run(args) => commands::run::run(Arc::clone(&store), &args, &terminal, &signals, None).await?,
+        Command::Fetch(args) => commands::fetch(Arc::clone(&store), &args, &terminal, &signals).await?,
         Command::Status(args) => commands::status::run(&store, &args).await?,
         Command::Jobs(args) => commands::jobs::run(&store, &args).await?,
         Command::Ledger(args) => commands::ledger::run(&store, &args).await?,

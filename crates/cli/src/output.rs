@@ -82,34 +82,6 @@ pub(crate) fn status_json(counts: &StatusCounts, max_attempts: u32) -> Value {
     })
 }
 
-/// What `plan` did: the counts it prints.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct PlanSummary {
-    /// Jobs added.
-    pub(crate) new: u64,
-    /// Lines whose job was planned already (and not rejected).
-    pub(crate) already_planned: u64,
-    /// Lines rejected.
-    pub(crate) rejected: u64,
-    /// With `--update-expected`: expectations recorded, and finished jobs
-    /// requeued for them.
-    pub(crate) updated: Option<(u64, u64)>,
-}
-
-/// `plan --json`.
-pub(crate) fn plan_json(plan: &PlanSummary) -> Value {
-    let mut value = json!({
-        "new": plan.new,
-        "already_planned": plan.already_planned,
-        "rejected": plan.rejected,
-    });
-    if let Some((updated, requeued)) = plan.updated {
-        value["expectations_updated"] = json!(updated);
-        value["requeued"] = json!(requeued);
-    }
-    value
-}
-
 /// `recover --json`; the partial-file counts are `null` without `--out`
 /// (not checked).
 pub(crate) fn recover_json(report: &RecoverReport, partials_checked: bool) -> Value {

@@ -12,6 +12,7 @@ use oncefetch_core::pipeline::Interrupt;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::exit;
+use crate::terminal::Terminal;
 
 /// Longest wait for a run to give its leases back after the first signal.
 const GRACE: Duration = Duration::from_millis(1800);
@@ -31,9 +32,14 @@ struct State {
 }
 
 impl Signals {
-    /// Installs the handlers (inside a tokio runtime).
-    pub(crate) fn install() -> std::io::Result<Self> {
+    /// Installs the handlers (inside a tokio runtime); what they say goes
+    /// to `terminal`, above any bars.
+    pub(crate) fn install(terminal: &Terminal) -> std::io::Result<Self> {
         let signals = Self::default();
+        let terminal = terminal.clone();
+        let say = move |line: &str| {
+            let _ = terminal.write_lines(&format!("{line}\n"));
+        };
         let mut int = signal(SignalKind::interrupt())?;
         let mut term = signal(SignalKind::terminate())?;
         let shared = Arc::clone(&signals.shared);
@@ -48,15 +54,19 @@ impl Signals {
                 state.run.clone()
             };
             let Some(run) = run else {
-                eprintln!("interrupted by {name}");
+                say(&format!("interrupted by {name}"));
                 std::process::exit(i32::from(code));
             };
-            eprintln!("interrupted by {name}: stopping the downloads and giving their leases back (a second signal exits at once)");
+            say(&format!(
+                "interrupted by {name}: stopping the downloads and giving their leases back (a second signal exits at once)"
+            ));
             run.interrupt();
             tokio::select! {
-                _ = int.recv() => eprintln!("interrupted again: exiting now; the leases expire after --lease-ttl"),
-                _ = term.recv() => eprintln!("interrupted again: exiting now; the leases expire after --lease-ttl"),
-                () = tokio::time::sleep(GRACE) => eprintln!("the run did not stop within {GRACE:?}: exiting; its leases expire after --lease-ttl"),
+                _ = int.recv() => say("interrupted again: exiting now; the leases expire after --lease-ttl"),
+                _ = term.recv() => say("interrupted again: exiting now; the leases expire after --lease-ttl"),
+                () = tokio::time::sleep(GRACE) => {
+                    say(&format!("the run did not stop within {GRACE:?}: exiting; its leases expire after --lease-ttl"));
+                }
             }
             std::process::exit(i32::from(code));
         });

@@ -94,6 +94,11 @@ impl Job {
         }
     }
 
+    /// `work_id/artifact_id`: how progress and log lines name the job.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.work_id, self.artifact_id)
+    }
+
     /// The job as freshly planned.
     pub fn planned(new: &NewJob) -> Self {
         Self {

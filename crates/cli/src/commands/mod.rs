@@ -17,17 +17,25 @@ use oncefetch_core::{JobFilter, JobQuery, Store, StoreError};
 use crate::cli::FetchArgs;
 use crate::exit;
 use crate::signals::Signals;
+use crate::terminal::Terminal;
 
 /// `fetch`: plan, then run; FAILED jobs (4) win over rejected lines (3).
+/// With `--json` the plan's line goes to stderr, leaving stdout to the
+/// summary.
 pub(crate) async fn fetch(
     store: Arc<dyn Store>,
     args: &FetchArgs,
-    interactive: bool,
+    terminal: &Terminal,
     signals: &Signals,
 ) -> anyhow::Result<u8> {
-    let planned = plan::run(&store, &args.manifest, false, false).await?;
-    let ran = run::run(store, &args.run, interactive, signals).await?;
-    Ok(if ran != exit::OK { ran } else { planned })
+    let planned = plan::run(&store, &args.manifest, false, terminal).await?;
+    if args.run.json {
+        eprint!("{}", planned.report());
+    } else {
+        print!("{}", planned.report());
+    }
+    let ran = run::run(store, &args.run, terminal, signals, Some(planned)).await?;
+    Ok(if ran != exit::OK { ran } else { planned.code() })
 }
 
 /// The narrowing of `--job`, `--work`, `--host` and `--error` (`retry`,

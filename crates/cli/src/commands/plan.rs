@@ -4,15 +4,17 @@
 //! does not record is rejected, unless `--update-expected` records them.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader};
 
 use anyhow::Context;
 use oncefetch_core::manifest::{Format, ManifestReader};
 use oncefetch_core::{ExpectationConflict, ExpectedUpdate, NewJob, Store};
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::exit;
-use crate::output::{self, PlanSummary};
+use crate::progress::PlanProgress;
+use crate::terminal::Terminal;
 
 /// Jobs per batch sent to the ledger.
 const BATCH: usize = 2048;
@@ -20,6 +22,82 @@ const BATCH: usize = 2048;
 /// Parsed batches waiting for the ledger: enough to keep it busy while the
 /// parser catches up, few enough to keep memory small.
 const QUEUED_BATCHES: usize = 2;
+
+/// Entries parsed between two updates of the lines-read figure.
+const SHOWN_EVERY: u64 = 1024;
+
+/// What a plan did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Planned {
+    /// Jobs new to the ledger.
+    pub(crate) new: u64,
+    /// Lines whose job was planned before.
+    pub(crate) existing: u64,
+    /// Lines rejected.
+    pub(crate) rejected: u64,
+    /// With `--update-expected`: expectations updated, and jobs requeued.
+    pub(crate) updated: Option<(u64, u64)>,
+}
+
+impl Planned {
+    /// `planned: N new, M already planned, R rejected`, and with
+    /// `--update-expected` a second line of what it updated.
+    pub(crate) fn report(&self) -> String {
+        let mut text = format!(
+            "planned: {} new, {} already planned, {} rejected\n",
+            self.new, self.existing, self.rejected
+        );
+        if let Some((updated, requeued)) = self.updated {
+            text.push_str(&format!(
+                "{updated} {} updated, {requeued} {} requeued\n",
+                plural(updated, "expectation", "expectations"),
+                plural(requeued, "job", "jobs")
+            ));
+        }
+        text
+    }
+
+    /// The counts as JSON (`plan --json`, and a run summary's `planned`).
+    pub(crate) fn json(&self) -> Value {
+        let mut value = json!({
+            "new": self.new,
+            "already_planned": self.existing,
+            "rejected": self.rejected,
+        });
+        if let Some((updated, requeued)) = self.updated {
+            value["expectations_updated"] = json!(updated);
+            value["requeued"] = json!(requeued);
+        }
+        value
+    }
+
+    /// 3 when lines were rejected.
+    pub(crate) fn code(&self) -> u8 {
+        if self.rejected > 0 {
+            exit::REJECTED
+        } else {
+            exit::OK
+        }
+    }
+}
+
+/// `plan`: plans `manifest` and prints what it did (one JSON object with
+/// `json`).
+pub(crate) async fn command(
+    store: &std::sync::Arc<dyn Store>,
+    manifest: &str,
+    update_expected: bool,
+    json: bool,
+    terminal: &Terminal,
+) -> anyhow::Result<u8> {
+    let planned = run(store, manifest, update_expected, terminal).await?;
+    if json {
+        println!("{}", planned.json());
+    } else {
+        print!("{}", planned.report());
+    }
+    Ok(planned.code())
+}
 
 /// What the parser saw.
 #[derive(Debug, Default)]
@@ -39,15 +117,15 @@ impl Parsed {
     }
 }
 
-/// Plans `manifest`; prints counts (one JSON object with `json`); 3 when
-/// lines were rejected. With `update_expected`, the expectations of
-/// conflicting lines are recorded.
+/// Plans `manifest` (a spinner shows the lines read on a terminal); each
+/// rejected line is reported on stderr. With `update_expected`, the
+/// expectations of conflicting lines are recorded.
 pub(crate) async fn run(
     store: &std::sync::Arc<dyn Store>,
     manifest: &str,
     update_expected: bool,
-    json: bool,
-) -> anyhow::Result<u8> {
+    terminal: &Terminal,
+) -> anyhow::Result<Planned> {
     let input: Box<dyn BufRead + Send> = if manifest == "-" {
         Box::new(BufReader::with_capacity(1 << 20, io::stdin()))
     } else {
@@ -57,15 +135,18 @@ pub(crate) async fn run(
     let reader = ManifestReader::new(input, Format::for_path(manifest));
     let (batches, received) = mpsc::channel(QUEUED_BATCHES);
     let name = manifest.to_owned();
-    let parser = tokio::task::spawn_blocking(move || parse(reader, &name, &batches));
+    let progress = PlanProgress::start(terminal);
+    let shown = progress.clone();
+    let parser = tokio::task::spawn_blocking(move || parse(reader, &name, &batches, &shown));
     let planned = store.plan_stream(received).await;
     // The parser stops early when the ledger stopped listening.
-    let parsed = parser.await.context("the manifest reader panicked")?;
+    let parsed = parser.await.context("the manifest reader panicked");
+    progress.finish();
+    let parsed = parsed?;
     let totals = planned.context("cannot plan jobs")?;
     let parsed = parsed.with_context(|| format!("cannot read manifest {manifest}"))?;
     let mut rejected = parsed.rejected;
     let (mut updated, mut requeued) = (0u64, 0u64);
-    let stderr = io::stderr();
     for conflict in &totals.conflicts {
         let line = parsed
             .line_of(conflict.position)
@@ -90,35 +171,17 @@ pub(crate) async fn run(
             }
         };
         rejected += 1;
-        let _ = writeln!(
-            stderr.lock(),
-            "{manifest}: {line}: already planned with {}; the line declares {} {why}",
-            conflict.recorded,
-            conflict.declared
-        );
+        let _ = terminal.write_lines(&format!(
+            "{manifest}: {line}: already planned with {}; the line declares {} {why}\n",
+            conflict.recorded, conflict.declared
+        ));
     }
-    let summary = PlanSummary {
+    Ok(Planned {
         new: totals.new,
-        already_planned: totals.existing - (rejected - parsed.rejected),
+        existing: totals.existing - (rejected - parsed.rejected),
         rejected,
         updated: update_expected.then_some((updated, requeued)),
-    };
-    if json {
-        println!("{}", output::plan_json(&summary));
-    } else {
-        println!(
-            "planned: {} new, {} already planned, {} rejected",
-            summary.new, summary.already_planned, summary.rejected
-        );
-        if update_expected {
-            println!(
-                "{updated} {} updated, {requeued} {} requeued",
-                plural(updated, "expectation", "expectations"),
-                plural(requeued, "job", "jobs")
-            );
-        }
-    }
-    Ok(if rejected > 0 { exit::REJECTED } else { exit::OK })
+    })
 }
 
 /// Records a conflicting line's expectations on its job.
@@ -142,18 +205,23 @@ fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
 }
 
 /// Sends the manifest's jobs in batches, reporting each rejected line on
-/// stderr; returns how many lines were rejected and where the lines that
-/// declare expectations are.
+/// stderr and the lines read to `progress`; returns how many lines were
+/// rejected and where the lines that declare expectations are.
 fn parse<R: BufRead>(
     mut reader: ManifestReader<R>,
     manifest: &str,
     batches: &mpsc::Sender<Vec<NewJob>>,
+    progress: &PlanProgress,
 ) -> io::Result<Parsed> {
     let mut parsed = Parsed::default();
     let mut sent = 0u64;
     let mut batch = Vec::with_capacity(BATCH);
-    let stderr = io::stderr();
+    let mut entries = 0u64;
     while let Some(entry) = reader.next_entry() {
+        entries += 1;
+        if entries.is_multiple_of(SHOWN_EVERY) {
+            progress.lines(reader.line_number());
+        }
         match entry? {
             Ok(job) => {
                 if job.expected_sha256.is_some() || job.expected_size.is_some() {
@@ -164,7 +232,7 @@ fn parse<R: BufRead>(
             }
             Err(bad) => {
                 parsed.rejected += 1;
-                let _ = writeln!(stderr.lock(), "{manifest}: {bad}");
+                let _ = progress.write_line(&format!("{manifest}: {bad}"));
             }
         }
         if batch.len() == BATCH {

@@ -1,4 +1,5 @@
-//! `run --out DIR`: recover, then process jobs until the ledger is settled.
+//! `run --out DIR`: recover, then process jobs until the ledger is settled,
+//! showing progress as it goes and a summary at the end.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,12 +7,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use oncefetch_core::pipeline::recover::recover;
 use oncefetch_core::pipeline::{OutDir, Pipeline, RunConfig};
-use oncefetch_core::{FetcherConfig, JobState, Store};
+use oncefetch_core::{FetcherConfig, JobState, StatusCounts, Store};
 
 use crate::cli::RunArgs;
+use crate::commands::plan::Planned;
 use crate::exit;
 use crate::progress::RunProgress;
 use crate::signals::Signals;
+use crate::summary::Summary;
+use crate::terminal::Terminal;
 
 /// The ledger records paths as text: an output folder whose path is not
 /// UTF-8 is refused rather than recorded lossily.
@@ -25,12 +29,14 @@ fn utf8(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs; 4 when jobs in the ledger ended FAILED, 130/143 when a signal
-/// interrupted it (after its leases were given back).
+/// interrupted it (after its leases were given back). The summary names
+/// `planned`, the counts of `fetch`'s plan, when given.
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     args: &RunArgs,
-    interactive: bool,
+    terminal: &Terminal,
     signals: &Signals,
+    planned: Option<Planned>,
 ) -> anyhow::Result<u8> {
     let absolute = std::path::absolute(&args.out).with_context(|| format!("output folder {}", args.out.display()))?;
     utf8(&absolute)?;
@@ -61,9 +67,8 @@ pub(crate) async fn run(
     if report != Default::default() {
         tracing::info!(?report, "recovery done");
     }
-    let before = store.status().await?;
-    let settled = before.get(JobState::Success) + before.get(JobState::SkippedDuplicate);
-    let progress = Arc::new(RunProgress::new(interactive, before.total(), settled));
+    let outstanding = store.outstanding(args.max_attempts).await?;
+    let progress = Arc::new(RunProgress::start(terminal, outstanding, args.progress_interval));
     let config = RunConfig {
         concurrency: args.concurrency as usize,
         per_host: args.per_host as usize,
@@ -79,13 +84,21 @@ pub(crate) async fn run(
         let _guard = signals.interrupting(pipeline.interrupter());
         pipeline.run().await
     };
-    progress.finish();
+    let tally = progress.finish();
     let ran = ran.context("run stopped")?;
+    let summarize = |ledger: Option<&StatusCounts>, stopped: Option<&str>| {
+        let summary = Summary::new(&tally, ledger, args.max_attempts, planned, stopped);
+        eprint!("{}", summary.text());
+        if args.json {
+            println!("{}", summary.json());
+        }
+    };
     if let Some(resource) = pipeline.halted().filter(|_| signals.received().is_none()) {
         eprintln!(
             "run stopped: {resource}; {} jobs stopped and their leases given back, {} succeeded before",
             ran.interrupted, ran.succeeded
         );
+        summarize(store.status().await.ok().as_ref(), Some(&resource.to_string()));
         return Ok(exit::FATAL);
     }
     if let Some(code) = signals.received() {
@@ -93,6 +106,7 @@ pub(crate) async fn run(
             "run interrupted: {} jobs stopped and their leases given back (partial files kept); {} succeeded before; run again to resume",
             ran.interrupted, ran.succeeded
         );
+        summarize(store.status().await.ok().as_ref(), Some("interrupted"));
         return Ok(code);
     }
     let after = store.status().await?;
@@ -107,5 +121,6 @@ pub(crate) async fn run(
         failed,
         after.total()
     );
+    summarize(Some(&after), None);
     Ok(if failed > 0 { exit::FAILED } else { exit::OK })
 }

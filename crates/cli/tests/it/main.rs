@@ -52,6 +52,10 @@ mod support;
 /// the `--json` summaries of `plan`, `recover`, `verify` and `retry`.
 #[cfg(feature = "sqlite")]
 mod tables;
+/// Progress bars on a terminal, plain log lines otherwise, the end-of-run
+/// summary.
+#[cfg(feature = "sqlite")]
+mod terminal;
 /// Manifest errors, usage errors, help texts, other commands.
 #[cfg(feature = "sqlite")]
 mod usage;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::lease::Fence;
 use crate::store::Store;
@@ -28,24 +29,31 @@ impl LeaseKeeper {
         let flag = Arc::clone(&lost);
         let period = renewal_period(ttl);
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = &mut stopped => return,
-                }
-                match store.renew(&fence, ttl).await {
-                    Ok(_) => {}
-                    Err(err) if err.is_lease_lost() => {
-                        tracing::warn!(job = %fence.job_key, epoch = fence.epoch, "lease lost; stopping the job");
-                        flag.store(true, Ordering::SeqCst);
-                        return;
+        // The renewer logs under the job's span, as the job does.
+        let span = tracing::Span::current();
+        let task = tokio::spawn(
+            async move {
+                let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                loop {
+                    tokio::select! {
+                        _ = ticker.tick() => {}
+                        _ = &mut stopped => return,
                     }
-                    Err(err) => tracing::warn!(job = %fence.job_key, error = %err, "lease renewal failed; retrying"),
+                    match store.renew(&fence, ttl).await {
+                        Ok(_) => {}
+                        Err(err) if err.is_lease_lost() => {
+                            tracing::warn!(job = %fence.job_key, epoch = fence.epoch, "lease lost; stopping the job");
+                            flag.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        Err(err) => {
+                            tracing::warn!(job = %fence.job_key, error = %err, "lease renewal failed; retrying")
+                        }
+                    }
                 }
             }
-        });
+            .instrument(span),
+        );
         Self {
             lost,
             stop: Some(stop),

@@ -7,6 +7,7 @@ mod dirsync;
 pub mod files;
 mod interrupt;
 mod lease_keeper;
+mod progress;
 pub mod recover;
 mod resource;
 mod resume;
@@ -28,6 +29,7 @@ use crate::store::Store;
 
 pub use files::OutDir;
 pub use interrupt::Interrupt;
+pub use progress::{Download, NoProgress, Progress};
 pub use resource::{ResourceError, Shortage};
 pub use worker::JobOutcome;
 
@@ -86,23 +88,6 @@ pub fn default_owner() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".to_owned());
     format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
-}
-
-/// What a run reports as it goes (a progress bar, log lines).
-pub trait Progress: Send + Sync + std::fmt::Debug {
-    /// Body bytes received.
-    fn bytes(&self, n: u64);
-    /// A job ended (for this worker) with `outcome`.
-    fn job_done(&self, job_key: &str, outcome: &JobOutcome);
-}
-
-/// A [`Progress`] that reports nothing.
-#[derive(Debug, Default)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn bytes(&self, _n: u64) {}
-    fn job_done(&self, _job_key: &str, _outcome: &JobOutcome) {}
 }
 
 /// Totals of one run.
@@ -312,7 +297,7 @@ impl Pipeline {
 fn tally(report: &mut RunReport, done: Result<JobOutcome, tokio::task::JoinError>) {
     match done {
         Ok(JobOutcome::Succeeded) => report.succeeded += 1,
-        Ok(JobOutcome::Skipped) => report.skipped += 1,
+        Ok(JobOutcome::Skipped { .. }) => report.skipped += 1,
         Ok(JobOutcome::Failed { .. }) => report.failed += 1,
         Ok(JobOutcome::LeaseLost) | Ok(JobOutcome::StoreFailed(_)) => report.lost += 1,
         Ok(JobOutcome::Interrupted) => report.interrupted += 1,

@@ -10,10 +10,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 
 use super::backoff;
 use super::files::{FileError, OutDir, Placement};
 use super::lease_keeper::LeaseKeeper;
+use super::progress::Download;
 use super::resource::ResourceError;
 use super::resume;
 use super::stream::Partial;
@@ -27,6 +29,7 @@ use crate::ledger::{
     ArtifactEntry, Commit, CommitOutcome, IndexOp, OpBegin, OpFinish, OpKind, OpStart, ResultCode, Settle,
 };
 use crate::state::JobState;
+use crate::url::host_port;
 
 /// How a job ended for this worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,11 +37,19 @@ pub enum JobOutcome {
     /// SUCCESS.
     Succeeded,
     /// SKIPPED_DUPLICATE.
-    Skipped,
+    Skipped {
+        /// The size of the original's content the job now links to: bytes
+        /// not downloaded.
+        bytes: u64,
+    },
     /// FAILED (retried later when `retryable` and attempts remain).
     Failed {
         /// Whether it may be retried.
         retryable: bool,
+        /// Whether a later lease retries it: retryable, and attempts remain
+        /// under [`RunConfig::max_attempts`](super::RunConfig::max_attempts).
+        /// When false the job is settled FAILED.
+        will_retry: bool,
         /// Why.
         message: String,
     },
@@ -163,9 +174,23 @@ fn remove_partial_files(out: &OutDir, key: &str, epoch: i64, own: Option<&Path>)
     Ok(())
 }
 
-/// Takes one leased job as far as it goes; its download waits for one of
-/// `slots` (its lease is renewed while it waits).
+/// Takes one leased job as far as it goes, then reports its outcome to the
+/// run's [`Progress`](super::Progress); its download waits for one of `slots`
+/// (its lease is renewed while it waits).
+///
+/// The job's log lines carry a `job` span naming it (`work_id/artifact_id`
+/// and host), at ERROR level so that it is enabled whenever one of its
+/// events is.
 pub(crate) async fn process(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcome {
+    let job = lease.job.clone();
+    let span = tracing::error_span!("job", id = %job.name(), host = %host_port(&job.canonical_url));
+    let outcome = take(shared, lease, slots).instrument(span).await;
+    shared.progress.job_done(&job, &outcome);
+    outcome
+}
+
+/// [`process`] up to the outcome.
+async fn take(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcome {
     let keeper = LeaseKeeper::start(Arc::clone(&shared.store), lease.fence.clone(), shared.config.lease_ttl);
     let mut run = JobRun {
         shared,
@@ -182,13 +207,10 @@ pub(crate) async fn process(shared: &Shared, lease: Lease, slots: Arc<Semaphore>
         streamed: false,
         partial_path: None,
     };
-    let outcome = match run.run().await {
+    match run.run().await {
         Ok(outcome) => outcome,
         Err(Stop::Lost) => JobOutcome::LeaseLost,
-        Err(Stop::Store(err)) => {
-            tracing::warn!(job = %run.fence.job_key, error = %err, "ledger write failed; the job will be taken over");
-            JobOutcome::StoreFailed(err.to_string())
-        }
+        Err(Stop::Store(err)) => JobOutcome::StoreFailed(err.to_string()),
         Err(Stop::Fail(failure)) => run.record_failure(failure).await,
         Err(Stop::Interrupted) => run.give_back("interrupted").await,
         Err(Stop::Local(err)) => match ResourceError::of(&err, &shared.out) {
@@ -200,9 +222,7 @@ pub(crate) async fn process(shared: &Shared, lease: Lease, slots: Arc<Semaphore>
             }
             None => run.record_failure(local_failure(&err)).await,
         },
-    };
-    shared.progress.job_done(&run.fence.job_key, &outcome);
-    outcome
+    }
 }
 
 struct JobRun<'a> {
@@ -410,15 +430,17 @@ impl JobRun<'_> {
             begin: None,
             settle: None,
         };
+        // This epoch's attempt: counted at STREAMING, or with the failure.
+        let attempts = self.job.attempts + u32::from(self.streamed || failure.counts_attempt);
         match self.shared.store.commit(&self.fence, &commit).await {
             Ok(_) => {
                 if !failure.retryable {
                     // Nothing to resume: a permanent failure's bytes are useless.
                     self.remove_partials().await;
                 }
-                tracing::info!(job = %self.fence.job_key, url = %self.job.url, retryable = failure.retryable, error = %failure.message, "job failed");
                 JobOutcome::Failed {
                     retryable: failure.retryable,
+                    will_retry: failure.retryable && attempts < self.shared.config.max_attempts,
                     message: failure.message,
                 }
             }
@@ -485,6 +507,11 @@ impl JobRun<'_> {
             Some(OpBegin::Replay(recorded)) => Some(recorded),
             _ => None,
         };
+        self.shared.progress.download_started(&Download {
+            job: &self.job,
+            expected: opened.meta.content_length.or(self.job.expected_size),
+            start: opened.start,
+        });
         let streamed = match opened.body {
             Some(body) => self.stream_body(&mut partial, body).await,
             None => Ok(()),
@@ -582,7 +609,9 @@ impl JobRun<'_> {
         });
         self.commit(Some(result), &[JobState::SkippedDuplicate], patch, None)
             .await?;
-        Ok(JobOutcome::Skipped)
+        Ok(JobOutcome::Skipped {
+            bytes: original.size.unwrap_or(0),
+        })
     }
 
     /// The partial files earlier epochs of this job left, and the one to
@@ -695,7 +724,9 @@ impl JobRun<'_> {
             self.check_lease()?;
             let chunk = chunk.map_err(|e| fetch_failure(e, false))?;
             partial.push(&chunk).await?;
-            self.shared.progress.bytes(chunk.len() as u64);
+            self.shared
+                .progress
+                .download_bytes(&self.fence.job_key, chunk.len() as u64);
             if partial.len() > cap {
                 return Err(permanent(format!("body exceeds the cap of {cap} bytes")));
             }
