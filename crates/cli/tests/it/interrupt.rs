@@ -2,7 +2,6 @@
 //! running ops, releases its leases and exits 130 / 143 within 2 s, so a
 //! rerun resumes the partial files at once, not after the lease TTL.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use oncefetch_test_server::{content, Fault, TestServer};
@@ -39,31 +38,13 @@ fn interrupt_mid_stream(name: &str, code: i32) {
     let out = ws.out();
     // A long lease: a rerun that waited for it would time out below.
     let args = ["run", "--out", out.to_str().unwrap(), "--lease-ttl", "60s"];
-    let mut child = KillOnDrop(
-        ws.command(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn oncefetch run"),
-    );
-    let started = Instant::now();
-    while server.stats().bytes_served < 512 << 10 {
-        assert!(started.elapsed() < Duration::from_secs(20), "bytes never flowed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = KillOnDrop::spawn(&ws, &args);
+    await_bytes_served(&server, 512 << 10);
     signal(child.0.id(), name);
     let signalled = Instant::now();
-    let mut status = None;
-    while signalled.elapsed() < Duration::from_secs(5) {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            status = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let status = status.expect("the run exited after the signal");
+    let status = child.wait_within(Duration::from_secs(5));
     let took = signalled.elapsed();
-    let stderr = std::io::read_to_string(child.0.stderr.take().unwrap()).unwrap();
+    let stderr = child.stderr();
     assert_eq!(status.code(), Some(code), "stderr:\n{stderr}");
     assert!(took < Duration::from_secs(2), "exited {took:?} after the signal");
     assert!(stderr.contains("interrupted"), "says what it did:\n{stderr}");
@@ -123,28 +104,15 @@ fn sigint_while_planning_exits_130_and_loses_nothing_planned() {
         .map(|i| serde_json::json!({"work_id": format!("w{i}"), "artifact_id": "a", "url": format!("http://127.0.0.1:9/x/{i}")}))
         .collect();
     let manifest = ws.manifest(&lines);
-    let mut child = KillOnDrop(
-        ws.command(&["plan", manifest.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn oncefetch plan"),
-    );
+    let mut child = KillOnDrop::spawn(&ws, &["plan", manifest.to_str().unwrap()]);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         child.0.try_wait().unwrap().is_none(),
         "planning {LINES} lines takes longer than 300 ms"
     );
     signal(child.0.id(), "INT");
-    let signalled = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(signalled.elapsed() < Duration::from_secs(5), "plan never exited");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let stderr = std::io::read_to_string(child.0.stderr.take().unwrap()).unwrap();
+    let status = child.wait_within(Duration::from_secs(5));
+    let stderr = child.stderr();
     assert_eq!(status.code(), Some(130), "stderr:\n{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     // The ledger opens and counts what was planned; planning again

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use oncefetch_test_server::{content, Fault, TestServer};
@@ -59,30 +59,13 @@ fn run_disturbed(
         "--backoff",
         "50ms",
     ];
-    let mut child = KillOnDrop(
-        ws.command(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn oncefetch run"),
-    );
-    let started = Instant::now();
-    while server.stats().bytes_served < 256 << 10 {
-        assert!(started.elapsed() < Duration::from_secs(20), "bytes never flowed");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = KillOnDrop::spawn(ws, &args);
+    await_bytes_served(server, 256 << 10);
     mid_run();
     let disturbed = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(disturbed.elapsed() < Duration::from_secs(30), "the run never exited");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = child.wait_within(Duration::from_secs(30));
     let took = disturbed.elapsed();
-    let stderr = std::io::read_to_string(child.0.stderr.take().unwrap()).unwrap();
-    (status, took, stderr)
+    (status, took, child.stderr())
 }
 
 /// The run stopped for the machine: exit 1 within seconds, naming the

@@ -1,5 +1,6 @@
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use oncefetch_test_server::TestServer;
 use serde_json::Value;
@@ -111,6 +112,46 @@ pub(crate) const FAST: &[&str] = &["--concurrency", "8"];
 /// A child process killed (and reaped) when dropped, so a failing test
 /// leaves no `oncefetch` running.
 pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
+
+impl KillOnDrop {
+    /// `oncefetch ARGS` started in `ws`, its stdout dropped and its stderr
+    /// piped (read it with [`KillOnDrop::stderr`]).
+    pub(crate) fn spawn(ws: &Workspace, args: &[&str]) -> Self {
+        Self(
+            ws.command(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn oncefetch"),
+        )
+    }
+
+    /// Its exit status, waiting at most `limit` (and failing past it).
+    pub(crate) fn wait_within(&mut self, limit: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait for oncefetch") {
+                return status;
+            }
+            assert!(started.elapsed() < limit, "oncefetch did not exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// All it wrote to its piped stderr (once it has exited).
+    pub(crate) fn stderr(&mut self) -> String {
+        std::io::read_to_string(self.0.stderr.take().expect("stderr piped")).unwrap()
+    }
+}
+
+/// Waits (at most 20 s) until `server` has sent `bytes` body bytes.
+pub(crate) fn await_bytes_served(server: &TestServer, bytes: u64) {
+    let started = Instant::now();
+    while server.stats().bytes_served < bytes {
+        assert!(started.elapsed() < Duration::from_secs(20), "bytes never flowed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
