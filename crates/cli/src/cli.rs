@@ -209,15 +209,9 @@ pub struct JobsArgs {
     /// Only jobs in this state (e.g. FAILED).
     #[arg(long, value_parser = parse_state, value_name = "S")]
     pub state: Option<JobState>,
-    /// Only jobs of this work id.
-    #[arg(long, value_name = "ID")]
-    pub work: Option<String>,
-    /// Only jobs whose URL's host is HOST (any port), or HOST:PORT (that port only).
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
-    /// Only jobs whose last error contains TEXT (case-sensitive).
-    #[arg(long, value_name = "TEXT")]
-    pub error: Option<String>,
+    /// Narrowing by work id, host and error.
+    #[command(flatten)]
+    pub narrow: NarrowArgs,
     /// At most N jobs (the first N in job-key order that match).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
     pub limit: Option<u64>,
@@ -273,6 +267,21 @@ pub struct RetryArgs {
     /// Only this job: its key, or a prefix of one key (an unknown or ambiguous one is an error).
     #[arg(long, value_name = "KEY")]
     pub job: Option<String>,
+    /// Narrowing by work id, host and error.
+    #[command(flatten)]
+    pub narrow: NarrowArgs,
+    /// Also requeue non-retryable failures (404, 410, refused redirects, …); by default only retryable FAILED
+    /// jobs are requeued.
+    #[arg(long)]
+    pub permanent: bool,
+    /// Print the counts as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The narrowing `jobs` and `retry` share.
+#[derive(Debug, Args)]
+pub struct NarrowArgs {
     /// Only jobs of this work id.
     #[arg(long, value_name = "ID")]
     pub work: Option<String>,
@@ -282,13 +291,6 @@ pub struct RetryArgs {
     /// Only jobs whose last error contains TEXT (case-sensitive).
     #[arg(long, value_name = "TEXT")]
     pub error: Option<String>,
-    /// Also requeue non-retryable failures (404, 410, refused redirects, …); by default only retryable FAILED
-    /// jobs are requeued.
-    #[arg(long)]
-    pub permanent: bool,
-    /// Print the counts as one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `completions`.

@@ -25,7 +25,7 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &JobsArgs) -> anyhow::Resu
     let human = !args.json && stdout.is_terminal();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut table = human.then(|| Table::new(table::JOBS));
-    let filter = super::job_filter(None, args.work.as_deref(), args.host.as_deref(), args.error.as_deref());
+    let filter = super::job_filter(None, &args.narrow);
     // Leases are judged by the store clock, read once for the listing.
     let now = store.now().await?;
     let mut left = args.limit.unwrap_or(u64::MAX);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::bail;
 use oncefetch_core::{JobFilter, JobQuery, Store, StoreError};
 
-use crate::cli::FetchArgs;
+use crate::cli::{FetchArgs, NarrowArgs};
 use crate::exit;
 use crate::signals::Signals;
 use crate::terminal::Terminal;
@@ -40,17 +40,12 @@ pub(crate) async fn fetch(
 
 /// The narrowing of `--job`, `--work`, `--host` and `--error` (`retry`,
 /// `jobs`): canonical URLs have lowercase hosts, so the host is lowercased.
-pub(crate) fn job_filter(
-    job_key: Option<String>,
-    work: Option<&str>,
-    host: Option<&str>,
-    error: Option<&str>,
-) -> JobFilter {
+pub(crate) fn job_filter(job_key: Option<String>, narrow: &NarrowArgs) -> JobFilter {
     JobFilter {
         job_key,
-        work_id: work.map(str::to_owned),
-        host: host.map(str::to_ascii_lowercase),
-        error: error.map(str::to_owned),
+        work_id: narrow.work.clone(),
+        host: narrow.host.as_deref().map(str::to_ascii_lowercase),
+        error: narrow.error.clone(),
     }
 }
 

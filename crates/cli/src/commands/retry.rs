@@ -17,12 +17,7 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &RetryArgs) -> anyhow::Res
     let filter = RequeueFilter {
         state: args.state,
         include_permanent: args.permanent,
-        narrow: super::job_filter(
-            job_key,
-            args.work.as_deref(),
-            args.host.as_deref(),
-            args.error.as_deref(),
-        ),
+        narrow: super::job_filter(job_key, &args.narrow),
     };
     let counts = store.requeue_matching(&filter, "oncefetch retry").await?;
     if args.json {
