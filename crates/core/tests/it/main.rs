@@ -3,6 +3,9 @@
 /// The conformance kit against the reference in-memory store, and against
 /// deliberately broken stores that it must catch.
 mod conformance;
+/// Parsers of outside input (manifest, URLs, file names) under arbitrary
+/// input (property tests).
+mod parsers;
 /// The resume decision never yields a spliced file (a property test).
 mod resume;
 /// Every vector in `docs/vectors/`.
