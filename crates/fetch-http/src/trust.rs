@@ -28,19 +28,17 @@ pub(crate) fn load(path: &Path) -> Result<Vec<reqwest::Certificate>, BuildError>
 /// What was wrong with the server's certificate, when `error` (or one of its
 /// sources) is rustls refusing it.
 pub(crate) fn certificate_problem(error: &(dyn Error + 'static)) -> Option<String> {
-    let mut source = Some(error);
-    while let Some(cause) = source {
-        // `io::Error::source` skips the error it wraps: look inside too.
-        let inner = cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .map(|inner| inner as &(dyn Error + 'static));
-        for candidate in [Some(cause), inner].into_iter().flatten() {
-            if let Some(rustls::Error::InvalidCertificate(problem)) = candidate.downcast_ref::<rustls::Error>() {
-                return Some(describe(problem));
-            }
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if let Some(rustls::Error::InvalidCertificate(problem)) = cause.downcast_ref::<rustls::Error>() {
+            return Some(describe(problem));
         }
-        source = cause.source();
+        // `io::Error::source` skips the error it wraps (itself maybe another
+        // `io::Error`): step into it instead.
+        next = match cause.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn Error + 'static)),
+            None => cause.source(),
+        };
     }
     None
 }
