@@ -175,6 +175,41 @@ pub struct RunArgs {
     /// failures), e.g. `10s`, `1m`.
     #[arg(long, default_value = "30s", value_parser = parse_interval, value_name = "DUR")]
     pub progress_interval: Duration,
+    /// Longest time one request may take, body included (like curl's `--max-time`); one that takes longer
+    /// fails transiently and the next attempt resumes where it stopped. No limit by default.
+    #[arg(long, value_parser = parse_interval, value_name = "DUR")]
+    pub max_time: Option<Duration>,
+    /// Give up on a body that averages fewer than BYTES per second over `--low-speed-time` (like curl's
+    /// `-Y`), e.g. `10KiB`; a transient failure, resumed by the next attempt. Off by default.
+    #[arg(long, value_parser = parse_size, value_name = "BYTES")]
+    pub low_speed: Option<u64>,
+    /// The span `--low-speed` is averaged over (like curl's `-y`).
+    #[arg(long, default_value = "30s", value_parser = parse_interval, value_name = "DUR", requires = "low_speed")]
+    pub low_speed_time: Duration,
+    /// `User-Agent` sent with every request.
+    #[arg(
+        long,
+        env = "ONCEFETCH_USER_AGENT",
+        default_value = concat!("oncefetch/", env!("CARGO_PKG_VERSION")),
+        value_name = "TEXT"
+    )]
+    pub user_agent: String,
+    /// A header sent with every request, `Name: value` (repeat for more; a later one of the same name wins,
+    /// `User-Agent` included).
+    #[arg(long = "header", value_parser = parse_header, value_name = "NAME: VALUE")]
+    pub headers: Vec<(String, String)>,
+    /// PEM file of one or more CA certificates trusted besides the bundled roots and the system's (repeat for
+    /// more files).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+    /// Do not check TLS certificates at all: anyone on the way can read and change the downloads. Warns at
+    /// start and marks each job's HEAD result `"insecure": true`.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Send every request through this proxy (`http://[user:pass@]host:port`; hosts in `NO_PROXY` are still
+    /// reached directly); without it the `*_PROXY` variables decide.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
     /// Also print the end-of-run summary as one JSON object on standard output (`fetch` then prints its
     /// `planned:` line on standard error, and the plan's counts go in the object).
     #[arg(long)]
@@ -314,6 +349,23 @@ pub fn parse_retry_state(s: &str) -> Result<JobState, String> {
     }
 }
 
+/// `Name: value`: a header name (an RFC 9110 token) and a value without
+/// control characters; blanks around the value are dropped.
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = s.split_once(':') else {
+        return Err("expected `Name: value`".into());
+    };
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(format!("{name:?} is not a header name (expected `Name: value`)"));
+    }
+    let value = value.trim_matches([' ', '\t']);
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err("the value holds a control character".into());
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
 /// `30s`, `5m`, `2h` (and anything `humantime` reads).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (expected e.g. 30s, 5m, 2h)"))
@@ -393,6 +445,11 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("soon").is_err());
         assert_eq!(parse_interval("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_header("X-Token:  a b "), Ok(("X-Token".into(), "a b".into())));
+        assert_eq!(parse_header("Accept:"), Ok(("Accept".into(), String::new())));
+        for bad in ["no colon", ": v", "Bad Name: v", "X: a\nb"] {
+            assert!(parse_header(bad).is_err(), "{bad}");
+        }
         assert!(parse_interval("0s").is_err());
         assert_eq!(parse_lease_ttl("1s"), Ok(Duration::from_secs(1)));
         for short in ["0s", "1ms", "999ms"] {

@@ -226,6 +226,22 @@ const ENVIRONMENT: &[(&str, &str, Applies)] = &[
         Applies::All,
     ),
     (
+        "ONCEFETCH_USER_AGENT",
+        "the `User-Agent` sent, as `--user-agent` (the flag wins)",
+        Applies::Only(&[Run, Fetch]),
+    ),
+    (
+        "SSL_CERT_FILE",
+        "a PEM file of CA certificates trusted instead of the system's store (the bundled roots and \
+         `--ca-cert` still count)",
+        Applies::Only(&[Run, Fetch]),
+    ),
+    (
+        "SSL_CERT_DIR",
+        "folders (`:`-separated) of PEM CA certificates trusted instead of the system's store",
+        Applies::Only(&[Run, Fetch]),
+    ),
+    (
         "HTTPS_PROXY, HTTP_PROXY",
         "proxy for https, http URLs (`http://[user:pass@]host:port`); ALL_PROXY for both; lowercase \
          names work too",

@@ -1,6 +1,7 @@
 //! The [`Fetcher`] trait: how the pipeline talks to a remote server.
 
 use std::fmt::Debug;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -82,6 +83,10 @@ pub struct ResourceMeta {
     pub last_modified: Option<String>,
     /// The URL after redirects.
     pub final_url: String,
+    /// The answer came over TLS whose certificate was not checked
+    /// ([`FetcherConfig::insecure`]); serialized only when set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
 }
 
 impl ResourceMeta {
@@ -172,6 +177,29 @@ pub struct FetcherConfig {
     pub max_size: u64,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// Extra headers (name, value) sent with every request.
+    pub headers: Vec<(String, String)>,
+    /// PEM files of certificates trusted in addition to the built-in and the
+    /// system's roots.
+    pub ca_certs: Vec<PathBuf>,
+    /// Accept any TLS certificate (no checks at all).
+    pub insecure: bool,
+    /// Proxy for every request (`http://[user:pass@]host:port`); `None`
+    /// leaves the `*_PROXY` variables in charge.
+    pub proxy: Option<String>,
+    /// Longest time one request may take, body included.
+    pub max_time: Option<Duration>,
+    /// Abort a body that flows slower than this for this long.
+    pub low_speed: Option<LowSpeed>,
+}
+
+/// The low-speed limit (curl's `--speed-limit` and `--speed-time`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowSpeed {
+    /// Bytes per second a body must average…
+    pub bytes_per_sec: u64,
+    /// …over every span of this length.
+    pub time: Duration,
 }
 
 impl Default for FetcherConfig {
@@ -182,6 +210,12 @@ impl Default for FetcherConfig {
             max_redirects: 10,
             max_size: 4 << 30,
             user_agent: concat!("oncefetch/", env!("CARGO_PKG_VERSION")).to_owned(),
+            headers: Vec::new(),
+            ca_certs: Vec::new(),
+            insecure: false,
+            proxy: None,
+            max_time: None,
+            low_speed: None,
         }
     }
 }

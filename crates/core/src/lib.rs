@@ -23,7 +23,9 @@ pub mod conformance;
 pub mod memory;
 
 pub use error::{BoxError, StoreError, StoreResult};
-pub use fetch::{BodyStream, FailureKind, FetchError, Fetcher, FetcherConfig, GetRequest, GetResponse, ResourceMeta};
+pub use fetch::{
+    BodyStream, FailureKind, FetchError, Fetcher, FetcherConfig, GetRequest, GetResponse, LowSpeed, ResourceMeta,
+};
 pub use job::{
     attempts_left, ExpectationConflict, Expectations, ExpectedUpdate, FailedSplit, Job, JobFailure, JobFilter,
     JobPatch, JobQuery, Millis, NewJob, PlanCounts, RetryableFailed, StatusCounts,

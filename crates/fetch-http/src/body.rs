@@ -7,18 +7,20 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
-use oncefetch_core::{BodyStream, FetchError};
+use oncefetch_core::{BodyStream, FetchError, FetcherConfig};
 
 use crate::classify;
+use crate::speed::SpeedCheck;
 
 /// Wraps `response`'s body. `expected` is the announced body length (the
-/// range's length for a 206), `start` the offset of its first byte.
+/// range's length for a 206), `start` the offset of its first byte; the
+/// size cap and the low-speed limit are `config`'s.
 pub(crate) fn checked(
     response: reqwest::Response,
     url: &str,
     expected: Option<u64>,
     start: u64,
-    max_size: u64,
+    config: &FetcherConfig,
 ) -> BodyStream {
     CheckedBody {
         inner: response.bytes_stream().boxed(),
@@ -26,7 +28,8 @@ pub(crate) fn checked(
         got: 0,
         expected,
         start,
-        max_size,
+        max_size: config.max_size,
+        speed: config.low_speed.map(SpeedCheck::new),
         done: false,
     }
     .boxed()
@@ -39,6 +42,7 @@ struct CheckedBody {
     expected: Option<u64>,
     start: u64,
     max_size: u64,
+    speed: Option<SpeedCheck>,
     /// After the end or the first error nothing more is yielded.
     done: bool,
 }
@@ -51,6 +55,19 @@ impl Stream for CheckedBody {
         if this.done {
             return Poll::Ready(None);
         }
+        if let Some(speed) = this.speed.as_mut() {
+            if let Poll::Ready(rate) = speed.poll_slow(cx) {
+                this.done = true;
+                let limit = speed.limit();
+                return Poll::Ready(Some(Err(FetchError::transient(format!(
+                    "too slow: {rate} bytes/s over {:?} from {} after {} bytes (low-speed limit {} bytes/s)",
+                    limit.time,
+                    classify::shown(&this.url),
+                    this.got,
+                    limit.bytes_per_sec
+                )))));
+            }
+        }
         let item = match this.inner.poll_next_unpin(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(item) => item,
@@ -58,6 +75,9 @@ impl Stream for CheckedBody {
         let result = match item {
             Some(Ok(chunk)) => {
                 this.got += chunk.len() as u64;
+                if let Some(speed) = this.speed.as_mut() {
+                    speed.add(chunk.len() as u64);
+                }
                 let size = this.start.saturating_add(this.got);
                 if size > this.max_size {
                     Err(FetchError::permanent(format!(

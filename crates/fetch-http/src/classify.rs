@@ -22,6 +22,7 @@ use crate::retry_after;
 /// The metadata in `response`'s headers; `content_length` is the full length
 /// of the resource as the caller worked it out.
 pub(crate) fn meta(response: &Response, content_length: Option<u64>) -> ResourceMeta {
+    // `insecure` is the fetcher's to set.
     let headers = response.headers();
     ResourceMeta {
         status: response.status().as_u16(),
@@ -29,6 +30,7 @@ pub(crate) fn meta(response: &Response, content_length: Option<u64>) -> Resource
         etag: strong_etag(headers),
         last_modified: header_str(headers, &LAST_MODIFIED).map(str::to_owned),
         final_url: response.url().to_string(),
+        insecure: false,
     }
 }
 
@@ -117,6 +119,9 @@ pub(crate) fn request_error(error: &reqwest::Error, url: &str, followed: Option<
         FetchError::permanent(format!("bad redirect from {asked}: {cause}"))
     } else if error.is_builder() {
         FetchError::permanent(format!("cannot request {asked}: {}", builder_cause(error, url, &cause)))
+    } else if let Some(problem) = crate::trust::certificate_problem(error) {
+        // Asking again meets the same certificate.
+        FetchError::permanent(format!("TLS certificate of {asked} refused: {problem}: {cause}"))
     } else if error.is_timeout() {
         FetchError::transient(format!("timed out requesting {asked}: {cause}"))
     } else if error.is_connect() {
@@ -180,6 +185,15 @@ pub(crate) fn check_size(meta: &ResourceMeta, max_size: u64, url: &str) -> Resul
             shown(url)
         ))),
         _ => Ok(()),
+    }
+}
+
+/// `error`'s own message and its sources', credentials redacted.
+pub(crate) fn chain(error: &reqwest::Error) -> String {
+    let own = redact(&error.to_string()).into_owned();
+    match causes(error) {
+        cause if cause == own => own,
+        cause => format!("{own}: {cause}"),
     }
 }
 

@@ -6,6 +6,8 @@ mod client;
 mod range;
 mod redirect;
 mod retry_after;
+mod speed;
+mod trust;
 
 use std::sync::Arc;
 
@@ -37,6 +39,15 @@ impl HttpFetcher {
     /// The settings this fetcher was built with.
     pub fn config(&self) -> &FetcherConfig {
         &self.config
+    }
+
+    /// The metadata of `response` ([`classify::meta`]), marked insecure when
+    /// certificates go unchecked.
+    fn meta(&self, response: &Response, content_length: Option<u64>) -> ResourceMeta {
+        ResourceMeta {
+            insecure: self.config.insecure,
+            ..classify::meta(response, content_length)
+        }
     }
 
     /// Sends `request` (for `url`); a failure names the redirect target it
@@ -76,7 +87,7 @@ impl Fetcher for HttpFetcher {
         if !response.status().is_success() {
             return Err(classify::status_error(&response, url));
         }
-        let meta = classify::meta(&response, classify::content_length(response.headers()));
+        let meta = self.meta(&response, classify::content_length(response.headers()));
         classify::check_size(&meta, self.config.max_size, url)?;
         Ok(meta)
         // `response` drops here: a GET's body is never read.
@@ -101,21 +112,21 @@ impl Fetcher for HttpFetcher {
                 Some(Some(ContentRange::Unsatisfied { complete })) => Some(complete),
                 _ => None,
             };
-            let meta = classify::meta(&response, complete_len);
+            let meta = self.meta(&response, complete_len);
             return Ok(GetResponse::RangeNotSatisfiable { meta, complete_len });
         }
         if status == StatusCode::PARTIAL_CONTENT {
             // Reported as it came; the pipeline decides whether the body may
             // extend its partial file (the `Fetcher` contract).
             let Some(Some(ContentRange::Bytes { first, last, complete })) = content_range else {
-                let meta = classify::meta(&response, None);
+                let meta = self.meta(&response, None);
                 let reason = format!("206 without a usable Content-Range from {url}");
                 return Ok(GetResponse::UnusableRange { meta, reason });
             };
             let part_len = last - first + 1;
-            let meta = classify::meta(&response, complete);
+            let meta = self.meta(&response, complete);
             classify::check_size(&meta, self.config.max_size, url)?;
-            let body = body::checked(response, url, announced.or(Some(part_len)), first, self.config.max_size);
+            let body = body::checked(response, url, announced.or(Some(part_len)), first, &self.config);
             return Ok(GetResponse::Body {
                 meta,
                 start: first,
@@ -124,9 +135,9 @@ impl Fetcher for HttpFetcher {
         }
         if status.is_success() {
             // The whole resource: no range asked, Range ignored, or If-Range failed.
-            let meta = classify::meta(&response, announced);
+            let meta = self.meta(&response, announced);
             classify::check_size(&meta, self.config.max_size, url)?;
-            let body = body::checked(response, url, announced, 0, self.config.max_size);
+            let body = body::checked(response, url, announced, 0, &self.config);
             return Ok(GetResponse::Body { meta, start: 0, body });
         }
         Err(classify::status_error(&response, url))

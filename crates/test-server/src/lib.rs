@@ -5,6 +5,7 @@ mod content;
 mod fault;
 mod serve;
 mod state;
+mod tls;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -17,19 +18,23 @@ use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 
 pub use content::content;
 pub use fault::Fault;
 pub use state::{PathStats, Stats};
+pub use tls::{ServerCert, TestCa, Validity};
 
 use state::Shared;
 
-/// An HTTP/1.1 server on `127.0.0.1` and an ephemeral port; dropping it stops
-/// the server.
+/// An HTTP/1.1 server on `127.0.0.1` and an ephemeral port, plain or over
+/// TLS; dropping it stops the server.
 pub struct TestServer {
     addr: SocketAddr,
+    scheme: &'static str,
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -50,6 +55,20 @@ impl TestServer {
     ///
     /// When no port can be bound or no thread started.
     pub fn start() -> TestServer {
+        Self::spawn(None)
+    }
+
+    /// Starts like [`TestServer::start`], serving HTTPS with `cert`.
+    ///
+    /// # Panics
+    ///
+    /// As [`TestServer::start`].
+    pub fn start_tls(cert: &ServerCert) -> TestServer {
+        Self::spawn(Some(tls::acceptor(cert)))
+    }
+
+    fn spawn(tls: Option<TlsAcceptor>) -> TestServer {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the test server to 127.0.0.1");
         listener.set_nonblocking(true).expect("make the listener non-blocking");
         let addr = listener.local_addr().expect("local address of the test server");
@@ -65,13 +84,14 @@ impl TestServer {
                         .enable_all()
                         .build()
                         .expect("test server runtime");
-                    runtime.block_on(accept_loop(listener, shared, stop));
+                    runtime.block_on(accept_loop(listener, tls, shared, stop));
                     runtime.shutdown_timeout(Duration::from_secs(1));
                 }
             })
             .expect("start the test server thread");
         TestServer {
             addr,
+            scheme,
             shared,
             shutdown: Some(shutdown),
             thread: Some(thread),
@@ -83,9 +103,16 @@ impl TestServer {
         self.addr
     }
 
-    /// "http://127.0.0.1:PORT" + path (path starts with '/').
+    /// "http://127.0.0.1:PORT" (https for a TLS server) + path (path starts
+    /// with '/').
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
+    }
+
+    /// The headers of the last request for `path` (names in lowercase, in
+    /// the order sent); `None` before any.
+    pub fn last_request_headers(&self, path: &str) -> Option<Vec<(String, String)>> {
+        self.shared.last_headers(path)
     }
 
     /// Registers (or replaces) content at `path`; ETag is a strong etag derived from the content hash, Last-Modified fixed.
@@ -152,15 +179,32 @@ impl Drop for TestServer {
     }
 }
 
-/// Accepts connections until `stop` fires.
-async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+/// Accepts connections (counting them; TLS handshakes with `tls`) until
+/// `stop` fires.
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let listener = TcpListener::from_std(listener).expect("register the listener with tokio");
     loop {
         tokio::select! {
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve_connection(stream, shared.clone()));
+                    shared.count_connection();
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    match tls.clone() {
+                        None => drop(tokio::spawn(serve_connection(stream, shared))),
+                        Some(tls) => drop(tokio::spawn(async move {
+                            // A client that refuses the certificate ends here.
+                            if let Ok(stream) = tls.accept(stream).await {
+                                serve_connection(stream, shared).await;
+                            }
+                        })),
+                    }
                 }
                 // Out of file descriptors, say: let connections drain.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -170,8 +214,10 @@ async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>, mut s
 }
 
 /// Serves one keep-alive connection.
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| {
         let response = serve::respond(&shared, &req);
         async move { Ok::<_, Infallible>(response) }

@@ -16,6 +16,17 @@ use crate::Fault;
 
 /// Answers `req`, counting it in `shared`'s stats.
 pub(crate) fn respond<B>(shared: &Shared, req: &Request<B>) -> Response<ServeBody> {
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    shared.record_headers(req.uri().path(), headers);
     let mut response = answer(shared, req);
     add_header_faults(shared, req.uri().path(), &mut response);
     response

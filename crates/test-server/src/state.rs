@@ -118,6 +118,8 @@ pub struct Stats {
     pub bytes_served: u64,
     /// The most GET bodies being sent at once.
     pub peak_bodies: u64,
+    /// TCP connections accepted (before any TLS handshake).
+    pub connections: u64,
 }
 
 /// GET bodies being sent now, and the most at once.
@@ -194,6 +196,9 @@ pub(crate) struct Shared {
     total: Arc<Counters>,
     per_path: Mutex<HashMap<String, Arc<Counters>>>,
     pub(crate) bodies: Arc<Bodies>,
+    connections: AtomicU64,
+    /// The headers of each path's last request.
+    last_headers: Mutex<HashMap<String, Vec<(String, String)>>>,
 }
 
 /// Locks `mutex`, ignoring poisoning: a panicking test must not wedge the server.
@@ -224,6 +229,20 @@ impl Shared {
         [self.total.clone(), per_path]
     }
 
+    /// Counts an accepted connection.
+    pub(crate) fn count_connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the headers of a request for `path`.
+    pub(crate) fn record_headers(&self, path: &str, headers: Vec<(String, String)>) {
+        lock(&self.last_headers).insert(path.to_owned(), headers);
+    }
+
+    pub(crate) fn last_headers(&self, path: &str) -> Option<Vec<(String, String)>> {
+        lock(&self.last_headers).get(path).cloned()
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         let all = self.total.path_stats();
         Stats {
@@ -231,6 +250,7 @@ impl Shared {
             heads: all.heads,
             bytes_served: all.bytes_served,
             peak_bodies: self.bodies.peak.load(Ordering::SeqCst),
+            connections: self.connections.load(Ordering::Relaxed),
         }
     }
 
@@ -243,6 +263,7 @@ impl Shared {
 
     pub(crate) fn reset_stats(&self) {
         self.total.reset();
+        self.connections.store(0, Ordering::Relaxed);
         self.bodies
             .peak
             .store(self.bodies.now.load(Ordering::SeqCst), Ordering::SeqCst);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use oncefetch_core::pipeline::recover::recover;
 use oncefetch_core::pipeline::{OutDir, Pipeline, RunConfig};
-use oncefetch_core::{FetcherConfig, JobState, StatusCounts, Store};
+use oncefetch_core::{FetcherConfig, JobState, LowSpeed, StatusCounts, Store};
 
 use crate::cli::RunArgs;
 use crate::commands::plan::Planned;
@@ -57,8 +57,23 @@ pub(crate) async fn run(
         connect_timeout: args.connect_timeout,
         read_timeout: args.read_timeout,
         max_size: args.max_size,
+        user_agent: args.user_agent.clone(),
+        headers: args.headers.clone(),
+        ca_certs: args.ca_cert.clone(),
+        insecure: args.insecure,
+        proxy: args.proxy.clone(),
+        max_time: args.max_time,
+        low_speed: args.low_speed.map(|bytes_per_sec| LowSpeed {
+            bytes_per_sec,
+            time: args.low_speed_time,
+        }),
         ..FetcherConfig::default()
     };
+    if args.insecure {
+        tracing::warn!(
+            "--insecure: TLS certificates are NOT checked; anyone on the way can read and change what is downloaded"
+        );
+    }
     let fetcher = oncefetch_core::open_fetcher("https", &fetcher_config)
         .map_err(|e| anyhow::anyhow!("cannot start the HTTP client: {e}"))?;
     let report = recover(store.as_ref(), Some(&out), std::time::Duration::ZERO)

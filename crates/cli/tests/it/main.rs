@@ -24,6 +24,11 @@ mod files;
 /// `--help` lists exit codes, the manifest, the environment and examples;
 /// `--version` names the stores; completions; short flags.
 mod help;
+/// Who oncefetch says it is and whom it trusts: `--user-agent`, `--header`,
+/// `--proxy`, `--ca-cert`, `SSL_CERT_FILE`, certificate errors, `--insecure`;
+/// `--max-time` and `--low-speed` aborts resumed with `Range`.
+#[cfg(feature = "sqlite")]
+mod identity;
 /// SIGINT and SIGTERM give the leases back; a rerun resumes at once.
 #[cfg(feature = "sqlite")]
 mod interrupt;

@@ -59,6 +59,7 @@ fn meta(status: u16, total: Option<u64>, version: usize) -> ResourceMeta {
         etag: Some(format!("\"v{version}\"")),
         last_modified: None,
         final_url: URL.to_owned(),
+        insecure: false,
     }
 }
 

@@ -10,3 +10,9 @@ mod head;
 mod get;
 // Classification of every fault: statuses, Retry-After, truncation, bad redirects, timeouts, size cap.
 mod errors;
+// User agent, extra headers, proxies.
+mod identity;
+// TLS trust: extra CAs, certificate errors, --insecure.
+mod trust;
+// The request deadline and the low-speed abort.
+mod deadlines;
