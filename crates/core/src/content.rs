@@ -160,7 +160,10 @@ pub fn check(expected: &str, content_type: Option<&str>, first: &[u8]) -> Result
     };
     match got {
         None => Ok(()),
-        Some(got) => Err(format!("expected {expected}, got {got} (first bytes \"{}\")", shown(first))),
+        Some(got) => Err(format!(
+            "expected {expected}, got {got} (first bytes \"{}\")",
+            shown(first)
+        )),
     }
 }
 
@@ -174,10 +177,7 @@ mod tests {
     #[test]
     fn expectations_are_normalized_and_checked() {
         assert_eq!(parse_expected("Application/PDF").as_deref(), Ok("application/pdf"));
-        assert_eq!(
-            parse_expected(" text/html; charset=UTF-8").as_deref(),
-            Ok("text/html")
-        );
+        assert_eq!(parse_expected(" text/html; charset=UTF-8").as_deref(), Ok("text/html"));
         assert_eq!(parse_expected("application/*").as_deref(), Ok("application/*"));
         for bad in ["", "pdf", "*/*", "application/", "/pdf", "a b/c", "text/ht ml"] {
             assert!(parse_expected(bad).is_err(), "{bad:?}");
@@ -203,10 +203,16 @@ mod tests {
     #[test]
     fn an_error_page_never_fits_a_pdf() {
         let err = check("application/pdf", Some("text/html; charset=utf-8"), HTML).unwrap_err();
-        assert_eq!(err, r#"expected application/pdf, got text/html (first bytes "<!DOCTYPE html")"#);
+        assert_eq!(
+            err,
+            r#"expected application/pdf, got text/html (first bytes "<!DOCTYPE html")"#
+        );
         // Whatever the header says, the bytes must carry the signature.
         let err = check("application/pdf", Some("application/pdf"), HTML).unwrap_err();
-        assert_eq!(err, r#"expected application/pdf, got text/html (first bytes "<!DOCTYPE html")"#);
+        assert_eq!(
+            err,
+            r#"expected application/pdf, got text/html (first bytes "<!DOCTYPE html")"#
+        );
         let err = check("application/pdf", None, b"plain\x00").unwrap_err();
         assert_eq!(
             err,
@@ -221,7 +227,10 @@ mod tests {
         assert_eq!(check("application/pdf", Some("APPLICATION/PDF; q=1"), PDF), Ok(()));
         assert_eq!(check("application/pdf", Some("application/x-pdf"), PDF), Ok(()));
         assert!(check("application/pdf", Some("application/octet-stream"), HTML).is_err());
-        assert!(check("application/pdf", Some("application/zip"), PDF).is_err(), "a header that does not fit");
+        assert!(
+            check("application/pdf", Some("application/zip"), PDF).is_err(),
+            "a header that does not fit"
+        );
     }
 
     #[test]
@@ -239,7 +248,10 @@ mod tests {
         assert_eq!(check("text/html", None, b"<?xml version=\"1.0\"?><html"), Ok(()));
         assert_eq!(check("application/ld+json", None, b"{}"), Ok(()));
         assert!(check("application/gzip", None, PDF).is_err());
-        assert_eq!(check("application/gzip", Some("application/x-gzip"), b"\x1f\x8b"), Ok(()));
+        assert_eq!(
+            check("application/gzip", Some("application/x-gzip"), b"\x1f\x8b"),
+            Ok(())
+        );
     }
 
     #[test]

@@ -82,6 +82,10 @@ pub struct ResourceMeta {
     pub last_modified: Option<String>,
     /// The URL after redirects.
     pub final_url: String,
+    /// `Content-Type`, verbatim, for the content check (SPEC §8). Not
+    /// recorded with the STREAM op: the check runs on the live answer.
+    #[serde(skip)]
+    pub content_type: Option<String>,
 }
 
 impl ResourceMeta {

@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 
-pub mod error;
 pub mod content;
+pub mod error;
 pub mod fetch;
 pub mod job;
 pub mod key;

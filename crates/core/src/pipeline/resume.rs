@@ -86,6 +86,7 @@ mod tests {
             etag: etag.map(str::to_owned),
             last_modified: last_modified.map(str::to_owned),
             final_url: String::new(),
+            content_type: None,
         }
     }
 

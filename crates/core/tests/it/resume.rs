@@ -59,6 +59,7 @@ fn meta(status: u16, total: Option<u64>, version: usize) -> ResourceMeta {
         etag: Some(format!("\"v{version}\"")),
         last_modified: None,
         final_url: URL.to_owned(),
+        content_type: None,
     }
 }
 
@@ -161,6 +162,7 @@ async fn fetch(fetcher: Scripted) -> (JobState, Option<Vec<u8>>) {
         canonical_url: canonical,
         expected_sha256: None,
         expected_size: None,
+        expected_content_type: None,
     };
     store.plan(&[job]).await.unwrap();
     let config = RunConfig {
