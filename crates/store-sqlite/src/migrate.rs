@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../sql/migrations/0002_ops_by_job.sql")),
     (3, include_str!("../sql/migrations/0003_canonical_url_if_other.sql")),
     (4, include_str!("../sql/migrations/0004_reconcile_mark.sql")),
+    (5, include_str!("../sql/migrations/0005_expected_content_type.sql")),
 ];
 
 /// The schema version this build writes.
