@@ -145,3 +145,40 @@ fn a_large_wrong_body_is_abandoned_early() {
     assert!(!ws.out().join("w").join("x").exists());
     assert!(ws.partial_files().is_empty());
 }
+
+#[test]
+fn replanning_a_line_with_another_content_type_is_rejected_until_updated() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let first = ws.manifest(&[expecting(&server, "w", "/a.pdf", "application/pdf")]);
+    let out = ws.run(&["plan", first.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let other = ws.path("other.jsonl");
+    std::fs::write(&other, format!("{}\n", expecting(&server, "w", "/a.pdf", "text/html"))).unwrap();
+    let out = ws.run(&["plan", other.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "another type is a rejected line: {}",
+        describe(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already planned with content_type application/pdf; the line declares content_type text/html"),
+        "{err}"
+    );
+    assert_eq!(job_of(&ws.jobs(), "w")["expected_content_type"], "application/pdf");
+    let out = ws.run(&["plan", "--update-expected", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(job_of(&ws.jobs(), "w")["expected_content_type"], "text/html");
+    // A bad type is a rejected line.
+    let bad = ws.path("bad.jsonl");
+    std::fs::write(&bad, format!("{}\n", expecting(&server, "w3", "/c", "pdf"))).unwrap();
+    let out = ws.run(&["plan", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a media type"),
+        "{}",
+        describe(&out)
+    );
+}
