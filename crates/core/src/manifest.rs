@@ -317,6 +317,47 @@ mod tests {
     }
 
     #[test]
+    fn content_type_values() {
+        let typed = |field: &str| {
+            let line = format!(r#"{{"work_id":"w","artifact_id":"a","url":"https://h/x"{field}}}"#);
+            read(&line, Format::JsonLines)
+                .remove(0)
+                .map(|job| job.expected_content_type)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(typed(""), Ok(None));
+        assert_eq!(typed(r#","content_type":null"#), Ok(None));
+        assert_eq!(
+            typed(r#","content_type":"Application/PDF""#),
+            Ok(Some("application/pdf".into()))
+        );
+        assert_eq!(
+            typed(r#","content_type":"text/html; charset=utf-8""#),
+            Ok(Some("text/html".into())),
+            "parameters are dropped"
+        );
+        assert_eq!(typed(r#","content_type":"image/*""#), Ok(Some("image/*".into())));
+        assert_eq!(
+            typed(r#","content_type":"pdf""#),
+            Err(r#"line 1: content_type "pdf" is not a media type (type/subtype or type/*)"#.into())
+        );
+        assert_eq!(
+            typed(r#","content_type":7"#),
+            Err("line 1: content_type must be a string, found a number".into())
+        );
+        let csv = "work_id,artifact_id,url,content_type\nw,a,https://h/x,application/pdf\nw,b,https://h/y,\n";
+        let types: Vec<_> = read(csv, Format::Csv)
+            .into_iter()
+            .map(|job| job.expect("good line").expected_content_type)
+            .collect();
+        assert_eq!(
+            types,
+            vec![Some("application/pdf".to_owned()), None],
+            "an empty CSV cell is absent"
+        );
+    }
+
+    #[test]
     fn size_values() {
         let sized = |size: &str| {
             let line = format!(r#"{{"work_id":"w","artifact_id":"a","url":"https://h/x","size":{size}}}"#);

@@ -131,6 +131,26 @@ mod tests {
     }
 
     #[test]
+    fn version_5_adds_no_expected_content_type_to_earlier_jobs() {
+        let mut conn = version_1_ledger();
+        migrate(&mut conn).expect("migrate");
+        let expected: Option<String> = conn
+            .query_row("SELECT expected_content_type FROM jobs WHERE job_key = 'j1'", [], |r| {
+                r.get(0)
+            })
+            .expect("the new column");
+        assert_eq!(expected, None, "a job planned before expects no type");
+        let job = conn
+            .query_row(
+                crate::queries::JOB_GET,
+                rusqlite::named_params! {":job_key": "j1"},
+                crate::rows::seq_and_job,
+            )
+            .expect("job");
+        assert_eq!((job.1.work_id.as_str(), job.1.expected_content_type), ("w", None));
+    }
+
+    #[test]
     fn version_2_keeps_every_ops_row_and_the_ledger_order() {
         let mut conn = version_1_ledger();
         assert_eq!(migrate(&mut conn).expect("migrate"), 1);
