@@ -182,3 +182,30 @@ fn replanning_a_line_with_another_content_type_is_rejected_until_updated() {
         describe(&out)
     );
 }
+
+#[test]
+fn a_duplicate_is_judged_by_the_original_files_first_bytes() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    server.add("/page", HTML.to_vec());
+    let lines = vec![
+        entry(&server, "w1", "x", "/page"),
+        // Same canonical URL: linked to w1's file, whose bytes are HTML.
+        expecting(&server, "w2", "/page#pdf", "application/pdf"),
+        expecting(&server, "w3", "/page#html", "text/html"),
+    ];
+    let out = ws.fetch(&ws.manifest(&lines), &["--concurrency", "1"]);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    assert_eq!(server.path_stats("/page").gets, 1, "one URL is downloaded once");
+    let jobs = ws.jobs();
+    let twin = job_of(&jobs, "w2");
+    assert_eq!(twin["state"], "FAILED", "{twin}");
+    let error = twin["last_error"].as_str().expect("last_error");
+    assert!(error.contains("expected application/pdf, got text/html"), "{error}");
+    assert!(
+        error.contains(job_of(&jobs, "w1")["job_key"].as_str().unwrap()),
+        "{error}"
+    );
+    assert!(!ws.out().join("w2").join("x").exists());
+    assert_eq!(job_of(&jobs, "w3")["state"], "SKIPPED_DUPLICATE");
+}
