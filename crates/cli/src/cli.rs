@@ -168,6 +168,10 @@ pub struct RunArgs {
     /// `Retry-After` wins when longer).
     #[arg(long, default_value = "500ms", value_parser = parse_duration, value_name = "DUR")]
     pub backoff: Duration,
+    /// Expected media type (`type/subtype` or `type/*`, e.g. `application/pdf`) for jobs whose manifest line gives
+    /// no `content_type`: a response whose Content-Type or first bytes do not fit fails without retry.
+    #[arg(long, value_parser = parse_accept, value_name = "TYPE")]
+    pub accept: Option<String>,
     /// Skip fsync when placing files (faster; a power loss may lose recent files, never corrupt them in place).
     #[arg(long)]
     pub no_fsync: bool,
@@ -397,6 +401,11 @@ pub fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
 pub fn parse_state(s: &str) -> Result<JobState, String> {
     s.parse()
         .map_err(|e: oncefetch_core::state::UnknownState| e.to_string())
+}
+
+/// A media type for `--accept` ([`content::parse_expected`](oncefetch_core::content::parse_expected)).
+pub fn parse_accept(s: &str) -> Result<String, String> {
+    oncefetch_core::content::parse_expected(s).map_err(|e| e.replacen("content_type ", "", 1))
 }
 
 /// Bytes: a number with an optional unit (`B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`, `TB`, `TiB`).

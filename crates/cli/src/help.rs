@@ -210,6 +210,12 @@ const MANIFEST_FIELDS: &[(&str, &str)] = &[
         "optional: the expected size in bytes, a non-negative integer; another size fails the job \
          without retry",
     ),
+    (
+        "content_type",
+        "optional: the expected media type, type/subtype or type/* (e.g. application/pdf); a response \
+         whose Content-Type or first bytes do not fit (an HTML error page) fails the job without retry; \
+         `run --accept` sets it for lines without one",
+    ),
 ];
 
 /// The variables the commands read.

@@ -28,6 +28,7 @@ pub(crate) fn job_json(job: &Job, now: Millis) -> Value {
         "last_error": job.last_error.as_deref().map(redact),
         "expected_sha256": job.expected_sha256,
         "expected_size": job.expected_size,
+        "expected_content_type": job.expected_content_type,
         "lease_owner": live,
         "lease_expires_at": live.and(job.lease_expires_at).map(timestamp),
     })

@@ -22,8 +22,8 @@ use serde_json::json;
 
 use crate::error::StoreError;
 use crate::job::{
-    ExpectationConflict, Expectations, ExpectedUpdate, FailedSplit, JobFailure, JobFilter, JobPatch, JobQuery, NewJob,
-    RetryableFailed,
+    ExpectationConflict, Expectations, ExpectedUpdate, FailedSplit, Job, JobFailure, JobFilter, JobPatch, JobQuery,
+    NewJob, RetryableFailed,
 };
 use crate::key::{job_key, OpKeys};
 use crate::lease::{AcquireRequest, Fence, Lease};
@@ -69,6 +69,7 @@ macro_rules! store_conformance {
             plan_is_idempotent,
             streamed_plan,
             plan_reports_other_expectations,
+            plan_records_the_content_type,
             grant_bumps_epoch,
             op_replay_returns_recorded_result,
             error_op_runs_again,
@@ -137,6 +138,7 @@ pub fn sample_job(work_id: &str, artifact_id: &str, url: &str) -> NewJob {
         canonical_url,
         expected_sha256: None,
         expected_size: Some(42),
+        expected_content_type: None,
     }
 }
 
@@ -258,6 +260,7 @@ fn expectations(sha256: Option<&str>, size: Option<u64>) -> Expectations {
     Expectations {
         sha256: sha256.map(str::to_owned),
         size,
+        content_type: None,
     }
 }
 
@@ -341,6 +344,152 @@ pub async fn plan_reports_other_expectations(setup: Setup) {
         (streamed.new, streamed.existing, positions),
         (2, 10, vec![3, 4, 8, 10]),
         "plan reports other expectations: streamed positions"
+    );
+}
+
+/// `job` expecting `content_type`.
+fn typed(job: &NewJob, content_type: &str) -> NewJob {
+    NewJob {
+        expected_content_type: Some(content_type.to_owned()),
+        ..job.clone()
+    }
+}
+
+/// Plan records a line's expected content type; `job`, `jobs` and a grant
+/// return it. Replanning with another type is a conflict as another sha256
+/// is; `update_expected` records a type, and requeues a finished job whose
+/// expected type changes ([`Expectations::admit_finished`]).
+pub async fn plan_records_the_content_type(setup: Setup) {
+    let store = setup.store;
+    let jobs = sample_jobs("content-type", 3);
+    let pdf = "application/pdf";
+    let input = vec![typed(&jobs[0], pdf), jobs[1].clone(), typed(&jobs[2], "image/*")];
+    store.plan(&input).await.expect("plan");
+    let job = store.job(&jobs[0].job_key).await.expect("job");
+    assert_eq!(
+        job.expected_content_type.as_deref(),
+        Some(pdf),
+        "plan records the content type: job returns it"
+    );
+    assert_eq!(
+        job,
+        Job::planned(&input[0]),
+        "plan records the content type: as planned"
+    );
+    let listed = store.jobs(&JobQuery::default()).await.expect("jobs");
+    let types: std::collections::BTreeMap<_, _> = listed
+        .iter()
+        .map(|j| (j.job_key.clone(), j.expected_content_type.clone()))
+        .collect();
+    assert_eq!(
+        types[&jobs[0].job_key].as_deref(),
+        Some(pdf),
+        "plan records the content type: jobs lists it"
+    );
+    assert_eq!(
+        types[&jobs[1].job_key], None,
+        "plan records the content type: none declared"
+    );
+    assert_eq!(types[&jobs[2].job_key].as_deref(), Some("image/*"));
+    // Another type is a conflict; the same one, or none, is not.
+    let again = vec![
+        typed(&jobs[0], "text/html"),
+        typed(&jobs[0], pdf),
+        jobs[0].clone(),
+        typed(&jobs[1], pdf),
+    ];
+    let counts = store.plan(&again).await.expect("plan again");
+    let conflict = |position, job: &NewJob, declared: Option<&str>, recorded: Option<&str>| ExpectationConflict {
+        position,
+        job_key: job.job_key.clone(),
+        declared: Expectations {
+            size: Some(42),
+            content_type: declared.map(str::to_owned),
+            ..Expectations::default()
+        },
+        recorded: Expectations {
+            size: Some(42),
+            content_type: recorded.map(str::to_owned),
+            ..Expectations::default()
+        },
+    };
+    assert_eq!(
+        counts.conflicts,
+        vec![
+            conflict(0, &jobs[0], Some("text/html"), Some(pdf)),
+            conflict(3, &jobs[1], Some(pdf), None)
+        ],
+        "plan records the content type: another type is a conflict"
+    );
+    let declare = |content_type: &str| Expectations {
+        content_type: Some(content_type.to_owned()),
+        ..Expectations::default()
+    };
+    let updated = store
+        .update_expected(&jobs[1].job_key, &declare(pdf), "test")
+        .await
+        .expect("update");
+    assert_eq!(
+        updated,
+        ExpectedUpdate::Recorded,
+        "plan records the content type: update_expected"
+    );
+    let job = store.job(&jobs[1].job_key).await.expect("job");
+    assert_eq!(job.expected_content_type.as_deref(), Some(pdf));
+    assert_eq!(
+        job.expected_size,
+        Some(42),
+        "plan records the content type: other fields kept"
+    );
+    // A grant carries it to the worker.
+    let leases = store.acquire(&request(OWNER, LONG, 3)).await.expect("acquire");
+    let granted: std::collections::BTreeMap<_, _> = leases
+        .iter()
+        .map(|l| (l.job.job_key.clone(), l.job.expected_content_type.clone()))
+        .collect();
+    assert_eq!(granted.len(), 3);
+    assert_eq!(
+        granted[&jobs[0].job_key].as_deref(),
+        Some(pdf),
+        "plan records the content type: grants carry it"
+    );
+    // A finished job whose expected type changes goes back to PLANNED.
+    let lease = leases
+        .iter()
+        .find(|l| l.job.job_key == jobs[0].job_key)
+        .expect("leased");
+    let content = JobPatch {
+        sha256: Some("e5".repeat(32)),
+        size: Some(42),
+        path: Some("/out/w/a".into()),
+        ..JobPatch::default()
+    };
+    store
+        .advance(&lease.fence, &JobState::PIPELINE[2..], content)
+        .await
+        .expect("success");
+    let same = store
+        .update_expected(&jobs[0].job_key, &declare(pdf), "test")
+        .await
+        .expect("update");
+    assert_eq!(
+        same,
+        ExpectedUpdate::Unchanged,
+        "plan records the content type: same type"
+    );
+    let other = store
+        .update_expected(&jobs[0].job_key, &declare("text/html"), "test")
+        .await
+        .expect("update");
+    assert_eq!(
+        other,
+        ExpectedUpdate::Requeued,
+        "plan records the content type: another type requeues"
+    );
+    let job = store.job(&jobs[0].job_key).await.expect("job");
+    assert_eq!(
+        (job.state, job.expected_content_type.as_deref()),
+        (JobState::Planned, Some("text/html"))
     );
 }
 

@@ -87,6 +87,10 @@ pub struct ResourceMeta {
     /// ([`FetcherConfig::insecure`]); serialized only when set.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
+    /// `Content-Type`, verbatim, for the content check (SPEC §8). Not
+    /// recorded with the STREAM op: the check runs on the live answer.
+    #[serde(skip)]
+    pub content_type: Option<String>,
 }
 
 impl ResourceMeta {

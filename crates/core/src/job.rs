@@ -24,6 +24,9 @@ pub struct NewJob {
     pub expected_sha256: Option<String>,
     /// Expected size in bytes.
     pub expected_size: Option<u64>,
+    /// Expected media type (`type/subtype` or `type/*`, normalized by
+    /// [`content::parse_expected`](crate::content::parse_expected)).
+    pub expected_content_type: Option<String>,
 }
 
 /// A job row.
@@ -43,6 +46,9 @@ pub struct Job {
     pub expected_sha256: Option<String>,
     /// Expected size from the manifest.
     pub expected_size: Option<u64>,
+    /// Expected media type from the manifest (`--accept` applies to jobs
+    /// without one at run time).
+    pub expected_content_type: Option<String>,
     /// Current state.
     pub state: JobState,
     /// Epoch of the latest lease (0 before the first).
@@ -81,6 +87,7 @@ impl NewJob {
         Expectations {
             sha256: self.expected_sha256.clone(),
             size: self.expected_size,
+            content_type: self.expected_content_type.clone(),
         }
     }
 }
@@ -91,6 +98,7 @@ impl Job {
         Expectations {
             sha256: self.expected_sha256.clone(),
             size: self.expected_size,
+            content_type: self.expected_content_type.clone(),
         }
     }
 
@@ -109,6 +117,7 @@ impl Job {
             canonical_url: new.canonical_url.clone(),
             expected_sha256: new.expected_sha256.clone(),
             expected_size: new.expected_size,
+            expected_content_type: new.expected_content_type.clone(),
             state: JobState::Planned,
             epoch: 0,
             lease_owner: None,
@@ -248,12 +257,14 @@ pub struct Expectations {
     pub sha256: Option<String>,
     /// Expected size in bytes.
     pub size: Option<u64>,
+    /// Expected media type (see [`content`](crate::content)).
+    pub content_type: Option<String>,
 }
 
 impl Expectations {
     /// Whether no field is declared.
     pub fn is_empty(&self) -> bool {
-        self.sha256.is_none() && self.size.is_none()
+        self.sha256.is_none() && self.size.is_none() && self.content_type.is_none()
     }
 
     /// Whether `recorded` (a job's expectations) lacks a field these
@@ -262,7 +273,8 @@ impl Expectations {
     pub fn contradicts(&self, recorded: &Self) -> bool {
         let sha256 = self.sha256.is_some() && self.sha256 != recorded.sha256;
         let size = self.size.is_some() && self.size != recorded.size;
-        sha256 || size
+        let content_type = self.content_type.is_some() && self.content_type != recorded.content_type;
+        sha256 || size || content_type
     }
 
     /// `recorded` with every field these declare set to the declared value.
@@ -270,6 +282,7 @@ impl Expectations {
         Self {
             sha256: self.sha256.clone().or_else(|| recorded.sha256.clone()),
             size: self.size.or(recorded.size),
+            content_type: self.content_type.clone().or_else(|| recorded.content_type.clone()),
         }
     }
 
@@ -280,17 +293,36 @@ impl Expectations {
         let size_holds = self.size.is_none_or(|e| size == Some(e));
         sha256_holds && size_holds
     }
+
+    /// Whether finished content, which this job downloaded (or linked) under
+    /// the expectations `before`, meets these: [`Self::admit`] for its hash
+    /// and size, and a declared content type must be the one it was checked
+    /// against (`before`'s). Nothing records the type content was served
+    /// with, so a finished job whose expected type changes is requeued and
+    /// checked again by its download ([`LedgerStore::update_expected`]).
+    ///
+    /// [`LedgerStore::update_expected`]: crate::LedgerStore::update_expected
+    pub fn admit_finished(&self, before: &Self, sha256: Option<&str>, size: Option<u64>) -> bool {
+        let content_type_holds = self.content_type.is_none() || self.content_type == before.content_type;
+        self.admit(sha256, size) && content_type_holds
+    }
 }
 
 impl std::fmt::Display for Expectations {
     /// The declared fields: `sha256 HEX and size N`, `sha256 HEX`, `size N`,
-    /// or `no sha256 or size`.
+    /// or `no sha256 or size`; a declared content type follows as
+    /// ` and content_type T` (`content_type T` alone).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.sha256, self.size) {
-            (Some(sha256), Some(size)) => write!(f, "sha256 {sha256} and size {size}"),
-            (Some(sha256), None) => write!(f, "sha256 {sha256}"),
-            (None, Some(size)) => write!(f, "size {size}"),
-            (None, None) => f.write_str("no sha256 or size"),
+        match (&self.sha256, self.size, &self.content_type) {
+            (None, None, Some(content_type)) => return write!(f, "content_type {content_type}"),
+            (Some(sha256), Some(size), _) => write!(f, "sha256 {sha256} and size {size}")?,
+            (Some(sha256), None, _) => write!(f, "sha256 {sha256}")?,
+            (None, Some(size), _) => write!(f, "size {size}")?,
+            (None, None, None) => f.write_str("no sha256 or size")?,
+        }
+        match &self.content_type {
+            Some(content_type) => write!(f, " and content_type {content_type}"),
+            None => Ok(()),
         }
     }
 }

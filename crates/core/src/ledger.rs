@@ -337,11 +337,17 @@ impl RequeueCounts {
 ///   is planned once.
 /// - **plan reports other expectations**: planning a job key already present
 ///   (in the ledger, or earlier in the input) with a line that declares a
-///   sha256 or size the job does not record
+///   sha256, size or content type the job does not record
 ///   ([`Expectations::contradicts`]) leaves the job as it is, counts it as
 ///   existing and reports it in [`PlanCounts::conflicts`] with its position
 ///   in the input, the declared and the recorded expectations; a line that
 ///   declares nothing, or what the job records, is no conflict.
+/// - **plan records the content type**: a line's expected content type
+///   (`NewJob::expected_content_type`) is recorded with its job and returned
+///   by [`LedgerStore::job`], [`LedgerStore::jobs`] and every grant; another
+///   type on a later line is a conflict as another sha256 is, and
+///   [`LedgerStore::update_expected`] judges a finished job by
+///   [`Expectations::admit_finished`].
 /// - **fenced writes**: [`LedgerStore::commit`] succeeds only while the fence's owner holds
 ///   the job's lease at that epoch and the lease has not expired by the store
 ///   clock; otherwise [`StoreError::LeaseLost`] and nothing is written.

@@ -143,6 +143,8 @@ struct JsonJob<'a> {
     sha256: Option<Cow<'a, str>>,
     #[serde(default)]
     size: Option<u64>,
+    #[serde(default, borrow)]
+    content_type: Option<Cow<'a, str>>,
 }
 
 /// The job of a well-formed JSON line without building a [`Value`] first:
@@ -164,6 +166,10 @@ fn fast_json_job(text: &str) -> Option<Result<NewJob, String>> {
         Some(s) if is_sha256(&s) => Some(s.to_ascii_lowercase()),
         Some(_) => return None,
     };
+    let expected_content_type = match line.content_type {
+        None => None,
+        Some(t) => Some(crate::content::parse_expected(&t).ok()?),
+    };
     let canonical_url = match canonicalize(&line.url) {
         Ok(url) => url,
         Err(e) => return Some(Err(format!("url: {e}"))),
@@ -176,6 +182,7 @@ fn fast_json_job(text: &str) -> Option<Result<NewJob, String>> {
         canonical_url,
         expected_sha256,
         expected_size: line.size,
+        expected_content_type,
     }))
 }
 
@@ -214,7 +221,7 @@ fn csv_to_object(header: &[String], text: &str) -> Result<Map<String, Value>, St
     for (name, value) in header.iter().zip(fields) {
         let value = match name.as_str() {
             // Empty optional fields are absent; size is a number.
-            "sha256" | "size" if value.is_empty() => continue,
+            "sha256" | "size" | "content_type" if value.is_empty() => continue,
             "size" => match serde_json::from_str::<serde_json::Number>(value.trim()) {
                 Ok(n) => Value::Number(n),
                 Err(_) => return Err(format!("size must be a non-negative integer, got {value:?}")),
@@ -282,6 +289,11 @@ fn to_job(map: Map<String, Value>) -> Result<NewJob, String> {
         Some(Value::Number(n)) => Some(size(n)?),
         Some(other) => return Err(format!("size must be a number, found {}", type_name(other))),
     };
+    let expected_content_type = match map.get("content_type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(crate::content::parse_expected(s)?),
+        Some(other) => return Err(format!("content_type must be a string, found {}", type_name(other))),
+    };
     Ok(NewJob {
         job_key: job_key(&work_id, &artifact_id, &canonical_url),
         work_id,
@@ -290,6 +302,7 @@ fn to_job(map: Map<String, Value>) -> Result<NewJob, String> {
         canonical_url,
         expected_sha256,
         expected_size,
+        expected_content_type,
     })
 }
 
@@ -301,6 +314,47 @@ mod tests {
         ManifestReader::new(text.as_bytes(), format)
             .map(|r| r.unwrap())
             .collect()
+    }
+
+    #[test]
+    fn content_type_values() {
+        let typed = |field: &str| {
+            let line = format!(r#"{{"work_id":"w","artifact_id":"a","url":"https://h/x"{field}}}"#);
+            read(&line, Format::JsonLines)
+                .remove(0)
+                .map(|job| job.expected_content_type)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(typed(""), Ok(None));
+        assert_eq!(typed(r#","content_type":null"#), Ok(None));
+        assert_eq!(
+            typed(r#","content_type":"Application/PDF""#),
+            Ok(Some("application/pdf".into()))
+        );
+        assert_eq!(
+            typed(r#","content_type":"text/html; charset=utf-8""#),
+            Ok(Some("text/html".into())),
+            "parameters are dropped"
+        );
+        assert_eq!(typed(r#","content_type":"image/*""#), Ok(Some("image/*".into())));
+        assert_eq!(
+            typed(r#","content_type":"pdf""#),
+            Err(r#"line 1: content_type "pdf" is not a media type (type/subtype or type/*)"#.into())
+        );
+        assert_eq!(
+            typed(r#","content_type":7"#),
+            Err("line 1: content_type must be a string, found a number".into())
+        );
+        let csv = "work_id,artifact_id,url,content_type\nw,a,https://h/x,application/pdf\nw,b,https://h/y,\n";
+        let types: Vec<_> = read(csv, Format::Csv)
+            .into_iter()
+            .map(|job| job.expect("good line").expected_content_type)
+            .collect();
+        assert_eq!(
+            types,
+            vec![Some("application/pdf".to_owned()), None],
+            "an empty CSV cell is absent"
+        );
     }
 
     #[test]

@@ -232,6 +232,7 @@ impl Inner {
             canonical_url: job.canonical_url.clone(),
             expected_sha256: job.expected_sha256.clone(),
             expected_size: job.expected_size,
+            expected_content_type: job.expected_content_type.clone(),
         });
         let epoch = job.epoch;
         *job = Job { epoch, ..planned };
@@ -552,11 +553,13 @@ impl LedgerStore for MemoryStore {
         if !expected.contradicts(&job.expectations()) {
             return Ok(ExpectedUpdate::Unchanged);
         }
-        let updated = expected.over(&job.expectations());
+        let before = job.expectations();
+        let updated = expected.over(&before);
         job.expected_sha256 = updated.sha256.clone();
         job.expected_size = updated.size;
+        job.expected_content_type = updated.content_type.clone();
         let finished = matches!(job.state, JobState::Success | JobState::SkippedDuplicate);
-        if finished && !updated.admit(job.sha256.as_deref(), job.size) {
+        if finished && !updated.admit_finished(&before, job.sha256.as_deref(), job.size) {
             inner.requeue(job_key, reason, now);
             return Ok(ExpectedUpdate::Requeued);
         }

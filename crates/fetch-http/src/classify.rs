@@ -29,6 +29,7 @@ pub(crate) fn meta(response: &Response, content_length: Option<u64>) -> Resource
         content_length,
         etag: strong_etag(headers),
         last_modified: header_str(headers, &LAST_MODIFIED).map(str::to_owned),
+        content_type: header_str(headers, &reqwest::header::CONTENT_TYPE).map(str::to_owned),
         final_url: response.url().to_string(),
         insecure: false,
     }

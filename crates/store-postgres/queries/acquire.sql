@@ -152,6 +152,6 @@ SELECT job_key, work_id, artifact_id, url, canonical_url, expected_sha256, expec
        lease_owner, floor(extract(epoch FROM lease_expires_at) * 1000)::bigint AS lease_expires_at,
        attempts, floor(extract(epoch FROM next_attempt_at) * 1000)::bigint AS next_attempt_at,
        last_error, retryable, etag, last_modified, remote_size, path, sha256, size, duplicate_of,
-       previous_state
+       expected_content_type, previous_state
 FROM granted
 ORDER BY planned_seq

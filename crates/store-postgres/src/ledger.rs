@@ -175,9 +175,10 @@ fn plan_chunk(jobs: &[NewJob]) -> StoreResult<PlanChunk> {
         .bind(text(|j| &j.url))
         .bind(text(|j| &j.canonical_url))
         .bind(jobs.iter().map(|j| j.expected_sha256.clone()).collect::<Vec<_>>())
-        .bind(sizes);
+        .bind(sizes)
+        .bind(jobs.iter().map(|j| j.expected_content_type.clone()).collect::<Vec<_>>());
     let declaring: Vec<usize> = (0..jobs.len())
-        .filter(|&i| jobs[i].expected_sha256.is_some() || jobs[i].expected_size.is_some())
+        .filter(|&i| !jobs[i].expectations().is_empty())
         .collect();
     let check = if declaring.is_empty() {
         None
@@ -194,7 +195,15 @@ fn plan_chunk(jobs: &[NewJob]) -> StoreResult<PlanChunk> {
             .iter()
             .map(|&i| size(&jobs[i]))
             .collect::<StoreResult<Vec<_>>>()?;
-        let sql = Sql::new(queries::PLAN_CONFLICTS).bind(keys).bind(hashes).bind(sizes);
+        let types = declaring
+            .iter()
+            .map(|&i| jobs[i].expected_content_type.clone())
+            .collect::<Vec<_>>();
+        let sql = Sql::new(queries::PLAN_CONFLICTS)
+            .bind(keys)
+            .bind(hashes)
+            .bind(sizes)
+            .bind(types);
         Some((sql, declaring))
     };
     Ok(PlanChunk {
@@ -585,10 +594,11 @@ impl LedgerStore for PostgresStore {
                         .bind(job_key)
                         .bind(updated.sha256.clone())
                         .bind(size)
+                        .bind(updated.content_type.clone())
                         .execute(conn)
                         .await?;
                     let finished = matches!(state, JobState::Success | JobState::SkippedDuplicate);
-                    if finished && !updated.admit(row.sha256.as_deref(), row.content_size()?) {
+                    if finished && !updated.admit_finished(&recorded, row.sha256.as_deref(), row.content_size()?) {
                         requeue_locked(conn, job_key, state, row.epoch, reason).await?;
                         return Ok(ExpectedUpdate::Requeued);
                     }

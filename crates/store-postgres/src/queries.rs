@@ -44,8 +44,10 @@ pub(crate) const ARTIFACT: &str = "SELECT sha256, path, size, job_key FROM artif
 pub(crate) const JOB_FOR_REQUEUE: &str = "SELECT state, epoch FROM jobs WHERE job_key = $1 FOR UPDATE";
 /// A job's state, expectations and content, locked for `update_expected`.
 pub(crate) const JOB_FOR_EXPECTED: &str =
-    "SELECT state, epoch, expected_sha256, expected_size, sha256, size FROM jobs WHERE job_key = $1 FOR UPDATE";
+    "SELECT state, epoch, expected_sha256, expected_size, expected_content_type, sha256, size FROM jobs WHERE job_key = $1 \
+     FOR UPDATE";
 /// Records a job's expectations ($2 sha256, $3 size).
-pub(crate) const EXPECTED_UPDATE: &str = "UPDATE jobs SET expected_sha256 = $2, expected_size = $3 WHERE job_key = $1";
+pub(crate) const EXPECTED_UPDATE: &str =
+    "UPDATE jobs SET expected_sha256 = $2, expected_size = $3, expected_content_type = $4 WHERE job_key = $1";
 pub(crate) const JOB_EXISTS: &str = "SELECT count(*) AS n FROM jobs WHERE job_key = $1";
 pub(crate) const ANALYZE: &str = "ANALYZE jobs";

@@ -78,6 +78,8 @@ pub(crate) struct JobRow {
     size: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
     duplicate_of: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    expected_content_type: Option<String>,
 }
 
 impl JobRow {
@@ -105,6 +107,7 @@ impl JobRow {
             path: self.path,
             sha256: self.sha256,
             duplicate_of: self.duplicate_of,
+            expected_content_type: self.expected_content_type,
         })
     }
 }
@@ -302,6 +305,8 @@ pub(crate) struct ConflictRow {
     expected_sha256: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
     expected_size: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    expected_content_type: Option<String>,
 }
 
 impl ConflictRow {
@@ -310,6 +315,7 @@ impl ConflictRow {
         Ok(Expectations {
             sha256: self.expected_sha256.clone(),
             size: unsigned_opt(self.expected_size, "expected size")?,
+            content_type: self.expected_content_type.clone(),
         })
     }
 }
@@ -326,6 +332,8 @@ pub(crate) struct ExpectedRow {
     #[diesel(sql_type = Nullable<BigInt>)]
     expected_size: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
+    expected_content_type: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     pub(crate) sha256: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
     size: Option<i64>,
@@ -337,6 +345,7 @@ impl ExpectedRow {
         Ok(Expectations {
             sha256: self.expected_sha256.clone(),
             size: unsigned_opt(self.expected_size, "expected size")?,
+            content_type: self.expected_content_type.clone(),
         })
     }
 

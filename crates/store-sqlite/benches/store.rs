@@ -58,6 +58,7 @@ fn jobs(prefix: &str, n: usize) -> Vec<NewJob> {
                 canonical_url,
                 expected_sha256: None,
                 expected_size: Some(1024),
+                expected_content_type: None,
             }
         })
         .collect()

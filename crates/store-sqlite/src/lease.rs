@@ -306,6 +306,7 @@ mod tests {
                 canonical_url: format!("https://example.org/{i}"),
                 expected_sha256: None,
                 expected_size: None,
+                expected_content_type: None,
             })
             .collect();
         crate::ledger::plan(&conn, &jobs).expect("plan");

@@ -18,7 +18,7 @@ use crate::error::{is_unique_violation, Invalid, TxError, STORE};
 use crate::queries;
 use crate::rows;
 
-/// Jobs per multi-row `INSERT` (7 parameters each, far below SQLite's
+/// Jobs per multi-row `INSERT` (8 parameters each, far below SQLite's
 /// 32766-parameter limit).
 const PLAN_CHUNK: usize = 512;
 
@@ -103,13 +103,14 @@ fn check_expectations(
 ) -> Result<(), TxError> {
     let mut stmt = conn.prepare_cached(queries::JOB_EXPECTED)?;
     for (i, job) in chunk.iter().enumerate() {
-        if job.expected_sha256.is_none() && job.expected_size.is_none() {
+        if job.expectations().is_empty() {
             continue;
         }
         let recorded = stmt.query_row(named_params! {":job_key": job.job_key}, |row| {
             Ok(Expectations {
                 sha256: row.get(0)?,
                 size: rows::u64_at(row, 1)?,
+                content_type: row.get(2)?,
             })
         })?;
         let declared = job.expectations();
@@ -209,7 +210,7 @@ fn insert_jobs(stmt: &mut rusqlite::Statement<'_>, jobs: &[NewJob]) -> Result<us
         .iter()
         .map(|job| rows::size(job.expected_size, "expected size"))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(jobs.len() * 7);
+    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(jobs.len() * 8);
     for (job, size) in jobs.iter().zip(&sizes) {
         params.extend([
             &job.job_key as &dyn rusqlite::ToSql,
@@ -219,6 +220,7 @@ fn insert_jobs(stmt: &mut rusqlite::Statement<'_>, jobs: &[NewJob]) -> Result<us
             canonical_url_if_other(job),
             &job.expected_sha256,
             size,
+            &job.expected_content_type,
         ]);
     }
     Ok(stmt.execute(params.as_slice())?)
@@ -238,7 +240,7 @@ fn canonical_url_if_other(job: &NewJob) -> &dyn rusqlite::ToSql {
 
 /// `plan_insert.sql` with `rows` value tuples.
 fn insert_sql(rows: usize) -> String {
-    const TUPLE: &str = "(?, ?, ?, ?, ?, ?, ?)";
+    const TUPLE: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
     let mut sql = String::with_capacity(queries::PLAN_INSERT.len() + rows * (TUPLE.len() + 2));
     sql.push_str(queries::PLAN_INSERT.trim_end());
     for i in 0..rows {
@@ -719,14 +721,16 @@ pub(crate) fn update_expected(
     if !expected.contradicts(&job.expectations()) {
         return Ok(ExpectedUpdate::Unchanged);
     }
-    let updated = expected.over(&job.expectations());
+    let before = job.expectations();
+    let updated = expected.over(&before);
     conn.prepare_cached(queries::EXPECTED_UPDATE)?.execute(named_params! {
         ":planned_seq": seq,
         ":sha256": updated.sha256,
         ":size": rows::size(updated.size, "expected size")?,
+        ":content_type": updated.content_type,
     })?;
     let finished = matches!(job.state, JobState::Success | JobState::SkippedDuplicate);
-    if finished && !updated.admit(job.sha256.as_deref(), job.size) {
+    if finished && !updated.admit_finished(&before, job.sha256.as_deref(), job.size) {
         requeue(conn, job_key, reason)?;
         return Ok(ExpectedUpdate::Requeued);
     }

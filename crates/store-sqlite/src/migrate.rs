@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../sql/migrations/0002_ops_by_job.sql")),
     (3, include_str!("../sql/migrations/0003_canonical_url_if_other.sql")),
     (4, include_str!("../sql/migrations/0004_reconcile_mark.sql")),
+    (5, include_str!("../sql/migrations/0005_expected_content_type.sql")),
 ];
 
 /// The schema version this build writes.
@@ -127,6 +128,26 @@ mod tests {
             .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
             .expect("version");
         assert_eq!(version, 1, "nothing migrated");
+    }
+
+    #[test]
+    fn version_5_adds_no_expected_content_type_to_earlier_jobs() {
+        let mut conn = version_1_ledger();
+        migrate(&mut conn).expect("migrate");
+        let expected: Option<String> = conn
+            .query_row("SELECT expected_content_type FROM jobs WHERE job_key = 'j1'", [], |r| {
+                r.get(0)
+            })
+            .expect("the new column");
+        assert_eq!(expected, None, "a job planned before expects no type");
+        let job = conn
+            .query_row(
+                crate::queries::JOB_GET,
+                rusqlite::named_params! {":job_key": "j1"},
+                crate::rows::seq_and_job,
+            )
+            .expect("job");
+        assert_eq!((job.1.work_id.as_str(), job.1.expected_content_type), ("w", None));
     }
 
     #[test]

@@ -30,7 +30,8 @@ fn u32_at(row: &Row<'_>, index: usize) -> rusqlite::Result<u32> {
     u32::try_from(value).map_err(|_| bad(index, Type::Integer, format!("count {value} out of range")))
 }
 
-/// A job from the columns `job_key … duplicate_of` (22, in schema order).
+/// A job from the columns `job_key … duplicate_of` (22, in schema order),
+/// then `expected_content_type` (added by schema version 5).
 pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
         job_key: row.get(0)?,
@@ -55,13 +56,14 @@ pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
         sha256: row.get(19)?,
         size: u64_at(row, 20)?,
         duplicate_of: row.get(21)?,
+        expected_content_type: row.get(22)?,
     })
 }
 
-/// A job followed by its rowid (`planned_seq`, column 22), which the
+/// A job followed by its rowid (`planned_seq`, column 23), which the
 /// writes of the same transaction address it by.
 pub(crate) fn seq_and_job(row: &Row<'_>) -> rusqlite::Result<(i64, Job)> {
-    Ok((row.get(22)?, job(row)?))
+    Ok((row.get(23)?, job(row)?))
 }
 
 /// A JSON result column.

@@ -90,4 +90,10 @@ pub enum Fault {
         /// The header's value.
         value: String,
     },
+    /// Every answer carries `Content-Type: <value>` instead of
+    /// `application/octet-stream`, or no `Content-Type` at all for `None`.
+    ContentType {
+        /// The header's value; `None` leaves the header out.
+        value: Option<String>,
+    },
 }

@@ -154,7 +154,19 @@ fn answer<B>(shared: &Shared, req: &Request<B>) -> Response<ServeBody> {
         }
     };
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    let content_type = faults.iter().find_map(|f| match f {
+        Fault::ContentType { value } => Some(value.clone()),
+        _ => None,
+    });
+    match content_type {
+        None => {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        }
+        Some(Some(value)) => {
+            headers.insert(CONTENT_TYPE, header_value(&value));
+        }
+        Some(None) => {}
+    }
     headers.insert(CONTENT_LENGTH, HeaderValue::from(last - first));
     if is_head {
         return response;

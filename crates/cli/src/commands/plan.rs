@@ -224,7 +224,7 @@ fn parse<R: BufRead>(
         }
         match entry? {
             Ok(job) => {
-                if job.expected_sha256.is_some() || job.expected_size.is_some() {
+                if !job.expectations().is_empty() {
                     parsed.declaring.push((sent, reader.line_number()));
                 }
                 sent += 1;

@@ -92,6 +92,7 @@ pub(crate) async fn run(
         max_size: args.max_size,
         fsync: !args.no_fsync,
         backoff_base: args.backoff,
+        accept: args.accept.clone(),
         ..RunConfig::default()
     };
     let pipeline = Pipeline::new(Arc::clone(&store), fetcher, out, config, progress.clone());

@@ -26,6 +26,8 @@ impl PlanProgress {
             bar.set_style(ProgressStyle::with_template(TEMPLATE).unwrap_or_else(|_| ProgressStyle::default_spinner()));
             bar.enable_steady_tick(STEADY_TICK);
             terminal.attach(&multi);
+            // Drawn at once: a plan shorter than a tick still shows it ran.
+            bar.tick();
             (multi, bar)
         });
         Self {

@@ -5,6 +5,11 @@
 /// `jobs` and `status`; only `plan` and `fetch` create a ledger.
 #[cfg(feature = "sqlite")]
 mod commands;
+/// Content checks: an HTML page where a PDF was expected fails without retry
+/// (also by `--accept`), a PDF served as octet-stream passes, a wrong body is
+/// abandoned on its first bytes.
+#[cfg(feature = "sqlite")]
+mod content;
 /// Crash safety: SIGKILL mid-stream and restart; SIGSTOP past the lease.
 #[cfg(feature = "sqlite")]
 mod crash;

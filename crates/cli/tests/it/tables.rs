@@ -29,6 +29,7 @@ const JOB_KEYS: &[&str] = &[
     "last_error",
     "expected_sha256",
     "expected_size",
+    "expected_content_type",
     "lease_owner",
     "lease_expires_at",
 ];

@@ -63,6 +63,10 @@ pub struct RunConfig {
     pub backoff_cap: Duration,
     /// How often to look for work while waiting on others.
     pub poll_interval: Duration,
+    /// Expected media type (`--accept`, normalized by
+    /// [`content::parse_expected`](crate::content::parse_expected)) for jobs
+    /// that record none of their own.
+    pub accept: Option<String>,
 }
 
 impl Default for RunConfig {
@@ -78,6 +82,7 @@ impl Default for RunConfig {
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(60),
             poll_interval: Duration::from_millis(200),
+            accept: None,
         }
     }
 }

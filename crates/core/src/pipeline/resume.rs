@@ -87,6 +87,7 @@ mod tests {
             last_modified: last_modified.map(str::to_owned),
             final_url: String::new(),
             insecure: false,
+            content_type: None,
         }
     }
 

@@ -20,6 +20,7 @@ use super::resource::ResourceError;
 use super::resume;
 use super::stream::Partial;
 use super::Shared;
+use crate::content;
 use crate::error::StoreError;
 use crate::fetch::{BodyStream, FetchError, GetRequest, GetResponse, ResourceMeta};
 use crate::job::{Job, JobFailure, JobPatch, JobQuery};
@@ -512,8 +513,18 @@ impl JobRun<'_> {
             expected: opened.meta.content_length.or(self.job.expected_size),
             start: opened.start,
         });
+        // The content check judges the body's first bytes, so it runs on a
+        // body from byte 0; a resumed one continues bytes already judged.
+        let check = self
+            .expected_content_type()
+            .filter(|_| opened.start == 0)
+            .map(|expected| ContentCheck {
+                expected,
+                content_type: opened.meta.content_type.as_deref(),
+                first: Vec::new(),
+            });
         let streamed = match opened.body {
-            Some(body) => self.stream_body(&mut partial, body).await,
+            Some(body) => self.stream_body(&mut partial, body, check).await,
             None => Ok(()),
         };
         // Keep what arrived, even on failure: a retry resumes from it.
@@ -586,6 +597,22 @@ impl JobRun<'_> {
             )));
         }
         let source = PathBuf::from(original.path.clone().unwrap_or_default());
+        // The original's bytes must fit this job's expected content type
+        // too, judged by their first bytes (no header to go by).
+        if let Some(expected) = self.expected_content_type() {
+            let path = source.clone();
+            let first = blocking(move || {
+                use std::io::Read;
+                let mut first = Vec::with_capacity(content::SNIFF_LEN);
+                std::fs::File::open(path)?
+                    .take(content::SNIFF_LEN as u64)
+                    .read_to_end(&mut first)?;
+                Ok(first)
+            })
+            .await?;
+            content::check(expected, None, &first)
+                .map_err(|e| permanent(format!("{e}, in job {} (same canonical URL)", original.job_key)))?;
+        }
         let dedupe_key = self.keys().content(OpKind::Dedupe, &sha256);
         let begun = self
             .commit(None, &[], JobPatch::default(), Some((dedupe_key, OpKind::Dedupe)))
@@ -717,12 +744,37 @@ impl JobRun<'_> {
         }
     }
 
-    async fn stream_body(&self, partial: &mut Partial, mut body: BodyStream) -> Result<(), Stop> {
+    /// The media type this job's content must fit: its own, else the run's
+    /// `--accept`.
+    fn expected_content_type(&self) -> Option<&str> {
+        self.job
+            .expected_content_type
+            .as_deref()
+            .or(self.shared.config.accept.as_deref())
+    }
+
+    /// Streams `body` into `partial`. With a content `check`, the first
+    /// [`content::SNIFF_LEN`] bytes are judged before they are written (all
+    /// of a shorter body at its end): a body that does not fit is abandoned
+    /// there, the rest never read.
+    async fn stream_body(
+        &self,
+        partial: &mut Partial,
+        mut body: BodyStream,
+        mut check: Option<ContentCheck<'_>>,
+    ) -> Result<(), Stop> {
         let cap = self.shared.config.max_size;
         partial.write_back_early(self.shared.config.fsync);
         while let Some(chunk) = self.unless_interrupted(body.next()).await? {
             self.check_lease()?;
             let chunk = chunk.map_err(|e| fetch_failure(e, false))?;
+            if let Some(pending) = check.as_mut() {
+                let wanted = content::SNIFF_LEN - pending.first.len();
+                pending.first.extend_from_slice(&chunk[..chunk.len().min(wanted)]);
+                if pending.first.len() == content::SNIFF_LEN {
+                    check.take().map_or(Ok(()), |done| done.judge())?;
+                }
+            }
             partial.push(&chunk).await?;
             self.shared
                 .progress
@@ -731,7 +783,7 @@ impl JobRun<'_> {
                 return Err(permanent(format!("body exceeds the cap of {cap} bytes")));
             }
         }
-        Ok(())
+        check.map_or(Ok(()), |done| done.judge())
     }
 
     fn verify(&self, meta: &ResourceMeta, sha256: &str, size: u64) -> Result<(), Stop> {
@@ -897,6 +949,21 @@ impl JobRun<'_> {
         {
             tracing::warn!(job = %self.fence.job_key, error = %err, "could not remove partial files");
         }
+    }
+}
+
+/// A content check under way (SPEC §8): the expectation, the answer's
+/// `Content-Type`, and the first bytes gathered so far.
+struct ContentCheck<'a> {
+    expected: &'a str,
+    content_type: Option<&'a str>,
+    first: Vec<u8>,
+}
+
+impl ContentCheck<'_> {
+    /// [`content::check`]: a body that does not fit fails without retry.
+    fn judge(self) -> Result<(), Stop> {
+        content::check(self.expected, self.content_type, &self.first).map_err(permanent)
     }
 }
 

@@ -60,6 +60,7 @@ fn meta(status: u16, total: Option<u64>, version: usize) -> ResourceMeta {
         last_modified: None,
         final_url: URL.to_owned(),
         insecure: false,
+        content_type: None,
     }
 }
 
@@ -162,6 +163,7 @@ async fn fetch(fetcher: Scripted) -> (JobState, Option<Vec<u8>>) {
         canonical_url: canonical,
         expected_sha256: None,
         expected_size: None,
+        expected_content_type: None,
     };
     store.plan(&[job]).await.unwrap();
     let config = RunConfig {

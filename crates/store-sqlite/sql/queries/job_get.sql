@@ -2,6 +2,6 @@
 -- follows.
 SELECT job_key, work_id, artifact_id, url, canonical_url, expected_sha256, expected_size,
        state, epoch, lease_owner, lease_expires_at, attempts, next_attempt_at, last_error, retryable,
-       etag, last_modified, remote_size, path, sha256, size, duplicate_of, planned_seq
+       etag, last_modified, remote_size, path, sha256, size, duplicate_of, expected_content_type, planned_seq
 FROM jobs
 WHERE job_key = :job_key

@@ -1,7 +1,7 @@
 -- A later page of jobs in key order (keyset pagination), optionally of one state.
 SELECT job_key, work_id, artifact_id, url, canonical_url, expected_sha256, expected_size,
        state, epoch, lease_owner, lease_expires_at, attempts, next_attempt_at, last_error, retryable,
-       etag, last_modified, remote_size, path, sha256, size, duplicate_of
+       etag, last_modified, remote_size, path, sha256, size, duplicate_of, expected_content_type
 FROM jobs
 WHERE job_key > :after
   AND (:state IS NULL OR state = :state)

@@ -10,7 +10,7 @@
 -- are never scanned; the compound stops at :limit rows.
 SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
        c.state, c.epoch, c.lease_owner, c.lease_expires_at, c.attempts, c.next_attempt_at, c.last_error, c.retryable,
-       c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of, c.planned_seq
+       c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of, c.expected_content_type, c.planned_seq
 FROM jobs AS c INDEXED BY jobs_unleased_in_flight
 WHERE c.in_flight = 1
   AND c.lease_expires_at IS NULL
@@ -23,7 +23,7 @@ WHERE c.in_flight = 1
 UNION ALL
 SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
        c.state, c.epoch, c.lease_owner, c.lease_expires_at, c.attempts, c.next_attempt_at, c.last_error, c.retryable,
-       c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of, c.planned_seq
+       c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of, c.expected_content_type, c.planned_seq
 FROM jobs AS c INDEXED BY jobs_lease_expiry
 WHERE c.lease_expires_at IS NOT NULL
   AND c.lease_expires_at <= :now
@@ -37,7 +37,7 @@ WHERE c.lease_expires_at IS NOT NULL
 UNION ALL
 SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
        c.state, c.epoch, c.lease_owner, c.lease_expires_at, c.attempts, c.next_attempt_at, c.last_error, c.retryable,
-       c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of, c.planned_seq
+       c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of, c.expected_content_type, c.planned_seq
 FROM jobs AS c INDEXED BY jobs_failed_retryable
 WHERE c.state = 'FAILED' AND c.retryable = 1
   AND c.attempts < :max_attempts
@@ -52,7 +52,7 @@ UNION ALL
 SELECT * FROM (
     SELECT c.job_key, c.work_id, c.artifact_id, c.url, c.canonical_url, c.expected_sha256, c.expected_size,
        c.state, c.epoch, c.lease_owner, c.lease_expires_at, c.attempts, c.next_attempt_at, c.last_error, c.retryable,
-       c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of, c.planned_seq
+       c.etag, c.last_modified, c.remote_size, c.path, c.sha256, c.size, c.duplicate_of, c.expected_content_type, c.planned_seq
     FROM jobs AS c INDEXED BY jobs_not_in_flight
     WHERE c.state = 'PLANNED'
       AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= :now)
