@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
+use oncefetch_core::pipeline::Rate;
 use oncefetch_core::JobState;
 
 use crate::help::{after_help, after_long_help, long_version, Topic};
@@ -168,6 +169,14 @@ pub struct RunArgs {
     /// `Retry-After` wins when longer).
     #[arg(long, default_value = "500ms", value_parser = parse_duration, value_name = "DUR")]
     pub backoff: Duration,
+    /// Requests per host, evenly spaced (every request of a job waits its turn: the GET, and a second GET when a
+    /// resume is refused), e.g. `5/s`, `1/3s`, `100/min`; unlimited when not given.
+    #[arg(long, value_parser = parse_rate, value_name = "RATE")]
+    pub rate_per_host: Option<Rate>,
+    /// Body bytes per second over all downloads together, e.g. `500k`, `2M`, `1MiB/s` (units as for
+    /// `--max-size`: k = 1000, KiB = 1024); unlimited when not given.
+    #[arg(long, value_parser = parse_bandwidth, value_name = "BYTES/s")]
+    pub limit_rate: Option<u64>,
     /// Skip fsync when placing files (faster; a power loss may lose recent files, never corrupt them in place).
     #[arg(long)]
     pub no_fsync: bool,
@@ -339,6 +348,22 @@ pub fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(ttl)
+}
+
+/// A request rate, `COUNT/PERIOD`.
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    s.parse()
+        .map_err(|e: oncefetch_core::pipeline::rate::BadRate| e.to_string())
+}
+
+/// A bandwidth: a size per second, more than zero (`/s` optional).
+pub fn parse_bandwidth(s: &str) -> Result<u64, String> {
+    let trimmed = s.trim();
+    let size = trimmed.strip_suffix("/s").unwrap_or(trimmed);
+    match parse_size(size)? {
+        0 => Err("must be more than zero bytes per second".into()),
+        n => Ok(n),
+    }
 }
 
 /// A state name.

@@ -77,6 +77,8 @@ pub(crate) async fn run(
         max_size: args.max_size,
         fsync: !args.no_fsync,
         backoff_base: args.backoff,
+        rate_per_host: args.rate_per_host,
+        limit_rate: args.limit_rate,
         ..RunConfig::default()
     };
     let pipeline = Pipeline::new(Arc::clone(&store), fetcher, out, config, progress.clone());

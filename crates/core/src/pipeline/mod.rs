@@ -3,11 +3,13 @@
 //! in the ledger is settled.
 
 mod backoff;
+mod bandwidth;
 mod dirsync;
 pub mod files;
 mod interrupt;
 mod lease_keeper;
 mod progress;
+pub mod rate;
 pub mod recover;
 mod resource;
 mod resume;
@@ -30,6 +32,7 @@ use crate::store::Store;
 pub use files::OutDir;
 pub use interrupt::Interrupt;
 pub use progress::{Download, NoProgress, Progress};
+pub use rate::Rate;
 pub use resource::{ResourceError, Shortage};
 pub use worker::JobOutcome;
 
@@ -63,6 +66,12 @@ pub struct RunConfig {
     pub backoff_cap: Duration,
     /// How often to look for work while waiting on others.
     pub poll_interval: Duration,
+    /// Requests per host (each request of a job waits its turn); `None`:
+    /// unlimited.
+    pub rate_per_host: Option<Rate>,
+    /// Body bytes per second over every download of the run; `None`:
+    /// unlimited.
+    pub limit_rate: Option<u64>,
 }
 
 impl Default for RunConfig {
@@ -78,6 +87,8 @@ impl Default for RunConfig {
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(60),
             poll_interval: Duration::from_millis(200),
+            rate_per_host: None,
+            limit_rate: None,
         }
     }
 }
@@ -132,6 +143,10 @@ pub(crate) struct Shared {
     pub(crate) config: RunConfig,
     pub(crate) progress: Arc<dyn Progress>,
     hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Each host's next request slot under [`RunConfig::rate_per_host`].
+    pub(crate) rates: rate::HostRates,
+    /// The run's [`RunConfig::limit_rate`].
+    pub(crate) bandwidth: Option<bandwidth::Bandwidth>,
     /// Leased jobs not downloading yet (see `worker::QueuePlace`).
     pub(crate) queued: AtomicUsize,
     /// Set when the run must stop.
@@ -183,6 +198,7 @@ impl Pipeline {
         config: RunConfig,
         progress: Arc<dyn Progress>,
     ) -> Self {
+        let bandwidth = config.limit_rate.map(bandwidth::Bandwidth::new);
         Self {
             shared: Arc::new(Shared {
                 store,
@@ -191,6 +207,8 @@ impl Pipeline {
                 config,
                 progress,
                 hosts: std::sync::Mutex::new(HashMap::new()),
+                rates: rate::HostRates::default(),
+                bandwidth,
                 queued: AtomicUsize::new(0),
                 interrupt: Interrupt::default(),
                 halted: std::sync::Mutex::new(None),

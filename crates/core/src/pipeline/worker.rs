@@ -463,6 +463,9 @@ impl JobRun<'_> {
             .unless_interrupted(self.shared.host_slot(&self.job.url).acquire_owned())
             .await?
             .expect("semaphore never closes");
+        // The first request's turn at the host's rate, before a download
+        // slot: a host's queue does not hold slots other hosts could use.
+        self.pace().await?;
         let slot = self.shared.interrupt.or_stop(self.queue.take()).await;
         self.slot = Some(slot.ok_or(Stop::Interrupted)?);
         let opened = self.open(prior.as_ref()).await?;
@@ -692,7 +695,18 @@ impl JobRun<'_> {
             GetResponse::UnusableRange { reason, .. } => reason,
         };
         tracing::warn!(job = %self.fence.job_key, url = %self.job.url, reason = %refused, "resume refused; reading the whole resource from byte 0");
+        self.pace().await?;
         self.open_whole().await
+    }
+
+    /// Waits for this job's next request turn at its host's rate
+    /// ([`RunConfig::rate_per_host`](super::RunConfig::rate_per_host)).
+    async fn pace(&self) -> Result<(), Stop> {
+        if let Some(rate) = self.shared.config.rate_per_host {
+            let host = host_port(&self.job.url);
+            self.unless_interrupted(self.shared.rates.take(host, rate)).await?;
+        }
+        Ok(())
     }
 
     /// A plain GET of the whole resource.
@@ -724,6 +738,9 @@ impl JobRun<'_> {
             self.check_lease()?;
             let chunk = chunk.map_err(|e| fetch_failure(e, false))?;
             partial.push(&chunk).await?;
+            if let Some(bandwidth) = &self.shared.bandwidth {
+                self.unless_interrupted(bandwidth.consume(chunk.len() as u64)).await?;
+            }
             self.shared
                 .progress
                 .download_bytes(&self.fence.job_key, chunk.len() as u64);

@@ -1,0 +1,70 @@
+use std::time::{Duration, Instant};
+
+use oncefetch_test_server::{content, TestServer};
+
+use crate::support::*;
+
+/// A server holding `n` artifacts of `size` bytes at `/f0`, `/f1`, …, and
+/// their manifest lines under work ids `{work}0`, `{work}1`, ….
+fn serve(server: &TestServer, work: &str, n: usize, size: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            let path = format!("/{work}{i}");
+            server.add(&path, content(i as u64 + 7, size));
+            entry(server, &format!("{work}{i}"), "a", &path)
+        })
+        .collect()
+}
+
+#[test]
+fn rate_per_host_spaces_requests_at_the_rate() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let manifest = ws.manifest(&serve(&server, "r", 14, 1000));
+    let out = ws.fetch(&manifest, &["-j", "8", "--no-fsync", "--rate-per-host", "4/s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let times = server.request_times();
+    assert_eq!(times.len(), 14, "one request per job");
+    let span = times[times.len() - 1] - times[0];
+    let per_sec = (times.len() - 1) as f64 / span.as_secs_f64();
+    assert!((per_sec - 4.0).abs() <= 0.4, "{per_sec:.2} requests/s, not 4/s ± 10 %");
+    // No burst either: any four consecutive requests span three intervals.
+    for window in times.windows(4) {
+        let spread = window[3] - window[0];
+        assert!(
+            spread >= Duration::from_millis(675),
+            "a burst: 4 requests in {spread:?}"
+        );
+    }
+}
+
+#[test]
+fn limit_rate_caps_the_bytes_per_second_of_the_whole_run() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let manifest = ws.manifest(&serve(&server, "b", 6, 1_000_000));
+    let mut child = KillOnDrop::spawn(
+        &ws,
+        &[
+            "fetch",
+            manifest.to_str().unwrap(),
+            "--out",
+            ws.out().to_str().unwrap(),
+            "-j",
+            "3",
+            "--no-fsync",
+            "--limit-rate",
+            "2M",
+        ],
+    );
+    let status = child.wait_within(Duration::from_secs(30));
+    let ended = Instant::now();
+    assert_eq!(status.code(), Some(0), "{}", child.stderr());
+    assert_eq!(server.stats().bytes_served, 6_000_000);
+    let began = server.request_times()[0];
+    let per_sec = 6_000_000.0 / (ended - began).as_secs_f64();
+    assert!(
+        (per_sec - 2_000_000.0).abs() <= 300_000.0,
+        "{per_sec:.0} bytes/s, not 2 MB/s ± 15 %"
+    );
+}
