@@ -169,6 +169,11 @@ pub struct RunArgs {
     /// `Retry-After` wins when longer).
     #[arg(long, default_value = "500ms", value_parser = parse_duration, value_name = "DUR")]
     pub backoff: Duration,
+    /// The longest `Retry-After` (or backoff) a run waits out: a job a server asks to wait longer is left FAILED,
+    /// retryable, with its next attempt when the server said, and the run ends without it (exit 4; run again
+    /// later, or `oncefetch retry`).
+    #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DUR")]
+    pub max_retry_after: Duration,
     /// Requests per host, evenly spaced (every request of a job waits its turn: the GET, and a second GET when a
     /// resume is refused), e.g. `5/s`, `1/3s`, `100/min`; unlimited when not given.
     #[arg(long, value_parser = parse_rate, value_name = "RATE")]

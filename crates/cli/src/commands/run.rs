@@ -67,7 +67,7 @@ pub(crate) async fn run(
     if report != Default::default() {
         tracing::info!(?report, "recovery done");
     }
-    let outstanding = store.outstanding(args.max_attempts).await?;
+    let outstanding = store.outstanding(args.max_attempts, Some(args.max_retry_after)).await?;
     let progress = Arc::new(RunProgress::start(terminal, outstanding, args.progress_interval));
     let config = RunConfig {
         concurrency: args.concurrency as usize,
@@ -77,6 +77,7 @@ pub(crate) async fn run(
         max_size: args.max_size,
         fsync: !args.no_fsync,
         backoff_base: args.backoff,
+        max_retry_after: args.max_retry_after,
         rate_per_host: args.rate_per_host,
         limit_rate: args.limit_rate,
         ..RunConfig::default()

@@ -1,6 +1,7 @@
 use std::time::{Duration, Instant};
 
-use oncefetch_test_server::{content, TestServer};
+use oncefetch_test_server::{content, Fault, TestServer};
+use serde_json::json;
 
 use crate::support::*;
 
@@ -66,5 +67,44 @@ fn limit_rate_caps_the_bytes_per_second_of_the_whole_run() {
     assert!(
         (per_sec - 2_000_000.0).abs() <= 300_000.0,
         "{per_sec:.0} bytes/s, not 2 MB/s ± 15 %"
+    );
+}
+
+#[test]
+fn a_retry_after_past_the_cap_ends_the_run_and_leaves_the_job_due_then() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let lines = serve(&server, "h", 1, 1000);
+    server.fault(
+        "/h0",
+        Fault::RetryAfterSecs {
+            status: 429,
+            secs: 3600,
+            times: 1,
+        },
+    );
+    let manifest = ws.manifest(&lines);
+    let started = Instant::now();
+    let out = ws.fetch(&manifest, &["--no-fsync", "--max-retry-after", "5s"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("longer than --max-retry-after"), "{stderr}");
+    let job = &ws.jobs()[0];
+    assert_eq!(
+        (&job["state"], &job["retryable"]),
+        (&json!("FAILED"), &json!(true)),
+        "{job}"
+    );
+    assert_eq!(job["attempts"], 1, "{job}");
+    let due = humantime::parse_rfc3339(job["next_attempt_at"].as_str().expect("next_attempt_at")).unwrap();
+    let due_in = due.duration_since(std::time::SystemTime::now()).expect("in the future");
+    assert!(
+        (Duration::from_secs(3590)..=Duration::from_secs(3600)).contains(&due_in),
+        "due in {due_in:?}: {job}"
     );
 }

@@ -14,6 +14,7 @@ pub mod recover;
 mod resource;
 mod resume;
 mod stream;
+mod waits;
 mod worker;
 
 use std::collections::HashMap;
@@ -66,6 +67,10 @@ pub struct RunConfig {
     pub backoff_cap: Duration,
     /// How often to look for work while waiting on others.
     pub poll_interval: Duration,
+    /// The longest wait for a server's `Retry-After` the run sits out: a
+    /// job asked to wait longer is left FAILED (retryable, its next attempt
+    /// when the server said), and the run does not wait for it.
+    pub max_retry_after: Duration,
     /// Requests per host (each request of a job waits its turn); `None`:
     /// unlimited.
     pub rate_per_host: Option<Rate>,
@@ -87,6 +92,7 @@ impl Default for RunConfig {
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(60),
             poll_interval: Duration::from_millis(200),
+            max_retry_after: Duration::from_secs(15 * 60),
             rate_per_host: None,
             limit_rate: None,
         }
@@ -147,6 +153,8 @@ pub(crate) struct Shared {
     pub(crate) rates: rate::HostRates,
     /// The run's [`RunConfig::limit_rate`].
     pub(crate) bandwidth: Option<bandwidth::Bandwidth>,
+    /// Long waits logged so far.
+    pub(crate) waits: waits::Waits,
     /// Leased jobs not downloading yet (see `worker::QueuePlace`).
     pub(crate) queued: AtomicUsize,
     /// Set when the run must stop.
@@ -209,6 +217,7 @@ impl Pipeline {
                 hosts: std::sync::Mutex::new(HashMap::new()),
                 rates: rate::HostRates::default(),
                 bandwidth,
+                waits: waits::Waits::default(),
                 queued: AtomicUsize::new(0),
                 interrupt: Interrupt::default(),
                 halted: std::sync::Mutex::new(None),
@@ -285,7 +294,11 @@ impl Pipeline {
                 if shared.interrupt.is_set() {
                     break;
                 }
-                match shared.store.outstanding(config.max_attempts).await {
+                match shared
+                    .store
+                    .outstanding(config.max_attempts, Some(config.max_retry_after))
+                    .await
+                {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(err) => {

@@ -413,6 +413,11 @@ impl JobRun<'_> {
                 (failure.retry_after > Duration::ZERO).then_some(failure.retry_after),
             );
             failure.retry_after = delay;
+            // Past the cap the job waits in the ledger, not in this run
+            // (`outstanding` leaves it out).
+            let beyond = delay > self.shared.config.max_retry_after;
+            let host = host_port(&self.job.url);
+            self.shared.waits.note(host, &failure.message, delay, beyond);
         }
         let finish = self.running_op.take().map(|op_key| OpFinish {
             op_key,
