@@ -108,3 +108,32 @@ fn a_retry_after_past_the_cap_ends_the_run_and_leaves_the_job_due_then() {
         "due in {due_in:?}: {job}"
     );
 }
+
+#[test]
+fn a_host_down_for_a_while_pauses_alone_and_its_jobs_keep_their_attempts() {
+    let (down, up) = (TestServer::start(), TestServer::start());
+    let ws = Workspace::new();
+    let mut lines = serve(&down, "d", 50, 2000);
+    lines.extend(serve(&up, "u", 50, 2000));
+    let outage_ends = Instant::now() + Duration::from_secs(5);
+    for i in 0..50 {
+        let until = outage_ends;
+        down.fault(&format!("/d{i}"), Fault::StatusUntil { status: 503, until });
+    }
+    let manifest = ws.manifest(&lines);
+    let out = ws.fetch(&manifest, &["-j", "8", "--no-fsync", "--max-attempts", "3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let jobs = ws.jobs();
+    assert_eq!(jobs.len(), 100);
+    for job in &jobs {
+        assert_eq!(job["state"], "SUCCESS", "{job}");
+    }
+    let last_up = *up.request_times().last().expect("requests");
+    assert!(
+        last_up < outage_ends,
+        "the other host's jobs finished during the outage"
+    );
+    // Paused, the host saw probes, not every job again and again.
+    let during = down.request_times().iter().filter(|&&t| t < outage_ends).count();
+    assert!(during < 50, "{during} requests during the outage");
+}

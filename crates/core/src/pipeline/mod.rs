@@ -4,6 +4,7 @@
 
 mod backoff;
 mod bandwidth;
+mod breaker;
 mod dirsync;
 pub mod files;
 mod interrupt;
@@ -120,6 +121,8 @@ pub struct RunReport {
     pub lost: u64,
     /// Jobs stopped by an [`Interrupt`], their leases given back.
     pub interrupted: u64,
+    /// Jobs put off, no attempt counted, while their host was paused.
+    pub deferred: u64,
 }
 
 /// Why a run stopped early.
@@ -155,6 +158,8 @@ pub(crate) struct Shared {
     pub(crate) bandwidth: Option<bandwidth::Bandwidth>,
     /// Long waits logged so far.
     pub(crate) waits: waits::Waits,
+    /// Each host's circuit breaker.
+    pub(crate) breakers: breaker::Breakers,
     /// Leased jobs not downloading yet (see `worker::QueuePlace`).
     pub(crate) queued: AtomicUsize,
     /// Set when the run must stop.
@@ -218,6 +223,7 @@ impl Pipeline {
                 rates: rate::HostRates::default(),
                 bandwidth,
                 waits: waits::Waits::default(),
+                breakers: breaker::Breakers::default(),
                 queued: AtomicUsize::new(0),
                 interrupt: Interrupt::default(),
                 halted: std::sync::Mutex::new(None),
@@ -332,6 +338,7 @@ fn tally(report: &mut RunReport, done: Result<JobOutcome, tokio::task::JoinError
         Ok(JobOutcome::Failed { .. }) => report.failed += 1,
         Ok(JobOutcome::LeaseLost) | Ok(JobOutcome::StoreFailed(_)) => report.lost += 1,
         Ok(JobOutcome::Interrupted) => report.interrupted += 1,
+        Ok(JobOutcome::Deferred { .. }) => report.deferred += 1,
         Err(err) => {
             tracing::error!(error = %err, "job task panicked");
             report.lost += 1;
