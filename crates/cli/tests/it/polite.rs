@@ -137,3 +137,33 @@ fn a_host_down_for_a_while_pauses_alone_and_its_jobs_keep_their_attempts() {
     let during = down.request_times().iter().filter(|&&t| t < outage_ends).count();
     assert!(during < 50, "{during} requests during the outage");
 }
+
+#[test]
+fn a_host_down_past_max_retry_after_is_left_for_a_later_run() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let lines = serve(&server, "x", 10, 1000);
+    let until = Instant::now() + Duration::from_secs(3600);
+    for i in 0..10 {
+        server.fault(&format!("/x{i}"), Fault::StatusUntil { status: 503, until });
+    }
+    let manifest = ws.manifest(&lines);
+    let started = Instant::now();
+    let out = ws.fetch(&manifest, &["--no-fsync", "--max-retry-after", "3s"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    for job in ws.jobs() {
+        assert_eq!(
+            (&job["state"], &job["retryable"]),
+            (&json!("FAILED"), &json!(true)),
+            "{job}"
+        );
+        assert!(job["attempts"].as_u64().unwrap() < 5, "attempts left: {job}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("longer than --max-retry-after"), "{stderr}");
+}

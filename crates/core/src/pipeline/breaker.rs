@@ -4,6 +4,10 @@
 //! while it keeps failing; once a pause is over one request at a time (the
 //! probe) is let through, and any answer that is not a transient failure
 //! closes the breaker again.
+//!
+//! A host down longer than the run's grace (`--max-retry-after`, counted
+//! from the failure that paused it) is given up on for this run: its jobs
+//! are put off for twice the grace, past what the run waits for.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -54,15 +58,38 @@ struct Host {
     paused_until: Option<Instant>,
     /// A probe is out.
     probing: bool,
+    /// When the failure that paused the host came.
+    down_since: Option<Instant>,
+}
+
+impl Host {
+    /// How long to put a job off that would wait `wait`: twice `grace`
+    /// once the host has been down longer than `grace`.
+    fn put_off(&self, now: Instant, wait: Duration, grace: Duration) -> Duration {
+        match self.down_since {
+            Some(since) if now.saturating_duration_since(since) > grace => wait.max(grace.saturating_mul(2)),
+            _ => wait,
+        }
+    }
 }
 
 /// The breakers of every host of a run.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Breakers {
     hosts: Mutex<HashMap<String, Host>>,
+    /// How long a host may stay down before the run gives up on it.
+    grace: Duration,
 }
 
 impl Breakers {
+    /// Breakers that give up on a host down longer than `grace`.
+    pub(crate) fn new(grace: Duration) -> Self {
+        Self {
+            hosts: Mutex::new(HashMap::new()),
+            grace,
+        }
+    }
+
     fn with<T>(&self, host: &str, f: impl FnOnce(&mut Host, Instant) -> T) -> T {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         f(hosts.entry(host.to_owned()).or_default(), Instant::now())
@@ -70,10 +97,11 @@ impl Breakers {
 
     /// Whether a request to `host` may go now.
     pub(crate) fn admit(&self, host: &str) -> Admit {
+        let grace = self.grace;
         self.with(host, |h, now| match h.paused_until {
             None => Admit::Go { probe: false },
-            Some(until) if now < until => Admit::Wait(until - now),
-            Some(_) if h.probing => Admit::Wait(h.cool_down),
+            Some(until) if now < until => Admit::Wait(h.put_off(now, until - now, grace)),
+            Some(_) if h.probing => Admit::Wait(h.put_off(now, h.cool_down, grace)),
             Some(_) => {
                 h.probing = true;
                 Admit::Go { probe: true }
@@ -94,6 +122,7 @@ impl Breakers {
     /// `host` failed transiently; `asked` is how long the server asked to
     /// be left alone (`Retry-After`), which a pause lasts at least.
     pub(crate) fn failed(&self, host: &str, probe: bool, asked: Duration) -> Tripped {
+        let grace = self.grace;
         self.with(host, |h, now| {
             let pause = |h: &mut Host, cool_down: Duration| {
                 h.cool_down = cool_down;
@@ -104,15 +133,18 @@ impl Breakers {
             if probe {
                 h.probing = false;
                 let longer = (h.cool_down * 2).clamp(FIRST_COOL_DOWN, MAX_COOL_DOWN);
-                return Tripped::Already(pause(h, longer));
+                let wait = pause(h, longer);
+                return Tripped::Already(h.put_off(now, wait, grace));
             }
             if let Some(until) = h.paused_until {
-                return Tripped::Already(until.saturating_duration_since(now).max(h.cool_down));
+                let wait = until.saturating_duration_since(now).max(h.cool_down);
+                return Tripped::Already(h.put_off(now, wait, grace));
             }
             h.failures += 1;
             if h.failures < THRESHOLD {
                 return Tripped::No;
             }
+            h.down_since = Some(now);
             Tripped::Now(pause(h, FIRST_COOL_DOWN))
         })
     }
@@ -123,6 +155,13 @@ mod tests {
     use super::*;
 
     const ZERO: Duration = Duration::ZERO;
+    const GRACE: Duration = Duration::from_secs(15 * 60);
+
+    impl Default for Breakers {
+        fn default() -> Self {
+            Self::new(GRACE)
+        }
+    }
 
     fn trip(breakers: &Breakers, host: &str) {
         for _ in 1..THRESHOLD {
@@ -177,6 +216,29 @@ mod tests {
             Admit::Wait(FIRST_COOL_DOWN),
             "a new outage starts short"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_host_down_past_the_grace_is_given_up_on() {
+        let breakers = Breakers::new(Duration::from_secs(100));
+        trip(&breakers, "a");
+        let start = Instant::now();
+        loop {
+            match breakers.admit("a") {
+                Admit::Wait(wait) => {
+                    assert!(wait <= MAX_COOL_DOWN, "within the grace: {wait:?}");
+                    tokio::time::advance(wait).await;
+                }
+                Admit::Go { probe: true } if start.elapsed() > Duration::from_secs(100) => break,
+                Admit::Go { probe: true } => assert!(matches!(breakers.failed("a", true, ZERO), Tripped::Already(_))),
+                Admit::Go { probe: false } => panic!("the host is paused"),
+            }
+        }
+        assert_eq!(
+            breakers.failed("a", true, ZERO),
+            Tripped::Already(Duration::from_secs(200))
+        );
+        assert_eq!(breakers.admit("a"), Admit::Wait(Duration::from_secs(200)));
     }
 
     #[tokio::test(start_paused = true)]

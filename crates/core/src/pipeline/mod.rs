@@ -212,6 +212,7 @@ impl Pipeline {
         progress: Arc<dyn Progress>,
     ) -> Self {
         let bandwidth = config.limit_rate.map(bandwidth::Bandwidth::new);
+        let breakers = breaker::Breakers::new(config.max_retry_after);
         Self {
             shared: Arc::new(Shared {
                 store,
@@ -223,7 +224,7 @@ impl Pipeline {
                 rates: rate::HostRates::default(),
                 bandwidth,
                 waits: waits::Waits::default(),
-                breakers: breaker::Breakers::default(),
+                breakers,
                 queued: AtomicUsize::new(0),
                 interrupt: Interrupt::default(),
                 halted: std::sync::Mutex::new(None),
