@@ -174,6 +174,12 @@ pub struct RunArgs {
     /// later, or `oncefetch retry`).
     #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DUR")]
     pub max_retry_after: Duration,
+    /// Per-host policies, TOML: a `[default]` table and `[host."NAME"]` tables (NAME a host, any port, or
+    /// `HOST:PORT`) with `rate` (as `--rate-per-host`), `concurrency` (as `--per-host`) and `bandwidth` (bytes per
+    /// second of that host's downloads together, as `--limit-rate`); a key a host's table leaves out comes from
+    /// `[default]`, then from the flags.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
     /// Requests per host, evenly spaced (every request of a job waits its turn: the GET, and a second GET when a
     /// resume is refused), e.g. `5/s`, `1/3s`, `100/min`; unlimited when not given.
     #[arg(long, value_parser = parse_rate, value_name = "RATE")]

@@ -167,3 +167,51 @@ fn a_host_down_past_max_retry_after_is_left_for_a_later_run() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("longer than --max-retry-after"), "{stderr}");
 }
+
+#[test]
+fn a_hosts_file_sets_each_hosts_rate_over_the_default() {
+    let (slow, fast) = (TestServer::start(), TestServer::start());
+    let ws = Workspace::new();
+    let mut lines = serve(&slow, "s", 8, 1000);
+    lines.extend(serve(&fast, "f", 8, 1000));
+    let hosts = ws.path("hosts.toml");
+    let policy = format!(
+        "[default]\nrate = \"100/s\"\n\n[host.\"{}\"]\nrate = \"4/s\"\nconcurrency = 1\n",
+        slow.addr()
+    );
+    std::fs::write(&hosts, policy).unwrap();
+    let manifest = ws.manifest(&lines);
+    let out = ws.fetch(&manifest, &["--no-fsync", "--hosts", hosts.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let spread = |times: Vec<Instant>| times[times.len() - 1] - times[0];
+    let slow_span = spread(slow.request_times());
+    assert!(
+        (Duration::from_millis(1575)..Duration::from_millis(1925)).contains(&slow_span),
+        "8 requests at 4/s span 1.75 s ± 10 %, not {slow_span:?}"
+    );
+    let fast_span = spread(fast.request_times());
+    assert!(
+        fast_span < Duration::from_millis(500),
+        "the default's 100/s: {fast_span:?}"
+    );
+}
+
+#[test]
+fn a_bad_hosts_file_names_the_file_the_line_and_the_key() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let manifest = ws.manifest(&serve(&server, "e", 1, 10));
+    let hosts = ws.path("hosts.toml");
+    std::fs::write(
+        &hosts,
+        "[default]\nconcurrency = 2\n\n[host.\"a.org\"]\nrate = \"fast\"\n",
+    )
+    .unwrap();
+    let out = ws.fetch(&manifest, &["--hosts", hosts.to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [hosts.to_str().unwrap(), "line 5", "rate", "\"fast\" is not a rate"] {
+        assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
+    }
+    assert_eq!(server.stats().gets, 0, "nothing fetched");
+}

@@ -9,6 +9,7 @@ mod dirsync;
 pub mod files;
 mod interrupt;
 mod lease_keeper;
+mod policy;
 mod progress;
 pub mod rate;
 pub mod recover;
@@ -33,6 +34,7 @@ use crate::store::Store;
 
 pub use files::OutDir;
 pub use interrupt::Interrupt;
+pub use policy::{HostPolicies, HostPolicy};
 pub use progress::{Download, NoProgress, Progress};
 pub use rate::Rate;
 pub use resource::{ResourceError, Shortage};
@@ -78,6 +80,9 @@ pub struct RunConfig {
     /// Body bytes per second over every download of the run; `None`:
     /// unlimited.
     pub limit_rate: Option<u64>,
+    /// Per-host policies: where a host's (or the default) policy sets a
+    /// field, it wins over `per_host` and `rate_per_host`.
+    pub hosts: HostPolicies,
 }
 
 impl Default for RunConfig {
@@ -96,6 +101,7 @@ impl Default for RunConfig {
             max_retry_after: Duration::from_secs(15 * 60),
             rate_per_host: None,
             limit_rate: None,
+            hosts: HostPolicies::default(),
         }
     }
 }
@@ -156,6 +162,8 @@ pub(crate) struct Shared {
     pub(crate) rates: rate::HostRates,
     /// The run's [`RunConfig::limit_rate`].
     pub(crate) bandwidth: Option<bandwidth::Bandwidth>,
+    /// The bandwidth caps of hosts whose policy has one.
+    host_bandwidths: std::sync::Mutex<HashMap<String, Arc<bandwidth::Bandwidth>>>,
     /// Long waits logged so far.
     pub(crate) waits: waits::Waits,
     /// Each host's circuit breaker.
@@ -176,18 +184,37 @@ impl Shared {
         self.interrupt.interrupt();
     }
 
-    /// The per-host limiter for `url`'s host.
-    pub(crate) fn host_slot(&self, url: &str) -> Arc<Semaphore> {
-        let host = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_default();
+    /// The policy of `host` (`HOST[:PORT]` of a canonical URL): its
+    /// own, the default, then the flags.
+    pub(crate) fn policy(&self, host: &str) -> HostPolicy {
+        let flags = HostPolicy {
+            rate: self.config.rate_per_host,
+            concurrency: Some(self.config.per_host),
+            bandwidth: None,
+        };
+        self.config.hosts.of(host).or(&flags)
+    }
+
+    /// The download limiter of `host` (`HOST[:PORT]`), as many permits as
+    /// its policy's concurrency.
+    pub(crate) fn host_slot(&self, host: &str) -> Arc<Semaphore> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let permits = || self.policy(host).concurrency.unwrap_or(1).max(1);
         Arc::clone(
             hosts
-                .entry(host)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_host.max(1)))),
+                .entry(host.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(permits()))),
         )
+    }
+
+    /// The bandwidth cap of `host`, when its policy has one.
+    pub(crate) fn host_bandwidth(&self, host: &str) -> Option<Arc<bandwidth::Bandwidth>> {
+        let cap = self.policy(host).bandwidth?;
+        let mut caps = self.host_bandwidths.lock().unwrap_or_else(|p| p.into_inner());
+        Some(Arc::clone(
+            caps.entry(host.to_owned())
+                .or_insert_with(|| Arc::new(bandwidth::Bandwidth::new(cap))),
+        ))
     }
 }
 
@@ -223,6 +250,7 @@ impl Pipeline {
                 hosts: std::sync::Mutex::new(HashMap::new()),
                 rates: rate::HostRates::default(),
                 bandwidth,
+                host_bandwidths: std::sync::Mutex::new(HashMap::new()),
                 waits: waits::Waits::default(),
                 breakers,
                 queued: AtomicUsize::new(0),

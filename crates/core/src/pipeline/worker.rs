@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use super::backoff;
+use super::bandwidth::Bandwidth;
 use super::breaker::{self, Admit, Breakers, Tripped};
 use super::files::{FileError, OutDir, Placement};
 use super::lease_keeper::LeaseKeeper;
@@ -450,7 +451,7 @@ impl JobRun<'_> {
             // Past the cap the job waits in the ledger, not in this run
             // (`outstanding` leaves it out).
             let beyond = delay > self.shared.config.max_retry_after;
-            let host = host_port(&self.job.url);
+            let host = host_port(&self.job.canonical_url);
             self.shared.waits.note(host, &failure.message, delay, beyond);
         }
         let finish = self.running_op.take().map(|op_key| OpFinish {
@@ -499,7 +500,11 @@ impl JobRun<'_> {
         let (prior, older) = self.prior_partials().await?;
         // The download: a permit of the host, then one of the run.
         let host = self
-            .unless_interrupted(self.shared.host_slot(&self.job.url).acquire_owned())
+            .unless_interrupted(
+                self.shared
+                    .host_slot(host_port(&self.job.canonical_url))
+                    .acquire_owned(),
+            )
             .await?
             .expect("semaphore never closes");
         // A paused host's jobs wait in the ledger, not in the queue; then
@@ -739,7 +744,7 @@ impl JobRun<'_> {
     /// for a cool-down), with no attempt counted; a job let through after
     /// a pause is the host's probe.
     fn admit(&mut self) -> Result<(), Stop> {
-        let host = host_port(&self.job.url);
+        let host = host_port(&self.job.canonical_url);
         match self.shared.breakers.admit(host) {
             Admit::Go { probe } => {
                 self.probe = probe.then(|| Probe {
@@ -771,7 +776,7 @@ impl JobRun<'_> {
             probe.reported = true;
         }
         let breakers = &self.shared.breakers;
-        let host = host_port(&self.job.url);
+        let host = host_port(&self.job.canonical_url);
         let err = match answer {
             Ok(response) => {
                 breakers.succeeded(host);
@@ -807,8 +812,8 @@ impl JobRun<'_> {
     /// Waits for this job's next request turn at its host's rate
     /// ([`RunConfig::rate_per_host`](super::RunConfig::rate_per_host)).
     async fn pace(&self) -> Result<(), Stop> {
-        if let Some(rate) = self.shared.config.rate_per_host {
-            let host = host_port(&self.job.url);
+        let host = host_port(&self.job.canonical_url);
+        if let Some(rate) = self.shared.policy(host).rate {
             self.unless_interrupted(self.shared.rates.take(host, rate)).await?;
         }
         Ok(())
@@ -833,12 +838,15 @@ impl JobRun<'_> {
     async fn stream_body(&self, partial: &mut Partial, mut body: BodyStream) -> Result<(), Stop> {
         let cap = self.shared.config.max_size;
         partial.write_back_early(self.shared.config.fsync);
+        // The run's bandwidth cap and the host's, each waited on per chunk.
+        let host_cap = self.shared.host_bandwidth(host_port(&self.job.canonical_url));
+        let caps: Vec<&Bandwidth> = self.shared.bandwidth.iter().chain(host_cap.as_deref()).collect();
         while let Some(chunk) = self.unless_interrupted(body.next()).await? {
             self.check_lease()?;
             let chunk = chunk.map_err(|e| fetch_failure(e, false))?;
             partial.push(&chunk).await?;
-            if let Some(bandwidth) = &self.shared.bandwidth {
-                self.unless_interrupted(bandwidth.consume(chunk.len() as u64)).await?;
+            for cap in &caps {
+                self.unless_interrupted(cap.consume(chunk.len() as u64)).await?;
             }
             self.shared
                 .progress
