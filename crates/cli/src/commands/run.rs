@@ -119,8 +119,13 @@ pub(crate) async fn run(
     }
     let after = store.status().await?;
     let failed = after.get(JobState::Failed);
+    // Jobs put off (their host paused, no attempt counted), when any were.
+    let put_off = match ran.deferred {
+        0 => String::new(),
+        n => format!(", {n} put off while their host was paused"),
+    };
     eprintln!(
-        "run: {} succeeded, {} skipped as duplicates, {} failed attempts here; ledger: {} SUCCESS, {} SKIPPED_DUPLICATE, {} FAILED of {}",
+        "run: {} succeeded, {} skipped as duplicates, {} failed attempts here{put_off}; ledger: {} SUCCESS, {} SKIPPED_DUPLICATE, {} FAILED of {}",
         ran.succeeded,
         ran.skipped,
         ran.failed,

@@ -166,6 +166,7 @@ fn a_host_down_past_max_retry_after_is_left_for_a_later_run() {
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("longer than --max-retry-after"), "{stderr}");
+    assert!(stderr.contains("put off while their host was paused"), "{stderr}");
 }
 
 #[test]

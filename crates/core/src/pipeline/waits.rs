@@ -37,8 +37,8 @@ impl Waits {
         let until = utc(until);
         if beyond {
             tracing::warn!(
-                "{host}: asks to wait until {until} ({reason}), longer than --max-retry-after; its jobs are left FAILED \
-                 with their next attempt then, and this run does not wait for them"
+                "{host}: next attempt not before {until} ({reason}), longer than --max-retry-after; its jobs are left \
+                 FAILED, retryable, due then, and this run does not wait for them"
             );
         } else {
             tracing::warn!("{host}: waiting until {until} ({reason})");
