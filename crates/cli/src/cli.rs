@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
-use oncefetch_core::pipeline::Rate;
+use oncefetch_core::pipeline::{HostPolicies, Rate};
 use oncefetch_core::JobState;
 
 use crate::help::{after_help, after_long_help, long_version, Topic};
@@ -178,8 +178,9 @@ pub struct RunArgs {
     /// `HOST:PORT`) with `rate` (as `--rate-per-host`), `concurrency` (as `--per-host`) and `bandwidth` (bytes per
     /// second of that host's downloads together, as `--limit-rate`); a key a host's table leaves out comes from
     /// `[default]`, then from the flags.
-    #[arg(long, value_name = "FILE")]
-    pub hosts: Option<PathBuf>,
+    /// Read and checked with the other arguments, before anything is planned or fetched.
+    #[arg(long, value_name = "FILE", value_parser = parse_hosts_file)]
+    pub hosts: Option<HostPolicies>,
     /// Requests per host, evenly spaced (every request of a job waits its turn: the GET, and a second GET when a
     /// resume is refused), e.g. `5/s`, `1/3s`, `100/min`; unlimited when not given.
     #[arg(long, value_parser = parse_rate, value_name = "RATE")]
@@ -375,6 +376,12 @@ pub fn parse_bandwidth(s: &str) -> Result<u64, String> {
         0 => Err("must be more than zero bytes per second".into()),
         n => Ok(n),
     }
+}
+
+/// A hosts file (`--hosts`), read and parsed; the error names the file,
+/// the line and the key.
+pub fn parse_hosts_file(path: &str) -> Result<HostPolicies, String> {
+    crate::hosts::load(std::path::Path::new(path)).map_err(|e| format!("{e:#}"))
 }
 
 /// A state name.

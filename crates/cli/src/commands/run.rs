@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use oncefetch_core::pipeline::recover::recover;
-use oncefetch_core::pipeline::{HostPolicies, OutDir, Pipeline, RunConfig};
+use oncefetch_core::pipeline::{OutDir, Pipeline, RunConfig};
 use oncefetch_core::{FetcherConfig, JobState, StatusCounts, Store};
 
 use crate::cli::RunArgs;
@@ -53,10 +53,6 @@ pub(crate) async fn run(
             out.partial_dir().display()
         )
     })?;
-    let hosts = match &args.hosts {
-        Some(path) => crate::hosts::load(path)?,
-        None => HostPolicies::default(),
-    };
     let fetcher_config = FetcherConfig {
         connect_timeout: args.connect_timeout,
         read_timeout: args.read_timeout,
@@ -84,7 +80,7 @@ pub(crate) async fn run(
         max_retry_after: args.max_retry_after,
         rate_per_host: args.rate_per_host,
         limit_rate: args.limit_rate,
-        hosts,
+        hosts: args.hosts.clone().unwrap_or_default(),
         ..RunConfig::default()
     };
     let pipeline = Pipeline::new(Arc::clone(&store), fetcher, out, config, progress.clone());

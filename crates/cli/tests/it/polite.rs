@@ -209,10 +209,11 @@ fn a_bad_hosts_file_names_the_file_the_line_and_the_key() {
     )
     .unwrap();
     let out = ws.fetch(&manifest, &["--hosts", hosts.to_str().unwrap()]);
-    assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "a usage error: {}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for needle in [hosts.to_str().unwrap(), "line 5", "rate", "\"fast\" is not a rate"] {
         assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
     }
     assert_eq!(server.stats().gets, 0, "nothing fetched");
+    assert!(!ws.path("ledger.db").exists(), "nothing planned either");
 }
