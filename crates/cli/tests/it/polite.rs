@@ -1,3 +1,4 @@
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use oncefetch_test_server::{content, Fault, TestServer};
@@ -15,6 +16,23 @@ fn serve(server: &TestServer, work: &str, n: usize, size: usize) -> Vec<serde_js
             entry(server, &format!("{work}{i}"), "a", &path)
         })
         .collect()
+}
+
+/// `fetch MANIFEST` without fsync and with `extra`, which must exit within
+/// `limit`: its exit code and standard error.
+fn fetch_within(ws: &Workspace, manifest: &Path, extra: &[&str], limit: Duration) -> (Option<i32>, String) {
+    let out = ws.out();
+    let mut args = vec![
+        "fetch",
+        manifest.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-fsync",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = KillOnDrop::spawn(ws, &args);
+    let status = child.wait_within(limit);
+    (status.code(), child.stderr())
 }
 
 #[test]
@@ -44,23 +62,14 @@ fn limit_rate_caps_the_bytes_per_second_of_the_whole_run() {
     let server = TestServer::start();
     let ws = Workspace::new();
     let manifest = ws.manifest(&serve(&server, "b", 6, 1_000_000));
-    let mut child = KillOnDrop::spawn(
+    let (code, stderr) = fetch_within(
         &ws,
-        &[
-            "fetch",
-            manifest.to_str().unwrap(),
-            "--out",
-            ws.out().to_str().unwrap(),
-            "-j",
-            "3",
-            "--no-fsync",
-            "--limit-rate",
-            "2M",
-        ],
+        &manifest,
+        &["-j", "3", "--limit-rate", "2M"],
+        Duration::from_secs(30),
     );
-    let status = child.wait_within(Duration::from_secs(30));
     let ended = Instant::now();
-    assert_eq!(status.code(), Some(0), "{}", child.stderr());
+    assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(server.stats().bytes_served, 6_000_000);
     let began = server.request_times()[0];
     let per_sec = 6_000_000.0 / (ended - began).as_secs_f64();
@@ -84,15 +93,8 @@ fn a_retry_after_past_the_cap_ends_the_run_and_leaves_the_job_due_then() {
         },
     );
     let manifest = ws.manifest(&lines);
-    let started = Instant::now();
-    let out = ws.fetch(&manifest, &["--no-fsync", "--max-retry-after", "5s"]);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = fetch_within(&ws, &manifest, &["--max-retry-after", "5s"], Duration::from_secs(5));
+    assert_eq!(code, Some(4), "{stderr}");
     assert!(stderr.contains("longer than --max-retry-after"), "{stderr}");
     let job = &ws.jobs()[0];
     assert_eq!(
@@ -148,14 +150,8 @@ fn a_host_down_past_max_retry_after_is_left_for_a_later_run() {
         server.fault(&format!("/x{i}"), Fault::StatusUntil { status: 503, until });
     }
     let manifest = ws.manifest(&lines);
-    let started = Instant::now();
-    let out = ws.fetch(&manifest, &["--no-fsync", "--max-retry-after", "3s"]);
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    let (code, stderr) = fetch_within(&ws, &manifest, &["--max-retry-after", "3s"], Duration::from_secs(20));
+    assert_eq!(code, Some(4), "{stderr}");
     for job in ws.jobs() {
         assert_eq!(
             (&job["state"], &job["retryable"]),
@@ -164,7 +160,6 @@ fn a_host_down_past_max_retry_after_is_left_for_a_later_run() {
         );
         assert!(job["attempts"].as_u64().unwrap() < 5, "attempts left: {job}");
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("longer than --max-retry-after"), "{stderr}");
     assert!(stderr.contains("put off while their host was paused"), "{stderr}");
 }
