@@ -72,7 +72,9 @@ pub struct RunConfig {
     pub poll_interval: Duration,
     /// The longest wait for a server's `Retry-After` the run sits out: a
     /// job asked to wait longer is left FAILED (retryable, its next attempt
-    /// when the server said), and the run does not wait for it.
+    /// when the server said), and the run does not wait for it. Also how
+    /// long a host may stay paused by its circuit breaker before the run
+    /// gives up on it (its jobs are put off past this horizon).
     pub max_retry_after: Duration,
     /// Requests per host (each request of a job waits its turn); `None`:
     /// unlimited.
@@ -158,7 +160,8 @@ pub(crate) struct Shared {
     pub(crate) config: RunConfig,
     pub(crate) progress: Arc<dyn Progress>,
     hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Each host's next request slot under [`RunConfig::rate_per_host`].
+    /// Each host's next request slot under its rate (its policy's, else
+    /// [`RunConfig::rate_per_host`]).
     pub(crate) rates: rate::HostRates,
     /// The run's [`RunConfig::limit_rate`].
     pub(crate) bandwidth: Option<bandwidth::Bandwidth>,
@@ -219,8 +222,9 @@ impl Shared {
 }
 
 /// Runs jobs until every job in the ledger is settled (SUCCESS,
-/// SKIPPED_DUPLICATE, or FAILED with no attempts left), waiting for backoffs
-/// and other workers' leases meanwhile.
+/// SKIPPED_DUPLICATE, or FAILED with no attempts left) or due only past
+/// [`RunConfig::max_retry_after`], waiting for backoffs and other workers'
+/// leases meanwhile.
 #[derive(Debug)]
 pub struct Pipeline {
     shared: Arc<Shared>,
