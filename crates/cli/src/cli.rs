@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
+use oncefetch_core::pipeline::{HostPolicies, Rate};
 use oncefetch_core::JobState;
 
 use crate::help::{after_help, after_long_help, long_version, Topic};
@@ -172,6 +173,26 @@ pub struct RunArgs {
     /// no `content_type`: a response whose Content-Type or first bytes do not fit fails without retry.
     #[arg(long, value_parser = parse_accept, value_name = "TYPE")]
     pub accept: Option<String>,
+    /// The longest `Retry-After` (or backoff) a run waits out: a job a server asks to wait longer is left FAILED,
+    /// retryable, with its next attempt when the server said, and the run ends without it (exit 4; run again
+    /// later, or `oncefetch retry`).
+    #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DUR")]
+    pub max_retry_after: Duration,
+    /// Per-host policies, TOML: a `[default]` table and `[host."NAME"]` tables (NAME a host, any port, or
+    /// `HOST:PORT`) with `rate` (as `--rate-per-host`), `concurrency` (as `--per-host`) and `bandwidth` (bytes per
+    /// second of that host's downloads together, as `--limit-rate`); a key a host's table leaves out comes from
+    /// `[default]`, then from the flags.
+    /// Read and checked with the other arguments, before anything is planned or fetched.
+    #[arg(long, value_name = "FILE", value_parser = parse_hosts_file)]
+    pub hosts: Option<HostPolicies>,
+    /// Requests per host, evenly spaced (every request of a job waits its turn: the GET, and a second GET when a
+    /// resume is refused), e.g. `5/s`, `1/3s`, `100/min`; unlimited when not given.
+    #[arg(long, value_parser = parse_rate, value_name = "RATE")]
+    pub rate_per_host: Option<Rate>,
+    /// Body bytes per second over all downloads together, e.g. `500k`, `2M`, `1MiB/s` (units as for
+    /// `--max-size`: k = 1000, KiB = 1024); unlimited when not given.
+    #[arg(long, value_parser = parse_bandwidth, value_name = "BYTES/s")]
+    pub limit_rate: Option<u64>,
     /// Skip fsync when placing files (faster; a power loss may lose recent files, never corrupt them in place).
     #[arg(long)]
     pub no_fsync: bool,
@@ -395,6 +416,28 @@ pub fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(ttl)
+}
+
+/// A request rate, `COUNT/PERIOD`.
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    s.parse()
+        .map_err(|e: oncefetch_core::pipeline::rate::BadRate| e.to_string())
+}
+
+/// A bandwidth: a size per second, more than zero (`/s` optional).
+pub fn parse_bandwidth(s: &str) -> Result<u64, String> {
+    let trimmed = s.trim();
+    let size = trimmed.strip_suffix("/s").unwrap_or(trimmed);
+    match parse_size(size)? {
+        0 => Err("must be more than zero bytes per second".into()),
+        n => Ok(n),
+    }
+}
+
+/// A hosts file (`--hosts`), read and parsed; the error names the file,
+/// the line and the key.
+pub fn parse_hosts_file(path: &str) -> Result<HostPolicies, String> {
+    crate::hosts::load(std::path::Path::new(path)).map_err(|e| format!("{e:#}"))
 }
 
 /// A state name.

@@ -298,6 +298,10 @@ fn examples(topic: Topic) -> &'static [(&'static str, &'static str)] {
                 "ONCEFETCH_DB=postgres://user:pass@db/oncefetch oncefetch run -o /data/artifacts",
                 "one of many workers on many hosts sharing a PostgreSQL ledger",
             ),
+            (
+                "oncefetch run -o artifacts --rate-per-host 5/s --limit-rate 2M --hosts hosts.toml",
+                "politely: 5 requests a second per host, 2 MB/s in all, hosts.toml's limits per host",
+            ),
         ],
         Fetch => &[
             ("oncefetch fetch manifest.jsonl -o artifacts", "plan, then download"),

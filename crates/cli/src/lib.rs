@@ -4,6 +4,7 @@ pub mod cli;
 mod commands;
 pub mod exit;
 pub mod help;
+mod hosts;
 mod output;
 mod progress;
 mod reason;

@@ -31,6 +31,8 @@ pub(crate) fn job_json(job: &Job, now: Millis) -> Value {
         "expected_content_type": job.expected_content_type,
         "lease_owner": live,
         "lease_expires_at": live.and(job.lease_expires_at).map(timestamp),
+        "retryable": (job.state == JobState::Failed).then_some(job.retryable),
+        "next_attempt_at": (job.state == JobState::Failed).then_some(job.next_attempt_at).flatten().map(timestamp),
     })
 }
 

@@ -85,6 +85,7 @@ macro_rules! store_conformance {
             terminal_steps_end_the_lease,
             reconcile_counts,
             failed_jobs_back_off_until_max_attempts,
+            far_retries_are_not_waited_for,
             failure_before_streaming_counts_an_attempt,
             one_url_in_flight_at_a_time,
             status_counts_every_state,
@@ -874,7 +875,7 @@ pub async fn expired_out_of_attempts(setup: Setup) {
         "finishing an attempt of a job failed out of attempts",
     );
     assert_eq!(
-        store.outstanding(2).await.expect("outstanding"),
+        store.outstanding(2, None).await.expect("outstanding"),
         3,
         "expired out of attempts: the failed jobs are settled"
     );
@@ -1100,7 +1101,7 @@ pub async fn terminal_steps_end_the_lease(setup: Setup) {
         .await
         .expect("acquire")
         .is_empty());
-    assert_eq!(store.outstanding(3).await.expect("outstanding"), 0);
+    assert_eq!(store.outstanding(3, None).await.expect("outstanding"), 0);
 }
 
 /// Reconcile frees expired leases and abandons their ops, and counts both.
@@ -1177,7 +1178,7 @@ pub async fn failed_jobs_back_off_until_max_attempts(setup: Setup) {
         store.acquire(&two(OWNER)).await.expect("acquire").is_empty(),
         "backoff is waited out"
     );
-    assert_eq!(store.outstanding(2).await.expect("outstanding"), 1);
+    assert_eq!(store.outstanding(2, None).await.expect("outstanding"), 1);
     wait_past(SHORT).await;
     let mut leases = store.acquire(&two(OWNER)).await.expect("acquire");
     assert_eq!(leases.len(), 1, "a retryable FAILED job is granted after its backoff");
@@ -1196,8 +1197,42 @@ pub async fn failed_jobs_back_off_until_max_attempts(setup: Setup) {
         store.acquire(&two(OWNER)).await.expect("acquire").is_empty(),
         "no grant once attempts reach max_attempts"
     );
-    assert_eq!(store.outstanding(2).await.expect("outstanding"), 0);
-    assert_eq!(store.outstanding(3).await.expect("outstanding"), 1);
+    assert_eq!(store.outstanding(2, None).await.expect("outstanding"), 0);
+    assert_eq!(store.outstanding(3, None).await.expect("outstanding"), 1);
+}
+
+/// `outstanding` with `within` leaves out a retryable FAILED job whose next
+/// attempt is due later than now + `within`, and counts it otherwise.
+pub async fn far_retries_are_not_waited_for(setup: Setup) {
+    let store = setup.store;
+    store.plan(&sample_jobs("far", 2)).await.expect("plan");
+    let hour = Duration::from_secs(3600);
+    let lease = lease_one(store.as_ref(), OWNER, LONG).await;
+    let patch = JobPatch {
+        failure: Some(JobFailure {
+            message: "429 too many requests".into(),
+            retryable: true,
+            retry_after: hour,
+            counts_attempt: true,
+        }),
+        ..JobPatch::default()
+    };
+    store
+        .advance(&lease.fence, &[JobState::Failed], patch)
+        .await
+        .expect("fail");
+    let minute = Duration::from_secs(60);
+    // The other job is PLANNED: waited for whatever `within` says.
+    assert_eq!(store.outstanding(3, None).await.expect("outstanding"), 2);
+    assert_eq!(store.outstanding(3, Some(minute)).await.expect("outstanding"), 1);
+    assert_eq!(store.outstanding(3, Some(2 * hour)).await.expect("outstanding"), 2);
+    let job = store.job(&lease.fence.job_key).await.expect("job");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    let due_in = i128::from(job.next_attempt_at.expect("next attempt")) - i128::try_from(now).expect("ms");
+    assert!((3_500_000..=3_600_000).contains(&due_in), "due in {due_in} ms");
 }
 
 /// Jobs sharing a canonical URL are never in flight at once.

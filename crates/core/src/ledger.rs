@@ -3,6 +3,7 @@
 
 use std::fmt::{self, Debug};
 use std::future::Future;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -419,8 +420,12 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
     async fn status(&self) -> StoreResult<StatusCounts>;
 
     /// Jobs not yet settled for `run`: neither terminal nor FAILED without
-    /// retries left (not retryable, or `attempts >= max_attempts`).
-    async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64>;
+    /// retries left (not retryable, or `attempts >= max_attempts`). With
+    /// `within`, a retryable FAILED job whose next attempt is due later
+    /// than now + `within` (a server asked for more than `run`'s
+    /// `--max-retry-after`) is not counted either: the run does not wait
+    /// for it.
+    async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64>;
 
     /// The one fenced, atomic write of a worker.
     async fn commit(&self, fence: &Fence, commit: &Commit) -> StoreResult<CommitOutcome>;

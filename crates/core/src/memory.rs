@@ -387,11 +387,15 @@ impl LedgerStore for MemoryStore {
             .with_retryable_failed(retryable_failed))
     }
 
-    async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
+    async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64> {
+        let horizon = within.map(|w| now_millis().saturating_add(millis(w)));
         let inner = self.lock();
         let settled = |j: &Job| {
             j.state.is_terminal()
-                || (j.state == JobState::Failed && (!j.retryable || !attempts_left(j.attempts, max_attempts)))
+                || (j.state == JobState::Failed
+                    && (!j.retryable
+                        || !attempts_left(j.attempts, max_attempts)
+                        || horizon.is_some_and(|h| j.next_attempt_at.is_some_and(|t| t > h))))
         };
         Ok(inner.jobs.values().filter(|j| !settled(j)).count() as u64)
     }

@@ -1,5 +1,7 @@
 //! [`LedgerStore`] for [`PostgresStore`].
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -386,12 +388,20 @@ impl LedgerStore for PostgresStore {
             .with_retryable_failed(retryable_failed))
     }
 
-    async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
+    async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64> {
         let max = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+        let within = within.map(millis);
         let row: Count = self
             .db
             .run(Replay::Safe, |conn| {
-                async move { Ok(Sql::new(queries::OUTSTANDING).bind(max).get_result(conn).await?) }.scope_boxed()
+                async move {
+                    Ok(Sql::new(queries::OUTSTANDING)
+                        .bind(max)
+                        .bind(within)
+                        .get_result(conn)
+                        .await?)
+                }
+                .scope_boxed()
             })
             .await?;
         Ok(count(row.n))

@@ -340,10 +340,15 @@ fn state_counts(conn: &Connection) -> Result<StatusCounts, TxError> {
 }
 
 /// Jobs `run` still waits for.
-pub(crate) fn outstanding(conn: &Connection, max_attempts: u32) -> Result<u64, TxError> {
-    let count: i64 = conn
-        .prepare_cached(queries::OUTSTANDING)?
-        .query_row(named_params! {":max_attempts": max_attempts}, |r| r.get(0))?;
+pub(crate) fn outstanding(conn: &Connection, max_attempts: u32, within: Option<Duration>) -> Result<u64, TxError> {
+    let horizon = match within {
+        Some(within) => clock::now(conn)?.saturating_add(clock::millis(within)),
+        None => Millis::MAX,
+    };
+    let count: i64 = conn.prepare_cached(queries::OUTSTANDING)?.query_row(
+        named_params! {":max_attempts": max_attempts, ":horizon": horizon},
+        |r| r.get(0),
+    )?;
     Ok(u64::try_from(count).unwrap_or(0))
 }
 

@@ -89,8 +89,10 @@ impl LedgerStore for SqliteStore {
         self.conn.read(ledger::status).await
     }
 
-    async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
-        self.conn.read(move |c| ledger::outstanding(c, max_attempts)).await
+    async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64> {
+        self.conn
+            .read(move |c| ledger::outstanding(c, max_attempts, within))
+            .await
     }
 
     async fn commit(&self, fence: &Fence, commit: &Commit) -> StoreResult<CommitOutcome> {

@@ -21,6 +21,14 @@ pub enum Fault {
         /// How many requests get it.
         times: u32,
     },
+    /// Every request (GET or HEAD) answers `status` with an empty body until
+    /// `until`, then the path works again (an outage of a set length).
+    StatusUntil {
+        /// Status to answer.
+        status: u16,
+        /// When the outage ends.
+        until: std::time::Instant,
+    },
     /// Same with Retry-After as an HTTP-date `secs` seconds in the future.
     RetryAfterDate {
         /// Status to answer.

@@ -162,7 +162,13 @@ impl TestServer {
         self.shared.path_stats(path)
     }
 
-    /// Sets every counter back to zero.
+    /// When each request (any method, any path, faulted ones included)
+    /// arrived since start or [`TestServer::reset_stats`], in order.
+    pub fn request_times(&self) -> Vec<std::time::Instant> {
+        self.shared.arrivals()
+    }
+
+    /// Sets every counter back to zero (and forgets the request times).
     pub fn reset_stats(&self) {
         self.shared.reset_stats();
     }

@@ -101,6 +101,9 @@ fn answer<B>(shared: &Shared, req: &Request<B>) -> Response<ServeBody> {
                 return redirect(&format!("{path}?{}", hop + 1));
             }
             Fault::RefuseHead { status } if is_head => return empty(status_code(*status)),
+            Fault::StatusUntil { status, until } if std::time::Instant::now() < *until => {
+                return empty(status_code(*status))
+            }
             _ => {}
         }
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::Hasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -199,6 +199,8 @@ pub(crate) struct Shared {
     connections: AtomicU64,
     /// The headers of each path's last request.
     last_headers: Mutex<HashMap<String, Vec<(String, String)>>>,
+    /// When each request arrived, in order.
+    arrivals: Mutex<Vec<Instant>>,
 }
 
 /// Locks `mutex`, ignoring poisoning: a panicking test must not wedge the server.
@@ -214,6 +216,7 @@ impl Shared {
     /// Counts a request; returns the counters its body bytes go to
     /// (server-wide first).
     pub(crate) fn count(&self, path: &str, is_get: bool, is_head: bool, ranged: bool) -> [Arc<Counters>; 2] {
+        lock(&self.arrivals).push(Instant::now());
         let per_path = lock(&self.per_path).entry(path.to_owned()).or_default().clone();
         for counters in [&self.total, &per_path] {
             if is_get {
@@ -261,7 +264,12 @@ impl Shared {
             .unwrap_or_default()
     }
 
+    pub(crate) fn arrivals(&self) -> Vec<Instant> {
+        lock(&self.arrivals).clone()
+    }
+
     pub(crate) fn reset_stats(&self) {
+        lock(&self.arrivals).clear();
         self.total.reset();
         self.connections.store(0, Ordering::Relaxed);
         self.bodies

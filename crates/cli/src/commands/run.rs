@@ -82,7 +82,7 @@ pub(crate) async fn run(
     if report != Default::default() {
         tracing::info!(?report, "recovery done");
     }
-    let outstanding = store.outstanding(args.max_attempts).await?;
+    let outstanding = store.outstanding(args.max_attempts, Some(args.max_retry_after)).await?;
     let progress = Arc::new(RunProgress::start(terminal, outstanding, args.progress_interval));
     let config = RunConfig {
         concurrency: args.concurrency as usize,
@@ -93,6 +93,10 @@ pub(crate) async fn run(
         fsync: !args.no_fsync,
         backoff_base: args.backoff,
         accept: args.accept.clone(),
+        max_retry_after: args.max_retry_after,
+        rate_per_host: args.rate_per_host,
+        limit_rate: args.limit_rate,
+        hosts: args.hosts.clone().unwrap_or_default(),
         ..RunConfig::default()
     };
     let pipeline = Pipeline::new(Arc::clone(&store), fetcher, out, config, progress.clone());
@@ -127,8 +131,13 @@ pub(crate) async fn run(
     }
     let after = store.status().await?;
     let failed = after.get(JobState::Failed);
+    // Jobs put off (their host paused, no attempt counted), when any were.
+    let put_off = match ran.deferred {
+        0 => String::new(),
+        n => format!(", {n} put off while their host was paused"),
+    };
     eprintln!(
-        "run: {} succeeded, {} skipped as duplicates, {} failed attempts here; ledger: {} SUCCESS, {} SKIPPED_DUPLICATE, {} FAILED of {}",
+        "run: {} succeeded, {} skipped as duplicates, {} failed attempts here{put_off}; ledger: {} SUCCESS, {} SKIPPED_DUPLICATE, {} FAILED of {}",
         ran.succeeded,
         ran.skipped,
         ran.failed,

@@ -311,7 +311,7 @@ fn tally(state: &mut State, job: &Job, outcome: &JobOutcome) {
             };
             state.failures.insert(job.job_key.clone(), failure);
         }
-        JobOutcome::LeaseLost | JobOutcome::StoreFailed(_) | JobOutcome::Interrupted => {}
+        JobOutcome::LeaseLost | JobOutcome::StoreFailed(_) | JobOutcome::Interrupted | JobOutcome::Deferred { .. } => {}
     }
 }
 
@@ -359,6 +359,10 @@ fn log(job: &Job, outcome: &JobOutcome, live: Option<&Live>) {
             tracing::warn!("{name} from {host}: ledger write failed, the job will be taken over: {err}")
         }
         JobOutcome::Interrupted => tracing::info!("{name} from {host}: interrupted; lease given back"),
+        // The host's pause is logged once, not per job.
+        JobOutcome::Deferred { message } => {
+            tracing::debug!("{name} from {host}: put off while its host is paused, no attempt counted: {message}")
+        }
     }
 }
 

@@ -41,6 +41,10 @@ mod interrupt;
 /// read-only mount.
 #[cfg(feature = "sqlite")]
 mod ledger_file;
+/// Politeness: per-host request rates, the bandwidth cap, long
+/// `Retry-After`s that end the run, and the per-host circuit breaker.
+#[cfg(feature = "sqlite")]
+mod polite;
 /// Many hosts on one PostgreSQL ledger.
 #[cfg(feature = "postgres")]
 mod postgres;

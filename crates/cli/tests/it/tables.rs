@@ -32,6 +32,8 @@ const JOB_KEYS: &[&str] = &[
     "expected_content_type",
     "lease_owner",
     "lease_expires_at",
+    "retryable",
+    "next_attempt_at",
 ];
 
 /// Two servers: on the first `ok` (1000 bytes) and `big` (2000 bytes)

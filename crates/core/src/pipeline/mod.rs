@@ -3,15 +3,20 @@
 //! in the ledger is settled.
 
 mod backoff;
+mod bandwidth;
+mod breaker;
 mod dirsync;
 pub mod files;
 mod interrupt;
 mod lease_keeper;
+mod policy;
 mod progress;
+pub mod rate;
 pub mod recover;
 mod resource;
 mod resume;
 mod stream;
+mod waits;
 mod worker;
 
 use std::collections::HashMap;
@@ -29,7 +34,9 @@ use crate::store::Store;
 
 pub use files::OutDir;
 pub use interrupt::Interrupt;
+pub use policy::{HostPolicies, HostPolicy};
 pub use progress::{Download, NoProgress, Progress};
+pub use rate::Rate;
 pub use resource::{ResourceError, Shortage};
 pub use worker::JobOutcome;
 
@@ -67,6 +74,21 @@ pub struct RunConfig {
     /// [`content::parse_expected`](crate::content::parse_expected)) for jobs
     /// that record none of their own.
     pub accept: Option<String>,
+    /// The longest wait for a server's `Retry-After` the run sits out: a
+    /// job asked to wait longer is left FAILED (retryable, its next attempt
+    /// when the server said), and the run does not wait for it. Also how
+    /// long a host may stay paused by its circuit breaker before the run
+    /// gives up on it (its jobs are put off past this horizon).
+    pub max_retry_after: Duration,
+    /// Requests per host (each request of a job waits its turn); `None`:
+    /// unlimited.
+    pub rate_per_host: Option<Rate>,
+    /// Body bytes per second over every download of the run; `None`:
+    /// unlimited.
+    pub limit_rate: Option<u64>,
+    /// Per-host policies: where a host's (or the default) policy sets a
+    /// field, it wins over `per_host` and `rate_per_host`.
+    pub hosts: HostPolicies,
 }
 
 impl Default for RunConfig {
@@ -83,6 +105,10 @@ impl Default for RunConfig {
             backoff_cap: Duration::from_secs(60),
             poll_interval: Duration::from_millis(200),
             accept: None,
+            max_retry_after: Duration::from_secs(15 * 60),
+            rate_per_host: None,
+            limit_rate: None,
+            hosts: HostPolicies::default(),
         }
     }
 }
@@ -108,6 +134,8 @@ pub struct RunReport {
     pub lost: u64,
     /// Jobs stopped by an [`Interrupt`], their leases given back.
     pub interrupted: u64,
+    /// Jobs put off, no attempt counted, while their host was paused.
+    pub deferred: u64,
 }
 
 /// Why a run stopped early.
@@ -137,6 +165,17 @@ pub(crate) struct Shared {
     pub(crate) config: RunConfig,
     pub(crate) progress: Arc<dyn Progress>,
     hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Each host's next request slot under its rate (its policy's, else
+    /// [`RunConfig::rate_per_host`]).
+    pub(crate) rates: rate::HostRates,
+    /// The run's [`RunConfig::limit_rate`].
+    pub(crate) bandwidth: Option<bandwidth::Bandwidth>,
+    /// The bandwidth caps of hosts whose policy has one.
+    host_bandwidths: std::sync::Mutex<HashMap<String, Arc<bandwidth::Bandwidth>>>,
+    /// Long waits logged so far.
+    pub(crate) waits: waits::Waits,
+    /// Each host's circuit breaker.
+    pub(crate) breakers: breaker::Breakers,
     /// Leased jobs not downloading yet (see `worker::QueuePlace`).
     pub(crate) queued: AtomicUsize,
     /// Set when the run must stop.
@@ -153,24 +192,44 @@ impl Shared {
         self.interrupt.interrupt();
     }
 
-    /// The per-host limiter for `url`'s host.
-    pub(crate) fn host_slot(&self, url: &str) -> Arc<Semaphore> {
-        let host = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_default();
+    /// The policy of `host` (`HOST[:PORT]` of a canonical URL): its
+    /// own, the default, then the flags.
+    pub(crate) fn policy(&self, host: &str) -> HostPolicy {
+        let flags = HostPolicy {
+            rate: self.config.rate_per_host,
+            concurrency: Some(self.config.per_host),
+            bandwidth: None,
+        };
+        self.config.hosts.of(host).or(&flags)
+    }
+
+    /// The download limiter of `host` (`HOST[:PORT]`), as many permits as
+    /// its policy's concurrency.
+    pub(crate) fn host_slot(&self, host: &str) -> Arc<Semaphore> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let permits = || self.policy(host).concurrency.unwrap_or(1).max(1);
         Arc::clone(
             hosts
-                .entry(host)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_host.max(1)))),
+                .entry(host.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(permits()))),
         )
+    }
+
+    /// The bandwidth cap of `host`, when its policy has one.
+    pub(crate) fn host_bandwidth(&self, host: &str) -> Option<Arc<bandwidth::Bandwidth>> {
+        let cap = self.policy(host).bandwidth?;
+        let mut caps = self.host_bandwidths.lock().unwrap_or_else(|p| p.into_inner());
+        Some(Arc::clone(
+            caps.entry(host.to_owned())
+                .or_insert_with(|| Arc::new(bandwidth::Bandwidth::new(cap))),
+        ))
     }
 }
 
 /// Runs jobs until every job in the ledger is settled (SUCCESS,
-/// SKIPPED_DUPLICATE, or FAILED with no attempts left), waiting for backoffs
-/// and other workers' leases meanwhile.
+/// SKIPPED_DUPLICATE, or FAILED with no attempts left) or due only past
+/// [`RunConfig::max_retry_after`], waiting for backoffs and other workers'
+/// leases meanwhile.
 #[derive(Debug)]
 pub struct Pipeline {
     shared: Arc<Shared>,
@@ -188,6 +247,8 @@ impl Pipeline {
         config: RunConfig,
         progress: Arc<dyn Progress>,
     ) -> Self {
+        let bandwidth = config.limit_rate.map(bandwidth::Bandwidth::new);
+        let breakers = breaker::Breakers::new(config.max_retry_after);
         Self {
             shared: Arc::new(Shared {
                 store,
@@ -196,6 +257,11 @@ impl Pipeline {
                 config,
                 progress,
                 hosts: std::sync::Mutex::new(HashMap::new()),
+                rates: rate::HostRates::default(),
+                bandwidth,
+                host_bandwidths: std::sync::Mutex::new(HashMap::new()),
+                waits: waits::Waits::default(),
+                breakers,
                 queued: AtomicUsize::new(0),
                 interrupt: Interrupt::default(),
                 halted: std::sync::Mutex::new(None),
@@ -272,7 +338,11 @@ impl Pipeline {
                 if shared.interrupt.is_set() {
                     break;
                 }
-                match shared.store.outstanding(config.max_attempts).await {
+                match shared
+                    .store
+                    .outstanding(config.max_attempts, Some(config.max_retry_after))
+                    .await
+                {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(err) => {
@@ -306,6 +376,7 @@ fn tally(report: &mut RunReport, done: Result<JobOutcome, tokio::task::JoinError
         Ok(JobOutcome::Failed { .. }) => report.failed += 1,
         Ok(JobOutcome::LeaseLost) | Ok(JobOutcome::StoreFailed(_)) => report.lost += 1,
         Ok(JobOutcome::Interrupted) => report.interrupted += 1,
+        Ok(JobOutcome::Deferred { .. }) => report.deferred += 1,
         Err(err) => {
             tracing::error!(error = %err, "job task panicked");
             report.lost += 1;

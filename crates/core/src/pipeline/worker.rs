@@ -13,6 +13,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use super::backoff;
+use super::bandwidth::Bandwidth;
+use super::breaker::{self, Admit, Breakers, Tripped};
 use super::files::{FileError, OutDir, Placement};
 use super::lease_keeper::LeaseKeeper;
 use super::progress::Download;
@@ -61,6 +63,13 @@ pub enum JobOutcome {
     /// The run was interrupted: the job's running op was recorded and its
     /// lease given back, so another run takes it at once.
     Interrupted,
+    /// Its host is paused (its circuit breaker is open): the job is FAILED
+    /// for now, retryable, with no attempt counted, and is tried again when
+    /// the pause ends.
+    Deferred {
+        /// Why.
+        message: String,
+    },
 }
 
 /// Why a job stopped before SUCCESS.
@@ -69,6 +78,8 @@ enum Stop {
     Lost,
     Store(StoreError),
     Fail(JobFailure),
+    /// A failure that is its host's, not the job's: it counts no attempt.
+    Paused(JobFailure),
     Interrupted,
     /// A local file error: the machine's (see [`ResourceError`]) or the
     /// job's.
@@ -204,6 +215,7 @@ async fn take(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcom
             waiting: true,
         },
         slot: None,
+        probe: None,
         running_op: None,
         streamed: false,
         partial_path: None,
@@ -213,6 +225,10 @@ async fn take(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcom
         Err(Stop::Lost) => JobOutcome::LeaseLost,
         Err(Stop::Store(err)) => JobOutcome::StoreFailed(err.to_string()),
         Err(Stop::Fail(failure)) => run.record_failure(failure).await,
+        Err(Stop::Paused(failure)) => match run.record_failure(failure).await {
+            JobOutcome::Failed { message, .. } => JobOutcome::Deferred { message },
+            other => other,
+        },
         Err(Stop::Interrupted) => run.give_back("interrupted").await,
         Err(Stop::Local(err)) => match ResourceError::of(&err, &shared.out) {
             Some(resource) => {
@@ -238,6 +254,8 @@ struct JobRun<'a> {
     /// before it, and finishing (fsync, placement, ledger) after it, overlap
     /// other downloads.
     slot: Option<OwnedSemaphorePermit>,
+    /// This job's request is its paused host's one probe.
+    probe: Option<Probe<'a>>,
     /// The op attempt started and not yet finished.
     running_op: Option<String>,
     /// Whether this epoch reached STREAMING (an attempt was counted).
@@ -275,6 +293,23 @@ impl QueuePlace<'_> {
 impl Drop for QueuePlace<'_> {
     fn drop(&mut self) {
         self.leave();
+    }
+}
+
+/// A paused host's probe, taken by one job: reported with the answer, or
+/// given up (the job stopped before its request) when dropped, so that the
+/// next job probes instead.
+struct Probe<'a> {
+    breakers: &'a Breakers,
+    host: String,
+    reported: bool,
+}
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.breakers.give_up_probe(&self.host);
+        }
     }
 }
 
@@ -414,6 +449,11 @@ impl JobRun<'_> {
                 (failure.retry_after > Duration::ZERO).then_some(failure.retry_after),
             );
             failure.retry_after = delay;
+            // Past the cap the job waits in the ledger, not in this run
+            // (`outstanding` leaves it out).
+            let beyond = delay > self.shared.config.max_retry_after;
+            let host = host_port(&self.job.canonical_url);
+            self.shared.waits.note(host, &failure.message, delay, beyond);
         }
         let finish = self.running_op.take().map(|op_key| OpFinish {
             op_key,
@@ -461,9 +501,18 @@ impl JobRun<'_> {
         let (prior, older) = self.prior_partials().await?;
         // The download: a permit of the host, then one of the run.
         let host = self
-            .unless_interrupted(self.shared.host_slot(&self.job.url).acquire_owned())
+            .unless_interrupted(
+                self.shared
+                    .host_slot(host_port(&self.job.canonical_url))
+                    .acquire_owned(),
+            )
             .await?
             .expect("semaphore never closes");
+        // A paused host's jobs wait in the ledger, not in the queue; then
+        // the first request's turn at the host's rate, before a download
+        // slot: a host's queue does not hold slots other hosts could use.
+        self.admit()?;
+        self.pace().await?;
         let slot = self.shared.interrupt.or_stop(self.queue.take()).await;
         self.slot = Some(slot.ok_or(Stop::Interrupted)?);
         let opened = self.open(prior.as_ref()).await?;
@@ -674,7 +723,7 @@ impl JobRun<'_> {
     /// when the answer proves it continues the partial's version
     /// ([`resume::refusal`]); otherwise the prior partial is set aside and
     /// the whole resource is read with a plain GET.
-    async fn open(&self, prior: Option<&Prior>) -> Result<Opened, Stop> {
+    async fn open(&mut self, prior: Option<&Prior>) -> Result<Opened, Stop> {
         let Some(prior) = prior else {
             return self.open_whole().await;
         };
@@ -689,13 +738,7 @@ impl JobRun<'_> {
             body,
             validator: Some(prior.validator.clone()),
         };
-        let refused = match self
-            .shared
-            .fetcher
-            .get(&request)
-            .await
-            .map_err(|e| fetch_failure(e, true))?
-        {
+        let refused = match self.send(&request).await? {
             // The whole resource: Range ignored, or If-Range did not match.
             GetResponse::Body { meta, start: 0, body } => return Ok(whole(meta, body)),
             GetResponse::Body { meta, start, body } => match resume::refusal(&request, start, &meta) {
@@ -719,23 +762,98 @@ impl JobRun<'_> {
             GetResponse::UnusableRange { reason, .. } => reason,
         };
         tracing::warn!(job = %self.fence.job_key, url = %self.job.url, reason = %refused, "resume refused; reading the whole resource from byte 0");
+        self.pace().await?;
         self.open_whole().await
     }
 
+    /// Whether the job's host takes requests now: a paused host's job is
+    /// put off until the pause ends (or, while another job probes the host,
+    /// for a cool-down), with no attempt counted; a job let through after
+    /// a pause is the host's probe.
+    fn admit(&mut self) -> Result<(), Stop> {
+        let host = host_port(&self.job.canonical_url);
+        match self.shared.breakers.admit(host) {
+            Admit::Go { probe } => {
+                self.probe = probe.then(|| Probe {
+                    breakers: &self.shared.breakers,
+                    host: host.to_owned(),
+                    reported: false,
+                });
+                Ok(())
+            }
+            Admit::Wait(wait) => Err(Stop::Paused(failure(
+                format!(
+                    "host {host} is paused after failing {} requests in a row",
+                    breaker::THRESHOLD
+                ),
+                true,
+                Some(wait),
+                false,
+            ))),
+        }
+    }
+
+    /// Sends `request` and tells the host's breaker how it went: a
+    /// transient failure while the host is paused (sent before the pause,
+    /// or its probe) is the host's, and counts no attempt.
+    async fn send(&mut self, request: &GetRequest) -> Result<GetResponse, Stop> {
+        let answer = self.shared.fetcher.get(request).await;
+        let mut probe = self.probe.take();
+        if let Some(probe) = &mut probe {
+            probe.reported = true;
+        }
+        let breakers = &self.shared.breakers;
+        let host = host_port(&self.job.canonical_url);
+        let err = match answer {
+            Ok(response) => {
+                breakers.succeeded(host);
+                return Ok(response);
+            }
+            Err(err) if !err.is_retryable() => {
+                breakers.succeeded(host);
+                return Err(fetch_failure(err, true));
+            }
+            Err(err) => err,
+        };
+        let probed = probe.is_some();
+        let asked = err.retry_after.unwrap_or_default();
+        match breakers.failed(host, probed, asked) {
+            Tripped::No => Err(fetch_failure(err, true)),
+            Tripped::Now(pause) => {
+                let reason = format!(
+                    "{} requests in a row failed, the last: {}",
+                    breaker::THRESHOLD,
+                    err.message
+                );
+                self.shared.waits.note(host, &reason, pause, false);
+                Err(fetch_failure(err, true))
+            }
+            Tripped::Already(pause) => {
+                let wait = pause.max(asked);
+                let message = format!("{} (host {host} paused)", err.message);
+                Err(Stop::Paused(failure(message, true, Some(wait), false)))
+            }
+        }
+    }
+
+    /// Waits for this job's next request turn at its host's rate
+    /// ([`RunConfig::rate_per_host`](super::RunConfig::rate_per_host)).
+    async fn pace(&self) -> Result<(), Stop> {
+        let host = host_port(&self.job.canonical_url);
+        if let Some(rate) = self.shared.policy(host).rate {
+            self.unless_interrupted(self.shared.rates.take(host, rate)).await?;
+        }
+        Ok(())
+    }
+
     /// A plain GET of the whole resource.
-    async fn open_whole(&self) -> Result<Opened, Stop> {
+    async fn open_whole(&mut self) -> Result<Opened, Stop> {
         let request = GetRequest {
             url: self.job.url.clone(),
             range_start: 0,
             if_range: None,
         };
-        match self
-            .shared
-            .fetcher
-            .get(&request)
-            .await
-            .map_err(|e| fetch_failure(e, true))?
-        {
+        match self.send(&request).await? {
             GetResponse::Body { meta, start: 0, body } => Ok(whole(meta, body)),
             other => Err(fetch_failure(
                 FetchError::transient(format!("unexpected answer to a GET of the whole resource: {other:?}")),
@@ -765,6 +883,9 @@ impl JobRun<'_> {
     ) -> Result<(), Stop> {
         let cap = self.shared.config.max_size;
         partial.write_back_early(self.shared.config.fsync);
+        // The run's bandwidth cap and the host's, each waited on per chunk.
+        let host_cap = self.shared.host_bandwidth(host_port(&self.job.canonical_url));
+        let caps: Vec<&Bandwidth> = self.shared.bandwidth.iter().chain(host_cap.as_deref()).collect();
         while let Some(chunk) = self.unless_interrupted(body.next()).await? {
             self.check_lease()?;
             let chunk = chunk.map_err(|e| fetch_failure(e, false))?;
@@ -776,6 +897,9 @@ impl JobRun<'_> {
                 }
             }
             partial.push(&chunk).await?;
+            for cap in &caps {
+                self.unless_interrupted(cap.consume(chunk.len() as u64)).await?;
+            }
             self.shared
                 .progress
                 .download_bytes(&self.fence.job_key, chunk.len() as u64);

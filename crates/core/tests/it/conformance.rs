@@ -74,8 +74,8 @@ impl LedgerStore for Broken {
     async fn status(&self) -> StoreResult<StatusCounts> {
         self.inner.status().await
     }
-    async fn outstanding(&self, max_attempts: u32) -> StoreResult<u64> {
-        self.inner.outstanding(max_attempts).await
+    async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64> {
+        self.inner.outstanding(max_attempts, within).await
     }
     async fn commit(&self, fence: &Fence, commit: &Commit) -> StoreResult<CommitOutcome> {
         let fence = self.unfence(fence).await;

@@ -46,7 +46,7 @@ async fn worker(
             }
         };
         if leases.is_empty() {
-            match store.outstanding(3).await {
+            match store.outstanding(3, None).await {
                 Ok(0) => return,
                 Ok(_) => {}
                 Err(_) => {

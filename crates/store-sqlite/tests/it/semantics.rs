@@ -530,9 +530,9 @@ async fn status_counts_leased_released_and_settled_jobs_once() {
     ] {
         assert_eq!(status.get(state), n, "{state}: {status:?}");
     }
-    assert_eq!(store.outstanding(3).await.expect("outstanding"), 4);
+    assert_eq!(store.outstanding(3, None).await.expect("outstanding"), 4);
     assert_eq!(
-        store.outstanding(1).await.expect("outstanding"),
+        store.outstanding(1, None).await.expect("outstanding"),
         3,
         "the failure used its one attempt"
     );
