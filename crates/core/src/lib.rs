@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod manifest;
 pub mod pipeline;
 pub mod registry;
+pub mod robots;
 pub mod state;
 pub mod store;
 pub mod url;
