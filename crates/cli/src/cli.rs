@@ -75,6 +75,25 @@ pub enum ColorChoice {
     Never,
 }
 
+/// Whether a run obeys `robots.txt` (`--robots`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum RobotsChoice {
+    /// Never request `robots.txt` (as wget and curl do for explicit URL lists).
+    #[default]
+    Ignore,
+    /// Fetch each host's `robots.txt` once per run and fail the jobs it disallows, without retry.
+    Respect,
+}
+
+impl From<RobotsChoice> for oncefetch_core::robots::RobotsMode {
+    fn from(choice: RobotsChoice) -> Self {
+        match choice {
+            RobotsChoice::Ignore => Self::Ignore,
+            RobotsChoice::Respect => Self::Respect,
+        }
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -193,6 +212,11 @@ pub struct RunArgs {
     /// `--max-size`: k = 1000, KiB = 1024); unlimited when not given.
     #[arg(long, value_parser = parse_bandwidth, value_name = "BYTES/s")]
     pub limit_rate: Option<u64>,
+    /// `respect`: fetch each host's `/robots.txt` once per run and fail the jobs it disallows (for user-agent
+    /// `oncefetch`, else `*`) without retry; a 4xx robots.txt allows everything, one that cannot be read (5xx,
+    /// network error) fails the host's jobs retryably for this run. `ignore`: never request it.
+    #[arg(long, value_enum, default_value_t = RobotsChoice::Ignore, value_name = "MODE")]
+    pub robots: RobotsChoice,
     /// Skip fsync when placing files (faster; a power loss may lose recent files, never corrupt them in place).
     #[arg(long)]
     pub no_fsync: bool,

@@ -302,6 +302,10 @@ fn examples(topic: Topic) -> &'static [(&'static str, &'static str)] {
                 "oncefetch run -o artifacts --rate-per-host 5/s --limit-rate 2M --hosts hosts.toml",
                 "politely: 5 requests a second per host, 2 MB/s in all, hosts.toml's limits per host",
             ),
+            (
+                "oncefetch run -o artifacts --robots respect",
+                "skip what each host's robots.txt disallows (its jobs fail without retry)",
+            ),
         ],
         Fetch => &[
             ("oncefetch fetch manifest.jsonl -o artifacts", "plan, then download"),

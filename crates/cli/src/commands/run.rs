@@ -97,6 +97,7 @@ pub(crate) async fn run(
         rate_per_host: args.rate_per_host,
         limit_rate: args.limit_rate,
         hosts: args.hosts.clone().unwrap_or_default(),
+        robots: args.robots.into(),
         ..RunConfig::default()
     };
     let pipeline = Pipeline::new(Arc::clone(&store), fetcher, out, config, progress.clone());

@@ -58,6 +58,11 @@ mod resources;
 /// Resuming never splices two versions of a resource.
 #[cfg(feature = "sqlite")]
 mod resume;
+/// `--robots respect`: robots.txt fetched once per host per run, disallowed
+/// jobs failed without a request or a retry, a 404 allowing everything;
+/// `ignore` (the default) never asks for it.
+#[cfg(feature = "sqlite")]
+mod robots;
 /// Shared helpers.
 #[allow(dead_code)] // parts serve only the SQLite-backed modules
 mod support;

@@ -15,6 +15,7 @@ pub mod rate;
 pub mod recover;
 mod resource;
 mod resume;
+mod robots;
 mod stream;
 mod waits;
 mod worker;
@@ -30,6 +31,7 @@ use tokio::task::JoinSet;
 use crate::error::StoreError;
 use crate::fetch::Fetcher;
 use crate::lease::AcquireRequest;
+use crate::robots::RobotsMode;
 use crate::store::Store;
 
 pub use files::OutDir;
@@ -89,6 +91,9 @@ pub struct RunConfig {
     /// Per-host policies: where a host's (or the default) policy sets a
     /// field, it wins over `per_host` and `rate_per_host`.
     pub hosts: HostPolicies,
+    /// Whether each host's `robots.txt` is fetched (once per run) and
+    /// obeyed; [`RobotsMode::Ignore`] by default.
+    pub robots: RobotsMode,
 }
 
 impl Default for RunConfig {
@@ -109,6 +114,7 @@ impl Default for RunConfig {
             rate_per_host: None,
             limit_rate: None,
             hosts: HostPolicies::default(),
+            robots: RobotsMode::default(),
         }
     }
 }
@@ -176,6 +182,8 @@ pub(crate) struct Shared {
     pub(crate) waits: waits::Waits,
     /// Each host's circuit breaker.
     pub(crate) breakers: breaker::Breakers,
+    /// Each origin's `robots.txt` answer, under `--robots respect`.
+    pub(crate) robots: robots::RobotsCache,
     /// Leased jobs not downloading yet (see `worker::QueuePlace`).
     pub(crate) queued: AtomicUsize,
     /// Set when the run must stop.
@@ -262,6 +270,7 @@ impl Pipeline {
                 host_bandwidths: std::sync::Mutex::new(HashMap::new()),
                 waits: waits::Waits::default(),
                 breakers,
+                robots: robots::RobotsCache::default(),
                 queued: AtomicUsize::new(0),
                 interrupt: Interrupt::default(),
                 halted: std::sync::Mutex::new(None),

@@ -20,6 +20,7 @@ use super::lease_keeper::LeaseKeeper;
 use super::progress::Download;
 use super::resource::ResourceError;
 use super::resume;
+use super::robots::Permit;
 use super::stream::Partial;
 use super::Shared;
 use crate::content;
@@ -31,6 +32,7 @@ use crate::lease::{Fence, Lease};
 use crate::ledger::{
     ArtifactEntry, Commit, CommitOutcome, IndexOp, OpBegin, OpFinish, OpKind, OpStart, ResultCode, Settle,
 };
+use crate::robots::RobotsMode;
 use crate::state::JobState;
 use crate::url::host_port;
 
@@ -498,6 +500,7 @@ impl JobRun<'_> {
         let head_key = self.keys().head(&self.job.canonical_url);
         self.commit(None, &[], JobPatch::default(), Some((head_key, OpKind::Head)))
             .await?;
+        self.obey_robots().await?;
         let (prior, older) = self.prior_partials().await?;
         // The download: a permit of the host, then one of the run.
         let host = self
@@ -764,6 +767,21 @@ impl JobRun<'_> {
         tracing::warn!(job = %self.fence.job_key, url = %self.job.url, reason = %refused, "resume refused; reading the whole resource from byte 0");
         self.pace().await?;
         self.open_whole().await
+    }
+
+    /// Under `--robots respect`, fails a job its host's `robots.txt`
+    /// disallows (for good), or whose `robots.txt` could not be read
+    /// (retryable, an attempt counted, so a later run asks again).
+    async fn obey_robots(&self) -> Result<(), Stop> {
+        if self.shared.config.robots != RobotsMode::Respect {
+            return Ok(());
+        }
+        let check = self.shared.robots.check(self.shared.fetcher.as_ref(), &self.job.url);
+        match self.unless_interrupted(check).await? {
+            Permit::Allowed => Ok(()),
+            Permit::Disallowed(message) => Err(permanent(message)),
+            Permit::Unreachable(message) => Err(Stop::Fail(failure(message, true, None, true))),
+        }
     }
 
     /// Whether the job's host takes requests now: a paused host's job is
