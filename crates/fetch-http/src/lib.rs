@@ -95,7 +95,12 @@ impl Fetcher for HttpFetcher {
 
     async fn get(&self, request: &GetRequest) -> Result<GetResponse, FetchError> {
         let url = request.url.as_str();
-        let mut builder = self.client.get(url);
+        // The request's own headers replace the client's defaults (the
+        // configured headers and `User-Agent`) of the same name; `Range`
+        // and `If-Range` come after, so they are never replaced.
+        let headers = client::headers(&request.headers)
+            .map_err(|error| FetchError::permanent(format!("{error} (for {})", classify::shown(url))))?;
+        let mut builder = self.client.get(url).headers(headers);
         if request.range_start > 0 {
             builder = builder.header(RANGE, format!("bytes={}-", request.range_start));
             if let Some(validator) = &request.if_range {
