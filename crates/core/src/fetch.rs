@@ -252,7 +252,8 @@ impl Default for FetcherConfig {
 ///   [`FetcherConfig::headers`] and [`FetcherConfig::user_agent`]: a request
 ///   header replaces a configured one of the same name (compared
 ///   case-insensitively), and a later request header of a name replaces an
-///   earlier one. They never replace `Range` or `If-Range`. A request header
+///   earlier one. `Range` and `If-Range` among them are ignored: those
+///   come from `range_start` and `if_range` alone. A request header
 ///   that cannot be sent is a [`FailureKind::Permanent`] error.
 #[async_trait]
 pub trait Fetcher: Send + Sync + Debug + 'static {
