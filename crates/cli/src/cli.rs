@@ -200,7 +200,8 @@ pub struct RunArgs {
     /// Per-host policies, TOML: a `[default]` table and `[host."NAME"]` tables (NAME a host, any port, or
     /// `HOST:PORT`) with `rate` (as `--rate-per-host`), `concurrency` (as `--per-host`) and `bandwidth` (bytes per
     /// second of that host's downloads together, as `--limit-rate`); a key a host's table leaves out comes from
-    /// `[default]`, then from the flags.
+    /// `[default]`, then from the flags. `headers = { "Name" = "value", … }` adds headers to every request to that
+    /// host, over `--header` and `--user-agent` of the same name (a host's merge by name over `[default]`'s).
     /// Read and checked with the other arguments, before anything is planned or fetched.
     #[arg(long, value_name = "FILE", value_parser = parse_hosts_file)]
     pub hosts: Option<HostPolicies>,

@@ -9,17 +9,22 @@
 //! rate = "1/3s"
 //! concurrency = 1
 //! bandwidth = "500k"
+//! headers = { "Authorization" = "Bearer abc", "User-Agent" = "mybot/1" }
 //! ```
+//!
+//! `headers` is a TOML table of header name to value (an inline table as
+//! above, or a `[host."NAME".headers]` table); each is checked as a
+//! `--header` is.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
 use oncefetch_core::pipeline::{HostPolicies, HostPolicy, Rate};
-use serde::de::{Deserializer, Error as _, IgnoredAny};
+use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 
-use crate::cli::{parse_bandwidth, parse_rate};
+use crate::cli::{parse_bandwidth, parse_header, parse_rate};
 
 /// The file's shape: a `[default]` table and `[host."NAME"]` tables.
 #[derive(Debug, Deserialize)]
@@ -41,10 +46,8 @@ struct Table {
     concurrency: Option<usize>,
     #[serde(default, deserialize_with = "bandwidth")]
     bandwidth: Option<u64>,
-    /// Refused with a clear error until the fetcher sends per-request
-    /// headers (never holds a value).
-    #[serde(default, rename = "headers", deserialize_with = "headers")]
-    _headers: Option<()>,
+    #[serde(default, deserialize_with = "headers")]
+    headers: Vec<(String, String)>,
 }
 
 impl Table {
@@ -53,6 +56,7 @@ impl Table {
             rate: self.rate,
             concurrency: self.concurrency,
             bandwidth: self.bandwidth,
+            headers: self.headers.clone(),
         }
     }
 }
@@ -89,11 +93,21 @@ fn bandwidth<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         .map_err(|e| D::Error::custom(format!("bandwidth: {e}")))
 }
 
-fn headers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<()>, D::Error> {
-    IgnoredAny::deserialize(d)?;
-    Err(D::Error::custom(
-        "headers: not supported yet (the HTTP fetcher sends no per-request headers)",
-    ))
+/// A table of header name to value, each checked as `--header` checks
+/// `Name: value` (a later name repeated with another case replaces the
+/// earlier when sent).
+fn headers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    let table = BTreeMap::<String, String>::deserialize(d)?;
+    table
+        .iter()
+        .map(|(name, value)| {
+            let bad = |e: String| D::Error::custom(format!("headers: {name:?}: {e}"));
+            if name.contains(':') {
+                return Err(bad(format!("{name:?} is not a header name")));
+            }
+            parse_header(&format!("{name}:{value}")).map_err(bad)
+        })
+        .collect()
 }
 
 /// Parses `text`, the hosts file's content.
@@ -133,8 +147,13 @@ mod tests {
             concurrency = 1
             bandwidth = "500k"
 
+            headers = { "X-Token" = " t ", "User-Agent" = "bot/1" }
+
             [host."127.0.0.1:8080"]
             bandwidth = 1000
+
+            [host."127.0.0.1:8080".headers]
+            Accept = "*/*"
             "#,
         )
         .expect("parse");
@@ -145,7 +164,11 @@ mod tests {
             (arxiv.rate, arxiv.concurrency, arxiv.bandwidth),
             (Some("1/3s".parse().unwrap()), Some(1), Some(500_000))
         );
+        let pairs = |v: &[(&str, &str)]| v.iter().map(|&(n, v)| (n.to_owned(), v.to_owned())).collect::<Vec<_>>();
+        assert_eq!(arxiv.headers, pairs(&[("User-Agent", "bot/1"), ("X-Token", "t")]));
         assert_eq!(policies.hosts["127.0.0.1:8080"].bandwidth, Some(1000));
+        assert_eq!(policies.hosts["127.0.0.1:8080"].headers, pairs(&[("Accept", "*/*")]));
+        assert!(policies.default.headers.is_empty());
         assert_eq!(parse("").expect("empty"), HostPolicies::default());
     }
 
@@ -157,7 +180,22 @@ mod tests {
             ("[host.\"h\"]\nbandwidth = \"fast\"\n", "line 2", "bandwidth"),
             ("[default]\nspeed = 3\n", "line 2", "speed"),
             ("[defaults]\n", "line 1", "defaults"),
-            ("[host.\"h\"]\nheaders = { a = \"b\" }\n", "line 2", "headers"),
+            (
+                "[host.\"h\"]\nheaders = { a = \"b\\u0007\" }\n",
+                "line 2",
+                "control character",
+            ),
+            (
+                "[default]\nheaders = { \"a b\" = \"c\" }\n",
+                "line 2",
+                "not a header name",
+            ),
+            ("[default]\nheaders = { a = 1 }\n", "line 2", "headers"),
+            (
+                "[default]\nheaders = { \"a:b\" = \"c\" }\n",
+                "line 2",
+                "not a header name",
+            ),
             ("[default\n", "line 1", ""),
         ];
         for (text, line, key) in cases {

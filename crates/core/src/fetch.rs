@@ -109,6 +109,11 @@ pub struct GetRequest {
     pub range_start: u64,
     /// Validator for `If-Range` when `range_start > 0`.
     pub if_range: Option<String>,
+    /// Headers (name, value) for this request only — the job's host policy
+    /// ([`HostPolicy::headers`](crate::pipeline::HostPolicy::headers)); they
+    /// replace [`FetcherConfig::headers`] and the `User-Agent` of the same
+    /// name (see the [`Fetcher`] contract).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A body stream of chunks.
@@ -243,6 +248,13 @@ impl Default for FetcherConfig {
 /// - Errors are classified [`FailureKind::Transient`] or
 ///   [`FailureKind::Permanent`] as SPEC §8 says; a body that ends before its
 ///   announced length yields a transient error from the stream.
+/// - `get` sends [`GetRequest::headers`] on top of
+///   [`FetcherConfig::headers`] and [`FetcherConfig::user_agent`]: a request
+///   header replaces a configured one of the same name (compared
+///   case-insensitively), and a later request header of a name replaces an
+///   earlier one. `Range` and `If-Range` among them are ignored: those
+///   come from `range_start` and `if_range` alone. A request header
+///   that cannot be sent is a [`FailureKind::Permanent`] error.
 #[async_trait]
 pub trait Fetcher: Send + Sync + Debug + 'static {
     /// The resource's metadata.

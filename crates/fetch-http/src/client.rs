@@ -90,7 +90,7 @@ pub(crate) fn build(config: &FetcherConfig) -> Result<reqwest::Client, BuildErro
 }
 
 /// `pairs` as a header map; a later header of a name replaces an earlier one.
-fn headers(pairs: &[(String, String)]) -> Result<HeaderMap, BuildError> {
+pub(crate) fn headers(pairs: &[(String, String)]) -> Result<HeaderMap, BuildError> {
     let mut map = HeaderMap::new();
     for (name, value) in pairs {
         let invalid = |reason: &str| BuildError::Header {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use oncefetch_core::{BoxError, FetchError, Fetcher, FetcherConfig, GetRequest, GetResponse, ResourceMeta};
-use reqwest::header::{CONTENT_RANGE, IF_RANGE, RANGE};
+use reqwest::header::{HeaderValue, CONTENT_RANGE, IF_RANGE, RANGE};
 use reqwest::{RequestBuilder, Response, StatusCode};
 
 pub use client::BuildError;
@@ -95,13 +95,29 @@ impl Fetcher for HttpFetcher {
 
     async fn get(&self, request: &GetRequest) -> Result<GetResponse, FetchError> {
         let url = request.url.as_str();
-        let mut builder = self.client.get(url);
+        // The request's own headers replace the client's defaults (the
+        // configured headers and `User-Agent`) of the same name. `Range` and
+        // `If-Range` are the fetcher's alone: any the request carries are
+        // dropped, then set from `range_start` and `if_range`.
+        let mut headers = client::headers(&request.headers)
+            .map_err(|error| FetchError::permanent(format!("{error} (for {})", classify::shown(url))))?;
+        headers.remove(RANGE);
+        headers.remove(IF_RANGE);
         if request.range_start > 0 {
-            builder = builder.header(RANGE, format!("bytes={}-", request.range_start));
+            let range = HeaderValue::from_str(&format!("bytes={}-", request.range_start))
+                .expect("a byte range is a valid header value");
+            headers.insert(RANGE, range);
             if let Some(validator) = &request.if_range {
-                builder = builder.header(IF_RANGE, validator.as_str());
+                let validator = HeaderValue::from_str(validator).map_err(|_| {
+                    FetchError::permanent(format!(
+                        "the If-Range validator for {} cannot be sent",
+                        classify::shown(url)
+                    ))
+                })?;
+                headers.insert(IF_RANGE, validator);
             }
         }
+        let builder = self.client.get(url).headers(headers);
         let response = self.send(builder, url).await?;
         let status = response.status();
         let announced = classify::content_length(response.headers());

@@ -212,3 +212,49 @@ fn a_bad_hosts_file_names_the_file_the_line_and_the_key() {
     assert_eq!(server.stats().gets, 0, "nothing fetched");
     assert!(!ws.path("ledger.db").exists(), "nothing planned either");
 }
+
+#[test]
+fn a_hosts_files_headers_go_to_that_host_only_over_the_global_ones() {
+    let (own, other) = (TestServer::start(), TestServer::start());
+    let ws = Workspace::new();
+    let mut lines = serve(&own, "o", 1, 100);
+    lines.extend(serve(&other, "t", 1, 100));
+    let hosts = ws.path("hosts.toml");
+    let policy = format!(
+        "[host.\"{}\"]\nheaders = {{ \"X-Token\" = \"per-host\", \"User-Agent\" = \"hostbot/1\", \"X-Only\" = \"here\" }}\n",
+        own.addr()
+    );
+    std::fs::write(&hosts, policy).unwrap();
+    let manifest = ws.manifest(&lines);
+    let out = ws.fetch(
+        &manifest,
+        &[
+            "--no-fsync",
+            "--header",
+            "X-Token: global",
+            "--hosts",
+            hosts.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let header = |server: &TestServer, path: &str, name: &str| {
+        let headers = server.last_request_headers(path).expect("a request");
+        let values: Vec<String> = headers.into_iter().filter(|(n, _)| n == name).map(|(_, v)| v).collect();
+        values
+    };
+    assert_eq!(
+        header(&own, "/o0", "x-token"),
+        ["per-host"],
+        "the host's header replaces the global one"
+    );
+    assert_eq!(header(&own, "/o0", "user-agent"), ["hostbot/1"]);
+    assert_eq!(header(&own, "/o0", "x-only"), ["here"]);
+    assert_eq!(
+        header(&other, "/t0", "x-token"),
+        ["global"],
+        "another host gets the global one"
+    );
+    assert!(header(&other, "/t0", "x-only").is_empty());
+    let agent = header(&other, "/t0", "user-agent");
+    assert!(agent.len() == 1 && agent[0].starts_with("oncefetch/"), "{agent:?}");
+}

@@ -207,6 +207,7 @@ impl Shared {
             rate: self.config.rate_per_host,
             concurrency: Some(self.config.per_host),
             bandwidth: None,
+            headers: Vec::new(),
         };
         self.config.hosts.of(host).or(&flags)
     }

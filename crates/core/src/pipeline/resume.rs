@@ -76,6 +76,7 @@ mod tests {
             url: "http://127.0.0.1/x".to_owned(),
             range_start,
             if_range: if_range.map(str::to_owned),
+            headers: Vec::new(),
         }
     }
 

@@ -734,6 +734,7 @@ impl JobRun<'_> {
             url: self.job.url.clone(),
             range_start: prior.len,
             if_range: Some(prior.validator.clone()),
+            headers: self.host_headers(),
         };
         let resumed = |meta, start, body| Opened {
             meta,
@@ -864,12 +865,19 @@ impl JobRun<'_> {
         Ok(())
     }
 
+    /// The headers the job's host policy adds to each of its requests
+    /// ([`HostPolicy::headers`](super::HostPolicy::headers)).
+    fn host_headers(&self) -> Vec<(String, String)> {
+        self.shared.policy(host_port(&self.job.canonical_url)).headers
+    }
+
     /// A plain GET of the whole resource.
     async fn open_whole(&mut self) -> Result<Opened, Stop> {
         let request = GetRequest {
             url: self.job.url.clone(),
             range_start: 0,
             if_range: None,
+            headers: self.host_headers(),
         };
         match self.send(&request).await? {
             GetResponse::Body { meta, start: 0, body } => Ok(whole(meta, body)),

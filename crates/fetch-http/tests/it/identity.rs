@@ -2,7 +2,7 @@ use oncefetch_core::{FailureKind, Fetcher, FetcherConfig};
 use oncefetch_fetch_http::{BuildError, HttpFetcher};
 use oncefetch_test_server::TestServer;
 
-use crate::support::{fetcher_with, get_body, whole};
+use crate::support::{fetcher_with, from, get_body, whole};
 
 fn header<'h>(headers: &'h [(String, String)], name: &str) -> Vec<&'h str> {
     headers
@@ -29,6 +29,45 @@ async fn user_agent_and_extra_headers_reach_the_server() {
     let seen = server.last_request_headers("/a").unwrap();
     assert_eq!(header(&seen, "x-token"), ["abc"], "GETs carry them too");
     assert_eq!(header(&seen, "accept"), ["*/*"]);
+}
+
+#[tokio::test]
+async fn request_headers_replace_configured_ones_of_their_name_but_not_the_range() {
+    let server = TestServer::start();
+    server.add("/a", "0123456789");
+    let fetcher = fetcher_with(FetcherConfig {
+        user_agent: "tester/1".into(),
+        headers: vec![("X-Token".into(), "global".into()), ("Accept".into(), "*/*".into())],
+        ..FetcherConfig::default()
+    });
+    let mut request = from(&server.url("/a"), 4, None);
+    request.headers = vec![
+        ("x-token".into(), "per-request".into()),
+        ("User-Agent".into(), "hostbot/1".into()),
+        ("Range".into(), "bytes=0-".into()),
+    ];
+    let (_, start, bytes) = get_body(&fetcher, &request).await;
+    assert_eq!(
+        (start, bytes.as_slice()),
+        (4, b"456789".as_slice()),
+        "the ranged GET's own Range"
+    );
+    let seen = server.last_request_headers("/a").unwrap();
+    assert_eq!(header(&seen, "x-token"), ["per-request"]);
+    assert_eq!(header(&seen, "user-agent"), ["hostbot/1"]);
+    assert_eq!(header(&seen, "accept"), ["*/*"], "the others stay");
+}
+
+#[tokio::test]
+async fn a_request_header_that_cannot_be_sent_is_a_permanent_error() {
+    let server = TestServer::start();
+    server.add("/a", "x");
+    let mut request = whole(&server.url("/a"));
+    request.headers = vec![("Bad Name".into(), "v".into())];
+    let error = fetcher_with(FetcherConfig::default()).get(&request).await.unwrap_err();
+    assert_eq!(error.kind, FailureKind::Permanent, "{error}");
+    assert!(error.message.contains("Bad Name"), "{error}");
+    assert_eq!(server.stats().gets, 0);
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ pub(crate) fn whole(url: &str) -> GetRequest {
         url: url.to_owned(),
         range_start: 0,
         if_range: None,
+        headers: Vec::new(),
     }
 }
 
@@ -27,6 +28,7 @@ pub(crate) fn from(url: &str, range_start: u64, if_range: Option<&str>) -> GetRe
         url: url.to_owned(),
         range_start,
         if_range: if_range.map(str::to_owned),
+        headers: Vec::new(),
     }
 }
 
