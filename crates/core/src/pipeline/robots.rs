@@ -78,6 +78,9 @@ async fn fetch(fetcher: &dyn Fetcher, robots_url: &str) -> Answer {
         url: robots_url.to_owned(),
         range_start: 0,
         if_range: None,
+        // The run's own headers (`--header`, the user agent) only: a host
+        // policy's headers are for its artifacts.
+        headers: Vec::new(),
     };
     let mut body = match fetcher.get(&request).await {
         Ok(GetResponse::Body { body, .. }) => body,
