@@ -327,6 +327,65 @@ impl RequeueCounts {
     }
 }
 
+/// Request slots a store reserved for one host with
+/// [`LedgerStore::claim_request_slots`]: `count` request times by the store
+/// clock, `interval_ms` apart from `first` on. The pipeline sends one
+/// request at each (SPEC §8, rates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestSlots {
+    /// The first slot, in milliseconds by the store clock.
+    pub first: Millis,
+    /// Milliseconds between two slots (at least 1).
+    pub interval_ms: Millis,
+    /// How many slots (at least 1).
+    pub count: u32,
+}
+
+impl RequestSlots {
+    /// The spacing of slots at `interval`, in whole milliseconds, at least 1.
+    pub fn interval_millis(interval: Duration) -> Millis {
+        Millis::try_from(interval.as_millis()).unwrap_or(Millis::MAX).max(1)
+    }
+
+    /// **The budget rule** every store follows: a claim of `count` slots (at
+    /// least 1) at `interval` for a host whose next free time is
+    /// `stored_next` (`None` for a host never claimed) starts at
+    /// `max(stored_next, now)`; the host's next free time is then
+    /// [`RequestSlots::next_free`]. An idle host banks no burst: slots never
+    /// start before now.
+    pub fn claim(stored_next: Option<Millis>, now: Millis, interval: Duration, count: u32) -> Self {
+        Self {
+            first: stored_next.map_or(now, |next| next.max(now)),
+            interval_ms: Self::interval_millis(interval),
+            count: count.max(1),
+        }
+    }
+
+    /// The slots of a claim whose next free time came back as `next_free`
+    /// (for a store that applies [`RequestSlots::claim`]'s rule in one SQL
+    /// statement and returns the stored value).
+    pub fn ending_at(next_free: Millis, interval: Duration, count: u32) -> Self {
+        let interval_ms = Self::interval_millis(interval);
+        let count = count.max(1);
+        Self {
+            first: next_free.saturating_sub(interval_ms.saturating_mul(Millis::from(count))),
+            interval_ms,
+            count,
+        }
+    }
+
+    /// The host's next free time after these slots: what the store records.
+    pub fn next_free(&self) -> Millis {
+        self.first
+            .saturating_add(self.interval_ms.saturating_mul(Millis::from(self.count)))
+    }
+
+    /// Each slot, in order.
+    pub fn times(&self) -> impl Iterator<Item = Millis> + '_ {
+        (0..Millis::from(self.count)).map(move |i| self.first.saturating_add(i.saturating_mul(self.interval_ms)))
+    }
+}
+
 /// Jobs, the operations ledger and the artifact index.
 ///
 /// # Contract
@@ -381,6 +440,11 @@ impl RequeueCounts {
 ///   retryable FAILED jobs by attempts used, and those of them whose next
 ///   attempt is after now by the store clock, in
 ///   [`StatusCounts::retryable_failed`], all read with the counts per state.
+/// - **request budget**: [`LedgerStore::claim_request_slots`] reserves a
+///   host's next request times atomically by the store clock, following
+///   [`RequestSlots::claim`]: concurrent claims through any handles on one
+///   ledger never get overlapping slots nor slots closer than the interval,
+///   and no slot is earlier than now.
 #[async_trait]
 pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// Plans jobs idempotently, reporting the existing jobs whose line
@@ -467,6 +531,14 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
         expected: &Expectations,
         reason: &str,
     ) -> StoreResult<ExpectedUpdate>;
+
+    /// Reserves the next `count` (at least 1) request times of `host`
+    /// (`HOST:PORT`) at `interval`, atomically by the store clock: the
+    /// **budget rule** of [`RequestSlots::claim`], applied to one row per
+    /// host, so every worker and process sharing the ledger keeps one rate
+    /// per host between them. The pipeline claims a small batch at a time,
+    /// not a round trip per request.
+    async fn claim_request_slots(&self, host: &str, interval: Duration, count: u32) -> StoreResult<RequestSlots>;
 
     /// Ends the handle's work cleanly, before a process exits: whatever it
     /// keeps outside the ledger's main storage is folded back in (SQLite

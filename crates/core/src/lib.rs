@@ -36,7 +36,7 @@ pub use key::{ikey, job_key, op_key, KeyValue, OpKeys};
 pub use lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
 pub use ledger::{
     run_effect, ArtifactEntry, Commit, CommitOutcome, Effect, EffectError, IndexOp, LedgerExt, LedgerStore, OpBegin,
-    OpFinish, OpKind, OpQuery, OpRecord, OpStart, RequeueCounts, RequeueFilter, ResultCode, Settle,
+    OpFinish, OpKind, OpQuery, OpRecord, OpStart, RequestSlots, RequeueCounts, RequeueFilter, ResultCode, Settle,
 };
 pub use registry::{
     open_fetcher, open_store, open_store_read_only, open_store_with, FetcherFactory, OpenMode, StoreFactory,

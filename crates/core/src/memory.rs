@@ -18,7 +18,7 @@ use crate::job::{
 use crate::key::OpKeys;
 use crate::lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
 use crate::ledger::{
-    ArtifactEntry, Commit, CommitOutcome, LedgerStore, OpBegin, OpKind, OpQuery, OpRecord, RequeueCounts,
+    ArtifactEntry, Commit, CommitOutcome, LedgerStore, OpBegin, OpKind, OpQuery, OpRecord, RequestSlots, RequeueCounts,
     RequeueFilter, ResultCode,
 };
 use crate::registry::{OpenFuture, StoreFactory};
@@ -44,6 +44,8 @@ struct Inner {
     /// before it is freed, and reads show it gone; the job keeps its expiry,
     /// so a grant still tells an expired lease from a released one.
     freed_through: Millis,
+    /// Each host's next free request time ([`RequestSlots::claim`]).
+    host_budget: HashMap<String, Millis>,
 }
 
 fn now_millis() -> Millis {
@@ -587,6 +589,14 @@ impl LedgerStore for MemoryStore {
             }
         }
         Ok(counts)
+    }
+
+    async fn claim_request_slots(&self, host: &str, interval: Duration, count: u32) -> StoreResult<RequestSlots> {
+        let mut inner = self.lock();
+        let stored = inner.host_budget.get(host).copied();
+        let slots = RequestSlots::claim(stored, now_millis(), interval, count);
+        inner.host_budget.insert(host.to_owned(), slots.next_free());
+        Ok(slots)
     }
 
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {

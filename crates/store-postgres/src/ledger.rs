@@ -8,7 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
     IndexOp, Job, JobPatch, JobQuery, JobState, LedgerStore, NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord,
-    PlanCounts, RequeueCounts, RequeueFilter, StatusCounts, StoreError, StoreResult, Transition,
+    PlanCounts, RequestSlots, RequeueCounts, RequeueFilter, StatusCounts, StoreError, StoreResult, Transition,
 };
 use serde_json::{json, Value};
 
@@ -641,6 +641,28 @@ impl LedgerStore for PostgresStore {
             permanent: count(row.permanent),
             finished: count(row.finished),
         })
+    }
+
+    async fn claim_request_slots(&self, host: &str, interval: Duration, count: u32) -> StoreResult<RequestSlots> {
+        let count = count.max(1);
+        let interval_ms = RequestSlots::interval_millis(interval);
+        // One statement. Run again after an unknown outcome it claims more
+        // slots than used: the host is paced slower, never faster.
+        let row: Count = self
+            .db
+            .run(Replay::Safe, |conn| {
+                async move {
+                    Ok(Sql::new(queries::CLAIM_REQUEST_SLOTS)
+                        .bind(host)
+                        .bind(interval_ms)
+                        .bind(i64::from(count))
+                        .get_result(conn)
+                        .await?)
+                }
+                .scope_boxed()
+            })
+            .await?;
+        Ok(RequestSlots::ending_at(row.n, interval, count))
     }
 
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {

@@ -15,6 +15,7 @@ pub(crate) const NOTE: &str = include_str!("../queries/note.sql");
 pub(crate) const INDEX_ARTIFACT: &str = include_str!("../queries/index_artifact.sql");
 pub(crate) const INDEX_OP: &str = include_str!("../queries/index_op.sql");
 pub(crate) const OUTSTANDING: &str = include_str!("../queries/outstanding.sql");
+pub(crate) const CLAIM_REQUEST_SLOTS: &str = include_str!("../queries/claim_request_slots.sql");
 
 /// The store clock, in milliseconds since the Unix epoch.
 pub(crate) const NOW: &str = "SELECT floor(extract(epoch FROM now()) * 1000)::bigint AS n";

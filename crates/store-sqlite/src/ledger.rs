@@ -5,7 +5,7 @@
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
     IndexOp, Job, JobQuery, JobState, Millis, NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord, PlanCounts,
-    RequeueCounts, RequeueFilter, ResultCode, StatusCounts, StoreError, StoreResult, Transition,
+    RequestSlots, RequeueCounts, RequeueFilter, ResultCode, StatusCounts, StoreError, StoreResult, Transition,
 };
 use std::time::{Duration, Instant};
 
@@ -827,4 +827,24 @@ pub(crate) fn note(
         ":result": result.to_string(),
     })?;
     Ok(())
+}
+
+/// Claims a host's next request slots by the budget rule of
+/// [`RequestSlots::claim`], inside the write transaction: every process on
+/// the file claims from the one row.
+pub(crate) fn claim_request_slots(
+    conn: &Connection,
+    host: &str,
+    interval: Duration,
+    count: u32,
+) -> Result<RequestSlots, TxError> {
+    let now = clock::now(conn)?;
+    let stored: Option<Millis> = conn
+        .prepare_cached(queries::HOST_BUDGET_GET)?
+        .query_row(named_params! {":host": host}, |row| row.get(0))
+        .optional()?;
+    let slots = RequestSlots::claim(stored, now, interval, count);
+    conn.prepare_cached(queries::HOST_BUDGET_SET)?
+        .execute(named_params! {":host": host, ":next_at_ms": slots.next_free()})?;
+    Ok(slots)
 }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../sql/migrations/0003_canonical_url_if_other.sql")),
     (4, include_str!("../sql/migrations/0004_reconcile_mark.sql")),
     (5, include_str!("../sql/migrations/0005_expected_content_type.sql")),
+    (6, include_str!("../sql/migrations/0006_host_budget.sql")),
 ];
 
 /// The schema version this build writes.

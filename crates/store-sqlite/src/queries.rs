@@ -43,6 +43,10 @@ pub(crate) const JOBS_FIRST_PAGE: &str = include_str!("../sql/queries/jobs_first
 /// The SUCCESS jobs of one canonical URL in key order, optionally after a key:
 /// the original a twin is skipped as a duplicate of.
 pub(crate) const JOBS_SUCCESS_BY_URL: &str = include_str!("../sql/queries/jobs_success_by_url.sql");
+/// A host's next free request time, if it has claimed any.
+pub(crate) const HOST_BUDGET_GET: &str = include_str!("../sql/queries/host_budget_get.sql");
+/// Records a host's next free request time after a claim.
+pub(crate) const HOST_BUDGET_SET: &str = include_str!("../sql/queries/host_budget_set.sql");
 /// In-flight jobs held by a live lease: one range of jobs_lease_expiry.
 pub(crate) const LIVE_LEASES: &str = include_str!("../sql/queries/live_leases.sql");
 /// Records a recovery action as an OK row, once per op key.

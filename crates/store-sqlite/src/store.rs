@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oncefetch_core::{
     AcquireRequest, ArtifactEntry, Commit, CommitOutcome, Expectations, ExpectedUpdate, Fence, Job, JobQuery, Lease,
-    LeaseManager, LedgerStore, Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, ReconcileReport, RequeueCounts,
-    RequeueFilter, StatusCounts, StoreResult,
+    LeaseManager, LedgerStore, Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, ReconcileReport, RequestSlots,
+    RequeueCounts, RequeueFilter, StatusCounts, StoreResult,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -139,6 +139,13 @@ impl LedgerStore for SqliteStore {
     /// copy of the `.db` file alone holds the whole ledger.
     async fn close(&self) -> StoreResult<()> {
         self.conn.close().await
+    }
+
+    async fn claim_request_slots(&self, host: &str, interval: Duration, count: u32) -> StoreResult<RequestSlots> {
+        let host = host.to_owned();
+        self.conn
+            .write(move |tx| ledger::claim_request_slots(tx, &host, interval, count))
+            .await
     }
 
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {

@@ -58,6 +58,35 @@ fn rate_per_host_spaces_requests_at_the_rate() {
 }
 
 #[test]
+fn three_runs_on_one_ledger_file_share_the_rate_per_host() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let manifest = ws.manifest(&serve(&server, "s", 24, 1000));
+    let planned = ws.run(&["plan", manifest.to_str().unwrap()]);
+    assert_eq!(planned.status.code(), Some(0), "{}", describe(&planned));
+    let out = ws.out();
+    let args = [
+        "run",
+        "--out",
+        out.to_str().unwrap(),
+        "--no-fsync",
+        "--concurrency",
+        "2",
+        "--rate-per-host",
+        "4/s",
+    ];
+    // Three processes on one file: each alone would go at 4/s, 12/s together.
+    let mut runs: Vec<KillOnDrop> = (0..3).map(|_| KillOnDrop::spawn(&ws, &args)).collect();
+    for (i, run) in runs.iter_mut().enumerate() {
+        let status = run.wait_within(Duration::from_secs(60));
+        assert_eq!(status.code(), Some(0), "run {i}: {}", run.stderr());
+    }
+    let times = server.request_times();
+    assert_eq!(times.len(), 24, "one request per job");
+    assert_rate(&times, 4.0);
+}
+
+#[test]
 fn limit_rate_caps_the_bytes_per_second_of_the_whole_run() {
     let server = TestServer::start();
     let ws = Workspace::new();

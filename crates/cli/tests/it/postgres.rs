@@ -129,6 +129,24 @@ fn three_hosts_share_one_ledger_and_fetch_each_file_once() {
 }
 
 #[test]
+fn three_hosts_on_one_ledger_share_the_rate_per_host() {
+    let Some(db) = pg_db("shared_rate") else { return };
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    plan_corpus(&server, &ws, &db, 24, |_| 1000);
+    // Three hosts: each alone would go at 4/s, 12/s together.
+    let hosts: Vec<KillOnDrop> = (0..3)
+        .map(|_| spawn_run(&ws, &db, &["--concurrency", "2", "--rate-per-host", "4/s"]))
+        .collect();
+    for (i, host) in hosts.into_iter().enumerate() {
+        wait_ok(host, &format!("host {i}"));
+    }
+    let times = server.request_times();
+    assert_eq!(times.len(), 24, "one request per job");
+    assert_rate(&times, 4.0);
+}
+
+#[test]
 fn workers_survive_a_postgres_restart() {
     // A server of its own: restarting the shared one would cut the
     // connections of the other tests running beside this one (the three-host

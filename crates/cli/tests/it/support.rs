@@ -241,3 +241,15 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
+
+/// Asserts that `times` (a server's request times, in order, at least two)
+/// keep `per_sec` requests a second within 10 %, over all of them.
+pub(crate) fn assert_rate(times: &[Instant], per_sec: f64) {
+    let span = times[times.len() - 1] - times[0];
+    let measured = (times.len() - 1) as f64 / span.as_secs_f64();
+    assert!(
+        (measured - per_sec).abs() <= per_sec / 10.0,
+        "{measured:.2} requests/s over {} requests, not {per_sec}/s ± 10 %",
+        times.len()
+    );
+}

@@ -1,13 +1,20 @@
-//! Request rates per host: a token bucket of one token per host, so that a
-//! host's requests are spaced evenly at its [`Rate`].
+//! Request rates per host: each host's requests are spaced evenly at its
+//! [`Rate`], by a budget the store keeps for every process on the ledger.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
+
+use crate::job::Millis;
+#[cfg(doc)]
+use crate::ledger::LedgerStore;
+use crate::store::Store;
 
 /// A request rate: `count` requests per `per` (`5/s`, `1/3s`, `100/min`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,26 +72,104 @@ impl FromStr for Rate {
     }
 }
 
-/// The next free request time of each host, for hosts with a rate.
+/// How long a batch of claimed slots lasts: a host's rate costs about one
+/// store round trip per this much time, whatever the rate.
+const BATCH: Duration = Duration::from_secs(1);
+
+/// Most slots to claim at once at `rate`: about [`BATCH`] of requests, at
+/// least 1.
+fn batch(rate: Rate) -> u32 {
+    let per_batch = BATCH.as_millis() / rate.interval().as_millis().max(1);
+    u32::try_from(per_batch).unwrap_or(u32::MAX).clamp(1, 1000)
+}
+
+/// One host's claimed slots not yet taken (by the store clock), and how many
+/// requests wait for one.
+#[derive(Debug, Default)]
+struct HostSlots {
+    queue: AsyncMutex<VecDeque<Millis>>,
+    waiting: AtomicU32,
+}
+
+/// The request slots of each host with a rate, claimed from the store's
+/// budget ([`LedgerStore::claim_request_slots`]) in batches, so that every
+/// process sharing the ledger keeps one rate per host between them.
 #[derive(Debug, Default)]
 pub(crate) struct HostRates {
-    next: Mutex<HashMap<String, Instant>>,
+    hosts: Mutex<HashMap<String, Arc<HostSlots>>>,
+    /// The store clock read once, with the local instant it stands for.
+    clock: AsyncMutex<Option<(Instant, Millis)>>,
 }
 
 impl HostRates {
-    /// Waits for `host`'s next request slot at `rate` and takes it: the
-    /// first request goes at once, each later one `rate.interval()` after
-    /// the one before.
-    pub(crate) async fn take(&self, host: &str, rate: Rate) {
-        let slot = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            let entry = next.entry(host.to_owned()).or_insert(now);
-            let slot = (*entry).max(now);
-            *entry = slot + rate.interval();
-            slot
+    /// Waits for `host`'s next request slot at `rate` and takes it. Slots
+    /// come from `store`'s budget for the host: the first request of an idle
+    /// host goes at once, each later one `rate.interval()` after the one
+    /// before, across every process on the ledger. A claim takes a slot for
+    /// each request of this process waiting for the host, up to about a
+    /// second's worth, so that few slots go unused (an unused slot is a gap
+    /// in the host's rate) and a busy host costs about one store round trip
+    /// a second. A slot missed by more than half an interval is dropped, not
+    /// sent late in a burst. When the store fails, the request waits one
+    /// interval instead.
+    pub(crate) async fn take(&self, store: &dyn Store, host: &str, rate: Rate) {
+        let slots = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(hosts.entry(host.to_owned()).or_default())
         };
-        tokio::time::sleep_until(slot).await;
+        slots.waiting.fetch_add(1, Ordering::SeqCst);
+        let at = self.next_slot(store, host, rate, &slots).await;
+        slots.waiting.fetch_sub(1, Ordering::SeqCst);
+        match at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => tokio::time::sleep(rate.interval()).await,
+        }
+    }
+
+    /// The local instant of `host`'s next slot, claiming more when none is
+    /// left; `None` when the store failed.
+    async fn next_slot(&self, store: &dyn Store, host: &str, rate: Rate, slots: &HostSlots) -> Option<Instant> {
+        let mut queue = slots.queue.lock().await;
+        let (base, base_ms) = self.clock(store).await?;
+        let local = |slot: Millis| {
+            let ahead = Duration::from_millis(slot.abs_diff(base_ms));
+            if slot >= base_ms {
+                base + ahead
+            } else {
+                base.checked_sub(ahead).unwrap_or(base)
+            }
+        };
+        let late = rate.interval() / 2;
+        while let Some(slot) = queue.pop_front() {
+            let at = local(slot);
+            if at + late >= Instant::now() {
+                return Some(at);
+            }
+        }
+        let count = slots.waiting.load(Ordering::SeqCst).clamp(1, batch(rate));
+        match store.claim_request_slots(host, rate.interval(), count).await {
+            Ok(claimed) => {
+                queue.extend(claimed.times().skip(1));
+                Some(local(claimed.first))
+            }
+            Err(err) => {
+                tracing::warn!(host, error = %err, "could not claim request slots; waiting one interval");
+                None
+            }
+        }
+    }
+
+    /// The store clock and the local instant it was read at (the middle of
+    /// the round trip), read once; `None` while the store cannot say.
+    async fn clock(&self, store: &dyn Store) -> Option<(Instant, Millis)> {
+        let mut clock = self.clock.lock().await;
+        if clock.is_none() {
+            let before = Instant::now();
+            let now = store.now().await.ok()?;
+            let after = Instant::now();
+            *clock = Some((before + (after - before) / 2, now));
+        }
+        *clock
     }
 }
 
@@ -105,52 +190,72 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn spaces_each_hosts_requests_evenly() {
-        let rates = HostRates::default();
-        let rate: Rate = "4/s".parse().expect("rate");
-        let start = Instant::now();
-        for n in 0..12u32 {
-            rates.take("a", rate).await;
-            assert_eq!(start.elapsed(), Duration::from_millis(250) * n);
-        }
-        // Another host has a bucket of its own.
-        rates.take("b", rate).await;
-        assert_eq!(start.elapsed(), Duration::from_millis(250) * 11);
+    use crate::memory::MemoryStore;
+
+    /// Whether `times` keep `interval` apart, give or take the timer's slack.
+    fn spaced(times: &[Duration], interval: Duration) -> bool {
+        times
+            .windows(2)
+            .all(|w| w[1] - w[0] + Duration::from_millis(15) >= interval)
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn concurrent_takers_queue_up() {
-        let rates = std::sync::Arc::new(HostRates::default());
-        let rate: Rate = "10/s".parse().expect("rate");
+    #[tokio::test]
+    async fn spaces_each_hosts_requests_evenly() {
+        let (rates, store) = (HostRates::default(), MemoryStore::new());
+        let rate: Rate = "20/s".parse().expect("rate");
         let start = Instant::now();
-        let tasks: Vec<_> = (0..5)
+        let mut times = Vec::new();
+        for _ in 0..12 {
+            rates.take(&store, "a", rate).await;
+            times.push(start.elapsed());
+        }
+        assert!(times[0] < Duration::from_millis(30), "the first goes at once");
+        assert!(spaced(&times, rate.interval()), "{times:?}");
+        assert!(times[11] < Duration::from_millis(50 * 11 + 100), "{times:?}");
+        // Another host has a budget of its own.
+        let before = start.elapsed();
+        rates.take(&store, "b", rate).await;
+        assert!(start.elapsed() - before < Duration::from_millis(30));
+    }
+
+    #[tokio::test]
+    async fn takers_sharing_a_store_share_the_rate() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let rate: Rate = "20/s".parse().expect("rate");
+        let start = Instant::now();
+        // Two limiters stand for two processes on one ledger.
+        let tasks: Vec<_> = (0..2)
             .map(|_| {
-                let rates = std::sync::Arc::clone(&rates);
+                let store = Arc::clone(&store);
                 tokio::spawn(async move {
-                    rates.take("h", rate).await;
-                    start.elapsed()
+                    let rates = HostRates::default();
+                    let mut times = Vec::new();
+                    for _ in 0..5 {
+                        rates.take(store.as_ref(), "h", rate).await;
+                        times.push(start.elapsed());
+                    }
+                    times
                 })
             })
             .collect();
         let mut times = Vec::new();
         for task in tasks {
-            times.push(task.await.expect("task"));
+            times.extend(task.await.expect("task"));
         }
         times.sort();
-        let expected: Vec<_> = (0..5).map(|n| Duration::from_millis(100) * n).collect();
-        assert_eq!(times, expected);
+        assert!(spaced(&times, rate.interval()), "{times:?}");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn an_idle_host_does_not_bank_a_burst() {
-        let rates = HostRates::default();
-        let rate: Rate = "1/s".parse().expect("rate");
-        rates.take("h", rate).await;
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        let (rates, store) = (HostRates::default(), MemoryStore::new());
+        let rate: Rate = "10/s".parse().expect("rate");
+        rates.take(&store, "h", rate).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let start = Instant::now();
-        rates.take("h", rate).await;
-        rates.take("h", rate).await;
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        rates.take(&store, "h", rate).await;
+        rates.take(&store, "h", rate).await;
+        let spent = start.elapsed();
+        assert!(spent + Duration::from_millis(15) >= rate.interval(), "{spent:?}");
     }
 }

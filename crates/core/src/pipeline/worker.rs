@@ -860,7 +860,8 @@ impl JobRun<'_> {
     async fn pace(&self) -> Result<(), Stop> {
         let host = host_port(&self.job.canonical_url);
         if let Some(rate) = self.shared.policy(host).rate {
-            self.unless_interrupted(self.shared.rates.take(host, rate)).await?;
+            self.unless_interrupted(self.shared.rates.take(self.shared.store.as_ref(), host, rate))
+                .await?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use oncefetch_core::memory::MemoryStore;
 use oncefetch_core::{
     async_trait, AcquireRequest, ArtifactEntry, Commit, CommitOutcome, Expectations, ExpectedUpdate, Fence, Job,
     JobQuery, Lease, LeaseManager, LedgerStore, Millis, NewJob, OpBegin, OpKind, OpQuery, OpRecord, PlanCounts,
-    ReconcileReport, RequeueCounts, RequeueFilter, StatusCounts, StoreResult,
+    ReconcileReport, RequestSlots, RequeueCounts, RequeueFilter, StatusCounts, StoreResult,
 };
 use serde_json::Value;
 
@@ -114,6 +114,9 @@ impl LedgerStore for Broken {
             }
             Defect::IgnoresEpoch | Defect::NoReplay => self.inner.requeue_matching(filter, reason).await,
         }
+    }
+    async fn claim_request_slots(&self, host: &str, interval: Duration, count: u32) -> StoreResult<RequestSlots> {
+        self.inner.claim_request_slots(host, interval, count).await
     }
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {
         self.inner.note(job_key, op_key, kind, result).await
