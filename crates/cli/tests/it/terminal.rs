@@ -196,10 +196,14 @@ fn on_a_terminal_the_bar_redraws_every_second_and_its_bytes_move() {
         last - first >= Duration::from_secs(2),
         "the download took a while:\n{shown}"
     );
-    let longest_gap = draws.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    // Redrawn at least once a second: the typical gap shows it; the longest
+    // allows for a loaded machine's scheduling (CI runs tests in parallel).
+    let mut gaps: Vec<Duration> = draws.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort();
+    let (median_gap, longest_gap) = (gaps[gaps.len() / 2], gaps.last().copied().unwrap_or_default());
     assert!(
-        longest_gap <= Duration::from_millis(1500),
-        "the bar went {longest_gap:?} without a redraw ({} draws):\n{shown}",
+        median_gap <= Duration::from_secs(1) && longest_gap <= Duration::from_millis(2500),
+        "the bar went {longest_gap:?} without a redraw (median gap {median_gap:?}, {} draws):\n{shown}",
         draws.len()
     );
     figures.dedup();
