@@ -1,6 +1,6 @@
 //! The [`Fetcher`] trait: how the pipeline talks to a remote server.
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -173,8 +173,9 @@ impl Debug for GetResponse {
     }
 }
 
-/// Settings shared by every fetcher of a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Settings shared by every fetcher of a run. Its `Debug` shows no secret:
+/// the proxy's credentials are redacted and header values hidden.
+#[derive(Clone, PartialEq, Eq)]
 pub struct FetcherConfig {
     /// TCP/TLS connect timeout.
     pub connect_timeout: Duration,
@@ -200,6 +201,25 @@ pub struct FetcherConfig {
     pub max_time: Option<Duration>,
     /// Abort a body that flows slower than this for this long.
     pub low_speed: Option<LowSpeed>,
+}
+
+impl fmt::Debug for FetcherConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(name, _)| (name.as_str(), "***")).collect();
+        f.debug_struct("FetcherConfig")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("max_redirects", &self.max_redirects)
+            .field("max_size", &self.max_size)
+            .field("user_agent", &self.user_agent)
+            .field("headers", &headers)
+            .field("ca_certs", &self.ca_certs)
+            .field("insecure", &self.insecure)
+            .field("proxy", &self.proxy.as_deref().map(crate::url::redact))
+            .field("max_time", &self.max_time)
+            .field("low_speed", &self.low_speed)
+            .finish()
+    }
 }
 
 /// The low-speed limit (curl's `--speed-limit` and `--speed-time`).
@@ -262,4 +282,27 @@ pub trait Fetcher: Send + Sync + Debug + 'static {
 
     /// Starts a GET and returns once the headers are in.
     async fn get(&self, request: &GetRequest) -> Result<GetResponse, FetchError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FetcherConfig;
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let config = FetcherConfig {
+            headers: vec![("Authorization".into(), "Bearer s3cret-token".into())],
+            proxy: Some("http://user:pr0xy-pass@proxy.example:3128".into()),
+            ..FetcherConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cret-token") && !shown.contains("pr0xy-pass"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("Authorization") && shown.contains("proxy.example"),
+            "{shown}"
+        );
+    }
 }
