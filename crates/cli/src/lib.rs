@@ -31,12 +31,14 @@ use oncefetch_store_sqlite as _;
 
 /// Runs one parsed command line; returns the exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Completions(args) = &cli.command {
-        completions(args.shell)?;
+    let Some(mode) = open_mode(&cli.command) else {
+        if let Command::Completions(args) = &cli.command {
+            completions(args.shell)?;
+        }
         return Ok(ExitCode::from(exit::OK));
-    }
+    };
     let terminal = terminal::Terminal::init(&cli);
-    let store = match oncefetch_core::open_store_with(&cli.db, open_mode(&cli.command)).await {
+    let store = match oncefetch_core::open_store_with(&cli.db, mode).await {
         Ok(store) => store,
         // One line naming the file, and the way out (SPEC §7).
         Err(StoreError::NoLedger { location }) => {
@@ -67,13 +69,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// How `command` opens the ledger: only `plan` and `fetch` create a missing
 /// one; the read-only commands write nothing; the others need it to exist.
-fn open_mode(command: &Command) -> OpenMode {
+/// `None`: the command opens no ledger (`completions`).
+fn open_mode(command: &Command) -> Option<OpenMode> {
     match command {
-        Command::Plan(_) | Command::Fetch(_) => OpenMode::Create,
-        Command::Run(_) | Command::Recover(_) | Command::Retry(_) => OpenMode::Existing,
-        Command::Status(_) | Command::Jobs(_) | Command::Ledger(_) | Command::Verify(_) => OpenMode::ReadOnly,
-        // Answered before any ledger is opened.
-        Command::Completions(_) => OpenMode::ReadOnly,
+        Command::Plan(_) | Command::Fetch(_) => Some(OpenMode::Create),
+        Command::Run(_) | Command::Recover(_) | Command::Retry(_) => Some(OpenMode::Existing),
+        Command::Status(_) | Command::Jobs(_) | Command::Ledger(_) | Command::Verify(_) => Some(OpenMode::ReadOnly),
+        Command::Completions(_) => None,
     }
 }
 

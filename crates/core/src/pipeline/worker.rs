@@ -144,16 +144,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Se
 /// failure is only logged (recovery removes leftovers of finished jobs).
 async fn discard(out: &OutDir, key: &str, paths: impl IntoIterator<Item = PathBuf> + Send + 'static) {
     let out = out.clone();
-    let removed = blocking(move || {
-        for path in paths {
-            match out.remove_file(&path) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
-                _ => {}
-            }
-        }
-        Ok(())
-    })
-    .await;
+    let removed = blocking(move || remove_all(&out, paths)).await;
     if let Err(err) = removed {
         tracing::warn!(job = %key, error = %err, "could not remove partial files");
     }
@@ -172,17 +163,24 @@ fn remove_partial_files(out: &OutDir, key: &str, epoch: i64, own: Option<&Path>)
     if epoch <= 1 {
         // The first epoch is the only writer so far: no folder scan on the
         // hot path, just its own file.
-        return match own.map(|path| out.remove_file(path)) {
-            Some(Err(err)) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
-            _ => Ok(()),
-        };
+        return remove_all(out, own);
     }
-    for (name, path, _) in out.partials_of(key)? {
-        if name.epoch <= epoch {
-            match out.remove_file(&path) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
-                _ => {}
-            }
+    let partials = out.partials_of(key)?;
+    remove_all(
+        out,
+        partials
+            .into_iter()
+            .filter(|(name, _, _)| name.epoch <= epoch)
+            .map(|(_, path, _)| path),
+    )
+}
+
+/// Removes each of `paths` beneath `out`; one already gone is no error.
+fn remove_all(out: &OutDir, paths: impl IntoIterator<Item = impl AsRef<Path>>) -> std::io::Result<()> {
+    for path in paths {
+        match out.remove_file(path.as_ref()) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+            _ => {}
         }
     }
     Ok(())
