@@ -9,6 +9,7 @@ mod links;
 mod man;
 mod postgres;
 mod test_all;
+mod torture;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,6 +80,13 @@ TASKS:
         into DIR (default TARGET_DIR/man), from the CLI's clap command: options, exit status,
         manifest, environment, examples. Read one with `man -l target/man/oncefetch-fetch.1`.
 
+    torture [--kills N] [--seed S] [--store sqlite|postgres|both] [--keep]
+        Kill (SIGKILL), pause past the lease (SIGSTOP/SIGCONT) and restart several `oncefetch run`
+        processes over a mixed corpus on loopback, and on PostgreSQL kill and restart the
+        postmaster, at instants drawn from the seed; check the invariants after every restart and
+        at the end; print a table per store and the seed of any failing episode.
+        `cargo xtask torture --help` says more.
+
     help, --help, -h
         Print this help.
 ";
@@ -136,6 +144,7 @@ fn run(args: Vec<String>) -> Result<()> {
         }
         "bench" => bench::run(args, &*on_signals()?),
         "demo" => demo::run(args),
+        "torture" => torture::run(args, &*on_signals()?),
         "man" => {
             let mut out = None;
             while let Some(arg) = args.next() {

@@ -28,6 +28,25 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Starts retried when the port picked turned out to be taken by someone else meanwhile.
 const START_ATTEMPTS: u32 = 3;
 
+/// The server settings of the test runs: no durability (nothing here outlives the machine).
+const FAST_SETTINGS: &[&str] = &[
+    "listen_addresses=127.0.0.1",
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    "max_connections=200",
+];
+
+/// The settings of a server that is killed with SIGKILL: a commit is acknowledged once its WAL is
+/// written (`synchronous_commit=on`), so a killed postmaster loses no acknowledged transaction;
+/// `fsync=off` still, since the kernel (which keeps written pages) survives.
+const CRASH_SETTINGS: &[&str] = &[
+    "listen_addresses=127.0.0.1",
+    "fsync=off",
+    "synchronous_commit=on",
+    "max_connections=200",
+];
+
 /// A PostgreSQL server in a temporary directory, stopped and removed on drop.
 #[derive(Debug)]
 pub(crate) struct TempPostgres {
@@ -39,6 +58,8 @@ pub(crate) struct TempPostgres {
     run_as: Option<&'static str>,
     /// The process spawned to run the postmaster (`runuser` when root, else the postmaster itself).
     child: Child,
+    /// The `-c` settings it runs with.
+    settings: &'static [&'static str],
     /// Dropped after [`TempPostgres::drop`] stopped the server: removes the directory.
     dir: TempDir,
 }
@@ -47,11 +68,21 @@ impl TempPostgres {
     /// Initializes and starts a server, and creates the test database; fails with what to install
     /// when the server binaries are missing.
     pub(crate) fn start() -> Result<Self> {
+        Self::start_with(FAST_SETTINGS)
+    }
+
+    /// Starts a server meant to be killed ([`TempPostgres::kill_postmaster`]): it loses no
+    /// acknowledged commit when its postmaster gets SIGKILL.
+    pub(crate) fn start_for_crashes() -> Result<Self> {
+        Self::start_with(CRASH_SETTINGS)
+    }
+
+    fn start_with(settings: &'static [&'static str]) -> Result<Self> {
         let bindir = find_bindir()?;
         let run_as = if is_root()? { Some("postgres") } else { None };
         let mut attempt = 1;
         loop {
-            match Self::start_once(&bindir, run_as) {
+            match Self::start_once(&bindir, run_as, settings) {
                 Err(e) if attempt < START_ATTEMPTS && format!("{e:#}").contains("Address already in use") => {
                     eprintln!("postgres: port taken meanwhile, trying another one");
                     attempt += 1;
@@ -61,7 +92,7 @@ impl TempPostgres {
         }
     }
 
-    fn start_once(bindir: &Path, run_as: Option<&'static str>) -> Result<Self> {
+    fn start_once(bindir: &Path, run_as: Option<&'static str>, settings: &'static [&'static str]) -> Result<Self> {
         let dir = TempDir::new()?;
         let data = dir.path.join("data");
         let log = dir.path.join("postgres.log");
@@ -81,30 +112,7 @@ impl TempPostgres {
         cmd::quiet_ok(&mut initdb)?;
 
         let port = free_port()?;
-        let mut postgres = as_user(run_as, bindir.join("postgres"));
-        postgres.arg("-D").arg(&data).arg("-p").arg(port.to_string());
-        postgres.arg("-k").arg(&dir.path);
-        for setting in [
-            "listen_addresses=127.0.0.1",
-            "fsync=off",
-            "synchronous_commit=off",
-            "full_page_writes=off",
-            "max_connections=200",
-        ] {
-            postgres.args(["-c", setting]);
-        }
-        eprintln!("$ {} >{} 2>&1", cmd::cmdline(&postgres), log.display());
-        let out = File::options().append(true).open(&log)?;
-        let child = postgres
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            // Its own process group: a Ctrl-C meant for the tests must not stop the server under
-            // them; the guard stops it.
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("could not start `{}`", cmd::cmdline(&postgres)))?;
-
+        let child = spawn_postmaster(bindir, run_as, &data, &dir.path, &log, port, settings)?;
         let server = TempPostgres {
             bindir: bindir.to_owned(),
             data,
@@ -112,6 +120,7 @@ impl TempPostgres {
             port,
             run_as,
             child,
+            settings,
             dir,
         };
         server.wait_ready()?;
@@ -166,6 +175,64 @@ impl TempPostgres {
             ("ONCEFETCH_TEST_PG_PORT", self.port.to_string()),
             ("ONCEFETCH_TEST_PG_RUN_AS", self.run_as.unwrap_or("").to_owned()),
         ]
+    }
+
+    /// Creates database `name` and returns its connection URL.
+    pub(crate) fn create_database(&self, name: &str) -> Result<String> {
+        let mut createdb = Command::new(self.bindir.join("createdb"));
+        createdb.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name]);
+        cmd::quiet_ok(&mut createdb)?;
+        Ok(format!("postgres://postgres@127.0.0.1:{}/{name}", self.port))
+    }
+
+    /// SIGKILL of the postmaster (a crash of the database server): waits until it and the
+    /// backends it had are gone (they exit once they notice; SIGKILL after 10 s). Returns its pid.
+    pub(crate) fn kill_postmaster(&mut self) -> Result<u32> {
+        let pid = self.postmaster_pid().context("no postmaster is running")?;
+        let children = children_of(pid);
+        signal("KILL", pid);
+        if !wait_gone(pid, Duration::from_secs(10)) {
+            bail!("postmaster {pid} survived SIGKILL");
+        }
+        for child in children {
+            if !wait_gone(child, Duration::from_secs(10)) {
+                signal("KILL", child);
+                wait_gone(child, Duration::from_secs(5));
+            }
+        }
+        // `runuser` exits with its postmaster: reap it.
+        let _ = self.child.try_wait();
+        Ok(pid)
+    }
+
+    /// Starts the postmaster again on the same data directory and port (after
+    /// [`TempPostgres::kill_postmaster`]: crash recovery runs first) and waits until it accepts
+    /// connections.
+    pub(crate) fn restart(&mut self) -> Result<()> {
+        let _ = self.child.wait();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            self.child = spawn_postmaster(
+                &self.bindir,
+                self.run_as,
+                &self.data,
+                &self.dir.path,
+                &self.log,
+                self.port,
+                self.settings,
+            )?;
+            match self.wait_ready() {
+                Ok(()) => return Ok(()),
+                // A segment of the killed server still attached, say: try again.
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("postgres: restart failed, trying again: {e:#}");
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The pid of the postmaster now running on the data directory: a test may have restarted it.
@@ -314,6 +381,54 @@ fn as_user(user: Option<&str>, program: PathBuf) -> Command {
         }
         None => Command::new(program),
     }
+}
+
+/// Spawns the postmaster (through `runuser` when `run_as`) on `data` and `port`, its socket in
+/// `socket_dir`, its output appended to `log`, in a process group of its own.
+fn spawn_postmaster(
+    bindir: &Path,
+    run_as: Option<&str>,
+    data: &Path,
+    socket_dir: &Path,
+    log: &Path,
+    port: u16,
+    settings: &[&str],
+) -> Result<Child> {
+    let mut postgres = as_user(run_as, bindir.join("postgres"));
+    postgres.arg("-D").arg(data).arg("-p").arg(port.to_string());
+    postgres.arg("-k").arg(socket_dir);
+    for setting in settings {
+        postgres.args(["-c", setting]);
+    }
+    eprintln!("$ {} >{} 2>&1", cmd::cmdline(&postgres), log.display());
+    let out = File::options().append(true).open(log)?;
+    postgres
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        // Its own process group: a Ctrl-C meant for the tests must not stop the server under
+        // them; the guard stops it.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("could not start `{}`", cmd::cmdline(&postgres)))
+}
+
+/// The pids whose parent is `pid` (Linux `/proc`).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    .is_some_and(|ppid| ppid == pid.to_string())
+            })
+        })
+        .collect()
 }
 
 /// A loopback port nobody listens on right now (bind port 0, read it, let it go).
