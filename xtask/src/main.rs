@@ -40,6 +40,7 @@ TASKS:
                     cargo test -p oncefetch --no-default-features --features postgres
                     cargo test -p oncefetch
                   and stop the server (by pid) and remove its directory, pass or fail
+          torture cargo xtask torture --kills 30 --seed 1 (SQLite and PostgreSQL, below)
         --dry-run      print the commands instead of running them
         --only STEPS   run only these steps (comma-separated or repeated)
         Prints a one-line summary; exits non-zero on any failure.

@@ -4,6 +4,7 @@
 //! 2. `deps`: the dependency direction (house style item 1) with `cargo tree`
 //! 3. `clippy`: `cargo clippy --workspace --all-targets --all-features -- -D warnings`
 //! 4. `test`: a throwaway PostgreSQL, then `cargo test` under each feature set that ships
+//! 5. `torture`: `cargo xtask torture --kills 30 --seed 1` on SQLite and PostgreSQL
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -27,11 +28,13 @@ pub(crate) enum Step {
     Clippy,
     /// The tests, against a throwaway PostgreSQL.
     Test,
+    /// The seeded crash slice: 30 kills on each store.
+    Torture,
 }
 
 impl Step {
     /// Every step, in the order they run.
-    pub(crate) const ALL: [Step; 4] = [Step::Fmt, Step::Deps, Step::Clippy, Step::Test];
+    pub(crate) const ALL: [Step; 5] = [Step::Fmt, Step::Deps, Step::Clippy, Step::Test, Step::Torture];
 
     /// The name used on the command line.
     pub(crate) fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Step {
             Step::Deps => "deps",
             Step::Clippy => "clippy",
             Step::Test => "test",
+            Step::Torture => "torture",
         }
     }
 
@@ -174,6 +178,7 @@ pub(crate) fn run(options: &Options, interrupted: &AtomicBool) -> Result<()> {
                 ],
             ),
             Step::Test => run_tests(options, interrupted),
+            Step::Torture => run_torture(options, interrupted),
         };
         let result = result.and_then(|()| match interrupted.load(Ordering::SeqCst) {
             true => bail!("interrupted"),
@@ -312,6 +317,17 @@ fn run_tests(options: &Options, interrupted: &AtomicBool) -> Result<()> {
     }
     drop(server);
     Ok(())
+}
+
+/// The arguments of the torture slice CI runs.
+const TORTURE_SLICE: [&str; 4] = ["--kills", "30", "--seed", "1"];
+
+fn run_torture(options: &Options, interrupted: &AtomicBool) -> Result<()> {
+    if options.dry_run {
+        eprintln!("$ cargo xtask torture {}  # dry run", TORTURE_SLICE.join(" "));
+        return Ok(());
+    }
+    crate::torture::run(TORTURE_SLICE.map(String::from), interrupted)
 }
 
 fn human(elapsed: Duration) -> String {
