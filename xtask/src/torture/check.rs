@@ -105,6 +105,11 @@ pub(crate) fn safety(corpus: &Corpus, jobs: &[Value], ledger: &[Value]) -> Vec<V
             )),
         }
     }
+    let placed: BTreeMap<&str, &str> = ledger
+        .iter()
+        .filter(|r| text(r, "kind") == "FINALIZE" && text(r, "result_code") == "OK")
+        .map(|r| (text(r, "job_key"), r["result"]["path"].as_str().unwrap_or_default()))
+        .collect();
     for row in ledger.iter().filter(|r| text(r, "result_code") == "OK") {
         let job_key = text(row, "job_key");
         let Some(job) = by_key.get(job_key) else {
@@ -143,7 +148,8 @@ pub(crate) fn safety(corpus: &Corpus, jobs: &[Value], ledger: &[Value]) -> Vec<V
                 }
             }
             "DEDUPE" if result["hard_linked"] == true => {
-                let path = text(job, "path");
+                // The job's own file is where its FINALIZE placed it (its row may not name it yet).
+                let path = placed.get(job_key).copied().unwrap_or_default();
                 let original = result["original"].as_str().unwrap_or_default();
                 let same = match (fs::metadata(path), fs::metadata(original)) {
                     (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),

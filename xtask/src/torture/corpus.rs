@@ -192,6 +192,25 @@ impl Corpus {
         self.servers.iter().map(|s| s.stats().bytes_served).sum()
     }
 
+    /// The URLs served most past their size: (URL, bytes served, size), at most `n`, most first.
+    pub(crate) fn most_resent(&self, n: usize) -> Vec<(String, u64, u64)> {
+        let mut all: Vec<(String, u64, u64)> = self
+            .bodies
+            .iter()
+            .map(|(url, body)| {
+                let served = self
+                    .servers
+                    .iter()
+                    .find_map(|server| Some(server.path_stats(url.strip_prefix(&server.url(""))?).bytes_served))
+                    .unwrap_or(0);
+                (url.clone(), served, body.len() as u64)
+            })
+            .collect();
+        all.sort_by_key(|(_, served, size)| std::cmp::Reverse(served.saturating_sub(*size)));
+        all.truncate(n);
+        all
+    }
+
     /// The GET and HEAD requests the server of `url` received for its path (0 for a URL of none).
     pub(crate) fn requests_for(&self, url: &str) -> u64 {
         self.servers

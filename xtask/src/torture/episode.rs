@@ -410,8 +410,10 @@ impl Episode<'_, '_> {
             found.push(Violation::new(
                 "bytes-served",
                 format!(
-                    "{} bytes served for a corpus of {} ({ratio:.2}×)",
-                    self.outcome.served_bytes, self.outcome.corpus_bytes
+                    "{} bytes served for a corpus of {} ({ratio:.2}×); most re-sent (URL, served, size): {:?}",
+                    self.outcome.served_bytes,
+                    self.outcome.corpus_bytes,
+                    self.corpus.most_resent(3)
                 ),
             ));
         }
