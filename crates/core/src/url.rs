@@ -115,7 +115,8 @@ fn normalize_percent(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
+        // Two hex digits exactly: `from_str_radix` alone would take `%+a` for one.
+        if bytes[i] == b'%' && i + 2 < bytes.len() && bytes[i + 1..i + 3].iter().all(u8::is_ascii_hexdigit) {
             let hex = &s[i + 1..i + 3];
             if let Ok(value) = u8::from_str_radix(hex, 16) {
                 if is_unreserved(value) {
@@ -165,6 +166,15 @@ fn remove_dot_segments(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the URL differential oracle (issue 19): `%+a` is no
+    /// percent-encoding, yet `from_str_radix` read `+a` as hex and the
+    /// canonical URL came out `%+A`, another URL than the one written.
+    #[test]
+    fn a_percent_sign_without_two_hex_digits_is_kept_as_written() {
+        assert_eq!(canonicalize("http://h/%+a%4B?%+b").unwrap(), "http://h/%+aK?%+b");
+        assert_eq!(canonicalize("http://h/a%-1%zz").unwrap(), "http://h/a%-1%zz");
+    }
 
     #[test]
     fn refuses_other_schemes() {

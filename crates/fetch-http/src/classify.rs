@@ -55,17 +55,22 @@ pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Optio
 /// The error for an answer that carries no usable body: an error status, or a
 /// redirect that was not followed.
 pub(crate) fn status_error(response: &Response, url: &str) -> FetchError {
-    let status = response.status();
+    answer_error(response.status(), response.headers(), url, response.url())
+}
+
+/// [`status_error`] of an answer with `status` and `headers`, for a request
+/// of `url` that ended at `final_url`; judged as of now (`Retry-After`).
+pub(crate) fn answer_error(status: StatusCode, headers: &HeaderMap, url: &str, final_url: &reqwest::Url) -> FetchError {
     let code = status.as_u16();
     let mut message = format!("server answered {}", describe(status));
     message.push_str(&format!(" for {}", shown(url)));
-    if response.url().as_str() != url {
-        message.push_str(&format!(" (redirected to {})", shown(response.url().as_str())));
+    if final_url.as_str() != url {
+        message.push_str(&format!(" (redirected to {})", shown(final_url.as_str())));
     }
     if status.is_redirection() {
         // reqwest hands back the redirects it cannot even resolve (`file:` among them).
-        let location = header_str(response.headers(), &LOCATION);
-        let target = location.and_then(|location| response.url().join(location).ok());
+        let location = header_str(headers, &LOCATION);
+        let target = location.and_then(|location| final_url.join(location).ok());
         match (location, target) {
             (_, Some(target)) if !matches!(target.scheme(), "http" | "https") => {
                 let refused = RedirectError::Scheme {
@@ -86,7 +91,7 @@ pub(crate) fn status_error(response: &Response, url: &str) -> FetchError {
     };
     error
         .with_status(code)
-        .with_retry_after(retry_after::from_headers(response.headers(), SystemTime::now()))
+        .with_retry_after(retry_after::from_headers(headers, SystemTime::now()))
 }
 
 /// `503 service unavailable`.

@@ -18,6 +18,58 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 
 pub use client::BuildError;
 
+/// The parsers of outside input and the answer classification, public for the
+/// fuzz targets (`fuzz/`) and the property tests only: not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::time::{Duration, SystemTime};
+
+    use oncefetch_core::{FetchError, ResourceMeta};
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    use reqwest::StatusCode;
+
+    pub use crate::range::{parse as content_range, ContentRange};
+
+    /// `Retry-After` as the fetcher reads it, judged against `now`.
+    pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+        crate::retry_after::parse(value, now)
+    }
+
+    /// The headers of `raw` that are valid HTTP (the others dropped, as a
+    /// client never sees them).
+    pub fn header_map(raw: &[(String, Vec<u8>)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in raw {
+            if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_bytes(value)) {
+                headers.append(name, value);
+            }
+        }
+        headers
+    }
+
+    /// How an answer of `status` with `headers` to a request of `url` (that
+    /// ended at `final_url`) is classified when it is no usable body: its
+    /// error; `None` when the status or a URL is not valid.
+    pub fn classify(status: u16, headers: &HeaderMap, url: &str, final_url: &str) -> Option<FetchError> {
+        let status = StatusCode::from_u16(status).ok()?;
+        let final_url = reqwest::Url::parse(final_url).ok()?;
+        Some(crate::classify::answer_error(status, headers, url, &final_url))
+    }
+
+    /// The `Content-Length` and strong `ETag` the fetcher reads from `headers`.
+    pub fn length_and_etag(headers: &HeaderMap) -> (Option<u64>, Option<String>) {
+        (
+            crate::classify::content_length(headers),
+            crate::classify::strong_etag(headers),
+        )
+    }
+
+    /// Whether `meta` passes the size cap `max_size`.
+    pub fn within_size(meta: &ResourceMeta, max_size: u64) -> bool {
+        crate::classify::check_size(meta, max_size, &meta.final_url).is_ok()
+    }
+}
+
 use range::ContentRange;
 
 /// Fetches `http` and `https` URLs (SPEC §8); one pooled client per fetcher.

@@ -2,19 +2,25 @@
 
 /// A parsed `Content-Range` of unit `bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ContentRange {
+pub enum ContentRange {
     /// `bytes FIRST-LAST/COMPLETE` (`COMPLETE` may be `*`).
     Bytes {
+        /// The first byte's offset.
         first: u64,
+        /// The last byte's offset (inclusive).
         last: u64,
+        /// The resource's length; `None` for `*`.
         complete: Option<u64>,
     },
     /// `bytes */COMPLETE`, sent with 416.
-    Unsatisfied { complete: u64 },
+    Unsatisfied {
+        /// The resource's length.
+        complete: u64,
+    },
 }
 
 /// Parses `value`; `None` when it is not a well-formed byte range.
-pub(crate) fn parse(value: &str) -> Option<ContentRange> {
+pub fn parse(value: &str) -> Option<ContentRange> {
     let rest = value.trim().strip_prefix("bytes")?;
     if !rest.starts_with([' ', '\t']) {
         return None;

@@ -3,6 +3,10 @@
 /// The conformance kit against the reference in-memory store, and against
 /// deliberately broken stores that it must catch.
 mod conformance;
+/// The oracles of the fuzz targets (`fuzz/`) on generated input.
+mod differential;
+/// Oracles of the parsers of outside input, shared with the fuzz targets.
+mod oracles;
 /// Parsers of outside input (manifest, URLs, file names) under arbitrary
 /// input (property tests).
 mod parsers;
