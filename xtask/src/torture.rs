@@ -226,6 +226,25 @@ fn store_run(
         n += 1;
     }
     totals.elapsed = started.elapsed();
+    let ratio = totals.served_bytes as f64 / totals.corpus_bytes.max(1) as f64;
+    if ratio > episode::SERVED_RATIO_LIMIT {
+        let violation = check::Violation::new(
+            "bytes-served",
+            format!(
+                "{} bytes served for corpora of {} over {} episodes ({ratio:.2}×)",
+                totals.served_bytes, totals.corpus_bytes, totals.episodes
+            ),
+        );
+        eprintln!("torture: VIOLATION {}: {}", violation.invariant, violation.detail);
+        totals.violations += 1;
+        totals.failing.push((
+            options.seed,
+            format!(
+                "cargo xtask torture --kills {} --seed {} --store {name}",
+                options.kills, options.seed
+            ),
+        ));
+    }
     Ok(totals)
 }
 

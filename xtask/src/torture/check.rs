@@ -24,7 +24,7 @@ pub(crate) const INVARIANTS: &[(&str, &str)] = &[
     ("no-running-op", "no running (unfinished) op row once every process has ended"),
     ("inside-out", "no file outside --out (besides the ledger, manifest and logs), nothing in --out but artifacts and partial files"),
     ("no-orphan-partial", "no partial file after `recover --out`"),
-    ("bytes-served", "bytes served ≤ 1.5 × the corpus"),
+    ("bytes-served", "bytes served ≤ 1.5 × the corpus, over each store's run (each episode's ratio is printed, the worst in the table)"),
     ("verify", "`oncefetch verify --out` exits 0"),
 ];
 

@@ -24,8 +24,8 @@ const PROCESSES: usize = 3;
 const LEASE_TTL: Duration = Duration::from_secs(1);
 /// How long the processes may take to finish once the faults stop.
 const SETTLE_LIMIT: Duration = Duration::from_secs(300);
-/// Bytes served may be at most this many times the corpus.
-const SERVED_RATIO_LIMIT: f64 = 1.5;
+/// Bytes served may be at most this many times the corpus, over a store's run.
+pub(crate) const SERVED_RATIO_LIMIT: f64 = 1.5;
 
 /// The ledger an episode runs on.
 #[derive(Debug)]
@@ -407,15 +407,14 @@ impl Episode<'_, '_> {
         self.outcome.served_bytes = self.corpus.bytes_served();
         let ratio = self.outcome.served_bytes as f64 / self.outcome.corpus_bytes as f64;
         if ratio > SERVED_RATIO_LIMIT {
-            found.push(Violation::new(
-                "bytes-served",
-                format!(
-                    "{} bytes served for a corpus of {} ({ratio:.2}×); most re-sent (URL, served, size): {:?}",
-                    self.outcome.served_bytes,
-                    self.outcome.corpus_bytes,
-                    self.corpus.most_resent(3)
-                ),
-            ));
+            // Judged over the store's whole run (see `torture::store_run`): one episode whose
+            // faults hit its large downloads may pass the ratio by itself.
+            eprintln!(
+                "torture: note: {} bytes served for a corpus of {} ({ratio:.2}×); most re-sent (URL, served, size): {:?}",
+                self.outcome.served_bytes,
+                self.outcome.corpus_bytes,
+                self.corpus.most_resent(3)
+            );
         }
         let verify = cmd::quiet(&mut self.oncefetch(&["verify", "--out", &out]))?;
         if !verify.status.success() {
