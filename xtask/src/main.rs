@@ -3,6 +3,7 @@
 
 mod bench;
 mod cmd;
+mod coverage;
 mod demo;
 #[cfg(test)]
 mod links;
@@ -88,6 +89,12 @@ TASKS:
         at the end; print a table per store and the seed of any failing episode.
         `cargo xtask torture --help` says more.
 
+    coverage [--with-cli]
+        Line coverage of oncefetch-core, the two stores and fetch-http: their tests built with
+        `-C instrument-coverage` into target/coverage and run (with a throwaway PostgreSQL), the
+        profiles merged with rustup's llvm-tools (llvm-profdata, llvm-cov); prints each crate's
+        figure. `cargo xtask coverage --help` says more.
+
     help, --help, -h
         Print this help.
 ";
@@ -146,6 +153,7 @@ fn run(args: Vec<String>) -> Result<()> {
         "bench" => bench::run(args, &*on_signals()?),
         "demo" => demo::run(args),
         "torture" => torture::run(args, &*on_signals()?),
+        "coverage" => coverage::run(args),
         "man" => {
             let mut out = None;
             while let Some(arg) = args.next() {

@@ -16,7 +16,7 @@ use oncefetch_core::url::canonicalize;
 /// within the input, a rejection names its line and a reason, an accepted
 /// job has both ids, its URL's canonical form (a fixed point of
 /// canonicalization), the job key of those, and a well-formed hash.
-pub fn manifest(data: &[u8]) {
+pub(crate) fn manifest(data: &[u8]) {
     let (format, input) = match data.split_first() {
         Some((first, rest)) if first % 2 == 1 => (Format::Csv, rest),
         Some((_, rest)) => (Format::JsonLines, rest),
@@ -65,7 +65,7 @@ pub fn manifest(data: &[u8]) {
 
 /// Any text is refused or canonicalized to an http(s) URL without a
 /// fragment that canonicalizes to itself.
-pub fn any_url(data: &[u8]) {
+pub(crate) fn any_url(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -108,7 +108,7 @@ const UNRESERVED: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 /// and a fragment — together with its canonical form worked out from the
 /// SPEC §2 rules alone (RFC 3986 §6.2.2 and the §5.2.4 dot-segment
 /// algorithm), and checks that `canonicalize` agrees.
-pub fn url_differential(data: &[u8]) {
+pub(crate) fn url_differential(data: &[u8]) {
     let (raw, expected) = url_case(data);
     assert_eq!(
         canonicalize(&raw).as_deref(),
@@ -118,7 +118,7 @@ pub fn url_differential(data: &[u8]) {
 }
 
 /// The URL `data` describes and its canonical form by the rules (see [`url_differential`]).
-pub fn url_case(data: &[u8]) -> (String, String) {
+pub(crate) fn url_case(data: &[u8]) -> (String, String) {
     let mut bytes = Bytes(data);
     let https = bytes.next() % 2 == 1;
     let scheme = if https { "https" } else { "http" };
@@ -326,7 +326,7 @@ fn remove_dot_segments(path: &str) -> String {
 /// one plain component (no separator, NUL, leading `.`, ≤ 255 bytes) that
 /// joined to a folder stays directly inside it, that decodes back to the id
 /// when kept whole, and that no two different ids share.
-pub fn file_names(data: &[u8]) {
+pub(crate) fn file_names(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (a, b) = text.split_once('\u{1}').unwrap_or((&text, ""));
     let dir = Path::new("/out/work");

@@ -16,3 +16,7 @@ mod identity;
 mod trust;
 // The request deadline and the low-speed abort.
 mod deadlines;
+// Oracles of the parsers of outside input and the classification, shared with the fuzz targets.
+mod oracles;
+// The oracles on generated input (property tests).
+mod parsers;
