@@ -22,7 +22,9 @@ pub enum UrlError {
 /// unreserved characters decoded and the rest uppercased, empty path `/`,
 /// fragment dropped, query order kept, non-ASCII percent-encoded as UTF-8.
 pub fn canonicalize(raw: &str) -> Result<String, UrlError> {
-    let mut parsed = url::Url::parse(raw.trim()).map_err(|e| UrlError::Parse(e.to_string()))?;
+    let hidden = hide_drive_letters(raw.trim());
+    let mut parsed =
+        url::Url::parse(hidden.as_deref().unwrap_or(raw.trim())).map_err(|e| UrlError::Parse(e.to_string()))?;
     match parsed.scheme() {
         "http" | "https" => {}
         other => return Err(UrlError::Scheme(other.to_owned())),
@@ -34,7 +36,10 @@ pub fn canonicalize(raw: &str) -> Result<String, UrlError> {
         parsed.set_fragment(None);
     }
     // Setting a part re-serializes the URL: only parts that change are set.
-    let path = remove_dot_segments(&normalize_percent(parsed.path()));
+    let mut path = remove_dot_segments(&normalize_percent(parsed.path()));
+    if hidden.is_some() {
+        path = path.replace(HIDDEN_COLON, ":").replace(HIDDEN_BAR, "|");
+    }
     if path != parsed.path() {
         parsed.set_path(&path);
     }
@@ -103,6 +108,56 @@ pub fn host_port(canonical_url: &str) -> &str {
 pub fn host_matches(canonical_url: &str, host: &str) -> bool {
     let found = host_port(canonical_url);
     found == host || found.strip_prefix(host).is_some_and(|rest| rest.starts_with(':'))
+}
+
+/// What a private-use character standing for a drive letter's `:` (U+E000)
+/// and `|` (U+E001) becomes in a parsed path.
+const HIDDEN_COLON: &str = "%EE%80%80";
+const HIDDEN_BAR: &str = "%EE%80%81";
+
+/// `raw` with the `:` or `|` of each path segment that looks like a Windows
+/// drive letter (`c:`, `C|`) replaced by a private-use character, when it
+/// has any (and no such character already): the url crate (2.5) keeps such
+/// a segment when `..` follows it, in every scheme, where RFC 3986 (and the
+/// WHATWG rules for other schemes than `file`) remove it — `http://h/c:/../x`
+/// is `http://h/x`. Only the path is touched: from the end of the authority
+/// to the query or fragment.
+fn hide_drive_letters(raw: &str) -> Option<String> {
+    if raw.contains(['\u{E000}', '\u{E001}']) || raw.to_ascii_uppercase().contains("%EE%80%8") {
+        return None;
+    }
+    let after_scheme = raw.find(':')? + 1;
+    let authority = after_scheme + raw[after_scheme..].find(|c| c != '/' && c != '\\')?;
+    let path_start = authority + raw[authority..].find(['/', '\\', '?', '#'])?;
+    let path_end = path_start + raw[path_start..].find(['?', '#']).unwrap_or(raw.len() - path_start);
+    let path = &raw.as_bytes()[path_start..path_end];
+    let mut out = String::with_capacity(raw.len() + 8);
+    out.push_str(&raw[..path_start]);
+    let mut changed = false;
+    let mut i = 0;
+    while i < path.len() {
+        let drive = matches!(path[i], b'/' | b'\\')
+            && path.get(i + 1).is_some_and(u8::is_ascii_alphabetic)
+            && matches!(path.get(i + 2), Some(b':' | b'|'))
+            && path.get(i + 3).is_none_or(|b| matches!(b, b'/' | b'\\'));
+        if drive {
+            out.push(char::from(path[i]));
+            out.push(char::from(path[i + 1]));
+            out.push(if path[i + 2] == b':' { '\u{E000}' } else { '\u{E001}' });
+            changed = true;
+            i += 3;
+        } else {
+            // Copy up to the next separator whole (it may be UTF-8).
+            let next = path[i + 1..]
+                .iter()
+                .position(|b| matches!(b, b'/' | b'\\'))
+                .map_or(path.len(), |p| i + 1 + p);
+            out.push_str(&raw[path_start + i..path_start + next]);
+            i = next;
+        }
+    }
+    out.push_str(&raw[path_end..]);
+    changed.then_some(out)
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -174,6 +229,22 @@ mod tests {
     fn a_percent_sign_without_two_hex_digits_is_kept_as_written() {
         assert_eq!(canonicalize("http://h/%+a%4B?%+b").unwrap(), "http://h/%+aK?%+b");
         assert_eq!(canonicalize("http://h/a%-1%zz").unwrap(), "http://h/a%-1%zz");
+    }
+
+    /// Found by the URL fuzz target (issue 19): the url crate keeps a
+    /// segment that looks like a Windows drive letter when `..` follows it,
+    /// also in http URLs, so `http://h/k:/../x` stayed `http://h/k:/x`.
+    #[test]
+    fn a_drive_letter_like_segment_is_removed_by_dot_dot() {
+        assert_eq!(canonicalize("http://h/k:/../x").unwrap(), "http://h/x");
+        assert_eq!(
+            canonicalize("http://h/a/K|/%2e%2E/x?q=/k:/../").unwrap(),
+            "http://h/a/x?q=/k:/../"
+        );
+        assert_eq!(canonicalize("http://h/.%2e//k:/../:").unwrap(), "http://h//:");
+        assert_eq!(canonicalize("http://h/k:/x").unwrap(), "http://h/k:/x");
+        assert_eq!(canonicalize("http://h/k:").unwrap(), "http://h/k:");
+        assert_eq!(canonicalize("http://k:8080/c:/../d").unwrap(), "http://k:8080/d");
     }
 
     #[test]
