@@ -10,6 +10,8 @@ mod oracles;
 /// Parsers of outside input (manifest, URLs, file names) under arbitrary
 /// input (property tests).
 mod parsers;
+/// `recover` and `--robots respect` through the real pipeline.
+mod recovery;
 /// The resume decision never yields a spliced file (a property test).
 mod resume;
 /// Every vector in `docs/vectors/`.
