@@ -145,6 +145,9 @@ fn cargo(dir: &Path) -> Command {
         .current_dir(root())
         .env("CARGO_TARGET_DIR", dir)
         .env("RUSTFLAGS", "-C instrument-coverage")
+        // Build scripts and proc macros are instrumented too: their profiles go here, not into
+        // the working folder (the test run sets its own).
+        .env("LLVM_PROFILE_FILE", dir.join("build-profraw").join("%p-%m.profraw"))
         // Doc tests would need their own binaries kept; the line figures come from the rest.
         .env_remove("RUSTDOCFLAGS");
     cargo
