@@ -265,6 +265,20 @@ pub(crate) fn stray_files(dir: &Path, out: &Path, jobs: &[Value]) -> Vec<Violati
     let paths: BTreeSet<PathBuf> = jobs.iter().map(|j| PathBuf::from(text(j, "path"))).collect();
     let partial = out.join(".oncefetch").join("partial");
     let mut found = Vec::new();
+    for path in &paths {
+        if path.as_os_str().is_empty() {
+            continue;
+        }
+        let inside = path.starts_with(out)
+            && path.parent().and_then(Path::parent) == Some(out)
+            && !path.components().any(|c| matches!(c, std::path::Component::ParentDir));
+        if !inside {
+            found.push(Violation::new(
+                "inside-out",
+                format!("a job's path {} is not DIR/WORK/ARTIFACT", path.display()),
+            ));
+        }
+    }
     for file in walk(dir) {
         let fine = if file.starts_with(out) {
             paths.contains(&file) || file.parent() == Some(partial.as_path())

@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::rng::Rng;
 
+/// Work ids that would escape or hide if they were used as paths (SPEC §6).
+const HOSTILE_WORK: &[&str] = &["..", "/etc", ".", "a/../../b", "~", ".oncefetch", "..\\..", "w\u{0}x"];
+
 /// One manifest line and what its job must end with.
 #[derive(Debug, Clone)]
 pub(crate) struct Line {
@@ -159,9 +162,20 @@ impl Corpus {
         }
         let url = server.url(path);
         let n = self.lines.len();
+        // Every fifth line has ids that try to leave the output folder or hide.
+        let (work_id, artifact_id) = match n % 5 {
+            3 => (
+                HOSTILE_WORK[n / 5 % HOSTILE_WORK.len()].to_owned(),
+                format!("../{n}/../../x"),
+            ),
+            _ => (
+                format!("work-{n}"),
+                path.rsplit('/').next().unwrap_or("file").to_owned(),
+            ),
+        };
         self.lines.push(Line {
-            work_id: format!("work-{n}"),
-            artifact_id: path.rsplit('/').next().unwrap_or("file").to_owned(),
+            work_id,
+            artifact_id,
             url: url.clone(),
             sha256: hex(&Sha256::digest(&body)),
         });
