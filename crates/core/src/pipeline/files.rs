@@ -287,7 +287,11 @@ impl OutDir {
             PROBES.fetch_add(1, Ordering::Relaxed)
         );
         drop(self.create_partial(&name)?);
-        self.remove_file(&self.partial.join(name))
+        match self.remove_file(&self.partial.join(name)) {
+            // `recover` may have swept it meanwhile: it was created, which is what counts.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            removed => removed,
+        }
     }
 
     /// The partial-file folder.

@@ -270,3 +270,32 @@ async fn an_unreadable_robots_txt_fails_its_jobs_retryably() {
     let all = store.jobs(&JobQuery::default()).await.unwrap();
     assert_eq!(all.len(), 2);
 }
+
+/// Found by `cargo xtask torture` (issue 19, PostgreSQL episode seed
+/// 7551116549102670021): a run SIGKILLed between creating and removing its
+/// write probe left `.write-probe-PID-N` in the partial folder, and
+/// `recover --out` kept it. A probe of a process gone is removed; one of a
+/// live process (this one) is left to it.
+#[tokio::test]
+async fn recover_removes_the_write_probes_of_processes_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let out = OutDir::create(dir.path()).unwrap();
+    out.probe().unwrap();
+    std::fs::create_dir_all(out.partial_dir()).unwrap();
+    // No process has a pid this high (the kernel's limit is 2^22).
+    let orphan = out.partial_dir().join(".write-probe-4294967295-0");
+    let live = out
+        .partial_dir()
+        .join(format!(".write-probe-{}-99", std::process::id()));
+    let other = out.partial_dir().join(".write-probe-notes");
+    for path in [&orphan, &live, &other] {
+        std::fs::write(path, b"").unwrap();
+    }
+    recover(&*store, Some(&out), Duration::from_secs(60)).await.unwrap();
+    assert!(!orphan.exists(), "the probe of a process gone is removed");
+    assert!(live.exists(), "a live process's probe is its own");
+    assert!(other.exists(), "a file that is no probe is left alone");
+    // A probe whose file someone else removed still passes.
+    out.probe().unwrap();
+}
