@@ -174,7 +174,7 @@ fn normalize_percent(s: &str) -> String {
         if bytes[i] == b'%' && i + 2 < bytes.len() && bytes[i + 1..i + 3].iter().all(u8::is_ascii_hexdigit) {
             let hex = &s[i + 1..i + 3];
             if let Ok(value) = u8::from_str_radix(hex, 16) {
-                if is_unreserved(value) {
+                if is_unreserved(value) && !completes_stray_percent(&out, value) {
                     out.push(char::from(value));
                 } else {
                     out.push('%');
@@ -189,6 +189,17 @@ fn normalize_percent(s: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// Whether decoding to `value` right after `out` would make a stray `%`
+/// (one not followed by two hex digits) the start of a percent-encoding —
+/// `%%4%46` decoded to `%%4F` would decode again to `%O`. Such a digit stays
+/// encoded, so that a canonical URL is its own canonical form.
+fn completes_stray_percent(out: &str, value: u8) -> bool {
+    let tail = out.as_bytes();
+    value.is_ascii_hexdigit()
+        && (tail.last() == Some(&b'%')
+            || (tail.len() >= 2 && tail[tail.len() - 2] == b'%' && tail[tail.len() - 1].is_ascii_hexdigit()))
 }
 
 /// RFC 3986 §5.2.4, for paths that may have gained dot segments by decoding.
@@ -229,6 +240,21 @@ mod tests {
     fn a_percent_sign_without_two_hex_digits_is_kept_as_written() {
         assert_eq!(canonicalize("http://h/%+a%4B?%+b").unwrap(), "http://h/%+aK?%+b");
         assert_eq!(canonicalize("http://h/a%-1%zz").unwrap(), "http://h/a%-1%zz");
+    }
+
+    /// Found by the URL fuzz target (issue 19): decoding `%46` after a stray
+    /// `%4` made `%%4F`, which canonicalized again to `%O`: the canonical
+    /// URL was not a fixed point. A decoded hex digit that would complete a
+    /// stray `%` stays encoded.
+    #[test]
+    fn decoding_never_completes_a_stray_percent_sign() {
+        for raw in ["https://h///%%4%46", "http://h/%%34%31", "http://h/%%41%42?%%4%66"] {
+            let once = canonicalize(raw).unwrap();
+            assert_eq!(canonicalize(&once).unwrap(), once, "from {raw}");
+        }
+        assert_eq!(canonicalize("https://h///%%4%46").unwrap(), "https://h///%%4%46");
+        assert_eq!(canonicalize("http://h/%%41%42").unwrap(), "http://h/%%41B");
+        assert_eq!(canonicalize("http://h/a%41%42").unwrap(), "http://h/aAB");
     }
 
     /// Found by the URL fuzz target (issue 19): the url crate keeps a
