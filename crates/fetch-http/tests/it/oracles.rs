@@ -210,7 +210,11 @@ pub(crate) fn classify(data: &[u8]) {
     );
     // Every credential a URL in the message carries is already shown as `***`
     // (text such as `ht:hunter2@h`, with no authority, holds none).
-    assert_eq!(redact(&error.message), error.message.as_str(), "a credential shown: {error:?}");
+    assert_eq!(
+        redact(&error.message),
+        error.message.as_str(),
+        "a credential shown: {error:?}"
+    );
     assert!(!error.message.contains("user:hunter2@"), "{error:?}");
     let retry_after = headers.get("retry-after").and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(secs) = retry_after.filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())) {
