@@ -16,7 +16,12 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &RecoverArgs) -> anyhow::R
         Some(dir) => Some(OutDir::create(dir).with_context(|| format!("output folder {}", dir.display()))?),
         None => None,
     };
-    let report = recover(store.as_ref(), out.as_ref(), args.stale_after).await?;
+    let report = recover(
+        store.as_ref(),
+        out.as_ref().map(|o| o as &dyn oncefetch_core::destination::Destination),
+        args.stale_after,
+    )
+    .await?;
     if args.json {
         println!("{}", output::recover_json(&report, out.is_some()));
         return Ok(exit::OK);

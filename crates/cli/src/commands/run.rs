@@ -76,9 +76,13 @@ pub(crate) async fn run(
     }
     let fetcher = oncefetch_core::open_fetcher("https", &fetcher_config)
         .map_err(|e| anyhow::anyhow!("cannot start the HTTP client: {e}"))?;
-    let report = recover(store.as_ref(), Some(&out), std::time::Duration::ZERO)
-        .await
-        .context("recovery failed")?;
+    let report = recover(
+        store.as_ref(),
+        Some(&out as &dyn oncefetch_core::destination::Destination),
+        std::time::Duration::ZERO,
+    )
+    .await
+    .context("recovery failed")?;
     if report != Default::default() {
         tracing::info!(?report, "recovery done");
     }
