@@ -143,8 +143,8 @@ impl Destination for IgnoresStaleness {
     ) -> io::Result<Box<dyn PartialWrite>> {
         self.0.begin(id, resume, Arc::new(Blind(log)), durable).await
     }
-    async fn remove(&self, partials: Vec<Prior>) -> io::Result<()> {
-        self.0.remove(partials).await
+    async fn remove(&self, partials: Vec<Prior>, log: Option<&dyn PartLog>) -> io::Result<()> {
+        self.0.remove(partials, log).await
     }
     async fn discard(&self, job_key: &str, epoch: i64, own: Option<String>, log: &dyn PartLog) -> io::Result<()> {
         self.0.discard(job_key, epoch, own, log).await
@@ -361,7 +361,9 @@ pub async fn stale_epochs_never_place(dest: Arc<dyn Destination>) {
         read_all(dest.as_ref(), &location).await == new,
         "clause 4: epoch 2's bytes stand"
     );
-    dest.remove(priors).await.expect("remove epoch 1's partials");
+    dest.remove(priors, Some(log2.as_ref() as &dyn PartLog))
+        .await
+        .expect("remove epoch 1's partials");
     dest.discard(job, 2, Some(handle), log2.as_ref())
         .await
         .expect("discard");

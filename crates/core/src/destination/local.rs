@@ -103,7 +103,7 @@ impl Destination for OutDir {
         }))
     }
 
-    async fn remove(&self, partials: Vec<Prior>) -> io::Result<()> {
+    async fn remove(&self, partials: Vec<Prior>, _log: Option<&dyn PartLog>) -> io::Result<()> {
         let out = self.clone();
         blocking(move || remove_all(&out, partials.iter().map(|p| PathBuf::from(&p.handle)))).await
     }
@@ -334,8 +334,8 @@ mod tests {
             let inner = self.0.begin(id, resume, log, durable).await?;
             Ok(Box::new(OverwritingPartial(inner)))
         }
-        async fn remove(&self, partials: Vec<Prior>) -> io::Result<()> {
-            self.0.remove(partials).await
+        async fn remove(&self, partials: Vec<Prior>, log: Option<&dyn PartLog>) -> io::Result<()> {
+            self.0.remove(partials, log).await
         }
         async fn discard(&self, job_key: &str, epoch: i64, own: Option<String>, log: &dyn PartLog) -> io::Result<()> {
             self.0.discard(job_key, epoch, own, log).await

@@ -142,7 +142,9 @@ pub trait Destination: Send + Sync + Debug {
     ) -> io::Result<Box<dyn PartialWrite>>;
 
     /// Removes these partials (a file, an upload); one gone is no error.
-    async fn remove(&self, partials: Vec<Prior>) -> io::Result<()>;
+    /// `log`, when the caller holds the job's lease, records that they are
+    /// gone.
+    async fn remove(&self, partials: Vec<Prior>, log: Option<&dyn PartLog>) -> io::Result<()>;
 
     /// Removes every partial of `job_key` up to `epoch`; `own` is the
     /// handle of this epoch's, when it has one.

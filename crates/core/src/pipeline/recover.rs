@@ -81,7 +81,7 @@ async fn sweep_partials(store: &dyn Store, out: &dyn Destination, report: &mut R
         };
         if job.state.is_terminal() {
             let file = name.name.clone();
-            if let Err(err) = out.remove(vec![partial.clone()]).await {
+            if let Err(err) = out.remove(vec![partial.clone()], None).await {
                 tracing::warn!(file = %path, error = %err, "cannot remove partial file");
                 continue;
             }

@@ -135,8 +135,8 @@ fn permanent(message: String) -> Stop {
 
 /// Removes `partials` of `key`; a failure is only logged (recovery removes
 /// leftovers of finished jobs).
-async fn discard(dest: &dyn Destination, key: &str, partials: Vec<Prior>) {
-    if let Err(err) = dest.remove(partials).await {
+async fn discard(dest: &dyn Destination, key: &str, partials: Vec<Prior>, log: &dyn PartLog) {
+    if let Err(err) = dest.remove(partials, Some(log)).await {
         tracing::warn!(job = %key, error = %err, "could not remove partial files");
     }
 }
@@ -382,7 +382,13 @@ impl JobRun<'_> {
                     name: handle.clone(),
                     handle,
                 };
-                discard(self.shared.dest.as_ref(), &self.fence.job_key, vec![own]).await;
+                discard(
+                    self.shared.dest.as_ref(),
+                    &self.fence.job_key,
+                    vec![own],
+                    self.log.as_ref(),
+                )
+                .await;
             }
         }
         let finish = self.running_op.take().map(|op_key| OpFinish {
@@ -535,7 +541,7 @@ impl JobRun<'_> {
         // This epoch holds what it needs of the earlier epochs' partial
         // files (a copy of the resumed prefix): one partial file per job.
         if !older.is_empty() {
-            discard(self.shared.dest.as_ref(), &self.fence.job_key, older).await;
+            discard(self.shared.dest.as_ref(), &self.fence.job_key, older, self.log.as_ref()).await;
         }
         // A replayed STREAM (an earlier epoch streamed from this offset, then
         // lost its lease before finalizing) is re-materialized, not re-run:
