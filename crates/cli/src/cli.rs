@@ -158,7 +158,9 @@ pub struct PlanArgs {
 /// `run` (and the run half of `fetch`).
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Output folder: each artifact goes to DIR/<work_id>/<artifact_id>.
+    /// Output folder: each artifact goes to DIR/<work_id>/<artifact_id>. Or, built with the `s3` feature, a
+    /// bucket: `s3://bucket/prefix` (objects `prefix/<work_id>/<artifact_id>`; credentials, region and endpoint
+    /// from the `AWS_*` variables).
     #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
     /// Downloads at once (finished downloads are fsynced, placed and recorded
@@ -264,6 +266,14 @@ pub struct RunArgs {
     /// `planned:` line on standard error, and the plan's counts go in the object).
     #[arg(long)]
     pub json: bool,
+    /// With `--out s3://…`: the S3-compatible server to use (e.g. `http://127.0.0.1:8333`), over
+    /// `AWS_ENDPOINT_URL`.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// With `--out s3://…`: path-style requests (`ENDPOINT/bucket/key`), as most S3-compatible servers want,
+    /// instead of virtual-hosted ones (`bucket.ENDPOINT/key`).
+    #[arg(long)]
+    pub s3_path_style: bool,
 }
 
 /// `fetch`.

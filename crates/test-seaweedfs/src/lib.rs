@@ -159,26 +159,69 @@ impl Seaweed {
 
     /// The status of an anonymous GET of `path` on the S3 port.
     fn status_of(&self, path: &str) -> Option<u16> {
-        let (status, _) = self.get(path)?;
-        Some(status)
+        Some(self.request("GET", path, &[])?.0)
     }
 
     /// An anonymous GET of `path` on the S3 port: status and body.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let (status, body) = self.request("GET", path, &[])?;
+        Some((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// An anonymous request on the S3 port: status and body (the server
+    /// answers with a `Content-Length`).
+    fn request(&self, method: &str, path: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
         use std::io::{Read, Write};
         let mut stream = TcpStream::connect(("127.0.0.1", self.ports.s3)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.ports.s3
+        stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.ports.s3,
+            body.len()
         );
-        stream.write_all(request.as_bytes()).ok()?;
+        stream.write_all(head.as_bytes()).ok()?;
+        stream.write_all(body).ok()?;
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).ok()?;
-        let answer = String::from_utf8_lossy(&answer).into_owned();
-        let status = answer.split(' ').nth(1)?.parse().ok()?;
-        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-        Some((status, body))
+        let split = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+        let status = head.split(' ').nth(1)?.parse().ok()?;
+        Some((status, answer[split + 4..].to_vec()))
+    }
+
+    /// The object at `key` in `bucket`, if there is one.
+    pub fn object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        match self.request("GET", &format!("/{bucket}/{}", escape(key)), &[]) {
+            Some((200, body)) => Some(body),
+            Some((404, _)) => None,
+            other => panic!("GET {bucket}/{key}: {other:?}"),
+        }
+    }
+
+    /// Writes `body` at `key` in `bucket` (an anonymous PUT).
+    pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        let answer = self.request("PUT", &format!("/{bucket}/{}", escape(key)), body);
+        assert!(matches!(answer, Some((200, _))), "PUT {bucket}/{key}: {answer:?}");
+    }
+
+    /// Every key under `prefix` in `bucket` (ListObjectsV2, all pages).
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..10_000 {
+            let mut path = format!("/{bucket}?list-type=2&prefix={}", escape(prefix));
+            if let Some(token) = &token {
+                path.push_str(&format!("&continuation-token={}", escape(token)));
+            }
+            let (status, body) = self.get(&path).expect("ListObjectsV2");
+            assert_eq!(status, 200, "ListObjectsV2: {body}");
+            keys.extend(body.split("<Contents>").skip(1).map(|c| unescape(&tag(c, "Key"))));
+            if tag(&body, "IsTruncated") != "true" {
+                return keys;
+            }
+            token = Some(unescape(&tag(&body, "NextContinuationToken")));
+        }
+        panic!("ListObjectsV2 never ended");
     }
 
     /// The multipart uploads in progress in `bucket` (ListMultipartUploads),
@@ -188,7 +231,7 @@ impl Seaweed {
         assert_eq!(status, 200, "ListMultipartUploads: {body}");
         body.split("<Upload>")
             .skip(1)
-            .map(|upload| (tag(upload, "Key"), tag(upload, "UploadId")))
+            .map(|upload| (unescape(&tag(upload, "Key")), tag(upload, "UploadId")))
             .collect()
     }
 
@@ -215,6 +258,25 @@ impl Seaweed {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
+}
+
+/// `text` percent-encoded for a URL path or query, `/` kept.
+fn escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// XML text with its five entities replaced.
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 /// The text of the first `<name>` element in `xml`.
