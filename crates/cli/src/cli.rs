@@ -338,6 +338,12 @@ pub struct RecoverArgs {
     /// Print what it did as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// With `--out s3://…`: the S3-compatible server, over `AWS_ENDPOINT_URL`.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// With `--out s3://…`: path-style requests.
+    #[arg(long)]
+    pub s3_path_style: bool,
 }
 
 /// `verify`.
@@ -350,6 +356,15 @@ pub struct VerifyArgs {
     /// Print the counts as one JSON object on standard output (each problem found goes to standard error).
     #[arg(long)]
     pub json: bool,
+    /// Artifacts checked at once (objects are streamed back from their bucket).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
+    pub verify_concurrency: u32,
+    /// For artifacts in a bucket: the S3-compatible server, over `AWS_ENDPOINT_URL`.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// For artifacts in a bucket: path-style requests.
+    #[arg(long)]
+    pub s3_path_style: bool,
 }
 
 /// `retry`.

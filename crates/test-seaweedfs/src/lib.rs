@@ -204,6 +204,15 @@ impl Seaweed {
         assert!(matches!(answer, Some((200, _))), "PUT {bucket}/{key}: {answer:?}");
     }
 
+    /// Deletes the object at `key` in `bucket` (an anonymous DELETE).
+    pub fn delete(&self, bucket: &str, key: &str) {
+        let answer = self.request("DELETE", &format!("/{bucket}/{}", escape(key)), &[]);
+        assert!(
+            matches!(answer, Some((204 | 200, _))),
+            "DELETE {bucket}/{key}: {answer:?}"
+        );
+    }
+
     /// Every key under `prefix` in `bucket` (ListObjectsV2, all pages).
     pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let mut keys = Vec::new();

@@ -257,6 +257,57 @@ fn the_object_server_restarted_mid_run_and_the_workers_finish() {
     }
 }
 
+#[test]
+fn verify_reads_objects_back_and_recover_requeues_a_missing_one() {
+    let Some(s3) = Seaweed::start("cli-verify", &[BUCKET]) else {
+        return;
+    };
+    let http = TestServer::start();
+    let ws = Workspace::new();
+    let mut lines = Vec::new();
+    for i in 0..5u64 {
+        let size = if i == 0 { 6 << 20 } else { 3000 };
+        http.add(&format!("/v{i}"), content(900 + i, size));
+        lines.push(entry(&http, &format!("w{i}"), "a", &format!("/v{i}")));
+    }
+    let manifest = ws.manifest(&lines);
+    let output = fetch(&ws, &s3, &manifest, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let verify = |extra: &[&str]| {
+        oncefetch(&ws.db(), &s3, &["verify", "--json"], extra)
+            .output()
+            .expect("verify")
+    };
+    let clean = verify(&[]);
+    assert_eq!(clean.status.code(), Some(0), "{}", describe(&clean));
+    let counts: serde_json::Value = serde_json::from_slice(&clean.stdout).expect("JSON");
+    assert_eq!(
+        (counts["looked"].as_u64(), counts["ok"].as_u64()),
+        (Some(5), Some(5)),
+        "{counts}"
+    );
+    s3.put(BUCKET, &key("w0", "a"), b"changed behind our back");
+    s3.delete(BUCKET, &key("w1", "a"));
+    let dirty = verify(&["--verify-concurrency", "2"]);
+    assert_eq!(dirty.status.code(), Some(5), "{}", describe(&dirty));
+    let counts: serde_json::Value = serde_json::from_slice(&dirty.stdout).expect("JSON");
+    assert_eq!(
+        (counts["different"].as_u64(), counts["missing"].as_u64()),
+        (Some(1), Some(1)),
+        "{counts}"
+    );
+    let recover = oncefetch(&ws.db(), &s3, &["recover", "--json"], &[])
+        .output()
+        .expect("recover");
+    assert_eq!(recover.status.code(), Some(0), "{}", describe(&recover));
+    let report: serde_json::Value = serde_json::from_slice(&recover.stdout).expect("JSON");
+    assert_eq!(report["requeued_missing"], 1, "{report}");
+    let again = fetch(&ws, &s3, &manifest, &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", describe(&again));
+    assert_eq!(http.path_stats("/v1").gets, 2, "the missing object is downloaded again");
+    assert!(s3.object(BUCKET, &key("w1", "a")).is_some());
+}
+
 #[cfg(feature = "postgres")]
 #[test]
 fn three_runs_on_one_postgres_ledger_fill_one_bucket_once() {
