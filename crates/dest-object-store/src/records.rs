@@ -135,6 +135,7 @@ pub(crate) fn open_uploads(records: &[(i64, Value)]) -> Vec<OpenUpload> {
         epoch: i64,
         parts: BTreeMap<usize, Part>,
         closed: bool,
+        superseded: bool,
     }
     let mut seen: Vec<Seen> = Vec::new();
     for (epoch, state) in records {
@@ -155,12 +156,14 @@ pub(crate) fn open_uploads(records: &[(i64, Value)]) -> Vec<OpenUpload> {
                     epoch: *epoch,
                     parts: BTreeMap::new(),
                     closed: false,
+                    superseded: false,
                 });
                 seen.len() - 1
             }
         };
         let entry = &mut seen[index];
         entry.epoch = entry.epoch.max(*epoch);
+        entry.superseded |= state.get("superseded").is_some();
         if state.get("closed").is_some() {
             entry.closed = true;
         } else if let Some(part) = Part::parse(state) {
@@ -171,7 +174,9 @@ pub(crate) fn open_uploads(records: &[(i64, Value)]) -> Vec<OpenUpload> {
         .filter(|s| !s.closed)
         .map(|s| {
             let mut chain: Vec<Part> = Vec::new();
-            for (number, part) in s.parts {
+            // A superseded upload (the job was requeued) is only aborted.
+            let parts = if s.superseded { BTreeMap::new() } else { s.parts };
+            for (number, part) in parts {
                 let start = chain.last().map_or(0, |p| p.end);
                 if number != chain.len() + 1 || part.end != start + part.size {
                     break;
@@ -228,6 +233,11 @@ mod tests {
         let prior = open[0].prior("k");
         assert_eq!(prior.validator_tag.as_deref(), Some("0123456789abcdef"));
         assert_eq!((prior.handle.as_str(), prior.len), ("A", 10));
+        // A superseded upload is open, with nothing to resume.
+        let mut requeued = records.clone();
+        requeued.push((3, json!({ "upload": "A", "superseded": true })));
+        let open = open_uploads(&requeued);
+        assert_eq!((open.len(), open[0].len()), (1, 0));
         // A part whose offsets do not follow is not part of the chain.
         let broken = vec![
             (1, a.state()),

@@ -258,6 +258,30 @@ fn the_object_server_restarted_mid_run_and_the_workers_finish() {
 }
 
 #[test]
+fn a_bucket_that_cannot_take_artifacts_stops_the_run_before_any_request() {
+    let Some(s3) = Seaweed::start("cli-probe", &[BUCKET]) else {
+        return;
+    };
+    let http = TestServer::start();
+    let ws = Workspace::new();
+    http.add("/x", content(5, 100));
+    let manifest = ws.manifest(&[entry(&http, "w", "a", "/x")]);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_oncefetch"));
+    cmd.args(["--db", &ws.db(), "fetch", manifest.to_str().unwrap()]).args([
+        "--out",
+        "s3://no-such-bucket/p",
+        "--s3-endpoint",
+        &s3.endpoint(),
+        "--s3-path-style",
+    ]);
+    let output = with_credentials(&mut cmd).output().expect("fetch");
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("s3://no-such-bucket/p"), "{stderr}");
+    assert_eq!(http.stats().gets, 0, "no job ran");
+}
+
+#[test]
 fn verify_reads_objects_back_and_recover_requeues_a_missing_one() {
     let Some(s3) = Seaweed::start("cli-verify", &[BUCKET]) else {
         return;

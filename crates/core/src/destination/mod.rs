@@ -100,7 +100,10 @@ pub trait PartLog: Send + Sync + Debug {
     /// Records `state` under `key` for this epoch; fails once the lease has
     /// moved on (the epoch is stale).
     async fn record(&self, key: &str, state: Value) -> io::Result<()>;
-    /// Every record of the job still valid, `(epoch, state)`, oldest first.
+    /// Every record of the job, `(epoch, state)`, oldest first. A record the
+    /// ledger has since superseded (the job was requeued) carries
+    /// `"superseded": true` in its state: what it describes may be removed,
+    /// never resumed.
     async fn records(&self) -> io::Result<Vec<(i64, Value)>>;
     /// The epoch records are made under.
     fn epoch(&self) -> i64;

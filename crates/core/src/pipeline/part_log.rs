@@ -77,11 +77,22 @@ impl PartLog for LedgerLog {
         let rows = self.store.ops(&query).await.map_err(ledger_error)?;
         Ok(rows
             .into_iter()
-            .filter(|row| row.kind == OpKind::Stream && row.result_code == Some(ResultCode::Ok))
+            .filter(|row| row.kind == OpKind::Stream)
             .filter_map(|row| {
+                let superseded = match row.result_code? {
+                    ResultCode::Ok => false,
+                    ResultCode::Abandoned => true,
+                    ResultCode::Error => return None,
+                };
                 let result = row.result?;
                 result.get("destination")?;
-                Some((row.epoch, result.get("state")?.clone()))
+                let mut state = result.get("state")?.clone();
+                if superseded {
+                    state
+                        .as_object_mut()?
+                        .insert("superseded".to_owned(), Value::Bool(true));
+                }
+                Some((row.epoch, state))
             })
             .collect())
     }
