@@ -13,6 +13,7 @@ mod corpus;
 mod nginx;
 mod peers;
 mod report;
+pub(crate) mod s3;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -73,6 +73,11 @@ TASKS:
         target/bench/e2e.json. Installs nginx, aria2 and time with apt-get when missing.
         `cargo xtask bench --help` lists every option.
 
+    bench-s3 [--small N] [--large-size SIZE] [--rounds N] [--dir PATH]
+        The release oncefetch (built with --features s3) into a private SeaweedFS bucket against
+        --out DIR and against `aws s3 cp` (where installed), 5,000 small files and one 1 GiB
+        file by default; every run verified; prints medians and ratios.
+
     demo [--dir PATH] [--files N]
         Build the release oncefetch and run it against an in-process HTTP server on loopback with
         a generated corpus: fetch, status, the same fetch again (nothing downloaded), verify.
@@ -151,6 +156,7 @@ fn run(args: Vec<String>) -> Result<()> {
             postgres::serve(&on_signals()?)
         }
         "bench" => bench::run(args, &*on_signals()?),
+        "bench-s3" => bench::s3::run(args),
         "demo" => demo::run(args),
         "torture" => torture::run(args, &*on_signals()?),
         "coverage" => coverage::run(args),

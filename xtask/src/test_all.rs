@@ -150,6 +150,12 @@ const DEP_RULES: &[DepRule] = &[
         features: &["--no-default-features", "--features", "postgres"],
         forbidden: SQLITE,
     },
+    // The default build stays lean: the object-store destination only with `--features s3`.
+    DepRule {
+        package: "oncefetch",
+        features: &[],
+        forbidden: &["object_store", "oncefetch-dest-object-store"],
+    },
 ];
 
 /// Runs the steps; on failure the error names the step and how long the run took.
@@ -313,7 +319,15 @@ fn run_tests(options: &Options, interrupted: &AtomicBool) -> Result<()> {
         if interrupted.load(Ordering::SeqCst) {
             bail!("interrupted");
         }
-        cmd::run(cargo().arg("test").args(*args).envs(env.iter().map(|(k, v)| (k, v))))?;
+        // The S3 destination's tests start SeaweedFS themselves; `.ci/run` installs `weed`.
+        let seaweed = ("ONCEFETCH_REQUIRE_SEAWEEDFS", "1");
+        cmd::run(
+            cargo()
+                .arg("test")
+                .args(*args)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .envs([seaweed]),
+        )?;
     }
     drop(server);
     Ok(())

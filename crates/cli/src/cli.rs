@@ -158,7 +158,9 @@ pub struct PlanArgs {
 /// `run` (and the run half of `fetch`).
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Output folder: each artifact goes to DIR/<work_id>/<artifact_id>.
+    /// Output folder: each artifact goes to DIR/<work_id>/<artifact_id>. Or, built with the `s3` feature, a
+    /// bucket: `s3://bucket/prefix` (objects `prefix/<work_id>/<artifact_id>`; credentials, region and endpoint
+    /// from the `AWS_*` variables).
     #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
     /// Downloads at once (finished downloads are fsynced, placed and recorded
@@ -264,6 +266,14 @@ pub struct RunArgs {
     /// `planned:` line on standard error, and the plan's counts go in the object).
     #[arg(long)]
     pub json: bool,
+    /// With `--out s3://…`: the S3-compatible server to use (e.g. `http://127.0.0.1:8333`), over
+    /// `AWS_ENDPOINT_URL`.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// With `--out s3://…`: path-style requests (`ENDPOINT/bucket/key`), as most S3-compatible servers want,
+    /// instead of virtual-hosted ones (`bucket.ENDPOINT/key`).
+    #[arg(long)]
+    pub s3_path_style: bool,
 }
 
 /// `fetch`.
@@ -328,6 +338,12 @@ pub struct RecoverArgs {
     /// Print what it did as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// With `--out s3://…`: the S3-compatible server, over `AWS_ENDPOINT_URL`.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// With `--out s3://…`: path-style requests.
+    #[arg(long)]
+    pub s3_path_style: bool,
 }
 
 /// `verify`.
@@ -340,6 +356,15 @@ pub struct VerifyArgs {
     /// Print the counts as one JSON object on standard output (each problem found goes to standard error).
     #[arg(long)]
     pub json: bool,
+    /// Artifacts checked at once (objects are streamed back from their bucket).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
+    pub verify_concurrency: u32,
+    /// For artifacts in a bucket: the S3-compatible server, over `AWS_ENDPOINT_URL`.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// For artifacts in a bucket: path-style requests.
+    #[arg(long)]
+    pub s3_path_style: bool,
 }
 
 /// `retry`.

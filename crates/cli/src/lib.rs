@@ -23,6 +23,8 @@ use cli::Command;
 use oncefetch_core::{OpenMode, StoreError};
 
 // Name each linked backend so the linker keeps its `inventory` registration.
+#[cfg(feature = "s3")]
+use oncefetch_dest_object_store as _;
 use oncefetch_fetch_http as _;
 #[cfg(feature = "postgres")]
 use oncefetch_store_postgres as _;

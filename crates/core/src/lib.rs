@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod content;
+pub mod destination;
 pub mod error;
 pub mod fetch;
 pub mod job;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use oncefetch_core::destination::{open_destination, Destination, DestinationOptions};
 use oncefetch_core::pipeline::recover::recover;
 use oncefetch_core::pipeline::OutDir;
 use oncefetch_core::Store;
@@ -12,11 +13,20 @@ use crate::{exit, output};
 
 /// Reconciles and prints what it did (one JSON object with `--json`).
 pub(crate) async fn run(store: &Arc<dyn Store>, args: &RecoverArgs) -> anyhow::Result<u8> {
-    let out = match &args.out {
-        Some(dir) => Some(OutDir::create(dir).with_context(|| format!("output folder {}", dir.display()))?),
+    let options = DestinationOptions {
+        endpoint: args.s3_endpoint.clone(),
+        path_style: args.s3_path_style,
+    };
+    let out: Option<Arc<dyn Destination>> = match &args.out {
+        Some(dir) => match open_destination(dir.to_str().unwrap_or_default(), options).await? {
+            Some(bucket) => Some(bucket),
+            None => Some(Arc::new(
+                OutDir::create(dir).with_context(|| format!("output folder {}", dir.display()))?,
+            )),
+        },
         None => None,
     };
-    let report = recover(store.as_ref(), out.as_ref(), args.stale_after).await?;
+    let report = recover(store.as_ref(), out.as_deref(), args.stale_after).await?;
     if args.json {
         println!("{}", output::recover_json(&report, out.is_some()));
         return Ok(exit::OK);

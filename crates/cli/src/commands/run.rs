@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use oncefetch_core::destination::{open_destination, Destination, DestinationOptions};
 use oncefetch_core::pipeline::recover::recover;
 use oncefetch_core::pipeline::{OutDir, Pipeline, RunConfig};
 use oncefetch_core::{FetcherConfig, JobState, LowSpeed, StatusCounts, Store};
@@ -28,16 +29,20 @@ fn utf8(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs; 4 when jobs in the ledger ended FAILED, 130/143 when a signal
-/// interrupted it (after its leases were given back). The summary names
-/// `planned`, the counts of `fetch`'s plan, when given.
-pub(crate) async fn run(
-    store: Arc<dyn Store>,
-    args: &RunArgs,
-    terminal: &Terminal,
-    signals: &Signals,
-    planned: Option<Planned>,
-) -> anyhow::Result<u8> {
+/// The destination `--out` names: a bucket (`s3://…`, probed for
+/// conditional writes) or the output folder, made and probed.
+async fn open_out(args: &RunArgs) -> anyhow::Result<Arc<dyn Destination>> {
+    let options = DestinationOptions {
+        endpoint: args.s3_endpoint.clone(),
+        path_style: args.s3_path_style,
+    };
+    let named = args.out.to_str().unwrap_or_default();
+    if let Some(dest) = open_destination(named, options).await? {
+        dest.probe()
+            .await
+            .with_context(|| format!("--out {}: the destination cannot take artifacts", dest.describe()))?;
+        return Ok(dest);
+    }
     let absolute = std::path::absolute(&args.out).with_context(|| format!("output folder {}", args.out.display()))?;
     utf8(&absolute)?;
     let out =
@@ -53,6 +58,20 @@ pub(crate) async fn run(
             out.partial_dir().display()
         )
     })?;
+    Ok(Arc::new(out))
+}
+
+/// Runs; 4 when jobs in the ledger ended FAILED, 130/143 when a signal
+/// interrupted it (after its leases were given back). The summary names
+/// `planned`, the counts of `fetch`'s plan, when given.
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    args: &RunArgs,
+    terminal: &Terminal,
+    signals: &Signals,
+    planned: Option<Planned>,
+) -> anyhow::Result<u8> {
+    let out = open_out(args).await?;
     let fetcher_config = FetcherConfig {
         connect_timeout: args.connect_timeout,
         read_timeout: args.read_timeout,
@@ -76,7 +95,7 @@ pub(crate) async fn run(
     }
     let fetcher = oncefetch_core::open_fetcher("https", &fetcher_config)
         .map_err(|e| anyhow::anyhow!("cannot start the HTTP client: {e}"))?;
-    let report = recover(store.as_ref(), Some(&out), std::time::Duration::ZERO)
+    let report = recover(store.as_ref(), Some(out.as_ref()), std::time::Duration::ZERO)
         .await
         .context("recovery failed")?;
     if report != Default::default() {

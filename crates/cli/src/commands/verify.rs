@@ -1,11 +1,19 @@
-//! `verify [--out DIR] [--json]`: read-only re-hash of every finished artifact.
+//! `verify [--out DIR|s3://bucket/prefix] [--json]`: read-only re-hash of
+//! every finished artifact (objects streamed back from their bucket,
+//! `--verify-concurrency` at once).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
+use oncefetch_core::destination::{open_destination, Destination, DestinationOptions};
 use oncefetch_core::pipeline::files::hash_file;
+use oncefetch_core::registry::url_scheme;
 use oncefetch_core::{Job, JobQuery, JobState, Store};
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
 
 use crate::cli::VerifyArgs;
 use crate::exit;
@@ -35,8 +43,25 @@ impl Report {
 /// With `--json` the summary is one JSON object, and each problem goes to
 /// standard error.
 pub(crate) async fn run(store: &Arc<dyn Store>, args: &VerifyArgs) -> anyhow::Result<u8> {
+    let buckets = Buckets {
+        options: DestinationOptions {
+            endpoint: args.s3_endpoint.clone(),
+            path_style: args.s3_path_style,
+        },
+        open: Mutex::default(),
+    };
+    let bucket = match args
+        .out
+        .as_deref()
+        .and_then(Path::to_str)
+        .filter(|o| url_scheme(o).is_some())
+    {
+        Some(url) => Some(buckets.get(url).await?),
+        None => None,
+    };
     // Recorded paths are canonical; a folder that does not exist holds nothing.
     let root = match &args.out {
+        _ if bucket.is_some() => bucket.as_ref().map(|b| PathBuf::from(b.describe())),
         Some(out) => Some(
             std::fs::canonicalize(out)
                 .or_else(|_| std::path::absolute(out))
@@ -57,8 +82,18 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &VerifyArgs) -> anyhow::Re
                     limit: PAGE,
                 })
                 .await?;
-            for job in &page {
-                check(job, root.as_deref(), &mut tally, report).await?;
+            let scope = Scope {
+                root: root.as_deref(),
+                bucket: bucket.as_deref(),
+                buckets: &buckets,
+            };
+            let verdicts: Vec<Verdict> = futures::stream::iter(&page)
+                .map(|job| verdict(job, &scope))
+                .buffered(args.verify_concurrency as usize)
+                .collect()
+                .await;
+            for verdict in verdicts {
+                count(verdict, &mut tally, report);
             }
             match page.last() {
                 Some(last) if page.len() == PAGE => after = Some(last.job_key.clone()),
@@ -104,43 +139,105 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &VerifyArgs) -> anyhow::Re
     Ok(code)
 }
 
-/// Checks one finished job's file and counts the outcome.
-async fn check(job: &Job, root: Option<&Path>, tally: &mut VerifyTally, report: Report) -> anyhow::Result<()> {
-    tally.looked += 1;
-    let (Some(path), Some(expected)) = (job.path.clone(), job.sha256.clone()) else {
-        report.problem(format_args!("missing: job {} has no recorded file", job.job_key));
-        tally.missing += 1;
-        return Ok(());
-    };
-    let path = PathBuf::from(path);
-    if let Some(root) = root.filter(|root| !path.starts_with(root)) {
-        report.problem(format_args!(
-            "not under {}: {} (job {})",
-            root.display(),
-            path.display(),
-            job.job_key
-        ));
-        tally.outside += 1;
-        return Ok(());
+/// Where artifacts should be, and the buckets opened so far.
+struct Scope<'a> {
+    root: Option<&'a Path>,
+    bucket: Option<&'a dyn Destination>,
+    buckets: &'a Buckets,
+}
+
+/// The buckets (`s3://bucket`) recorded paths name, opened once each.
+struct Buckets {
+    options: DestinationOptions,
+    open: Mutex<HashMap<String, Arc<dyn Destination>>>,
+}
+
+impl Buckets {
+    /// The destination of `url` (a bucket URL, or a recorded object location).
+    async fn get(&self, url: &str) -> anyhow::Result<Arc<dyn Destination>> {
+        let (scheme, rest) = url.split_once("://").unwrap_or((url, ""));
+        let bucket = format!("{scheme}://{}", rest.split('/').next().unwrap_or_default());
+        let mut open = self.open.lock().await;
+        if let Some(dest) = open.get(&bucket) {
+            return Ok(Arc::clone(dest));
+        }
+        let dest = open_destination(&bucket, self.options.clone())
+            .await?
+            .with_context(|| format!("{url} names no destination"))?;
+        open.insert(bucket, Arc::clone(&dest));
+        Ok(dest)
     }
-    let hashed = {
-        let path = path.clone();
-        tokio::task::spawn_blocking(move || hash_file(&path)).await?
+}
+
+/// What one finished job's artifact was found to be.
+enum Verdict {
+    Ok,
+    /// Not found (or no file recorded), and why.
+    Missing(String),
+    Different(String),
+    Outside(String),
+}
+
+/// Checks one finished job's artifact.
+async fn verdict(job: &Job, scope: &Scope<'_>) -> Verdict {
+    let (Some(path), Some(expected)) = (job.path.clone(), job.sha256.clone()) else {
+        return Verdict::Missing(format!("missing: job {} has no recorded file", job.job_key));
+    };
+    let outside = match (scope.bucket, scope.root) {
+        (Some(bucket), _) => !bucket.holds(&path),
+        (None, Some(root)) => !Path::new(&path).starts_with(root),
+        (None, None) => false,
+    };
+    if outside {
+        let root = scope.root.map(|r| r.display().to_string()).unwrap_or_default();
+        return Verdict::Outside(format!("not under {root}: {path} (job {})", job.job_key));
+    }
+    let hashed = if url_scheme(&path).is_some() {
+        hash_object(scope, &path).await
+    } else {
+        let file = PathBuf::from(&path);
+        match tokio::task::spawn_blocking(move || hash_file(&file)).await {
+            Ok(hashed) => hashed.map(|(sha, _)| sha).map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        }
     };
     match hashed {
-        Ok((sha, _)) if sha == expected => tally.ok += 1,
-        Ok((sha, _)) => {
-            report.problem(format_args!(
-                "differs: {} (job {}): sha256 {sha}, ledger {expected}",
-                path.display(),
-                job.job_key
-            ));
-            tally.different += 1;
-        }
-        Err(err) => {
-            report.problem(format_args!("missing: {} (job {}): {err}", path.display(), job.job_key));
+        Ok(sha) if sha == expected => Verdict::Ok,
+        Ok(sha) => Verdict::Different(format!(
+            "differs: {path} (job {}): sha256 {sha}, ledger {expected}",
+            job.job_key
+        )),
+        Err(err) => Verdict::Missing(format!("missing: {path} (job {}): {err}", job.job_key)),
+    }
+}
+
+/// The SHA-256 of the object at `location`, streamed back.
+async fn hash_object(scope: &Scope<'_>, location: &str) -> Result<String, String> {
+    let dest = scope.buckets.get(location).await.map_err(|e| format!("{e:#}"))?;
+    let mut read = dest.read(location).await.map_err(|e| e.to_string())?;
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = read.try_next().await.map_err(|e| e.to_string())? {
+        hasher.update(&chunk);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Counts one verdict, reporting a problem.
+fn count(verdict: Verdict, tally: &mut VerifyTally, report: Report) {
+    tally.looked += 1;
+    match verdict {
+        Verdict::Ok => tally.ok += 1,
+        Verdict::Missing(line) => {
+            report.problem(format_args!("{line}"));
             tally.missing += 1;
         }
+        Verdict::Different(line) => {
+            report.problem(format_args!("{line}"));
+            tally.different += 1;
+        }
+        Verdict::Outside(line) => {
+            report.problem(format_args!("{line}"));
+            tally.outside += 1;
+        }
     }
-    Ok(())
 }

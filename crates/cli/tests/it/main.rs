@@ -63,6 +63,11 @@ mod resume;
 /// `ignore` (the default) never asks for it.
 #[cfg(feature = "sqlite")]
 mod robots;
+/// `--out s3://bucket/prefix` on SeaweedFS: a thousand files with
+/// duplicates, SIGKILL mid-upload, an occupied key, three runs on one
+/// PostgreSQL ledger, the object server restarted mid-run.
+#[cfg(all(feature = "s3", feature = "sqlite"))]
+mod s3;
 /// Shared helpers.
 #[allow(dead_code)] // parts serve only the SQLite-backed modules
 mod support;

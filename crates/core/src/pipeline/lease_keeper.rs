@@ -65,6 +65,12 @@ impl LeaseKeeper {
     pub(crate) fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
     }
+
+    /// The flag [`is_lost`](Self::is_lost) reads, for a destination's
+    /// [`PartLog`](crate::destination::PartLog).
+    pub(crate) fn lost_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.lost)
+    }
 }
 
 /// A third of `ttl`, always inside it (a timer needs a period above zero).

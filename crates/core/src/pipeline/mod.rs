@@ -9,6 +9,7 @@ mod dirsync;
 pub mod files;
 mod interrupt;
 mod lease_keeper;
+mod part_log;
 mod policy;
 mod progress;
 pub mod rate;
@@ -16,7 +17,7 @@ pub mod recover;
 mod resource;
 mod resume;
 mod robots;
-mod stream;
+pub(crate) mod stream;
 mod waits;
 mod worker;
 
@@ -28,6 +29,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::destination::Destination;
 use crate::error::StoreError;
 use crate::fetch::Fetcher;
 use crate::lease::AcquireRequest;
@@ -167,7 +169,7 @@ pub enum PipelineError {
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) fetcher: Arc<dyn Fetcher>,
-    pub(crate) out: OutDir,
+    pub(crate) dest: Arc<dyn Destination>,
     pub(crate) config: RunConfig,
     pub(crate) progress: Arc<dyn Progress>,
     hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -248,11 +250,12 @@ pub struct Pipeline {
 const STORE_OUTAGE_LIMIT: Duration = Duration::from_secs(120);
 
 impl Pipeline {
-    /// A pipeline over `store` and `fetcher`, writing under `out`.
+    /// A pipeline over `store` and `fetcher`, writing into `dest` (an
+    /// [`OutDir`], or any [`Destination`]).
     pub fn new(
         store: Arc<dyn Store>,
         fetcher: Arc<dyn Fetcher>,
-        out: OutDir,
+        dest: impl Into<Arc<dyn Destination>>,
         config: RunConfig,
         progress: Arc<dyn Progress>,
     ) -> Self {
@@ -262,7 +265,7 @@ impl Pipeline {
             shared: Arc::new(Shared {
                 store,
                 fetcher,
-                out,
+                dest: dest.into(),
                 config,
                 progress,
                 hosts: std::sync::Mutex::new(HashMap::new()),

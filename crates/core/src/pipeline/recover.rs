@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::files::OutDir;
+use crate::destination::Destination;
 use crate::error::StoreResult;
 use crate::job::JobQuery;
 use crate::key::OpKeys;
@@ -33,9 +33,13 @@ pub struct RecoverReport {
 /// Jobs read per page while scanning the ledger.
 const PAGE: usize = 10_000;
 
-/// Reconciles the ledger with itself and, given the output folder, with the
-/// files on disk.
-pub async fn recover(store: &dyn Store, out: Option<&OutDir>, stale_after: Duration) -> StoreResult<RecoverReport> {
+/// Reconciles the ledger with itself and, given the destination (an
+/// [`OutDir`](super::OutDir), a bucket), with what it holds.
+pub async fn recover(
+    store: &dyn Store,
+    out: Option<&dyn Destination>,
+    stale_after: Duration,
+) -> StoreResult<RecoverReport> {
     let reconciled = store.reconcile(stale_after).await?;
     let mut report = RecoverReport {
         expired_leases: reconciled.expired_leases,
@@ -53,34 +57,35 @@ pub async fn recover(store: &dyn Store, out: Option<&OutDir>, stale_after: Durat
         sweep_partials(store, out, &mut report).await?;
         sweep_write_probes(out);
     }
-    requeue_missing_files(store, out.map(OutDir::root), &mut report).await?;
+    requeue_missing_files(store, out, &mut report).await?;
     Ok(report)
 }
 
 /// Removes partial files of finished jobs; keeps the rest for resume.
-async fn sweep_partials(store: &dyn Store, out: &OutDir, report: &mut RecoverReport) -> StoreResult<()> {
-    let partials = match out.all_partials() {
+async fn sweep_partials(store: &dyn Store, out: &dyn Destination, report: &mut RecoverReport) -> StoreResult<()> {
+    let partials = match out.all_partials().await {
         Ok(found) => found,
         Err(err) => {
-            tracing::warn!(dir = %out.partial_dir().display(), error = %err, "cannot list partial files");
+            tracing::warn!(out = %out.describe(), error = %err, "cannot list partial files");
             return Ok(());
         }
     };
-    for (name, path) in partials {
+    for partial in partials {
+        let (name, path) = (&partial, &partial.handle);
         let job = match store.job(&name.job_key).await {
             Ok(job) => job,
             Err(crate::StoreError::NotFound(_)) => {
-                tracing::warn!(file = %path.display(), "partial file of a job not in this ledger; left alone");
+                tracing::warn!(file = %path, "partial file of a job not in this ledger; left alone");
                 continue;
             }
             Err(err) => return Err(err),
         };
         if job.state.is_terminal() {
-            if let Err(err) = out.remove_file(&path) {
-                tracing::warn!(file = %path.display(), error = %err, "cannot remove partial file");
+            let file = name.name.clone();
+            if let Err(err) = out.remove(vec![partial.clone()], None).await {
+                tracing::warn!(file = %path, error = %err, "cannot remove partial file");
                 continue;
             }
-            let file = name.file_name();
             let op_key = OpKeys { job_key: &job.job_key }.cleanup(&file);
             let result = json!({ "removed": file, "reason": format!("job is {}", job.state) });
             store.note(&job.job_key, &op_key, OpKind::Cleanup, &result).await?;
@@ -123,9 +128,13 @@ fn sweep_write_probes(out: &OutDir) {
 }
 
 /// Sends SUCCESS / SKIPPED_DUPLICATE jobs whose file is gone back to PLANNED
-/// (only files under `root`, when given: another host's folder is not ours to
-/// judge).
-async fn requeue_missing_files(store: &dyn Store, root: Option<&Path>, report: &mut RecoverReport) -> StoreResult<()> {
+/// (only files `out` holds, when given: another host's folder is not ours to
+/// judge; without it, only local paths).
+async fn requeue_missing_files(
+    store: &dyn Store,
+    out: Option<&dyn Destination>,
+    report: &mut RecoverReport,
+) -> StoreResult<()> {
     for state in [JobState::Success, JobState::SkippedDuplicate] {
         let mut after = None;
         loop {
@@ -140,15 +149,28 @@ async fn requeue_missing_files(store: &dyn Store, root: Option<&Path>, report: &
             let Some(last) = page.last() else { break };
             after = Some(last.job_key.clone());
             for job in &page {
-                let Some(path) = job.path.as_deref().map(Path::new) else {
+                let Some(path) = job.path.as_deref() else {
                     continue;
                 };
-                if root.is_some_and(|root| !path.starts_with(root)) || path.exists() {
+                let present = match out {
+                    Some(out) if !out.holds(path) => continue,
+                    Some(out) => match out.exists(path).await {
+                        Ok(present) => present,
+                        Err(err) => {
+                            tracing::warn!(job = %job.job_key, path, error = %err, "cannot tell whether the artifact stands; left alone");
+                            continue;
+                        }
+                    },
+                    // A location with a scheme (`s3://…`) is judged with its destination only.
+                    None if crate::registry::url_scheme(path).is_some() => continue,
+                    None => Path::new(path).exists(),
+                };
+                if present {
                     continue;
                 }
-                let reason = format!("file missing at {}", path.display());
+                let reason = format!("file missing at {path}");
                 if store.requeue(&job.job_key, &reason).await? {
-                    tracing::warn!(job = %job.job_key, path = %path.display(), "finished file is missing; downloading again");
+                    tracing::warn!(job = %job.job_key, path, "finished file is missing; downloading again");
                     report.requeued_missing += 1;
                 }
             }

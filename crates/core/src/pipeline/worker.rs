@@ -2,7 +2,6 @@
 //! FINALIZED → INDEXED → DEDUPED → SUCCESS (or SKIPPED_DUPLICATE / FAILED),
 //! each side effect recorded in the ledger under the job's op keys.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,15 +14,15 @@ use tracing::Instrument;
 use super::backoff;
 use super::bandwidth::Bandwidth;
 use super::breaker::{self, Admit, Breakers, Tripped};
-use super::files::{FileError, OutDir, Placement};
+use super::files::FileError;
 use super::lease_keeper::LeaseKeeper;
+use super::part_log::LedgerLog;
 use super::progress::Download;
-use super::resource::ResourceError;
 use super::resume;
 use super::robots::Permit;
-use super::stream::Partial;
 use super::Shared;
 use crate::content;
+use crate::destination::{Destination, PartLog, PartialId, PartialWrite, Placement, Prior, Written};
 use crate::error::StoreError;
 use crate::fetch::{BodyStream, FetchError, GetRequest, GetResponse, ResourceMeta};
 use crate::job::{Job, JobFailure, JobPatch, JobQuery};
@@ -134,56 +133,12 @@ fn permanent(message: String) -> Stop {
     Stop::Fail(failure(message, false, None, false))
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| std::io::Error::other(format!("file task failed: {e}")))?
-}
-
-/// Removes `paths`, partial files of `key`, off the async threads; a
-/// failure is only logged (recovery removes leftovers of finished jobs).
-async fn discard(out: &OutDir, key: &str, paths: impl IntoIterator<Item = PathBuf> + Send + 'static) {
-    let out = out.clone();
-    let removed = blocking(move || remove_all(&out, paths)).await;
-    if let Err(err) = removed {
-        tracing::warn!(job = %key, error = %err, "could not remove partial files");
-    }
-}
-
-/// Removes the partial files of `key` up to `epoch` (`own` is this
-/// epoch's, if it has one); a failure is only logged (recovery removes
+/// Removes `partials` of `key`; a failure is only logged (recovery removes
 /// leftovers of finished jobs).
-fn discard_partials(out: &OutDir, key: &str, epoch: i64, own: Option<&Path>) {
-    if let Err(err) = remove_partial_files(out, key, epoch, own) {
+async fn discard(dest: &dyn Destination, key: &str, partials: Vec<Prior>, log: &dyn PartLog) {
+    if let Err(err) = dest.remove(partials, Some(log)).await {
         tracing::warn!(job = %key, error = %err, "could not remove partial files");
     }
-}
-
-fn remove_partial_files(out: &OutDir, key: &str, epoch: i64, own: Option<&Path>) -> std::io::Result<()> {
-    if epoch <= 1 {
-        // The first epoch is the only writer so far: no folder scan on the
-        // hot path, just its own file.
-        return remove_all(out, own);
-    }
-    let partials = out.partials_of(key)?;
-    remove_all(
-        out,
-        partials
-            .into_iter()
-            .filter(|(name, _, _)| name.epoch <= epoch)
-            .map(|(_, path, _)| path),
-    )
-}
-
-/// Removes each of `paths` beneath `out`; one already gone is no error.
-fn remove_all(out: &OutDir, paths: impl IntoIterator<Item = impl AsRef<Path>>) -> std::io::Result<()> {
-    for path in paths {
-        match out.remove_file(path.as_ref()) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// Takes one leased job as far as it goes, then reports its outcome to the
@@ -204,6 +159,11 @@ pub(crate) async fn process(shared: &Shared, lease: Lease, slots: Arc<Semaphore>
 /// [`process`] up to the outcome.
 async fn take(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcome {
     let keeper = LeaseKeeper::start(Arc::clone(&shared.store), lease.fence.clone(), shared.config.lease_ttl);
+    let log = Arc::new(LedgerLog::fenced(
+        Arc::clone(&shared.store),
+        lease.fence.clone(),
+        keeper.lost_flag(),
+    ));
     let mut run = JobRun {
         shared,
         fence: lease.fence,
@@ -218,7 +178,8 @@ async fn take(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcom
         probe: None,
         running_op: None,
         streamed: false,
-        partial_path: None,
+        partial_handle: None,
+        log,
     };
     match run.run().await {
         Ok(outcome) => outcome,
@@ -230,7 +191,7 @@ async fn take(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcom
             other => other,
         },
         Err(Stop::Interrupted) => run.give_back("interrupted").await,
-        Err(Stop::Local(err)) => match ResourceError::of(&err, &shared.out) {
+        Err(Stop::Local(err)) => match shared.dest.resource_error(&err) {
             Some(resource) => {
                 tracing::debug!(job = %run.fence.job_key, error = %resource, "resource error");
                 let reason = resource.to_string();
@@ -260,8 +221,10 @@ struct JobRun<'a> {
     running_op: Option<String>,
     /// Whether this epoch reached STREAMING (an attempt was counted).
     streamed: bool,
-    /// This epoch's partial file, once its name is known.
-    partial_path: Option<PathBuf>,
+    /// This epoch's partial's handle, once it is begun.
+    partial_handle: Option<String>,
+    /// The ledger as the destination sees it, for this epoch.
+    log: Arc<LedgerLog>,
 }
 
 /// A leased job's place in the queue for a download slot: counted in
@@ -324,11 +287,10 @@ struct Opened {
     validator: Option<String>,
 }
 
-/// A partial file an earlier epoch left that this epoch may resume: a
-/// prefix of the version with this validator.
-struct Prior {
-    path: PathBuf,
-    len: u64,
+/// A partial an earlier epoch left that this epoch may resume: a prefix of
+/// the version with this validator.
+struct Resumable {
+    prior: Prior,
     validator: String,
 }
 
@@ -411,9 +373,22 @@ impl JobRun<'_> {
     /// is removed, so each job keeps one.
     async fn give_back(&mut self, reason: &str) -> JobOutcome {
         if !self.streamed {
-            if let Some(path) = self.partial_path.take() {
-                let out = self.shared.out.clone();
-                discard(&out, &self.fence.job_key, [path]).await;
+            if let Some(handle) = self.partial_handle.take() {
+                let own = Prior {
+                    job_key: self.fence.job_key.clone(),
+                    epoch: self.fence.epoch,
+                    validator_tag: None,
+                    len: 0,
+                    name: handle.clone(),
+                    handle,
+                };
+                discard(
+                    self.shared.dest.as_ref(),
+                    &self.fence.job_key,
+                    vec![own],
+                    self.log.as_ref(),
+                )
+                .await;
             }
         }
         let finish = self.running_op.take().map(|op_key| OpFinish {
@@ -491,7 +466,7 @@ impl JobRun<'_> {
     }
 
     async fn run(&mut self) -> Result<JobOutcome, Stop> {
-        let final_path = self.shared.out.final_path(&self.job.work_id, &self.job.artifact_id);
+        let final_path = self.shared.dest.location(&self.job.work_id, &self.job.artifact_id);
         if let Some(original) = self.find_original().await? {
             return self.skip_duplicate(original, final_path).await;
         }
@@ -527,12 +502,29 @@ impl JobRun<'_> {
         }
         // The partial file's name tags the validator of the bytes it holds,
         // so that only a later epoch resuming under that validator uses it.
-        let tag = opened.validator.as_deref().map(resume::validator_tag);
-        let mut partial = Partial::new(&self.shared.out, &self.fence.job_key, self.fence.epoch, tag.as_deref());
-        self.partial_path = Some(partial.path().to_owned());
-        if opened.start > 0 {
-            let source = &prior.as_ref().expect("a resumed start has a prior partial").path;
-            partial.copy_prefix_from(source, opened.start).await?;
+        let id = PartialId {
+            job_key: self.fence.job_key.clone(),
+            epoch: self.fence.epoch,
+            validator_tag: opened.validator.as_deref().map(resume::validator_tag),
+        };
+        let resumed = if opened.start > 0 {
+            let resumable = prior.as_ref().expect("a resumed start has a prior partial");
+            Some(&resumable.prior)
+        } else {
+            None
+        };
+        let log: Arc<dyn PartLog> = self.log.clone();
+        let mut partial = self
+            .shared
+            .dest
+            .begin(&id, resumed, log, self.shared.config.fsync)
+            .await?;
+        // A partial this epoch took over (an upload it continues) is not
+        // its own to remove, nor one of the older ones.
+        let handle = partial.handle();
+        let older: Vec<Prior> = older.into_iter().filter(|o| o.handle != handle).collect();
+        if resumed.is_none_or(|r| r.handle != handle) {
+            self.partial_handle = Some(handle);
         }
         let stream_key = self.keys().stream(&self.job.canonical_url, opened.start);
         let meta_json = serde_json::to_value(&opened.meta).unwrap_or(Value::Null);
@@ -549,7 +541,7 @@ impl JobRun<'_> {
         // This epoch holds what it needs of the earlier epochs' partial
         // files (a copy of the resumed prefix): one partial file per job.
         if !older.is_empty() {
-            discard(&self.shared.out, &self.fence.job_key, older).await;
+            discard(self.shared.dest.as_ref(), &self.fence.job_key, older, self.log.as_ref()).await;
         }
         // A replayed STREAM (an earlier epoch streamed from this offset, then
         // lost its lease before finalizing) is re-materialized, not re-run:
@@ -574,12 +566,13 @@ impl JobRun<'_> {
                 first: Vec::new(),
             });
         let streamed = match opened.body {
-            Some(body) => self.stream_body(&mut partial, body, check).await,
+            Some(body) => self.stream_body(partial.as_mut(), body, check).await,
             None => Ok(()),
         };
         // Keep what arrived, even on failure: a retry resumes from it.
-        let (partial_path, sha256, size) = partial.finish().await?;
+        let written = partial.finish().await?;
         streamed?;
+        let (sha256, size) = (written.sha256().to_owned(), written.size());
         // The download is over: its host and concurrency slots go to the
         // next ones while this job finishes.
         drop(host);
@@ -600,7 +593,7 @@ impl JobRun<'_> {
             "range_start": opened.start,
             "validator": opened.validator,
         });
-        self.finalize(partial_path, final_path, sha256, size, streamed).await
+        self.finalize(written, final_path, sha256, size, streamed).await
     }
 
     /// Another job with this canonical URL already SUCCESS, whose file is
@@ -620,8 +613,8 @@ impl JobRun<'_> {
         else {
             return Ok(None);
         };
-        let path = PathBuf::from(original.path.clone().unwrap_or_default());
-        let present = blocking(move || Ok(std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()))).await?;
+        let path = original.path.clone().unwrap_or_default();
+        let present = self.shared.dest.exists(&path).await?;
         if !present {
             tracing::warn!(job = %self.fence.job_key, original = %original.job_key, path = original.path.as_deref().unwrap_or(""), "the original's file is gone; downloading this duplicate's own bytes");
             return Ok(None);
@@ -635,7 +628,7 @@ impl JobRun<'_> {
     /// The line's declared `sha256`/`size` must hold for the original's
     /// content too: otherwise the job fails without retry, naming the
     /// original and both hashes.
-    async fn skip_duplicate(&mut self, original: Job, final_path: PathBuf) -> Result<JobOutcome, Stop> {
+    async fn skip_duplicate(&mut self, original: Job, final_path: String) -> Result<JobOutcome, Stop> {
         let sha256 = original.sha256.clone().unwrap_or_default();
         let expected = self.job.expectations();
         if !expected.admit(Some(&sha256), original.size) {
@@ -646,20 +639,18 @@ impl JobRun<'_> {
                 original.job_key
             )));
         }
-        let source = PathBuf::from(original.path.clone().unwrap_or_default());
+        let source = original.path.clone().unwrap_or_default();
         // The original's bytes must fit this job's expected content type
         // too, judged by their first bytes (no header to go by).
         if let Some(expected) = self.expected_content_type() {
-            let path = source.clone();
-            let first = blocking(move || {
-                use std::io::Read;
-                let mut first = Vec::with_capacity(content::SNIFF_LEN);
-                std::fs::File::open(path)?
-                    .take(content::SNIFF_LEN as u64)
-                    .read_to_end(&mut first)?;
-                Ok(first)
-            })
-            .await?;
+            let mut first = Vec::with_capacity(content::SNIFF_LEN);
+            let mut read = self.shared.dest.read(&source).await?;
+            while first.len() < content::SNIFF_LEN {
+                match read.next().await.transpose()? {
+                    Some(chunk) => first.extend_from_slice(&chunk[..chunk.len().min(content::SNIFF_LEN - first.len())]),
+                    None => break,
+                }
+            }
             content::check(expected, None, &first)
                 .map_err(|e| permanent(format!("{e}, in job {} (same canonical URL)", original.job_key)))?;
         }
@@ -668,12 +659,12 @@ impl JobRun<'_> {
             .commit(None, &[], JobPatch::default(), Some((dedupe_key, OpKind::Dedupe)))
             .await?;
         let copied = if matches!(begun, Some(OpBegin::Run)) {
-            self.place(&source, &final_path, &sha256).await? == Placement::Copied
+            self.place_copy(&source, &final_path, &sha256).await? == Placement::Copied
         } else {
             false
         };
         let patch = JobPatch {
-            path: Some(final_path.to_string_lossy().into_owned()),
+            path: Some(final_path),
             sha256: Some(sha256),
             size: original.size,
             duplicate_of: Some(original.job_key.clone()),
@@ -681,7 +672,7 @@ impl JobRun<'_> {
         };
         let result = json!({
             "duplicate_of": original.job_key,
-            "linked_to": source.to_string_lossy(),
+            "linked_to": source,
             "copied": copied,
         });
         self.commit(Some(result), &[JobState::SkippedDuplicate], patch, None)
@@ -691,32 +682,31 @@ impl JobRun<'_> {
         })
     }
 
-    /// The partial files earlier epochs of this job left, and the one to
+    /// The partials earlier epochs of this job left, and the one to
     /// resume: the longest left under the validator the ledger records for
-    /// the job (only such a file holds a prefix of the version an
+    /// the job (only such a partial holds a prefix of the version an
     /// `If-Range` with that validator asks for).
-    async fn prior_partials(&self) -> Result<(Option<Prior>, Vec<PathBuf>), Stop> {
+    async fn prior_partials(&self) -> Result<(Option<Resumable>, Vec<Prior>), Stop> {
         if self.fence.epoch <= 1 {
             return Ok((None, Vec::new()));
         }
-        let out = self.shared.out.clone();
-        let key = self.fence.job_key.clone();
-        let epoch = self.fence.epoch;
-        let mut older = blocking(move || out.partials_of(&key)).await?;
-        older.retain(|(name, _, _)| name.epoch < epoch);
+        let older = self
+            .shared
+            .dest
+            .priors(&self.fence.job_key, self.fence.epoch, self.log.as_ref())
+            .await?;
         let prior = self.job.validator().and_then(|validator| {
             let tag = resume::validator_tag(validator);
             older
                 .iter()
-                .filter(|(name, _, len)| *len > 0 && name.validator_tag.as_deref() == Some(&tag))
-                .max_by_key(|(name, _, len)| (*len, name.epoch))
-                .map(|(_, path, len)| Prior {
-                    path: path.clone(),
-                    len: *len,
+                .filter(|prior| prior.len > 0 && prior.validator_tag.as_deref() == Some(&tag))
+                .max_by_key(|prior| (prior.len, prior.epoch))
+                .map(|prior| Resumable {
+                    prior: prior.clone(),
                     validator: validator.to_owned(),
                 })
         });
-        Ok((prior, older.into_iter().map(|(_, path, _)| path).collect()))
+        Ok((prior, older))
     }
 
     /// Sends the GET — ranged with `If-Range` when a prior partial allows a
@@ -724,13 +714,13 @@ impl JobRun<'_> {
     /// when the answer proves it continues the partial's version
     /// ([`resume::refusal`]); otherwise the prior partial is set aside and
     /// the whole resource is read with a plain GET.
-    async fn open(&mut self, prior: Option<&Prior>) -> Result<Opened, Stop> {
+    async fn open(&mut self, prior: Option<&Resumable>) -> Result<Opened, Stop> {
         let Some(prior) = prior else {
             return self.open_whole().await;
         };
         let request = GetRequest {
             url: self.job.url.clone(),
-            range_start: prior.len,
+            range_start: prior.prior.len,
             if_range: Some(prior.validator.clone()),
             headers: self.host_headers(),
         };
@@ -749,16 +739,16 @@ impl JobRun<'_> {
             },
             // Complete already, unless the answer names another version.
             GetResponse::RangeNotSatisfiable { mut meta, complete_len }
-                if complete_len == Some(prior.len)
+                if complete_len == Some(prior.prior.len)
                     && (meta.validator().is_none() || resume::carries_validator(&meta, &prior.validator)) =>
             {
-                meta.content_length = Some(prior.len);
-                return Ok(resumed(meta, prior.len, None));
+                meta.content_length = Some(prior.prior.len);
+                return Ok(resumed(meta, prior.prior.len, None));
             }
             GetResponse::RangeNotSatisfiable { complete_len, .. } => {
                 format!(
                     "416 with total length {complete_len:?} for a partial of {} bytes",
-                    prior.len
+                    prior.prior.len
                 )
             }
             GetResponse::UnusableRange { reason, .. } => reason,
@@ -902,12 +892,11 @@ impl JobRun<'_> {
     /// there, the rest never read.
     async fn stream_body(
         &self,
-        partial: &mut Partial,
+        partial: &mut dyn PartialWrite,
         mut body: BodyStream,
         mut check: Option<ContentCheck<'_>>,
     ) -> Result<(), Stop> {
         let cap = self.shared.config.max_size;
-        partial.write_back_early(self.shared.config.fsync);
         // The run's bandwidth cap and the host's, each waited on per chunk.
         let host_cap = self.shared.host_bandwidth(host_port(&self.job.canonical_url));
         let caps: Vec<&Bandwidth> = self.shared.bandwidth.iter().chain(host_cap.as_deref()).collect();
@@ -961,47 +950,24 @@ impl JobRun<'_> {
         Ok(())
     }
 
-    /// Links `source` at `dest` without replacing anything (a verified copy
-    /// across filesystems).
-    async fn place(&self, source: &Path, dest: &Path, sha256: &str) -> Result<Placement, Stop> {
-        self.place_then(source, dest, sha256, || {}).await
-    }
-
-    /// [`Self::place`], then `then` in the same blocking call unless `dest`
-    /// was occupied.
-    async fn place_then(
-        &self,
-        source: &Path,
-        dest: &Path,
-        sha256: &str,
-        then: impl FnOnce() + Send + 'static,
-    ) -> Result<Placement, Stop> {
+    /// Places a copy of the artifact at `source` at `dest`, never replacing
+    /// (a hard link in a folder, a server-side copy in a bucket).
+    async fn place_copy(&self, source: &str, dest: &str, sha256: &str) -> Result<Placement, Stop> {
         self.check_lease()?;
-        let (source, dest_owned, sha) = (source.to_owned(), dest.to_owned(), sha256.to_owned());
-        let (out, durable) = (self.shared.out.clone(), self.shared.config.fsync);
-        let placement = blocking(move || {
-            let placement = out.place(&source, &dest_owned, &sha, durable)?;
-            if placement != Placement::Occupied {
-                then();
-            }
-            Ok(placement)
-        })
-        .await?;
-        if placement == Placement::Occupied {
-            return Err(permanent(format!(
-                "a different file already occupies {}; it was left untouched",
-                dest.display()
-            )));
-        }
-        Ok(placement)
+        let placement = self
+            .shared
+            .dest
+            .place_copy(source, dest, sha256, self.shared.config.fsync)
+            .await?;
+        occupied(placement, dest)
     }
 
     /// FINALIZED → INDEXED → DEDUPED → SUCCESS; `streamed` is the STREAM
     /// op's result.
     async fn finalize(
         &mut self,
-        partial_path: PathBuf,
-        final_path: PathBuf,
+        written: Box<dyn Written>,
+        final_path: String,
         sha256: String,
         size: u64,
         streamed: Value,
@@ -1018,21 +984,19 @@ impl JobRun<'_> {
         // A FINALIZE recorded before placed the file where its result says:
         // that path stands, even if the ids would encode otherwise today.
         let final_path = match &begun {
-            Some(OpBegin::Replay(recorded)) => recorded["path"].as_str().map_or(final_path, PathBuf::from),
+            Some(OpBegin::Replay(recorded)) => recorded["path"].as_str().map_or(final_path, str::to_owned),
             _ => final_path,
         };
-        let final_str = final_path.to_string_lossy().into_owned();
+        let final_str = final_path.clone();
         if matches!(begun, Some(OpBegin::Run)) {
             // Content stored before under another path is linked to it at
-            // DEDUPE, once the index names the first copy. The partial files
-            // go in the same blocking call, once the bytes are in place.
-            let (out, key, epoch) = (self.shared.out.clone(), self.fence.job_key.clone(), self.fence.epoch);
-            let own = partial_path.clone();
-            let then = move || discard_partials(&out, &key, epoch, Some(&own));
-            self.place_then(&partial_path, &final_path, &sha256, then).await?;
-        } else {
-            self.remove_partials().await;
+            // DEDUPE, once the index names the first copy. The partials go
+            // once the bytes are in place.
+            self.check_lease()?;
+            let placement = written.place(&final_path, self.shared.config.fsync).await?;
+            occupied(placement, &final_path)?;
         }
+        self.remove_partials().await;
         let patch = JobPatch {
             path: Some(final_str.clone()),
             sha256: Some(sha256.clone()),
@@ -1075,10 +1039,13 @@ impl JobRun<'_> {
         let shared_inode = if first_path == final_str {
             false
         } else {
-            let (first, dest) = (PathBuf::from(&first_path), final_path.clone());
-            let (out, durable) = (self.shared.out.clone(), self.shared.config.fsync);
             self.check_lease()?;
-            blocking(move || out.relink_to_first(&first, &dest, durable).or(Ok(false))).await?
+            let durable = self.shared.config.fsync;
+            self.shared
+                .dest
+                .share(&first_path, &final_path, durable)
+                .await
+                .unwrap_or(false)
         };
         self.commit(
             Some(deduped(&first_path, shared_inode)),
@@ -1090,15 +1057,29 @@ impl JobRun<'_> {
         Ok(JobOutcome::Succeeded)
     }
 
-    /// Removes every partial file of this job (this epoch's and older ones).
+    /// Removes every partial of this job (this epoch's and older ones); a
+    /// failure is only logged (recovery removes leftovers of finished jobs).
     async fn remove_partials(&self) {
-        let (out, key, epoch) = (self.shared.out.clone(), self.fence.job_key.clone(), self.fence.epoch);
-        let own = self.partial_path.clone();
-        if let Err(err) = tokio::task::spawn_blocking(move || discard_partials(&out, &key, epoch, own.as_deref())).await
-        {
+        let own = self.partial_handle.clone();
+        let removed = self
+            .shared
+            .dest
+            .discard(&self.fence.job_key, self.fence.epoch, own, self.log.as_ref())
+            .await;
+        if let Err(err) = removed {
             tracing::warn!(job = %self.fence.job_key, error = %err, "could not remove partial files");
         }
     }
+}
+
+/// A placement that found other bytes at `dest` fails the job without retry.
+fn occupied(placement: Placement, dest: &str) -> Result<Placement, Stop> {
+    if placement == Placement::Occupied {
+        return Err(permanent(format!(
+            "a different file already occupies {dest}; it was left untouched"
+        )));
+    }
+    Ok(placement)
 }
 
 /// A content check under way (SPEC §8): the expectation, the answer's

@@ -1,0 +1,113 @@
+//! The ledger as a destination's [`PartLog`]: each record is a finished
+//! STREAM row under the job's epoch, written through the job's fence (so a
+//! stale epoch cannot write one), its result `{"destination": KEY, "state": …}`.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::destination::PartLog;
+use crate::key::{op_key, KeyValue};
+use crate::lease::Fence;
+use crate::ledger::{OpKind, OpQuery, ResultCode};
+use crate::store::Store;
+use crate::LedgerExt;
+
+/// One job's epoch, writing through its fence.
+#[derive(Debug)]
+pub(crate) struct LedgerLog {
+    store: Arc<dyn Store>,
+    fence: Fence,
+    job_key: String,
+    epoch: i64,
+    lost: Arc<AtomicBool>,
+}
+
+impl LedgerLog {
+    /// The log of the epoch `fence` holds; `lost` is its lease keeper's flag.
+    pub(crate) fn fenced(store: Arc<dyn Store>, fence: Fence, lost: Arc<AtomicBool>) -> Self {
+        Self {
+            job_key: fence.job_key.clone(),
+            epoch: fence.epoch,
+            store,
+            fence,
+            lost,
+        }
+    }
+}
+
+fn ledger_error(err: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("ledger: {err}"))
+}
+
+#[async_trait]
+impl PartLog for LedgerLog {
+    async fn record(&self, key: &str, state: Value) -> io::Result<()> {
+        self.check()?;
+        let fence = &self.fence;
+        let op_key = op_key(
+            OpKind::Stream.as_str(),
+            &self.job_key,
+            &[
+                ("destination", KeyValue::Str(key)),
+                ("epoch", KeyValue::Int(self.epoch)),
+            ],
+        );
+        let result = json!({ "destination": key, "state": state });
+        match self.store.begin_op(fence, &op_key, OpKind::Stream).await {
+            Ok(crate::OpBegin::Replay(_)) => return Ok(()),
+            Ok(crate::OpBegin::Run) => {}
+            Err(err) => return Err(ledger_error(err)),
+        }
+        self.store
+            .finish_op(fence, &op_key, ResultCode::Ok, result)
+            .await
+            .map_err(ledger_error)
+    }
+
+    async fn records(&self) -> io::Result<Vec<(i64, Value)>> {
+        let query = OpQuery {
+            job_key: Some(self.job_key.clone()),
+            after_seq: None,
+            limit: 0,
+        };
+        let rows = self.store.ops(&query).await.map_err(ledger_error)?;
+        Ok(rows
+            .into_iter()
+            .filter(|row| row.kind == OpKind::Stream)
+            .filter_map(|row| {
+                let superseded = match row.result_code? {
+                    ResultCode::Ok => false,
+                    ResultCode::Abandoned => true,
+                    ResultCode::Error => return None,
+                };
+                let result = row.result?;
+                result.get("destination")?;
+                let mut state = result.get("state")?.clone();
+                if superseded {
+                    state
+                        .as_object_mut()?
+                        .insert("superseded".to_owned(), Value::Bool(true));
+                }
+                Some((row.epoch, state))
+            })
+            .collect())
+    }
+
+    fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(io::Error::other(format!(
+                "epoch {} of job {} lost its lease",
+                self.epoch, self.job_key
+            )));
+        }
+        Ok(())
+    }
+}
