@@ -264,6 +264,15 @@ pub struct RunArgs {
     /// `planned:` line on standard error, and the plan's counts go in the object).
     #[arg(long)]
     pub json: bool,
+    /// Serve Prometheus metrics at `/metrics`, and the status pages of `serve`, at this address while the run
+    /// lasts, e.g. `127.0.0.1:9464` (port 0 picks one, printed at start). An address that is not loopback needs
+    /// `--auth-token`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The token every request to `--metrics-addr` must carry (`Authorization: Bearer TOKEN`, or `?token=TOKEN`
+    /// in a browser); required for an address that is not loopback.
+    #[arg(long, env = "ONCEFETCH_AUTH_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
 }
 
 /// `fetch`.

@@ -8,6 +8,7 @@ mod hosts;
 mod output;
 mod progress;
 mod reason;
+mod serve;
 mod signals;
 mod summary;
 mod table;

@@ -13,6 +13,7 @@ pub mod registry;
 pub mod robots;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod url;
 
 /// How a third party writes a store: the guide in `docs/writing-a-store.md`.
