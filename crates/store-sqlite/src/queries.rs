@@ -10,8 +10,7 @@ pub(crate) const ARTIFACT_INSERT: &str = include_str!("../sql/queries/artifact_i
 /// Ends a job a grant found out of attempts (its lease expired before its body
 /// was in): FAILED, not retryable, under the next epoch, with no lease.
 pub(crate) const FAIL_OUT_OF_ATTEMPTS: &str = include_str!("../sql/queries/fail_out_of_attempts.sql");
-/// The sum of the sizes of the SUCCESS jobs: their range of
-/// jobs_not_in_flight.
+/// The sum of the sizes of the SUCCESS jobs, from the counters.
 pub(crate) const BYTES_DONE: &str = include_str!("../sql/queries/bytes_done.sql");
 /// Grants a job: LEASED under the next epoch (the caller read the row in this
 /// transaction and builds the granted job from it).
@@ -185,7 +184,7 @@ mod tests {
                 LIVE_LEASES,
                 &["COVERING INDEX jobs_lease_expiry (lease_expires_at>?)"],
             ),
-            ("bytes_done", BYTES_DONE, &["jobs_not_in_flight (state=?)"]),
+            ("bytes_done", BYTES_DONE, &["SCAN watch_hosts"]),
             (
                 "retryable_failed",
                 RETRYABLE_FAILED,
@@ -212,12 +211,20 @@ mod tests {
             (
                 "status",
                 STATUS,
-                &[
-                    "COVERING INDEX jobs_not_in_flight",
-                    "jobs_lease_expiry",
-                    "jobs_unleased_in_flight",
-                ],
+                &["SCAN watch_hosts", "jobs_lease_expiry", "jobs_unleased_in_flight"],
             ),
+            ("watch_failed", WATCH_FAILED, &["jobs_not_in_flight (state=?)"]),
+            (
+                "watch_leases",
+                WATCH_LEASES,
+                &["jobs_lease_expiry (lease_expires_at>?)"],
+            ),
+            (
+                "watch_workers",
+                WATCH_WORKERS,
+                &["jobs_lease_expiry (lease_expires_at>?)"],
+            ),
+            ("watch_minutes", WATCH_MINUTES, &["PRIMARY KEY (minute>?)"]),
             (
                 "outstanding",
                 OUTSTANDING,
@@ -261,10 +268,12 @@ mod tests {
                     (line.starts_with("SCAN jobs") || line.starts_with("SCAN ops")) && !line.contains("INDEX");
                 assert!(!whole_table, "{name} scans a whole table:\n{plan}");
             }
-            // Status groups the few in-flight jobs; one URL has few jobs to
-            // sort, and one job few ledger rows.
+            // Status groups the few in-flight jobs (and the workers seen
+            // their owners); one URL has few jobs to sort, and one job few
+            // ledger rows.
             assert!(
-                !plan.contains("TEMP B-TREE") || matches!(*name, "status" | "jobs_success_by_url" | "ops_by_job"),
+                !plan.contains("TEMP B-TREE")
+                    || matches!(*name, "status" | "watch_workers" | "jobs_success_by_url" | "ops_by_job"),
                 "{name} sorts:\n{plan}"
             );
         }
@@ -285,3 +294,13 @@ mod tests {
         }
     }
 }
+/// Each host's jobs by group, the busiest `:limit` hosts.
+pub(crate) const WATCH_HOSTS: &str = include_str!("../sql/queries/watch_hosts.sql");
+/// Finishes per minute and host from `:since` on.
+pub(crate) const WATCH_MINUTES: &str = include_str!("../sql/queries/watch_minutes.sql");
+/// The first FAILED jobs in planning order.
+pub(crate) const WATCH_FAILED: &str = include_str!("../sql/queries/watch_failed.sql");
+/// In-flight jobs by lease expiry after `:after`.
+pub(crate) const WATCH_LEASES: &str = include_str!("../sql/queries/watch_leases.sql");
+/// Lease owners seen after `:after`.
+pub(crate) const WATCH_WORKERS: &str = include_str!("../sql/queries/watch_workers.sql");

@@ -16,6 +16,7 @@ use crate::ledger::{
     RequeueFilter,
 };
 use crate::store::Store;
+use crate::watch::{Watch, WatchQuery};
 
 use super::names;
 
@@ -69,6 +70,10 @@ impl LedgerStore for MeteredStore {
 
     async fn status(&self) -> StoreResult<StatusCounts> {
         self.inner.status().await
+    }
+
+    async fn watch(&self, query: &WatchQuery) -> StoreResult<Watch> {
+        self.inner.watch(query).await
     }
 
     async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64> {
