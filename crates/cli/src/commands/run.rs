@@ -79,7 +79,10 @@ pub(crate) async fn run(
         .map_err(|e| anyhow::anyhow!("cannot start the HTTP client: {e}"))?;
     // `--metrics-addr`: counted and served until this function returns.
     let (watch, store) = match args.metrics_addr {
-        Some(addr) => RunWatch::start(addr, args.auth_token.clone(), store, args.max_attempts).await?,
+        Some(addr) => {
+            let source = format!("the ledger of run {}", std::process::id());
+            RunWatch::start(addr, args.auth_token.clone(), store, args.max_attempts, source).await?
+        }
         None => (RunWatch::off(), store),
     };
     let fetcher = watch.fetcher(fetcher);

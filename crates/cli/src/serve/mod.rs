@@ -7,7 +7,9 @@
 //! ([`auth`]).
 
 mod auth;
+mod html;
 mod metrics;
+mod report;
 mod run_watch;
 
 use std::convert::Infallible;
@@ -22,8 +24,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use oncefetch_core::Store;
+use oncefetch_core::{JobQuery, JobState, OpQuery, Store, StoreError};
+use serde_json::json;
 use tokio::net::TcpListener;
+
+use crate::output::{job_json, op_json};
 
 pub(crate) use auth::check_bind;
 pub(crate) use metrics::Exporter;
@@ -43,6 +48,10 @@ pub(crate) struct Site {
     pub(crate) token: Option<String>,
     /// Attempts per job, as given to `run` (judges FAILED jobs final).
     pub(crate) max_attempts: u32,
+    /// Seconds between two refreshes of a page.
+    pub(crate) refresh: u64,
+    /// The ledger, as the pages name it (credentials redacted).
+    pub(crate) source: String,
 }
 
 /// A running server; stops when dropped.
@@ -80,6 +89,9 @@ impl Drop for Server {
         self.task.abort();
     }
 }
+
+/// Seconds between two refreshes of a page, by default.
+pub(crate) const REFRESH_SECS: u64 = 5;
 
 /// Longest silence on a connection before its headers are in.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -127,23 +139,144 @@ async fn respond(site: &Site, req: Request<hyper::body::Incoming>) -> Answer {
     answer
 }
 
-async fn route(site: &Site, path: &str, _query: &str) -> Answer {
-    match path {
+/// Jobs a page lists by default, and at most.
+const JOBS_PAGE: usize = 100;
+const JOBS_PAGE_MAX: usize = 1000;
+
+async fn route(site: &Site, path: &str, query: &str) -> Answer {
+    let answer = match path {
         "/metrics" => match &site.exporter {
-            Some(exporter) => match exporter.render(site.store.as_ref()).await {
-                Ok(body) => with_type(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body),
-                Err(err) => text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("cannot read the ledger: {err}\n"),
-                ),
-            },
-            None => text(
+            Some(exporter) => exporter
+                .render(site.store.as_ref())
+                .await
+                .map(|body| with_type(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body)),
+            None => Ok(text(
                 StatusCode::NOT_FOUND,
                 "no metrics here: `run --metrics-addr` serves them\n",
-            ),
+            )),
         },
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    }
+        "/assets/watch.css" => Ok(with_type(StatusCode::OK, "text/css; charset=utf-8", CSS)),
+        "/assets/watch.js" => Ok(with_type(StatusCode::OK, "text/javascript; charset=utf-8", JS)),
+        "/" => report::Report::read(site.store.as_ref(), site.max_attempts)
+            .await
+            .map(|r| html_page("oncefetch status", site.refresh, &html::status_main(&r, &site.source))),
+        "/api/status" => report::Report::read(site.store.as_ref(), site.max_attempts)
+            .await
+            .map(|r| json_answer(&r.status_json())),
+        "/api/hosts" => report::Report::read(site.store.as_ref(), site.max_attempts)
+            .await
+            .map(|r| json_answer(&r.hosts_json())),
+        "/jobs" | "/api/jobs" => jobs(site, path == "/api/jobs", query).await,
+        _ => match path.strip_prefix("/job/").or_else(|| path.strip_prefix("/api/job/")) {
+            Some(key) if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                job(site, path.starts_with("/api/"), key).await
+            }
+            _ => Ok(text(StatusCode::NOT_FOUND, "not found\n")),
+        },
+    };
+    answer.unwrap_or_else(|err| {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("cannot read the ledger: {err:#}\n"),
+        )
+    })
+}
+
+const CSS: &str = include_str!("assets/watch.css");
+const JS: &str = include_str!("assets/watch.js");
+
+/// The value of query parameter `name`.
+fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// `/jobs` and `/api/jobs`: `?state=S&after=KEY&limit=N`, in job-key order.
+async fn jobs(site: &Site, api: bool, query: &str) -> anyhow::Result<Answer> {
+    let state = match param(query, "state").filter(|s| !s.is_empty()) {
+        Some(name) => match name.parse::<JobState>() {
+            Ok(state) => Some(state),
+            Err(_) => return Ok(text(StatusCode::BAD_REQUEST, &format!("unknown state {name:?}\n"))),
+        },
+        None => None,
+    };
+    let limit = match param(query, "limit").map(str::parse::<usize>) {
+        None => JOBS_PAGE,
+        Some(Ok(n)) if (1..=JOBS_PAGE_MAX).contains(&n) => n,
+        Some(_) => {
+            return Ok(text(
+                StatusCode::BAD_REQUEST,
+                &format!("limit must be 1 to {JOBS_PAGE_MAX}\n"),
+            ))
+        }
+    };
+    let after = param(query, "after").filter(|a| a.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let found = site
+        .store
+        .jobs(&JobQuery {
+            state,
+            canonical_url: None,
+            after: after.map(str::to_owned),
+            limit,
+        })
+        .await?;
+    let now = site.store.now().await?;
+    let next = (found.len() == limit)
+        .then(|| found.last().map(|j| j.job_key.clone()))
+        .flatten();
+    Ok(if api {
+        json_answer(&json!({
+            "jobs": found.iter().map(|j| job_json(j, now)).collect::<Vec<_>>(),
+            "next": next,
+        }))
+    } else {
+        html_page(
+            "oncefetch jobs",
+            site.refresh,
+            &html::jobs_main(state, &found, next.as_deref(), now),
+        )
+    })
+}
+
+/// `/job/KEY` and `/api/job/KEY`: the job and its ledger trail.
+async fn job(site: &Site, api: bool, key: &str) -> anyhow::Result<Answer> {
+    let job = match site.store.job(key).await {
+        Ok(job) => job,
+        Err(StoreError::NotFound(_)) => return Ok(text(StatusCode::NOT_FOUND, &format!("no job {key}\n"))),
+        Err(err) => return Err(err.into()),
+    };
+    let ops = site
+        .store
+        .ops(&OpQuery {
+            job_key: Some(job.job_key.clone()),
+            after_seq: None,
+            limit: 0,
+        })
+        .await?;
+    let now = site.store.now().await?;
+    Ok(if api {
+        json_answer(&json!({
+            "job": job_json(&job, now),
+            "ledger": ops.iter().map(op_json).collect::<Vec<_>>(),
+        }))
+    } else {
+        html_page("oncefetch job", site.refresh, &html::job_main(&job, &ops, now))
+    })
+}
+
+fn html_page(title: &str, refresh: u64, main: &str) -> Answer {
+    with_type(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        html::page(title, refresh, main),
+    )
+}
+
+fn json_answer(value: &serde_json::Value) -> Answer {
+    with_type(StatusCode::OK, "application/json", format!("{value}\n"))
 }
 
 /// An answer of `content_type` with `body`.

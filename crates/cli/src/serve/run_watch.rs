@@ -8,9 +8,14 @@ use std::sync::Arc;
 use oncefetch_core::pipeline::recover::RecoverReport;
 use oncefetch_core::pipeline::Progress;
 use oncefetch_core::telemetry::{self, HostLabels, MeteredFetcher, MeteredProgress, MeteredStore};
+use oncefetch_core::watch::WatchQuery;
 use oncefetch_core::{Fetcher, Store};
 
 use super::{check_bind, Exporter, Server, Site};
+
+/// The busiest hosts of the ledger (by jobs) when the run starts get a
+/// `host` label of their own; the others are `host="other"`.
+pub(crate) const LABELLED_HOSTS: usize = 20;
 
 /// A run's metrics: off, or on with its server.
 #[derive(Debug)]
@@ -35,16 +40,25 @@ impl RunWatch {
         token: Option<String>,
         store: Arc<dyn Store>,
         max_attempts: u32,
+        source: String,
     ) -> anyhow::Result<(Self, Arc<dyn Store>)> {
         check_bind(addr, token.as_deref())?;
         let exporter = Exporter::install()?;
-        let hosts = HostLabels::default();
+        let busiest = store
+            .watch(&WatchQuery {
+                hosts: LABELLED_HOSTS,
+                ..WatchQuery::default()
+            })
+            .await?;
+        let hosts = HostLabels::new(busiest.hosts.into_iter().map(|h| h.host));
         let metered: Arc<dyn Store> = Arc::new(MeteredStore::new(store));
         let site = Site {
             store: Arc::clone(&metered),
             exporter: Some(exporter),
             token,
             max_attempts,
+            refresh: super::REFRESH_SECS,
+            source,
         };
         let server = Server::start(addr, site).await?;
         tracing::info!(addr = %server.addr(), "serving /metrics and the status pages");
