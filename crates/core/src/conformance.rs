@@ -2178,7 +2178,7 @@ pub async fn watch_counts(setup: Setup) {
         .acquire_job(&jobs[4].job_key, &request(OTHER_OWNER, LONG, 1))
         .await
         .expect("acquire");
-    let theirs = vec![theirs.expect("runnable: a planned job is granted")];
+    let theirs = [theirs.expect("runnable: a planned job is granted")];
     let key = |lease: &Lease| lease.fence.job_key.clone();
     let done = JobPatch {
         sha256: Some("cd".repeat(32)),

@@ -490,7 +490,7 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// retryable failures by attempts used.
     async fn status(&self) -> StoreResult<StatusCounts>;
 
-    /// What the status pages show ([`Watch`]), read in one snapshot: the
+    /// What the status pages show ([`Watch`]), read in one transaction: the
     /// per-host counts and the finishes per minute from counters the store
     /// keeps as it writes, the rest through indexes over small sets (FAILED
     /// in planning order, live leases by expiry), so the cost does not grow

@@ -116,14 +116,25 @@ pub(crate) const RUNNABLE: &str = include_str!("../sql/queries/runnable.sql");
 /// backoff: jobs_failed_retryable alone.
 pub(crate) const RETRYABLE_FAILED: &str = include_str!("../sql/queries/retryable_failed.sql");
 /// Jobs per state (states with no job are absent; a state may come twice, to
-/// be summed): settled and PLANNED jobs, leased in-flight jobs, unleased
-/// in-flight jobs, each from its partial index.
+/// be summed): settled and PLANNED jobs from the counters of watch_hosts,
+/// leased and unleased in-flight jobs from their partial indexes.
 pub(crate) const STATUS: &str = include_str!("../sql/queries/status.sql");
 /// At a requeue: the job's OK rows of effect kinds (OpKind::is_effect) become
 /// ABANDONED so the effects run again instead of replaying stale results.
 pub(crate) const SUPERSEDE_EFFECTS: &str = include_str!("../sql/queries/supersede_effects.sql");
 /// Whether a live lease holds a canonical URL.
 pub(crate) const URL_BUSY: &str = include_str!("../sql/queries/url_busy.sql");
+
+/// Each host's jobs by group, the busiest `:limit` hosts.
+pub(crate) const WATCH_HOSTS: &str = include_str!("../sql/queries/watch_hosts.sql");
+/// Finishes per minute and host from `:since` on.
+pub(crate) const WATCH_MINUTES: &str = include_str!("../sql/queries/watch_minutes.sql");
+/// The first FAILED jobs in planning order.
+pub(crate) const WATCH_FAILED: &str = include_str!("../sql/queries/watch_failed.sql");
+/// In-flight jobs by lease expiry after `:after`.
+pub(crate) const WATCH_LEASES: &str = include_str!("../sql/queries/watch_leases.sql");
+/// Lease owners seen after `:after`.
+pub(crate) const WATCH_WORKERS: &str = include_str!("../sql/queries/watch_workers.sql");
 
 #[cfg(test)]
 mod tests {
@@ -294,13 +305,3 @@ mod tests {
         }
     }
 }
-/// Each host's jobs by group, the busiest `:limit` hosts.
-pub(crate) const WATCH_HOSTS: &str = include_str!("../sql/queries/watch_hosts.sql");
-/// Finishes per minute and host from `:since` on.
-pub(crate) const WATCH_MINUTES: &str = include_str!("../sql/queries/watch_minutes.sql");
-/// The first FAILED jobs in planning order.
-pub(crate) const WATCH_FAILED: &str = include_str!("../sql/queries/watch_failed.sql");
-/// In-flight jobs by lease expiry after `:after`.
-pub(crate) const WATCH_LEASES: &str = include_str!("../sql/queries/watch_leases.sql");
-/// Lease owners seen after `:after`.
-pub(crate) const WATCH_WORKERS: &str = include_str!("../sql/queries/watch_workers.sql");

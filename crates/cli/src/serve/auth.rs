@@ -35,10 +35,10 @@ pub(crate) struct Granted {
 }
 
 /// Lets a request in when no token is set or it carries the token;
-/// otherwise the 401 to answer.
-pub(crate) fn check<B>(token: Option<&str>, req: &Request<B>) -> Result<Granted, Answer> {
+/// `None` when it must be refused ([`refused`]).
+pub(crate) fn check<B>(token: Option<&str>, req: &Request<B>) -> Option<Granted> {
     let Some(token) = token else {
-        return Ok(Granted::default());
+        return Some(Granted::default());
     };
     let bearer = req
         .headers()
@@ -46,7 +46,7 @@ pub(crate) fn check<B>(token: Option<&str>, req: &Request<B>) -> Result<Granted,
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if bearer.is_some_and(|given| same(given, token)) {
-        return Ok(Granted::default());
+        return Some(Granted::default());
     }
     let cookie = req
         .headers()
@@ -58,7 +58,7 @@ pub(crate) fn check<B>(token: Option<&str>, req: &Request<B>) -> Result<Granted,
         .find(|(name, _)| *name == COOKIE_NAME)
         .map(|(_, value)| value);
     if cookie.is_some_and(|given| same(given, token)) {
-        return Ok(Granted::default());
+        return Some(Granted::default());
     }
     let query = req
         .uri()
@@ -68,11 +68,14 @@ pub(crate) fn check<B>(token: Option<&str>, req: &Request<B>) -> Result<Granted,
         .filter_map(|pair| pair.split_once('='))
         .find(|(name, _)| *name == "token")
         .map(|(_, value)| value);
-    if query.is_some_and(|given| same(given, token)) {
-        return Ok(Granted {
-            set_cookie: Some(format!("{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict")),
-        });
-    }
+    query.filter(|given| same(given, token)).map(|_| Granted {
+        set_cookie: Some(format!("{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict")),
+    })
+}
+
+/// The answer to a request without the token: 401, and nothing of the
+/// ledger.
+pub(crate) fn refused() -> Answer {
     let mut refused = text(
         StatusCode::UNAUTHORIZED,
         "this server needs its access token: send `Authorization: Bearer TOKEN`, or open the page with ?token=TOKEN\n",
@@ -81,7 +84,7 @@ pub(crate) fn check<B>(token: Option<&str>, req: &Request<B>) -> Result<Granted,
         hyper::header::WWW_AUTHENTICATE,
         hyper::header::HeaderValue::from_static("Bearer"),
     );
-    Err(refused)
+    refused
 }
 
 /// Compares in time that depends on the lengths only.
@@ -107,9 +110,9 @@ mod tests {
     #[test]
     fn only_requests_with_the_token_pass() {
         let t = Some("s3cret");
-        assert!(check(None, &request(None, None, "/")).is_ok());
-        assert!(check(t, &request(Some("Bearer s3cret"), None, "/")).is_ok());
-        assert!(check(t, &request(None, Some("a=b; oncefetch_token=s3cret"), "/")).is_ok());
+        assert!(check(None, &request(None, None, "/")).is_some());
+        assert!(check(t, &request(Some("Bearer s3cret"), None, "/")).is_some());
+        assert!(check(t, &request(None, Some("a=b; oncefetch_token=s3cret"), "/")).is_some());
         let by_query = check(t, &request(None, None, "/?x=1&token=s3cret")).expect("query token");
         assert!(by_query
             .set_cookie
@@ -120,9 +123,18 @@ mod tests {
             (Some("Basic s3cret"), None, "/"),
             (None, Some("oncefetch_token=nope"), "/?token=s3cret2"),
         ] {
-            let refused = check(t, &request(header, cookie, uri)).expect_err("refused");
-            assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+            assert!(
+                check(t, &request(header, cookie, uri)).is_none(),
+                "{header:?} {cookie:?} {uri}"
+            );
         }
+    }
+
+    #[test]
+    fn a_refusal_shows_nothing() {
+        let answer = refused();
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.headers()[hyper::header::WWW_AUTHENTICATE], "Bearer");
     }
 
     #[test]

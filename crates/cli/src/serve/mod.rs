@@ -124,9 +124,8 @@ async fn respond(site: &Site, req: Request<hyper::body::Incoming>) -> Answer {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served\n");
     }
-    let granted = match auth::check(site.token.as_deref(), &req) {
-        Ok(granted) => granted,
-        Err(refused) => return refused,
+    let Some(granted) = auth::check(site.token.as_deref(), &req) else {
+        return auth::refused();
     };
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
