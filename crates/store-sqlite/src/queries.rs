@@ -127,6 +127,8 @@ pub(crate) const URL_BUSY: &str = include_str!("../sql/queries/url_busy.sql");
 
 /// Each host's jobs by group, the busiest `:limit` hosts.
 pub(crate) const WATCH_HOSTS: &str = include_str!("../sql/queries/watch_hosts.sql");
+/// Counts the jobs a plan batch inserted, per host.
+pub(crate) const WATCH_PLAN_COUNT: &str = include_str!("../sql/queries/watch_plan_count.sql");
 /// Finishes per minute and host from `:since` on.
 pub(crate) const WATCH_MINUTES: &str = include_str!("../sql/queries/watch_minutes.sql");
 /// The first FAILED jobs in planning order.
@@ -236,6 +238,7 @@ mod tests {
                 &["jobs_lease_expiry (lease_expires_at>?)"],
             ),
             ("watch_minutes", WATCH_MINUTES, &["PRIMARY KEY (minute>?)"]),
+            ("watch_plan_count", WATCH_PLAN_COUNT, &["INTEGER PRIMARY KEY (rowid>?)"]),
             (
                 "outstanding",
                 OUTSTANDING,
@@ -280,11 +283,14 @@ mod tests {
                 assert!(!whole_table, "{name} scans a whole table:\n{plan}");
             }
             // Status groups the few in-flight jobs (and the workers seen
-            // their owners); one URL has few jobs to sort, and one job few
-            // ledger rows.
+            // their owners, a plan batch its new jobs' hosts); one URL has
+            // few jobs to sort, and one job few ledger rows.
             assert!(
                 !plan.contains("TEMP B-TREE")
-                    || matches!(*name, "status" | "watch_workers" | "jobs_success_by_url" | "ops_by_job"),
+                    || matches!(
+                        *name,
+                        "status" | "watch_workers" | "watch_plan_count" | "jobs_success_by_url" | "ops_by_job"
+                    ),
                 "{name} sorts:\n{plan}"
             );
         }
