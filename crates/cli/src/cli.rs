@@ -137,6 +137,11 @@ pub enum Command {
         after_long_help = after_long_help(Topic::Completions)
     )]
     Completions(CompletionsArgs),
+    /// Serve read-only status pages and a JSON API over the ledger (`/`, `/jobs`, `/job/KEY`, `/api/status`,
+    /// `/api/jobs`, `/api/hosts`): any host can watch a fleet's shared ledger. Binds loopback unless `--addr` says
+    /// otherwise, and then needs `--auth-token`; runs until interrupted.
+    #[command(after_help = after_help(Topic::Serve), after_long_help = after_long_help(Topic::Serve))]
+    Serve(ServeArgs),
 }
 
 /// `plan`.
@@ -274,6 +279,34 @@ pub struct RunArgs {
     /// instead of virtual-hosted ones (`bucket.ENDPOINT/key`).
     #[arg(long)]
     pub s3_path_style: bool,
+    /// Serve Prometheus metrics at `/metrics`, and the status pages of `serve`, at this address while the run
+    /// lasts, e.g. `127.0.0.1:9464` (port 0 picks one, printed at start). An address that is not loopback needs
+    /// `--auth-token`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The token every request to `--metrics-addr` must carry (`Authorization: Bearer TOKEN`, or `?token=TOKEN`
+    /// in a browser); required for an address that is not loopback.
+    #[arg(long, env = "ONCEFETCH_AUTH_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks one, printed at start). An address that is not loopback needs
+    /// `--auth-token`: the pages show the ledger's URLs and errors.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub addr: std::net::SocketAddr,
+    /// The token every request must carry (`Authorization: Bearer TOKEN`, or `?token=TOKEN` once in a browser,
+    /// which then keeps it in a cookie); required for an address that is not loopback.
+    #[arg(long, env = "ONCEFETCH_AUTH_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Attempts per job, as given to `run`: a retryable FAILED job that used this many is final.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_attempts: u32,
+    /// How often the pages refresh themselves, in seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
+    pub refresh: u64,
 }
 
 /// `fetch`.

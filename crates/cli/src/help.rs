@@ -35,6 +35,8 @@ pub enum Topic {
     Retry,
     /// `oncefetch completions`.
     Completions,
+    /// `oncefetch serve`.
+    Serve,
 }
 
 use Topic::*;
@@ -53,6 +55,7 @@ impl Topic {
         Verify,
         Retry,
         Completions,
+        Serve,
     ];
 
     /// The subcommand's name (`oncefetch` for the top level).
@@ -69,6 +72,7 @@ impl Topic {
             Verify => "verify",
             Retry => "retry",
             Completions => "completions",
+            Serve => "serve",
         }
     }
 
@@ -191,6 +195,10 @@ const FATAL_CAUSES: &[(&str, Applies)] = &[
         Applies::Only(&[Run, Fetch]),
     ),
     ("standard output cannot be written", Applies::Only(&[Completions])),
+    (
+        "the watch address is not loopback and no `--auth-token` is given, or it cannot be listened on",
+        Applies::Only(&[Serve, Run, Fetch]),
+    ),
 ];
 
 /// The manifest fields (SPEC §1).
@@ -258,6 +266,11 @@ const ENVIRONMENT: &[(&str, &str, Applies)] = &[
         "comma-separated hosts, domains (with their subdomains), IPs or CIDR ranges reached without \
          the proxy; `*` for all",
         Applies::Only(&[Run, Fetch]),
+    ),
+    (
+        "ONCEFETCH_AUTH_TOKEN",
+        "the token of the status pages and `/metrics`, as `--auth-token` (the flag wins)",
+        Applies::Only(&[Serve, Run, Fetch]),
     ),
 ];
 
@@ -386,6 +399,20 @@ fn examples(topic: Topic) -> &'static [(&'static str, &'static str)] {
                 "fish",
             ),
             ("oncefetch completions powershell >> $PROFILE", "PowerShell"),
+        ],
+        Serve => &[
+            (
+                "oncefetch serve --db postgres://user:pass@db/oncefetch",
+                "watch a fleet's shared ledger at http://127.0.0.1:8080/ until Ctrl-C",
+            ),
+            (
+                "oncefetch serve --addr 0.0.0.0:8080 --auth-token \"$TOKEN\"",
+                "for other hosts too: every request must carry the token",
+            ),
+            (
+                "curl -s localhost:8080/api/status | jq .eta_seconds",
+                "the JSON API: status, jobs, hosts",
+            ),
         ],
     }
 }

@@ -8,6 +8,7 @@ mod hosts;
 mod output;
 mod progress;
 mod reason;
+mod serve;
 mod signals;
 mod summary;
 mod table;
@@ -61,6 +62,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Recover(args) => commands::recover::run(&store, &args).await?,
         Command::Verify(args) => commands::verify::run(&store, &args).await?,
         Command::Retry(args) => commands::retry::run(&store, &args).await?,
+        Command::Serve(args) => commands::serve::run(Arc::clone(&store), &args, &cli.db).await?,
         Command::Completions(_) => unreachable!("completions open no ledger"),
     };
     // A clean exit leaves the ledger whole in its main file (SQLite: the WAL
@@ -76,7 +78,9 @@ fn open_mode(command: &Command) -> Option<OpenMode> {
     match command {
         Command::Plan(_) | Command::Fetch(_) => Some(OpenMode::Create),
         Command::Run(_) | Command::Recover(_) | Command::Retry(_) => Some(OpenMode::Existing),
-        Command::Status(_) | Command::Jobs(_) | Command::Ledger(_) | Command::Verify(_) => Some(OpenMode::ReadOnly),
+        Command::Status(_) | Command::Jobs(_) | Command::Ledger(_) | Command::Verify(_) | Command::Serve(_) => {
+            Some(OpenMode::ReadOnly)
+        }
         Command::Completions(_) => None,
     }
 }

@@ -33,6 +33,7 @@ use crate::ledger::{
 };
 use crate::state::JobState;
 use crate::store::Store;
+use crate::watch::{HostCounts, WatchQuery};
 
 /// The stores a check runs against.
 #[derive(Debug, Clone)]
@@ -97,7 +98,8 @@ macro_rules! store_conformance {
             update_expected_requeues_mismatches,
             requeue_matching_narrows,
             ops_are_listed_in_order,
-            request_budget_is_shared
+            request_budget_is_shared,
+            watch_counts
         );
     };
     (@each $setup:path; $($clause:ident),+) => {
@@ -2141,4 +2143,187 @@ pub async fn request_budget_is_shared(setup: Setup) {
         "another host's budget is its own: its slot is now, not after the first host's"
     );
     assert!(other.first < slots[slots.len() - 1], "another host waits for no one");
+}
+
+/// **watch counts**: jobs per host and state group, finishes per minute,
+/// FAILED jobs, live leases by expiry and the workers seen, kept as jobs
+/// are planned, step, finish and are requeued.
+pub async fn watch_counts(setup: Setup) {
+    let store = setup.store;
+    let empty = store.watch(&WatchQuery::default()).await.expect("watch");
+    assert!(
+        empty.hosts.is_empty() && empty.minutes.is_empty() && empty.workers.is_empty(),
+        "watch counts: an empty ledger shows nothing: {empty:?}"
+    );
+    let mut jobs: Vec<NewJob> = (0..4)
+        .map(|i| sample_job(&format!("watch-a{i}"), "a", &format!("https://a.example/x/{i}")))
+        .collect();
+    jobs.extend((0..2).map(|i| {
+        sample_job(
+            &format!("watch-b{i}"),
+            "a",
+            &format!("https://u:p@b.example:8443/y/{i}"),
+        )
+    }));
+    store.plan(&jobs).await.expect("plan");
+    let mut mine = Vec::new();
+    for job in &jobs[..4] {
+        let lease = store
+            .acquire_job(&job.job_key, &request(OWNER, LONG, 1))
+            .await
+            .expect("acquire");
+        mine.push(lease.expect("runnable: a planned job is granted"));
+    }
+    let theirs = store
+        .acquire_job(&jobs[4].job_key, &request(OTHER_OWNER, LONG, 1))
+        .await
+        .expect("acquire");
+    let theirs = [theirs.expect("runnable: a planned job is granted")];
+    let key = |lease: &Lease| lease.fence.job_key.clone();
+    let done = JobPatch {
+        sha256: Some("cd".repeat(32)),
+        size: Some(100),
+        ..JobPatch::default()
+    };
+    store
+        .advance(&mine[0].fence, &JobState::PIPELINE[2..], done)
+        .await
+        .expect("succeed");
+    let to_streaming = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
+    store
+        .advance(&mine[1].fence, &to_streaming, JobPatch::default())
+        .await
+        .expect("stream");
+    let failure = JobPatch {
+        failure: Some(JobFailure {
+            message: "server answered 503".into(),
+            retryable: true,
+            retry_after: LONG,
+            counts_attempt: false,
+        }),
+        ..JobPatch::default()
+    };
+    store
+        .advance(&mine[1].fence, &[JobState::Failed], failure)
+        .await
+        .expect("fail");
+    store
+        .advance(&mine[2].fence, &to_streaming, JobPatch::default())
+        .await
+        .expect("stream");
+    store
+        .advance(&mine[3].fence, &[JobState::SkippedDuplicate], JobPatch::default())
+        .await
+        .expect("skip");
+
+    let watch = store.watch(&WatchQuery::default()).await.expect("watch");
+    let a = HostCounts {
+        host: "a.example".into(),
+        planned: 0,
+        in_flight: 1,
+        succeeded: 1,
+        skipped: 1,
+        failed: 1,
+        bytes: 100,
+        recent_finished: 3,
+    };
+    let b = HostCounts {
+        host: "b.example:8443".into(),
+        planned: 1,
+        in_flight: 1,
+        ..HostCounts::default()
+    };
+    assert_eq!(
+        watch.hosts,
+        vec![a.clone(), b],
+        "watch counts: jobs per host (HOST:PORT, no user info) and state group, the most jobs first"
+    );
+    let sum = |f: fn(&crate::watch::MinuteCounts) -> u64| watch.minutes.iter().map(f).sum::<u64>();
+    assert_eq!(
+        (
+            sum(|m| m.succeeded),
+            sum(|m| m.skipped),
+            sum(|m| m.failed),
+            sum(|m| m.bytes)
+        ),
+        (1, 1, 1, 100),
+        "watch counts: each finish counted once in its minute: {:?}",
+        watch.minutes
+    );
+    assert!(
+        watch
+            .minutes
+            .iter()
+            .all(|m| m.minute % 60_000 == 0 && m.minute <= watch.now)
+            && watch.minutes.windows(2).all(|w| w[0].minute < w[1].minute),
+        "watch counts: minutes are minute starts, oldest first: {:?}",
+        watch.minutes
+    );
+    assert_eq!(
+        watch.failed.iter().map(|j| j.job_key.clone()).collect::<Vec<_>>(),
+        vec![key(&mine[1])],
+        "watch counts: the FAILED jobs"
+    );
+    let mut in_flight: Vec<String> = watch.in_flight.iter().map(|j| j.job_key.clone()).collect();
+    assert!(
+        watch
+            .in_flight
+            .windows(2)
+            .all(|w| w[0].lease_expires_at <= w[1].lease_expires_at),
+        "watch counts: live leases, the earliest expiry first"
+    );
+    in_flight.sort();
+    let mut expected = vec![key(&mine[2]), key(&theirs[0])];
+    expected.sort();
+    assert_eq!(in_flight, expected, "watch counts: the jobs a live lease holds");
+    assert!(
+        watch.in_flight.iter().all(|j| j.lease_owner.is_some()),
+        "watch counts: in-flight jobs show their lease owner"
+    );
+    let workers: Vec<(String, u64)> = watch.workers.iter().map(|w| (w.owner.clone(), w.live_leases)).collect();
+    assert_eq!(
+        workers,
+        vec![(OWNER.to_owned(), 1), (OTHER_OWNER.to_owned(), 1)],
+        "watch counts: the lease owners seen, by owner"
+    );
+    let small = WatchQuery {
+        hosts: 1,
+        failed: 0,
+        in_flight: 1,
+        ..WatchQuery::default()
+    };
+    let cut = store.watch(&small).await.expect("watch");
+    assert_eq!(
+        (cut.hosts.len(), cut.failed.len(), cut.in_flight.len()),
+        (1, 0, 1),
+        "watch counts: limits hold"
+    );
+
+    // Requeued, the SUCCESS job counts as PLANNED again; its finish stays.
+    assert!(store.requeue(&key(&mine[0]), "watch").await.expect("requeue"));
+    let after = store.watch(&WatchQuery::default()).await.expect("watch");
+    let requeued = HostCounts {
+        planned: 1,
+        succeeded: 0,
+        bytes: 0,
+        ..a
+    };
+    assert_eq!(
+        after.hosts.first(),
+        Some(&requeued),
+        "watch counts: a requeued job leaves its group for PLANNED"
+    );
+    let status = store.status().await.expect("status");
+    assert_eq!(
+        (
+            status.get(JobState::Planned),
+            status.get(JobState::Success),
+            status.get(JobState::Failed),
+            status.get(JobState::SkippedDuplicate),
+            status.bytes_done,
+            status.total()
+        ),
+        (2, 0, 1, 1, 0, 6),
+        "watch counts: status agrees with the counters"
+    );
 }

@@ -15,6 +15,7 @@ use crate::job::{
 };
 use crate::lease::Fence;
 use crate::state::JobState;
+use crate::watch::{Watch, WatchQuery};
 
 /// The kind of a side effect (or recovery action) in the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -440,6 +441,12 @@ impl RequestSlots {
 ///   retryable FAILED jobs by attempts used, and those of them whose next
 ///   attempt is after now by the store clock, in
 ///   [`StatusCounts::retryable_failed`], all read with the counts per state.
+/// - **watch counts**: [`LedgerStore::watch`] counts every job under its
+///   host ([`crate::url::host_port`]) by state group as
+///   [`HostCounts::count`](crate::watch::HostCounts::count) does, and each step into SUCCESS, SKIPPED_DUPLICATE or FAILED once, in
+///   the minute of the store clock it happened; it lists FAILED jobs in
+///   planning order, live leases by expiry and the owners of leases that
+///   expire after now − `recent`.
 /// - **request budget**: [`LedgerStore::claim_request_slots`] reserves a
 ///   host's next request times atomically by the store clock, following
 ///   [`RequestSlots::claim`]: concurrent claims through any handles on one
@@ -482,6 +489,13 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// Counts per state, the live leases among them, the bytes done and the
     /// retryable failures by attempts used.
     async fn status(&self) -> StoreResult<StatusCounts>;
+
+    /// What the status pages show ([`Watch`]), read in one transaction: the
+    /// per-host counts and the finishes per minute from counters the store
+    /// keeps as it writes, the rest through indexes over small sets (FAILED
+    /// in planning order, live leases by expiry), so the cost does not grow
+    /// with the ledger. Read-only.
+    async fn watch(&self, query: &WatchQuery) -> StoreResult<Watch>;
 
     /// Jobs not yet settled for `run`: neither terminal nor FAILED without
     /// retries left (not retryable, or `attempts >= max_attempts`). With

@@ -14,7 +14,9 @@ pub mod registry;
 pub mod robots;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod url;
+pub mod watch;
 
 /// How a third party writes a store: the guide in `docs/writing-a-store.md`.
 #[doc = include_str!("../../../docs/writing-a-store.md")]

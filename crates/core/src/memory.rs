@@ -24,6 +24,7 @@ use crate::ledger::{
 use crate::registry::{OpenFuture, StoreFactory};
 use crate::state::{check_transition, JobState, Transition};
 use crate::store::Store;
+use crate::watch::{HostCounts, MinuteCounts, Watch, WatchQuery, WorkerSeen};
 
 /// A ledger held in memory (lost when dropped).
 #[derive(Debug, Default)]
@@ -46,6 +47,11 @@ struct Inner {
     freed_through: Millis,
     /// Each host's next free request time ([`RequestSlots::claim`]).
     host_budget: HashMap<String, Millis>,
+    /// Steps into SUCCESS, SKIPPED_DUPLICATE or FAILED, for
+    /// [`LedgerStore::watch`]: when, the host, the state and the size.
+    finishes: Vec<(Millis, String, JobState, Option<u64>)>,
+    /// Each job's place in planning order.
+    planned_seq: HashMap<String, u64>,
 }
 
 fn now_millis() -> Millis {
@@ -154,6 +160,12 @@ impl Inner {
         };
         apply_step(job, JobState::Failed, &failed, now);
         let epoch = job.epoch;
+        self.finishes.push((
+            now,
+            crate::url::host_port(&job.canonical_url).to_owned(),
+            JobState::Failed,
+            None,
+        ));
         self.abandon_ops(key, None, now);
         self.push_op(OpRecord {
             seq: 0,
@@ -335,6 +347,8 @@ impl LedgerStore for MemoryStore {
                 }
             } else {
                 inner.jobs.insert(new.job_key.clone(), Job::planned(new));
+                let seq = inner.planned_seq.len() as u64;
+                inner.planned_seq.insert(new.job_key.clone(), seq);
                 counts.new += 1;
             }
         }
@@ -389,6 +403,93 @@ impl LedgerStore for MemoryStore {
             .with_retryable_failed(retryable_failed))
     }
 
+    async fn watch(&self, query: &WatchQuery) -> StoreResult<Watch> {
+        let now = now_millis();
+        let inner = self.lock();
+        let mut hosts: HashMap<&str, HostCounts> = HashMap::new();
+        for job in inner.jobs.values() {
+            let host = crate::url::host_port(&job.canonical_url);
+            hosts
+                .entry(host)
+                .or_insert_with(|| HostCounts {
+                    host: host.to_owned(),
+                    ..HostCounts::default()
+                })
+                .count(job.state, job.size);
+        }
+        let mut minutes: BTreeMap<Millis, MinuteCounts> = BTreeMap::new();
+        let window_start = MinuteCounts::minute_of(now - millis(query.window));
+        let recent_start = now - millis(query.recent);
+        for (at, host, state, size) in &inner.finishes {
+            let minute = MinuteCounts::minute_of(*at);
+            if minute >= window_start {
+                let row = minutes.entry(minute).or_insert(MinuteCounts {
+                    minute,
+                    ..MinuteCounts::default()
+                });
+                match state {
+                    JobState::Success => {
+                        row.succeeded += 1;
+                        row.bytes += size.unwrap_or(0);
+                    }
+                    JobState::SkippedDuplicate => row.skipped += 1,
+                    _ => row.failed += 1,
+                }
+            }
+            if minute >= MinuteCounts::minute_of(recent_start) {
+                if let Some(counts) = hosts.get_mut(host.as_str()) {
+                    counts.recent_finished += 1;
+                }
+            }
+        }
+        let mut hosts: Vec<HostCounts> = hosts.into_values().collect();
+        Watch::rank_hosts(&mut hosts, query.hosts);
+        let mut failed: Vec<(u64, Job)> = inner
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Failed)
+            .map(|j| (inner.planned_seq.get(&j.job_key).copied().unwrap_or(0), inner.read(j)))
+            .collect();
+        failed.sort_by_key(|(seq, _)| *seq);
+        let live = |j: &&Job| j.state.is_in_flight() && j.lease_expires_at.is_some_and(|t| t > now);
+        let mut in_flight: Vec<Job> = inner.jobs.values().filter(live).map(|j| inner.read(j)).collect();
+        in_flight.sort_by(|a, b| {
+            a.lease_expires_at
+                .cmp(&b.lease_expires_at)
+                .then_with(|| a.job_key.cmp(&b.job_key))
+        });
+        in_flight.truncate(query.in_flight);
+        let mut workers: BTreeMap<String, WorkerSeen> = BTreeMap::new();
+        for job in inner
+            .jobs
+            .values()
+            .filter(|j| j.state.is_in_flight())
+            .map(|j| inner.read(j))
+        {
+            let (Some(owner), Some(expiry)) = (job.lease_owner, job.lease_expires_at) else {
+                continue;
+            };
+            if expiry <= recent_start {
+                continue;
+            }
+            let seen = workers.entry(owner.clone()).or_insert(WorkerSeen {
+                owner,
+                live_leases: 0,
+                last_expiry: expiry,
+            });
+            seen.live_leases += u64::from(expiry > now);
+            seen.last_expiry = seen.last_expiry.max(expiry);
+        }
+        Ok(Watch {
+            now,
+            hosts,
+            minutes: minutes.into_values().collect(),
+            failed: failed.into_iter().take(query.failed).map(|(_, j)| j).collect(),
+            in_flight,
+            workers: workers.into_values().collect(),
+        })
+    }
+
     async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64> {
         let horizon = within.map(|w| now_millis().saturating_add(millis(w)));
         let inner = self.lock();
@@ -414,6 +515,7 @@ impl LedgerStore for MemoryStore {
         }
         // Check everything on a copy first: all or nothing.
         let mut job = current.clone();
+        let state_before = current.state;
         let finish_row = match &commit.finish {
             Some(finish) => {
                 let row = inner.attempts.get(&(finish.op_key.clone(), fence.epoch)).copied();
@@ -474,6 +576,10 @@ impl LedgerStore for MemoryStore {
             if finish.code == ResultCode::Ok {
                 inner.ok_rows.insert(finish.op_key.clone(), i);
             }
+        }
+        if job.state != state_before && (job.state == JobState::Failed || job.state.is_terminal()) {
+            let host = crate::url::host_port(&job.canonical_url).to_owned();
+            inner.finishes.push((now, host, job.state, job.size));
         }
         inner.jobs.insert(fence.job_key.clone(), job);
         if let (Some(index), Some(standing), None) = (&commit.index, &first_path, &replayed_index) {

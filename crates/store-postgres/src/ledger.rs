@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use oncefetch_core::watch::{Watch, WatchQuery};
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
     IndexOp, Job, JobPatch, JobQuery, JobState, LedgerStore, NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord,
@@ -386,6 +387,10 @@ impl LedgerStore for PostgresStore {
             .with_live_leases(live)
             .with_bytes_done(bytes_done)
             .with_retryable_failed(retryable_failed))
+    }
+
+    async fn watch(&self, query: &WatchQuery) -> StoreResult<Watch> {
+        self.read_watch(query).await
     }
 
     async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64> {

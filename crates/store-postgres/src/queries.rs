@@ -22,14 +22,22 @@ pub(crate) const NOW: &str = "SELECT floor(extract(epoch FROM now()) * 1000)::bi
 pub(crate) const JOB: &str = "SELECT * FROM job_rows WHERE job_key = $1";
 /// Jobs per state (retryable FAILED jobs apart, by attempts used), how many
 /// of them a live lease holds, how many wait out a backoff, and the sum of
-/// their sizes: one pass, one snapshot.
-pub(crate) const STATUS: &str = "SELECT state, \
-     CASE WHEN state = 'FAILED' AND retryable THEN attempts END AS retry_attempts, \
-     count(*) AS n, \
-     count(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_expires_at > now()) AS live, \
-     count(*) FILTER (WHERE next_attempt_at > now()) AS waiting, \
-     coalesce(sum(size), 0)::bigint AS bytes \
-     FROM jobs GROUP BY 1, 2";
+/// their sizes, in one snapshot: PLANNED and settled jobs from the counters
+/// of `watch_hosts`, retryable FAILED and in-flight jobs through their
+/// partial indexes (small sets), the other FAILED jobs by difference.
+pub(crate) const STATUS: &str = "SELECT grp AS state, NULL::integer AS retry_attempts, sum(jobs)::bigint AS n, \
+     0::bigint AS live, 0::bigint AS waiting, sum(bytes)::bigint AS bytes \
+     FROM watch_hosts WHERE grp IN ('PLANNED', 'SUCCESS', 'SKIPPED_DUPLICATE') GROUP BY grp \
+     UNION ALL \
+     SELECT 'FAILED', NULL, (SELECT coalesce(sum(jobs), 0) FROM watch_hosts WHERE grp = 'FAILED')::bigint \
+         - (SELECT count(*) FROM jobs WHERE state = 'FAILED' AND retryable), 0, 0, 0 \
+     UNION ALL \
+     SELECT 'FAILED', attempts, count(*), 0, count(*) FILTER (WHERE next_attempt_at > now()), 0 \
+     FROM jobs WHERE state = 'FAILED' AND retryable GROUP BY attempts \
+     UNION ALL \
+     SELECT state, NULL, count(*), count(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_expires_at > now()), 0, 0 \
+     FROM jobs WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED') \
+     GROUP BY state";
 /// The OK row of an INDEX op (job $2, epoch $3, result $4).
 pub(crate) const INDEX_RECORD: &str =
     "INSERT INTO ops (op_key, job_key, kind, epoch, started_at, finished_at, result_code, result) \

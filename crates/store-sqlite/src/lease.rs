@@ -261,7 +261,7 @@ pub(crate) fn reconcile(conn: &Connection, stale_after: Duration) -> Result<Reco
 }
 
 /// The reconcile mark: a lease that expired at or before it was freed.
-fn freed_through(conn: &Connection) -> rusqlite::Result<Millis> {
+pub(crate) fn freed_through(conn: &Connection) -> rusqlite::Result<Millis> {
     conn.prepare_cached(queries::RECONCILE_MARK_GET)?
         .query_row([], |row| row.get(0))
 }

@@ -54,8 +54,12 @@ pub(crate) fn load_job(conn: &Connection, job_key: &str) -> rusqlite::Result<Opt
 /// Plans jobs with multi-row `INSERT OR IGNORE`s, binding the jobs' own
 /// strings (no copies). Only an insert that left some of its rows out (their
 /// keys were present, or met twice) reads anything back: the recorded
-/// expectations of its jobs whose line declares some.
+/// expectations of its jobs whose line declares some. The new jobs are then
+/// counted per host in `watch_hosts`, in one statement over their rowids.
 pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxError> {
+    let before: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(planned_seq), 0) FROM jobs")?
+        .query_row([], |row| row.get(0))?;
     let mut inserted = 0usize;
     let mut conflicts = Vec::new();
     let mut done = 0usize;
@@ -83,6 +87,10 @@ pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxE
             inserted += new;
             done += 1;
         }
+    }
+    if inserted > 0 {
+        conn.prepare_cached(queries::WATCH_PLAN_COUNT)?
+            .execute(named_params! {":before": before})?;
     }
     let new = u64::try_from(inserted).unwrap_or(u64::MAX);
     let total = u64::try_from(jobs.len()).unwrap_or(u64::MAX);

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../sql/migrations/0004_reconcile_mark.sql")),
     (5, include_str!("../sql/migrations/0005_expected_content_type.sql")),
     (6, include_str!("../sql/migrations/0006_host_budget.sql")),
+    (7, include_str!("../sql/migrations/0007_watch.sql")),
 ];
 
 /// The schema version this build writes.
@@ -129,6 +130,34 @@ mod tests {
             .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
             .expect("version");
         assert_eq!(version, 1, "nothing migrated");
+    }
+
+    #[test]
+    fn version_7_counts_the_jobs_already_planned() {
+        let mut conn = version_1_ledger();
+        conn.execute_batch(
+            "INSERT INTO jobs (job_key, work_id, artifact_id, url, canonical_url, state, size)
+                 VALUES ('j2', 'w', 'b', 'http://u@h:81/b', 'http://u@h:81/b', 'SUCCESS', 7),
+                        ('j3', 'w', 'c', 'http://h/c', 'http://h/c', 'PLANNED', NULL);",
+        )
+        .expect("more jobs");
+        migrate(&mut conn).expect("migrate");
+        let counts: Vec<(String, String, i64, i64)> = conn
+            .prepare("SELECT host, grp, jobs, bytes FROM watch_hosts ORDER BY host, grp")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let row = |h: &str, g: &str, n, b| (h.to_owned(), g.to_owned(), n, b);
+        assert_eq!(
+            counts,
+            [
+                row("h", "IN_FLIGHT", 1, 0),
+                row("h", "PLANNED", 1, 0),
+                row("h:81", "SUCCESS", 1, 7)
+            ]
+        );
     }
 
     #[test]

@@ -10,8 +10,7 @@ pub(crate) const ARTIFACT_INSERT: &str = include_str!("../sql/queries/artifact_i
 /// Ends a job a grant found out of attempts (its lease expired before its body
 /// was in): FAILED, not retryable, under the next epoch, with no lease.
 pub(crate) const FAIL_OUT_OF_ATTEMPTS: &str = include_str!("../sql/queries/fail_out_of_attempts.sql");
-/// The sum of the sizes of the SUCCESS jobs: their range of
-/// jobs_not_in_flight.
+/// The sum of the sizes of the SUCCESS jobs, from the counters.
 pub(crate) const BYTES_DONE: &str = include_str!("../sql/queries/bytes_done.sql");
 /// Grants a job: LEASED under the next epoch (the caller read the row in this
 /// transaction and builds the granted job from it).
@@ -117,14 +116,27 @@ pub(crate) const RUNNABLE: &str = include_str!("../sql/queries/runnable.sql");
 /// backoff: jobs_failed_retryable alone.
 pub(crate) const RETRYABLE_FAILED: &str = include_str!("../sql/queries/retryable_failed.sql");
 /// Jobs per state (states with no job are absent; a state may come twice, to
-/// be summed): settled and PLANNED jobs, leased in-flight jobs, unleased
-/// in-flight jobs, each from its partial index.
+/// be summed): settled and PLANNED jobs from the counters of watch_hosts,
+/// leased and unleased in-flight jobs from their partial indexes.
 pub(crate) const STATUS: &str = include_str!("../sql/queries/status.sql");
 /// At a requeue: the job's OK rows of effect kinds (OpKind::is_effect) become
 /// ABANDONED so the effects run again instead of replaying stale results.
 pub(crate) const SUPERSEDE_EFFECTS: &str = include_str!("../sql/queries/supersede_effects.sql");
 /// Whether a live lease holds a canonical URL.
 pub(crate) const URL_BUSY: &str = include_str!("../sql/queries/url_busy.sql");
+
+/// Each host's jobs by group, the busiest `:limit` hosts.
+pub(crate) const WATCH_HOSTS: &str = include_str!("../sql/queries/watch_hosts.sql");
+/// Counts the jobs a plan batch inserted, per host.
+pub(crate) const WATCH_PLAN_COUNT: &str = include_str!("../sql/queries/watch_plan_count.sql");
+/// Finishes per minute and host from `:since` on.
+pub(crate) const WATCH_MINUTES: &str = include_str!("../sql/queries/watch_minutes.sql");
+/// The first FAILED jobs in planning order.
+pub(crate) const WATCH_FAILED: &str = include_str!("../sql/queries/watch_failed.sql");
+/// In-flight jobs by lease expiry after `:after`.
+pub(crate) const WATCH_LEASES: &str = include_str!("../sql/queries/watch_leases.sql");
+/// Lease owners seen after `:after`.
+pub(crate) const WATCH_WORKERS: &str = include_str!("../sql/queries/watch_workers.sql");
 
 #[cfg(test)]
 mod tests {
@@ -185,7 +197,7 @@ mod tests {
                 LIVE_LEASES,
                 &["COVERING INDEX jobs_lease_expiry (lease_expires_at>?)"],
             ),
-            ("bytes_done", BYTES_DONE, &["jobs_not_in_flight (state=?)"]),
+            ("bytes_done", BYTES_DONE, &["SCAN watch_hosts"]),
             (
                 "retryable_failed",
                 RETRYABLE_FAILED,
@@ -212,12 +224,21 @@ mod tests {
             (
                 "status",
                 STATUS,
-                &[
-                    "COVERING INDEX jobs_not_in_flight",
-                    "jobs_lease_expiry",
-                    "jobs_unleased_in_flight",
-                ],
+                &["SCAN watch_hosts", "jobs_lease_expiry", "jobs_unleased_in_flight"],
             ),
+            ("watch_failed", WATCH_FAILED, &["jobs_not_in_flight (state=?)"]),
+            (
+                "watch_leases",
+                WATCH_LEASES,
+                &["jobs_lease_expiry (lease_expires_at>?)"],
+            ),
+            (
+                "watch_workers",
+                WATCH_WORKERS,
+                &["jobs_lease_expiry (lease_expires_at>?)"],
+            ),
+            ("watch_minutes", WATCH_MINUTES, &["PRIMARY KEY (minute>?)"]),
+            ("watch_plan_count", WATCH_PLAN_COUNT, &["INTEGER PRIMARY KEY (rowid>?)"]),
             (
                 "outstanding",
                 OUTSTANDING,
@@ -261,10 +282,15 @@ mod tests {
                     (line.starts_with("SCAN jobs") || line.starts_with("SCAN ops")) && !line.contains("INDEX");
                 assert!(!whole_table, "{name} scans a whole table:\n{plan}");
             }
-            // Status groups the few in-flight jobs; one URL has few jobs to
-            // sort, and one job few ledger rows.
+            // Status groups the few in-flight jobs (and the workers seen
+            // their owners, a plan batch its new jobs' hosts); one URL has
+            // few jobs to sort, and one job few ledger rows.
             assert!(
-                !plan.contains("TEMP B-TREE") || matches!(*name, "status" | "jobs_success_by_url" | "ops_by_job"),
+                !plan.contains("TEMP B-TREE")
+                    || matches!(
+                        *name,
+                        "status" | "watch_workers" | "watch_plan_count" | "jobs_success_by_url" | "ops_by_job"
+                    ),
                 "{name} sorts:\n{plan}"
             );
         }

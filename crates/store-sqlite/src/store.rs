@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use oncefetch_core::watch::{Watch, WatchQuery};
 use oncefetch_core::{
     AcquireRequest, ArtifactEntry, Commit, CommitOutcome, Expectations, ExpectedUpdate, Fence, Job, JobQuery, Lease,
     LeaseManager, LedgerStore, Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, ReconcileReport, RequestSlots,
@@ -87,6 +88,11 @@ impl LedgerStore for SqliteStore {
 
     async fn status(&self) -> StoreResult<StatusCounts> {
         self.conn.read(ledger::status).await
+    }
+
+    async fn watch(&self, query: &WatchQuery) -> StoreResult<Watch> {
+        let query = query.clone();
+        self.conn.read(move |c| crate::watch::watch(c, &query)).await
     }
 
     async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64> {

@@ -6,6 +6,7 @@ pub(crate) mod plan;
 pub(crate) mod recover;
 pub(crate) mod retry;
 pub(crate) mod run;
+pub(crate) mod serve;
 pub(crate) mod status;
 pub(crate) mod verify;
 

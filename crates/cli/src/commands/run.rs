@@ -14,6 +14,7 @@ use crate::cli::RunArgs;
 use crate::commands::plan::Planned;
 use crate::exit;
 use crate::progress::RunProgress;
+use crate::serve::RunWatch;
 use crate::signals::Signals;
 use crate::summary::Summary;
 use crate::terminal::Terminal;
@@ -95,9 +96,19 @@ pub(crate) async fn run(
     }
     let fetcher = oncefetch_core::open_fetcher("https", &fetcher_config)
         .map_err(|e| anyhow::anyhow!("cannot start the HTTP client: {e}"))?;
+    // `--metrics-addr`: counted and served until this function returns.
+    let (watch, store) = match args.metrics_addr {
+        Some(addr) => {
+            let source = format!("the ledger of run {}", std::process::id());
+            RunWatch::start(addr, args.auth_token.clone(), store, args.max_attempts, source).await?
+        }
+        None => (RunWatch::off(), store),
+    };
+    let fetcher = watch.fetcher(fetcher);
     let report = recover(store.as_ref(), Some(out.as_ref()), std::time::Duration::ZERO)
         .await
         .context("recovery failed")?;
+    watch.recovered(&report);
     if report != Default::default() {
         tracing::info!(?report, "recovery done");
     }
@@ -119,7 +130,13 @@ pub(crate) async fn run(
         robots: args.robots.into(),
         ..RunConfig::default()
     };
-    let pipeline = Pipeline::new(Arc::clone(&store), fetcher, out, config, progress.clone());
+    let pipeline = Pipeline::new(
+        Arc::clone(&store),
+        fetcher,
+        out,
+        config,
+        watch.progress(progress.clone()),
+    );
     let ran = {
         let _guard = signals.interrupting(pipeline.interrupter());
         pipeline.run().await

@@ -83,3 +83,7 @@ mod terminal;
 /// Manifest errors, usage errors, help texts, other commands.
 #[cfg(feature = "sqlite")]
 mod usage;
+/// Watching a fleet: `/metrics` during a run, the `serve` pages and JSON
+/// API, a real browser, the loopback default and the access token.
+#[cfg(feature = "sqlite")]
+mod watch;

@@ -74,6 +74,9 @@ impl LedgerStore for Broken {
     async fn status(&self) -> StoreResult<StatusCounts> {
         self.inner.status().await
     }
+    async fn watch(&self, query: &oncefetch_core::watch::WatchQuery) -> StoreResult<oncefetch_core::watch::Watch> {
+        self.inner.watch(query).await
+    }
     async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64> {
         self.inner.outstanding(max_attempts, within).await
     }

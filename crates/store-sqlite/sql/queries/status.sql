@@ -1,10 +1,11 @@
 -- Jobs per state (states with no job are absent; a state may come twice, to
--- be summed): settled and PLANNED jobs, leased in-flight jobs, unleased
--- in-flight jobs, each from its partial index.
-SELECT state, COUNT(*)
-FROM jobs INDEXED BY jobs_not_in_flight
-WHERE state = 'PLANNED' OR state = 'SUCCESS' OR state = 'FAILED' OR state = 'SKIPPED_DUPLICATE'
-GROUP BY state
+-- be summed): PLANNED and settled jobs from the counters of watch_hosts
+-- (schema version 7), leased in-flight jobs, unleased in-flight jobs, each
+-- from its partial index.
+SELECT grp, SUM(jobs)
+FROM watch_hosts
+WHERE grp <> 'IN_FLIGHT'
+GROUP BY grp
 UNION ALL
 SELECT state, COUNT(*)
 FROM jobs INDEXED BY jobs_lease_expiry
