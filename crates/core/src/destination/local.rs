@@ -70,6 +70,12 @@ impl Destination for OutDir {
         blocking(move || out.probe()).await
     }
 
+    async fn sweep_probes(&self) {
+        let out = self.clone();
+        // Best effort, as each removal already is: a failed sweep only leaves probes for the next.
+        let _ = tokio::task::spawn_blocking(move || out.sweep_write_probes()).await;
+    }
+
     async fn priors(&self, job_key: &str, epoch: i64, _log: &dyn PartLog) -> io::Result<Vec<Prior>> {
         if epoch <= 1 {
             // The first epoch is the only writer so far: no folder scan.

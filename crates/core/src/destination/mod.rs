@@ -175,6 +175,11 @@ pub trait Destination: Send + Sync + Debug {
     /// without the ledger are left out.
     async fn all_partials(&self) -> io::Result<Vec<Prior>>;
 
+    /// Removes what [`probe`](Self::probe) left behind in processes that
+    /// ended between writing and removing it (recovery). The default: a
+    /// destination whose probe leaves nothing.
+    async fn sweep_probes(&self) {}
+
     /// `err`, met writing here, as an error that stops the run (a full
     /// disk), if it is one. The default: none is.
     fn resource_error(&self, _err: &io::Error) -> Option<ResourceError> {

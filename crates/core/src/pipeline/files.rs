@@ -294,6 +294,35 @@ impl OutDir {
         }
     }
 
+    /// Removes the write probes ([`OutDir::probe`](Self::probe)) that a process killed
+    /// between creating and removing one left in the partial folder: those whose
+    /// process no longer runs on this host. (A probe removed under a live
+    /// process on another host sharing the folder costs it nothing: its probe
+    /// counts the creation.)
+    pub fn sweep_write_probes(&self) {
+        let Ok(entries) = std::fs::read_dir(self.partial_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(".write-probe-"))
+                .and_then(|rest| rest.split_once('-'))
+                .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+            else {
+                continue;
+            };
+            if pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists() {
+                continue;
+            }
+            match self.remove_file(&entry.path()) {
+                Ok(()) => tracing::info!(file = %entry.path().display(), "removed the write probe of a process gone"),
+                Err(err) => tracing::warn!(file = %entry.path().display(), error = %err, "cannot remove a write probe"),
+            }
+        }
+    }
+
     /// The partial-file folder.
     pub fn partial_dir(&self) -> &Path {
         &self.partial

@@ -55,7 +55,7 @@ pub async fn recover(
     }
     if let Some(out) = out {
         sweep_partials(store, out, &mut report).await?;
-        sweep_write_probes(out);
+        out.sweep_probes().await;
     }
     requeue_missing_files(store, out, &mut report).await?;
     Ok(report)
@@ -96,35 +96,6 @@ async fn sweep_partials(store: &dyn Store, out: &dyn Destination, report: &mut R
         }
     }
     Ok(())
-}
-
-/// Removes the write probes ([`OutDir::probe`]) that a process killed
-/// between creating and removing one left in the partial folder: those whose
-/// process no longer runs on this host. (A probe removed under a live
-/// process on another host sharing the folder costs it nothing: its probe
-/// counts the creation.)
-fn sweep_write_probes(out: &OutDir) {
-    let Ok(entries) = std::fs::read_dir(out.partial_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(".write-probe-"))
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
-        else {
-            continue;
-        };
-        if pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists() {
-            continue;
-        }
-        match out.remove_file(&entry.path()) {
-            Ok(()) => tracing::info!(file = %entry.path().display(), "removed the write probe of a process gone"),
-            Err(err) => tracing::warn!(file = %entry.path().display(), error = %err, "cannot remove a write probe"),
-        }
-    }
 }
 
 /// Sends SUCCESS / SKIPPED_DUPLICATE jobs whose file is gone back to PLANNED
