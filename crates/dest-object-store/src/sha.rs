@@ -80,7 +80,7 @@ impl Resumable {
     pub(crate) fn restore(saved: &str) -> Option<Self> {
         let (len, words) = saved.split_once(':')?;
         let len: u64 = len.parse().ok()?;
-        if words.len() != 64 || len % 64 != 0 {
+        if words.len() != 64 || !len.is_multiple_of(64) {
             return None;
         }
         let mut state = [0u32; 8];
