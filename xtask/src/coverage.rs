@@ -71,7 +71,11 @@ pub(crate) fn run(args: impl IntoIterator<Item = String>) -> Result<()> {
     let objects = build_tests(&dir, &packages)?;
     let server = TempPostgres::start()?;
     let mut test = cargo(&dir);
-    test.arg("test").args(package_args(&packages)).arg("--all-features");
+    // Every test binary runs even when one fails (a timing test on a loaded machine, say).
+    test.arg("test")
+        .arg("--no-fail-fast")
+        .args(package_args(&packages))
+        .arg("--all-features");
     test.envs(server.env());
     test.env("LLVM_PROFILE_FILE", profiles.join("%p-%m.profraw"));
     // A failing test still leaves its profile: report the figures, then fail.

@@ -78,7 +78,12 @@ pub(crate) fn answer_error(status: StatusCode, headers: &HeaderMap, url: &str, f
                 };
                 message.push_str(&format!(": {refused}"));
             }
-            (Some(location), _) => message.push_str(&format!(": redirect to {} not followed", shown(location))),
+            // The resolved target, not the header as sent: `shown` redacts the credentials of
+            // an absolute URL, and a scheme-relative `//user:pass@host/` is one only once resolved.
+            (Some(_), Some(target)) => {
+                message.push_str(&format!(": redirect to {} not followed", shown(target.as_str())))
+            }
+            (Some(location), None) => message.push_str(&format!(": redirect to {} not followed", shown(location))),
             (None, _) => message.push_str(": redirect without a location"),
         }
     }

@@ -46,3 +46,22 @@ proptest! {
         oracles::classify(&data);
     }
 }
+
+/// Found by the `classify` fuzz target (issue 19): a redirect not followed
+/// named its `Location` as sent, so a scheme-relative one
+/// (`//user:pass@host/`) showed its password; the message names the
+/// resolved target, credentials redacted.
+#[test]
+fn a_scheme_relative_location_shows_no_password() {
+    let headers =
+        oncefetch_fetch_http::fuzzing::header_map(&[("location".to_owned(), b"//user:hunter2@h/next".to_vec())]);
+    let error = oncefetch_fetch_http::fuzzing::classify(300, &headers, "http://h/x", "http://h/x").unwrap();
+    assert!(!error.message.contains("hunter2"), "{}", error.message);
+    assert!(
+        error
+            .message
+            .contains("redirect to http://user:***@h/next not followed"),
+        "{}",
+        error.message
+    );
+}
