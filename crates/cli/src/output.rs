@@ -95,6 +95,7 @@ pub(crate) fn recover_json(report: &RecoverReport, partials_checked: bool) -> Va
         "partials_removed": partials(report.partials_removed),
         "partials_kept": partials(report.partials_kept),
         "requeued_missing": report.requeued_missing,
+        "uploads_aborted": partials(report.uploads_aborted),
     })
 }
 

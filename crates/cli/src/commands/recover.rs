@@ -36,6 +36,7 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &RecoverArgs) -> anyhow::R
     if out.is_some() {
         println!("partial files removed (job finished): {}", report.partials_removed);
         println!("partial files kept for resume: {}", report.partials_kept);
+        println!("dead multipart uploads aborted: {}", report.uploads_aborted);
     } else {
         println!("partial files: not checked (give --out DIR)");
     }
