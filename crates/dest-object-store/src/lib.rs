@@ -38,9 +38,10 @@ use oncefetch_core::destination::{
     Destination, DestinationFactory, DestinationOptions, OpenDestinationFuture, PartLog, PartialId, PartialWrite,
     Placement, Prior, ReadStream, Stat, Written,
 };
+use oncefetch_core::ledger::OpKind;
 use oncefetch_core::pipeline::files::{encode_component, PartialName};
 use oncefetch_core::pipeline::stream_records;
-use oncefetch_core::{JobQuery, Store};
+use oncefetch_core::{op_key, JobQuery, JobState, KeyValue, Store};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -456,15 +457,28 @@ impl Destination for ObjectDest {
             for job in &page {
                 let records = stream_records(store, &job.job_key).await?;
                 for open in records::open_uploads(&records) {
-                    if !(job.state.is_terminal() || open.superseded) {
+                    // A FAILED job is only run again after `retry`, whose
+                    // requeue supersedes its uploads (one with attempts left
+                    // aborted its own uploads when it failed).
+                    let ended = job.state.is_terminal() || job.state == JobState::Failed;
+                    if !(ended || open.superseded) {
                         continue;
                     }
-                    let staging = Path::parse(&open.upload.staging).map_err(|e| io::Error::other(e.to_string()))?;
-                    match self.store.abort_multipart(&staging, &open.upload.id).await {
-                        Ok(()) => aborted += 1,
-                        Err(object_store::Error::NotFound { .. }) => {}
-                        Err(err) => return Err(failed(&format!("abort upload {} of {staging}", open.upload.id), err)),
-                    }
+                    self.abort(&open.upload).await?;
+                    // Recorded as closed (a recovery row, outside any epoch's
+                    // fence), so it is not aborted and counted again.
+                    let closed = records::closed_key(&open.upload.id);
+                    let op = op_key(
+                        OpKind::Stream.as_str(),
+                        &job.job_key,
+                        &[("destination", KeyValue::Str(&closed)), ("recover", KeyValue::Int(1))],
+                    );
+                    let state = json!({ "destination": closed, "state": records::closed(&open.upload.id) });
+                    store
+                        .note(&job.job_key, &op, OpKind::Stream, &state)
+                        .await
+                        .map_err(io::Error::other)?;
+                    aborted += 1;
                 }
             }
             match page.last() {

@@ -477,14 +477,18 @@ fn recover_aborts_the_upload_of_a_job_that_ended_without_it() {
     // Out of attempts with its lease expired: the next grant ends the job
     // FAILED without running it, so nothing aborts its upload.
     let mut again = spawn_run(&ws.db(), &s3, &["--lease-ttl", "1s", "--max-attempts", "1"]);
-    assert_eq!(again.wait_within(Duration::from_secs(60)).code(), Some(1));
+    assert_eq!(
+        again.wait_within(Duration::from_secs(60)).code(),
+        Some(4),
+        "the job ended FAILED"
+    );
     assert_eq!(s3.multipart_uploads(BUCKET).len(), 1, "the upload outlived its job");
     let recover = oncefetch(&ws.db(), &s3, &["recover", "--json"], &[])
         .output()
         .expect("recover");
     assert_eq!(recover.status.code(), Some(0), "{}", describe(&recover));
     let report: serde_json::Value = serde_json::from_slice(&recover.stdout).expect("JSON");
-    assert_eq!(report["uploads_aborted"], 1, "{report}");
+    assert_eq!(report["uploads_aborted"], 1, "{report} {}", describe(&recover));
     let uploads = s3.multipart_uploads(BUCKET);
     assert!(uploads.is_empty(), "no multipart upload left: {uploads:?}");
     let twice = oncefetch(&ws.db(), &s3, &["recover", "--json"], &[])

@@ -200,8 +200,8 @@ pub trait Destination: Send + Sync + Debug {
     }
 
     /// Aborts the unfinished uploads the ledger's [`PartLog`] records name
-    /// that can no longer complete (their job is finished, or a requeue
-    /// superseded them), for recovery: how many it aborted. The default: a
+    /// that can no longer complete (their job is finished or FAILED, or a
+    /// requeue superseded them), for recovery: how many it aborted. The default: a
     /// destination without uploads.
     async fn abort_dead(&self, _store: &dyn Store) -> io::Result<u64> {
         Ok(0)
