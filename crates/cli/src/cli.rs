@@ -398,6 +398,14 @@ pub struct VerifyArgs {
     /// For artifacts in a bucket: path-style requests.
     #[arg(long)]
     pub s3_path_style: bool,
+    /// Compare the recorded size (and a stored SHA-256) without reading the bytes. A local file has no stored
+    /// hash: quick checks that a regular file stands at the path with the recorded size. An object in a bucket is
+    /// HEADed: its size must match, and its `x-amz-meta-oncefetch-sha256` metadata (objects written by one PUT,
+    /// under 5 MiB) the recorded SHA-256; a larger object, placed by a server-side copy that carries no metadata,
+    /// must carry the ETag the ledger recorded when it was placed. An object with neither (a duplicate placed by
+    /// copy) is read back and hashed.
+    #[arg(long)]
+    pub quick: bool,
 }
 
 /// `retry`.

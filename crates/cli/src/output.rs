@@ -87,15 +87,19 @@ pub(crate) fn status_json(counts: &StatusCounts, max_attempts: u32) -> Value {
 
 /// `recover --json`; the partial-file counts are `null` without `--out`
 /// (not checked).
-pub(crate) fn recover_json(report: &RecoverReport, partials_checked: bool) -> Value {
+pub(crate) fn recover_json(report: &RecoverReport, partials_checked: bool, uploads_checked: bool) -> Value {
     let partials = |n: u64| partials_checked.then_some(n);
-    json!({
+    let mut value = json!({
         "expired_leases": report.expired_leases,
         "abandoned_ops": report.abandoned_ops,
         "partials_removed": partials(report.partials_removed),
         "partials_kept": partials(report.partials_kept),
         "requeued_missing": report.requeued_missing,
-    })
+    });
+    if uploads_checked {
+        value["uploads_aborted"] = json!(report.uploads_aborted);
+    }
+    value
 }
 
 /// What `verify` found.

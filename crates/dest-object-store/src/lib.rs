@@ -33,13 +33,16 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut, S3CopyIfNotExists};
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
-use object_store::{Attribute, Attributes, ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{Attribute, Attributes, ClientOptions, GetOptions, ObjectStore, PutMode, PutOptions, PutPayload};
 use oncefetch_core::destination::{
     Destination, DestinationFactory, DestinationOptions, OpenDestinationFuture, PartLog, PartialId, PartialWrite,
-    Placement, Prior, ReadStream, Written,
+    Placement, Prior, ReadStream, Stat, Written,
 };
+use oncefetch_core::ledger::OpKind;
 use oncefetch_core::pipeline::files::{encode_component, PartialName};
-use serde_json::json;
+use oncefetch_core::pipeline::stream_records;
+use oncefetch_core::{op_key, JobQuery, JobState, KeyValue, Store};
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use records::{Part, Upload};
@@ -49,6 +52,9 @@ pub use url::BucketUrl;
 /// Bytes of every part but the last: S3's smallest (5 MiB), a whole
 /// number of SHA-256 blocks.
 pub const PART: usize = 5 << 20;
+
+/// Jobs read per page by [`Destination::abort_dead`].
+const JOB_PAGE: usize = 10_000;
 
 /// The staging folder under the prefix.
 const PARTIAL_DIR: &str = ".oncefetch/partial";
@@ -406,6 +412,82 @@ impl Destination for ObjectDest {
     async fn all_partials(&self) -> io::Result<Vec<Prior>> {
         self.staged().await
     }
+
+    /// One HEAD: the object's size, its ETag, and the SHA-256 its
+    /// `x-amz-meta-oncefetch-sha256` metadata carries (objects written by
+    /// one PUT; an object placed by a server-side copy carries none).
+    async fn stat(&self, location: &str) -> io::Result<Option<Stat>> {
+        let key = self.key_of(location)?;
+        let options = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        let got = match self.store.get_opts(&key, options).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(err) => return Err(failed(&format!("look up {location}"), err)),
+        };
+        let sha256 = got
+            .attributes
+            .get(&Attribute::Metadata(SHA256_METADATA.into()))
+            .map(|v| v.to_string());
+        Ok(Some(Stat {
+            size: got.meta.size,
+            sha256,
+            etag: got.meta.e_tag,
+        }))
+    }
+
+    fn placed_etag(&self, location: &str, records: &[(i64, Value)]) -> Option<String> {
+        records::placed_etag(records, location)
+    }
+
+    /// Reads every job's records from the ledger (one query per job).
+    async fn abort_dead(&self, store: &dyn Store) -> io::Result<u64> {
+        let mut aborted = 0;
+        let mut after = None;
+        loop {
+            let query = JobQuery {
+                state: None,
+                canonical_url: None,
+                after: after.take(),
+                limit: JOB_PAGE,
+            };
+            let page = store.jobs(&query).await.map_err(io::Error::other)?;
+            for job in &page {
+                let records = stream_records(store, &job.job_key).await?;
+                for open in records::open_uploads(&records) {
+                    // A FAILED job is only run again after `retry`, whose
+                    // requeue supersedes its uploads (one with attempts left
+                    // aborted its own uploads when it failed).
+                    let ended = job.state.is_terminal() || job.state == JobState::Failed;
+                    if !(ended || open.superseded) {
+                        continue;
+                    }
+                    self.abort(&open.upload).await?;
+                    // Recorded as closed (a recovery row, outside any epoch's
+                    // fence), so it is not aborted and counted again.
+                    let closed = records::closed_key(&open.upload.id);
+                    let op = op_key(
+                        OpKind::Stream.as_str(),
+                        &job.job_key,
+                        &[("destination", KeyValue::Str(&closed)), ("recover", KeyValue::Int(1))],
+                    );
+                    let state = json!({ "destination": closed, "state": records::closed(&open.upload.id) });
+                    store
+                        .note(&job.job_key, &op, OpKind::Stream, &state)
+                        .await
+                        .map_err(io::Error::other)?;
+                    aborted += 1;
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == JOB_PAGE => after = Some(last.job_key.clone()),
+                _ => break,
+            }
+        }
+        Ok(aborted)
+    }
 }
 
 fn rand_u64() -> u64 {
@@ -586,6 +668,20 @@ impl Written for ObjectWritten {
             .await?;
         let placed = dest.copy_new(&partial.staging, &key, &sha256).await?;
         dest.delete(&partial.staging).await?;
+        if matches!(placed, Placement::Copied | Placement::AlreadyThere) {
+            // The copy carries no metadata (object_store's conditional copy
+            // takes no attributes): the ledger keeps the placed object's
+            // ETag for `verify --quick`. Without it (a lost lease, a ledger
+            // error) `verify --quick` reads the object back instead.
+            if let Ok(meta) = dest.store.head(&key).await {
+                if let Some(etag) = meta.e_tag {
+                    let record = records::placed(location, &etag, meta.size);
+                    if let Err(err) = partial.log.record(&records::placed_key(location), record).await {
+                        tracing::warn!(location, error = %err, "the placed object's ETag is not recorded");
+                    }
+                }
+            }
+        }
         Ok(placed)
     }
 }

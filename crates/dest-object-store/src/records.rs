@@ -8,7 +8,9 @@
 //! `{"upload": ID, "part": N, "etag": E, "size": S, "end": OFFSET, "hash": STATE}`
 //! for each finished part; `{"upload": ID, "completing": true}` just before
 //! it is completed (the fenced write a stale epoch cannot make);
-//! `{"upload": ID, "closed": true}` once completed or aborted.
+//! `{"upload": ID, "closed": true}` once completed or aborted;
+//! `{"placed": LOCATION, "etag": E, "size": S}` once a large body's object
+//! is placed (the ETag of the final object, for `verify --quick`).
 
 use std::collections::BTreeMap;
 
@@ -90,6 +92,24 @@ pub(crate) fn closed(id: &str) -> Value {
     json!({ "upload": id, "closed": true })
 }
 
+pub(crate) fn placed_key(location: &str) -> String {
+    format!("placed {location}")
+}
+
+pub(crate) fn placed(location: &str, etag: &str, size: u64) -> Value {
+    json!({ "placed": location, "etag": etag, "size": size })
+}
+
+/// The ETag `records` last recorded for the object placed at `location`.
+pub(crate) fn placed_etag(records: &[(i64, Value)], location: &str) -> Option<String> {
+    records
+        .iter()
+        .rev()
+        .filter(|(_, state)| state.get("superseded").is_none())
+        .find(|(_, state)| state.get("placed").and_then(Value::as_str) == Some(location))
+        .and_then(|(_, state)| Some(state.get("etag")?.as_str()?.to_owned()))
+}
+
 /// An upload the ledger knows open.
 #[derive(Debug, Clone)]
 pub(crate) struct OpenUpload {
@@ -98,6 +118,8 @@ pub(crate) struct OpenUpload {
     pub(crate) epoch: i64,
     /// Its parts, a chain from part 1.
     pub(crate) parts: Vec<Part>,
+    /// A requeue superseded it: it is only aborted, never resumed.
+    pub(crate) superseded: bool,
 }
 
 impl OpenUpload {
@@ -187,6 +209,7 @@ pub(crate) fn open_uploads(records: &[(i64, Value)]) -> Vec<OpenUpload> {
                 upload: s.upload,
                 epoch: s.epoch,
                 parts: chain,
+                superseded: s.superseded,
             }
         })
         .collect()

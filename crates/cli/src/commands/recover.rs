@@ -6,6 +6,7 @@ use anyhow::Context;
 use oncefetch_core::destination::{open_destination, Destination, DestinationOptions};
 use oncefetch_core::pipeline::recover::recover;
 use oncefetch_core::pipeline::OutDir;
+use oncefetch_core::registry::url_scheme;
 use oncefetch_core::Store;
 
 use crate::cli::RecoverArgs;
@@ -27,8 +28,14 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &RecoverArgs) -> anyhow::R
         None => None,
     };
     let report = recover(store.as_ref(), out.as_deref(), args.stale_after).await?;
+    // Only a bucket has multipart uploads to abort.
+    let bucket = args
+        .out
+        .as_deref()
+        .and_then(|o| o.to_str())
+        .is_some_and(|o| url_scheme(o).is_some());
     if args.json {
-        println!("{}", output::recover_json(&report, out.is_some()));
+        println!("{}", output::recover_json(&report, out.is_some(), bucket));
         return Ok(exit::OK);
     }
     println!("expired leases made runnable: {}", report.expired_leases);
@@ -36,6 +43,9 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &RecoverArgs) -> anyhow::R
     if out.is_some() {
         println!("partial files removed (job finished): {}", report.partials_removed);
         println!("partial files kept for resume: {}", report.partials_kept);
+        if bucket {
+            println!("dead multipart uploads aborted: {}", report.uploads_aborted);
+        }
     } else {
         println!("partial files: not checked (give --out DIR)");
     }

@@ -1,6 +1,7 @@
-//! `verify [--out DIR|s3://bucket/prefix] [--json]`: read-only re-hash of
-//! every finished artifact (objects streamed back from their bucket,
-//! `--verify-concurrency` at once).
+//! `verify [--out DIR|s3://bucket/prefix] [--quick] [--json]`: read-only
+//! re-hash of every finished artifact (objects streamed back from their
+//! bucket, `--verify-concurrency` at once), or with `--quick` a comparison
+//! of sizes and stored hashes without reading the bytes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use oncefetch_core::destination::{open_destination, Destination, DestinationOptions};
 use oncefetch_core::pipeline::files::hash_file;
+use oncefetch_core::pipeline::stream_records;
 use oncefetch_core::registry::url_scheme;
 use oncefetch_core::{Job, JobQuery, JobState, Store};
 use sha2::{Digest, Sha256};
@@ -83,6 +85,8 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &VerifyArgs) -> anyhow::Re
                 })
                 .await?;
             let scope = Scope {
+                store: store.as_ref(),
+                quick: args.quick,
                 root: root.as_deref(),
                 bucket: bucket.as_deref(),
                 buckets: &buckets,
@@ -141,6 +145,9 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &VerifyArgs) -> anyhow::Re
 
 /// Where artifacts should be, and the buckets opened so far.
 struct Scope<'a> {
+    store: &'a dyn Store,
+    /// `--quick`: sizes and stored hashes, not the bytes.
+    quick: bool,
     root: Option<&'a Path>,
     bucket: Option<&'a dyn Destination>,
     buckets: &'a Buckets,
@@ -192,6 +199,11 @@ async fn verdict(job: &Job, scope: &Scope<'_>) -> Verdict {
         let root = scope.root.map(|r| r.display().to_string()).unwrap_or_default();
         return Verdict::Outside(format!("not under {root}: {path} (job {})", job.job_key));
     }
+    if scope.quick {
+        if let Some(verdict) = quick_verdict(job, scope, &path, &expected).await {
+            return verdict;
+        }
+    }
     let hashed = if url_scheme(&path).is_some() {
         hash_object(scope, &path).await
     } else {
@@ -209,6 +221,62 @@ async fn verdict(job: &Job, scope: &Scope<'_>) -> Verdict {
         )),
         Err(err) => Verdict::Missing(format!("missing: {path} (job {}): {err}", job.job_key)),
     }
+}
+
+/// `--quick`: the artifact's size (and its stored SHA-256, or the ETag the
+/// ledger recorded at placement) against the ledger, without reading it;
+/// `None` when that cannot tell (read it back).
+async fn quick_verdict(job: &Job, scope: &Scope<'_>, path: &str, expected: &str) -> Option<Verdict> {
+    let recorded = job.size?;
+    let missing = |err: String| Verdict::Missing(format!("missing: {path} (job {}): {err}", job.job_key));
+    let differs = |what: String| Verdict::Different(format!("differs: {path} (job {}): {what}", job.job_key));
+    let (dest, stat) = if url_scheme(path).is_some() {
+        let dest = match scope.buckets.get(path).await {
+            Ok(dest) => dest,
+            Err(err) => return Some(missing(format!("{err:#}"))),
+        };
+        let stat = dest.stat(path).await;
+        (Some(dest), stat)
+    } else {
+        let file = PathBuf::from(path);
+        let stat = tokio::task::spawn_blocking(move || match std::fs::symlink_metadata(&file) {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Err(format!("{} is not a regular file", file.display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err.to_string()),
+        })
+        .await;
+        return Some(match stat {
+            Ok(Ok(Some(size))) if size == recorded => Verdict::Ok,
+            Ok(Ok(Some(size))) => differs(format!("{size} bytes, ledger {recorded}")),
+            Ok(Ok(None)) => missing("no such file".into()),
+            Ok(Err(err)) => differs(err),
+            Err(err) => missing(err.to_string()),
+        });
+    };
+    let stat = match stat {
+        Ok(Some(stat)) => stat,
+        Ok(None) => return Some(missing("no such object".into())),
+        Err(err) => return Some(missing(err.to_string())),
+    };
+    if stat.size != recorded {
+        return Some(differs(format!("{} bytes, ledger {recorded}", stat.size)));
+    }
+    if let Some(sha) = stat.sha256 {
+        return Some(if sha == expected {
+            Verdict::Ok
+        } else {
+            differs(format!("stored sha256 {sha}, ledger {expected}"))
+        });
+    }
+    let etag = stat.etag?;
+    let records = stream_records(scope.store, &job.job_key).await.ok()?;
+    let placed = dest?.placed_etag(path, &records)?;
+    Some(if etag == placed {
+        Verdict::Ok
+    } else {
+        differs(format!("ETag {etag}, placed with ETag {placed}"))
+    })
 }
 
 /// The SHA-256 of the object at `location`, streamed back.

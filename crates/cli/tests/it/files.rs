@@ -383,3 +383,41 @@ fn an_id_shaped_like_a_shortened_name_gets_its_own_file() {
     );
     assert_eq!(std::fs::read(path_of(&lookalike)).unwrap(), content(10, 1000));
 }
+
+#[test]
+fn verify_quick_checks_each_files_size_and_that_it_is_a_regular_file() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    for i in 0..4u64 {
+        server.add(&format!("/q{i}"), content(600 + i, 2000));
+    }
+    let lines: Vec<_> = (0..4u64)
+        .map(|i| entry(&server, &format!("w{i}"), "a", &format!("/q{i}")))
+        .collect();
+    let manifest = ws.manifest(&lines);
+    let out = fetch_bounded(&ws, &manifest, &ws.out(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let quick = || ws.run(&["verify", "--quick", "--json", "--out", ws.out().to_str().unwrap()]);
+    let clean = quick();
+    assert_eq!(clean.status.code(), Some(0), "{}", describe(&clean));
+    let file = |i: u64| ws.out().join(format!("w{i}")).join("a");
+    std::fs::write(file(0), b"shorter").unwrap();
+    std::fs::remove_file(file(1)).unwrap();
+    std::fs::remove_file(file(2)).unwrap();
+    std::fs::create_dir(file(2)).unwrap();
+    let dirty = quick();
+    assert_eq!(dirty.status.code(), Some(5), "{}", describe(&dirty));
+    let counts: serde_json::Value = serde_json::from_slice(&dirty.stdout).expect("JSON");
+    assert_eq!(
+        (
+            counts["ok"].as_u64(),
+            counts["different"].as_u64(),
+            counts["missing"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1)),
+        "{counts}"
+    );
+    let problems = String::from_utf8_lossy(&dirty.stderr);
+    assert!(problems.contains("7 bytes, ledger 2000"), "{problems}");
+    assert!(problems.contains("is not a regular file"), "{problems}");
+}

@@ -396,3 +396,107 @@ fn three_runs_on_one_postgres_ledger_fill_one_bucket_once() {
     }
     assert!(s3.multipart_uploads(BUCKET).is_empty());
 }
+
+#[test]
+fn verify_quick_checks_sizes_and_stored_hashes_without_reading() {
+    let Some(s3) = Seaweed::start("cli-quick", &[BUCKET]) else {
+        return;
+    };
+    let http = TestServer::start();
+    let ws = Workspace::new();
+    let mut lines = Vec::new();
+    for i in 0..5u64 {
+        let size = if i == 0 { 6 << 20 } else { 3000 };
+        http.add(&format!("/q{i}"), content(700 + i, size));
+        lines.push(entry(&http, &format!("w{i}"), "a", &format!("/q{i}")));
+    }
+    let manifest = ws.manifest(&lines);
+    let output = fetch(&ws, &s3, &manifest, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let quick = || {
+        oncefetch(&ws.db(), &s3, &["verify", "--quick", "--json"], &[])
+            .output()
+            .expect("verify --quick")
+    };
+    let clean = quick();
+    assert_eq!(clean.status.code(), Some(0), "{}", describe(&clean));
+    let counts: serde_json::Value = serde_json::from_slice(&clean.stdout).expect("JSON");
+    assert_eq!(
+        (counts["looked"].as_u64(), counts["ok"].as_u64()),
+        (Some(5), Some(5)),
+        "{counts}"
+    );
+    // Same size, other bytes: the large one by its recorded ETag, the small one by its hash.
+    s3.put(BUCKET, &key("w0", "a"), &content(1, 6 << 20));
+    s3.put(BUCKET, &key("w1", "a"), &content(2, 3000));
+    s3.put(BUCKET, &key("w2", "a"), b"another size");
+    s3.delete(BUCKET, &key("w3", "a"));
+    let dirty = quick();
+    assert_eq!(dirty.status.code(), Some(5), "{}", describe(&dirty));
+    let counts: serde_json::Value = serde_json::from_slice(&dirty.stdout).expect("JSON");
+    assert_eq!(
+        (
+            counts["ok"].as_u64(),
+            counts["different"].as_u64(),
+            counts["missing"].as_u64()
+        ),
+        (Some(1), Some(3), Some(1)),
+        "{counts}"
+    );
+    let problems = String::from_utf8_lossy(&dirty.stderr);
+    assert!(problems.contains("ETag"), "the large object by its ETag: {problems}");
+    assert!(problems.contains("12 bytes, ledger 3000"), "{problems}");
+}
+
+#[test]
+fn recover_aborts_the_upload_of_a_job_that_ended_without_it() {
+    const SIZE: usize = 40 << 20;
+    let Some(s3) = Seaweed::start("cli-dead-upload", &[BUCKET]) else {
+        return;
+    };
+    let http = TestServer::start();
+    let ws = Workspace::new();
+    http.add("/big", content(78, SIZE));
+    http.fault(
+        "/big",
+        Fault::Throttle {
+            chunk: 1 << 20,
+            delay_ms: 20,
+        },
+    );
+    let manifest = ws.manifest(&[entry(&http, "w", "big", "/big")]);
+    assert_eq!(ws.run(&["plan", manifest.to_str().unwrap()]).status.code(), Some(0));
+    let mut child = spawn_run(&ws.db(), &s3, &["--lease-ttl", "1s", "--max-attempts", "1"]);
+    wait_until(Duration::from_secs(120), "parts to be uploaded", || {
+        http.stats().bytes_served > (SIZE as u64) / 2
+    });
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    assert_eq!(s3.multipart_uploads(BUCKET).len(), 1, "the killed run left its upload");
+    std::thread::sleep(Duration::from_millis(1100));
+    // Out of attempts with its lease expired: the next grant ends the job
+    // FAILED without running it, so nothing aborts its upload.
+    let mut again = spawn_run(&ws.db(), &s3, &["--lease-ttl", "1s", "--max-attempts", "1"]);
+    assert_eq!(
+        again.wait_within(Duration::from_secs(60)).code(),
+        Some(4),
+        "the job ended FAILED"
+    );
+    assert_eq!(s3.multipart_uploads(BUCKET).len(), 1, "the upload outlived its job");
+    let recover = oncefetch(&ws.db(), &s3, &["recover", "--json"], &[])
+        .output()
+        .expect("recover");
+    assert_eq!(recover.status.code(), Some(0), "{}", describe(&recover));
+    let report: serde_json::Value = serde_json::from_slice(&recover.stdout).expect("JSON");
+    assert_eq!(report["uploads_aborted"], 1, "{report} {}", describe(&recover));
+    let uploads = s3.multipart_uploads(BUCKET);
+    assert!(uploads.is_empty(), "no multipart upload left: {uploads:?}");
+    let twice = oncefetch(&ws.db(), &s3, &["recover", "--json"], &[])
+        .output()
+        .expect("recover");
+    let report: serde_json::Value = serde_json::from_slice(&twice.stdout).expect("JSON");
+    assert_eq!(
+        report["uploads_aborted"], 0,
+        "an aborted upload is not counted again: {report}"
+    );
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Destination, PartLog, PartialId, PartialWrite, Placement, Prior, ReadStream, Written};
+use super::{Destination, PartLog, PartialId, PartialWrite, Placement, Prior, ReadStream, Stat, Written};
 use crate::pipeline::files::{OutDir, PartialName};
 use crate::pipeline::stream::Partial;
 use crate::pipeline::ResourceError;
@@ -151,6 +151,23 @@ impl Destination for OutDir {
     async fn exists(&self, location: &str) -> io::Result<bool> {
         let path = PathBuf::from(location);
         blocking(move || Ok(std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()))).await
+    }
+
+    /// A file's length from its metadata; a local file has no stored
+    /// hash. Something other than a regular file at the path is an error.
+    async fn stat(&self, location: &str) -> io::Result<Option<Stat>> {
+        let path = PathBuf::from(location);
+        blocking(move || match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(Some(Stat {
+                size: meta.len(),
+                sha256: None,
+                etag: None,
+            })),
+            Ok(_) => Err(io::Error::other(format!("{} is not a regular file", path.display()))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        })
+        .await
     }
 
     async fn read(&self, location: &str) -> io::Result<ReadStream> {

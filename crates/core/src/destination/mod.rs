@@ -58,6 +58,7 @@ use serde_json::Value;
 
 pub use crate::pipeline::files::Placement;
 use crate::pipeline::ResourceError;
+use crate::Store;
 
 /// The bytes of a placed artifact, as read back.
 pub type ReadStream = BoxStream<'static, io::Result<Bytes>>;
@@ -171,6 +172,41 @@ pub trait Destination: Send + Sync + Debug {
     /// The bytes at `location`, from the start.
     async fn read(&self, location: &str) -> io::Result<ReadStream>;
 
+    /// What stands at `location`, learnt without reading its bytes where
+    /// the destination can (`verify --quick`); `None` when nothing does.
+    /// The default reads the bytes to count them.
+    async fn stat(&self, location: &str) -> io::Result<Option<Stat>> {
+        if !self.exists(location).await? {
+            return Ok(None);
+        }
+        let mut read = self.read(location).await?;
+        let mut size = 0u64;
+        while let Some(chunk) = futures::TryStreamExt::try_next(&mut read).await? {
+            size += chunk.len() as u64;
+        }
+        Ok(Some(Stat {
+            size,
+            sha256: None,
+            etag: None,
+        }))
+    }
+
+    /// The entity tag this destination recorded, among one job's
+    /// [`PartLog`] `records`, for the object it placed at `location`
+    /// (compared with [`Stat::etag`] by `verify --quick`). The default
+    /// records none.
+    fn placed_etag(&self, _location: &str, _records: &[(i64, Value)]) -> Option<String> {
+        None
+    }
+
+    /// Aborts the unfinished uploads the ledger's [`PartLog`] records name
+    /// that can no longer complete (their job is finished or FAILED, or a
+    /// requeue superseded them), for recovery: how many it aborted. The default: a
+    /// destination without uploads.
+    async fn abort_dead(&self, _store: &dyn Store) -> io::Result<u64> {
+        Ok(0)
+    }
+
     /// Every partial in the destination (recovery); those it cannot list
     /// without the ledger are left out.
     async fn all_partials(&self) -> io::Result<Vec<Prior>>;
@@ -185,6 +221,17 @@ pub trait Destination: Send + Sync + Debug {
     fn resource_error(&self, _err: &io::Error) -> Option<ResourceError> {
         None
     }
+}
+
+/// What [`Destination::stat`] learns of an artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    /// Its length in bytes.
+    pub size: u64,
+    /// The SHA-256 (hex) the destination stores with it, if it stores one.
+    pub sha256: Option<String>,
+    /// The destination's entity tag of its bytes, if it has one.
+    pub etag: Option<String>,
 }
 
 /// A partial being written.

@@ -38,6 +38,7 @@ use crate::store::Store;
 
 pub use files::OutDir;
 pub use interrupt::Interrupt;
+pub use part_log::stream_records;
 pub use policy::{HostPolicies, HostPolicy};
 pub use progress::{Download, NoProgress, Progress};
 pub use rate::Rate;

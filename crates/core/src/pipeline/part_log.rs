@@ -69,32 +69,7 @@ impl PartLog for LedgerLog {
     }
 
     async fn records(&self) -> io::Result<Vec<(i64, Value)>> {
-        let query = OpQuery {
-            job_key: Some(self.job_key.clone()),
-            after_seq: None,
-            limit: 0,
-        };
-        let rows = self.store.ops(&query).await.map_err(ledger_error)?;
-        Ok(rows
-            .into_iter()
-            .filter(|row| row.kind == OpKind::Stream)
-            .filter_map(|row| {
-                let superseded = match row.result_code? {
-                    ResultCode::Ok => false,
-                    ResultCode::Abandoned => true,
-                    ResultCode::Error => return None,
-                };
-                let result = row.result?;
-                result.get("destination")?;
-                let mut state = result.get("state")?.clone();
-                if superseded {
-                    state
-                        .as_object_mut()?
-                        .insert("superseded".to_owned(), Value::Bool(true));
-                }
-                Some((row.epoch, state))
-            })
-            .collect())
+        stream_records(self.store.as_ref(), &self.job_key).await
     }
 
     fn epoch(&self) -> i64 {
@@ -110,4 +85,37 @@ impl PartLog for LedgerLog {
         }
         Ok(())
     }
+}
+
+/// One job's [`PartLog`] records in the ledger, `(epoch, state)`, oldest
+/// first: what a destination reads back outside a job's epoch (`verify
+/// --quick`, `recover`). Rows superseded by a requeue carry
+/// `"superseded": true`.
+pub async fn stream_records(store: &dyn Store, job_key: &str) -> io::Result<Vec<(i64, Value)>> {
+    let query = OpQuery {
+        job_key: Some(job_key.to_owned()),
+        after_seq: None,
+        limit: 0,
+    };
+    let rows = store.ops(&query).await.map_err(ledger_error)?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| row.kind == OpKind::Stream)
+        .filter_map(|row| {
+            let superseded = match row.result_code? {
+                ResultCode::Ok => false,
+                ResultCode::Abandoned => true,
+                ResultCode::Error => return None,
+            };
+            let result = row.result?;
+            result.get("destination")?;
+            let mut state = result.get("state")?.clone();
+            if superseded {
+                state
+                    .as_object_mut()?
+                    .insert("superseded".to_owned(), Value::Bool(true));
+            }
+            Some((row.epoch, state))
+        })
+        .collect())
 }

@@ -28,6 +28,9 @@ pub struct RecoverReport {
     pub partials_kept: u64,
     /// Finished jobs whose file was missing, sent back to download.
     pub requeued_missing: u64,
+    /// Multipart uploads the ledger knows dead (their job finished, or
+    /// requeued), aborted.
+    pub uploads_aborted: u64,
 }
 
 /// Jobs read per page while scanning the ledger.
@@ -56,6 +59,10 @@ pub async fn recover(
     if let Some(out) = out {
         sweep_partials(store, out, &mut report).await?;
         out.sweep_probes().await;
+        match out.abort_dead(store).await {
+            Ok(aborted) => report.uploads_aborted = aborted,
+            Err(err) => tracing::warn!(out = %out.describe(), error = %err, "cannot abort dead uploads"),
+        }
     }
     requeue_missing_files(store, out, &mut report).await?;
     Ok(report)
