@@ -174,7 +174,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("man").join("man1");
         let written = write_all(&out).unwrap();
-        assert_eq!(written.len(), 11, "{written:?}");
+        assert_eq!(written.len(), 12, "{written:?}");
         for path in written {
             assert!(
                 path.starts_with(&out) && fs::metadata(&path).unwrap().len() > 0,
