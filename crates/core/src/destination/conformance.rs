@@ -7,18 +7,20 @@
 //! [`KitLog`] stands in for the ledger: records by epoch, and a current
 //! epoch that makes the earlier ones stale. [`IgnoresStaleness`] wraps a
 //! destination so that its writers never learn they are stale: the kit's
-//! negative tests show [`stale_epochs_never_place`] catches it.
+//! negative tests show [`stale_epochs_never_place`] catches it; [`Overwrites`]
+//! clears a location before placing, and [`placement_never_replaces`] catches it.
 
 use std::io;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use futures::TryStreamExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{Destination, PartLog, PartialId, PartialWrite, Placement, Prior, ReadStream};
+use super::{Destination, PartLog, PartialId, PartialWrite, Placement, Prior, ReadStream, Written};
 
 /// Body of the large artifacts: past an object store's 5 MiB minimum part,
 /// so that a multipart upload is resumed and completed.
@@ -160,6 +162,124 @@ impl Destination for IgnoresStaleness {
     }
     async fn all_partials(&self) -> io::Result<Vec<Prior>> {
         self.0.all_partials().await
+    }
+}
+
+/// How [`Overwrites`] clears a location before placing: removes whatever
+/// stands there.
+pub type Clear = Arc<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// A destination that overwrites (for the kit's negative tests): before
+/// placing, `clear` removes whatever stands at the location.
+#[derive(Debug)]
+pub struct Overwrites {
+    inner: Arc<dyn Destination>,
+    clear: Clearing,
+}
+
+/// A [`Clear`], shown by name.
+#[derive(Clone)]
+struct Clearing(Clear);
+
+impl std::fmt::Debug for Clearing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clearing")
+    }
+}
+
+impl Overwrites {
+    /// `inner`, with `clear` run before every placement.
+    pub fn new(inner: Arc<dyn Destination>, clear: Clear) -> Self {
+        Self {
+            inner,
+            clear: Clearing(clear),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct OverwritingPartial(Box<dyn PartialWrite>, Clearing);
+
+#[derive(Debug)]
+struct OverwritingWritten(Box<dyn Written>, Clearing);
+
+#[async_trait]
+impl PartialWrite for OverwritingPartial {
+    async fn push(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.0.push(chunk).await
+    }
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+    fn handle(&self) -> String {
+        self.0.handle()
+    }
+    async fn finish(self: Box<Self>) -> io::Result<Box<dyn Written>> {
+        Ok(Box::new(OverwritingWritten(self.0.finish().await?, self.1)))
+    }
+}
+
+#[async_trait]
+impl Written for OverwritingWritten {
+    fn sha256(&self) -> &str {
+        self.0.sha256()
+    }
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+    fn handle(&self) -> String {
+        self.0.handle()
+    }
+    async fn place(self: Box<Self>, location: &str, durable: bool) -> io::Result<Placement> {
+        (self.1 .0)(location.to_owned()).await;
+        self.0.place(location, durable).await
+    }
+}
+
+#[async_trait]
+impl Destination for Overwrites {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn location(&self, work_id: &str, artifact_id: &str) -> String {
+        self.inner.location(work_id, artifact_id)
+    }
+    fn holds(&self, location: &str) -> bool {
+        self.inner.holds(location)
+    }
+    async fn probe(&self) -> io::Result<()> {
+        self.inner.probe().await
+    }
+    async fn priors(&self, job_key: &str, epoch: i64, log: &dyn PartLog) -> io::Result<Vec<Prior>> {
+        self.inner.priors(job_key, epoch, log).await
+    }
+    async fn begin(
+        &self,
+        id: &PartialId,
+        resume: Option<&Prior>,
+        log: Arc<dyn PartLog>,
+        durable: bool,
+    ) -> io::Result<Box<dyn PartialWrite>> {
+        let inner = self.inner.begin(id, resume, log, durable).await?;
+        Ok(Box::new(OverwritingPartial(inner, self.clear.clone())))
+    }
+    async fn remove(&self, partials: Vec<Prior>, log: Option<&dyn PartLog>) -> io::Result<()> {
+        self.inner.remove(partials, log).await
+    }
+    async fn discard(&self, job_key: &str, epoch: i64, own: Option<String>, log: &dyn PartLog) -> io::Result<()> {
+        self.inner.discard(job_key, epoch, own, log).await
+    }
+    async fn place_copy(&self, source: &str, location: &str, sha256: &str, durable: bool) -> io::Result<Placement> {
+        self.inner.place_copy(source, location, sha256, durable).await
+    }
+    async fn exists(&self, location: &str) -> io::Result<bool> {
+        self.inner.exists(location).await
+    }
+    async fn read(&self, location: &str) -> io::Result<ReadStream> {
+        self.inner.read(location).await
+    }
+    async fn all_partials(&self) -> io::Result<Vec<Prior>> {
+        self.inner.all_partials().await
     }
 }
 

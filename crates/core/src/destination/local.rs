@@ -277,7 +277,7 @@ impl Written for LocalWritten {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::destination::conformance::{self, fails, IgnoresStaleness};
+    use crate::destination::conformance::{self, fails, IgnoresStaleness, Overwrites};
 
     #[tokio::test]
     async fn the_local_folder_keeps_the_destination_contract() {
@@ -286,102 +286,17 @@ mod tests {
         conformance::run_all(Arc::new(out)).await;
     }
 
-    /// The local folder, but placing removes whatever stands at the
-    /// location first: a destination that overwrites.
-    #[derive(Debug)]
-    struct Overwrites(OutDir);
-
-    #[derive(Debug)]
-    struct OverwritingPartial(Box<dyn PartialWrite>);
-
-    #[derive(Debug)]
-    struct OverwritingWritten(Box<dyn Written>);
-
-    #[async_trait]
-    impl PartialWrite for OverwritingPartial {
-        async fn push(&mut self, chunk: &[u8]) -> io::Result<()> {
-            self.0.push(chunk).await
-        }
-        fn len(&self) -> u64 {
-            self.0.len()
-        }
-        fn handle(&self) -> String {
-            self.0.handle()
-        }
-        async fn finish(self: Box<Self>) -> io::Result<Box<dyn Written>> {
-            Ok(Box::new(OverwritingWritten(self.0.finish().await?)))
-        }
-    }
-
-    #[async_trait]
-    impl Written for OverwritingWritten {
-        fn sha256(&self) -> &str {
-            self.0.sha256()
-        }
-        fn size(&self) -> u64 {
-            self.0.size()
-        }
-        fn handle(&self) -> String {
-            self.0.handle()
-        }
-        async fn place(self: Box<Self>, location: &str, durable: bool) -> io::Result<Placement> {
-            let _ = std::fs::remove_file(location);
-            self.0.place(location, durable).await
-        }
-    }
-
-    #[async_trait]
-    impl Destination for Overwrites {
-        fn describe(&self) -> String {
-            self.0.describe()
-        }
-        fn location(&self, work_id: &str, artifact_id: &str) -> String {
-            self.0.location(work_id, artifact_id)
-        }
-        fn holds(&self, location: &str) -> bool {
-            self.0.holds(location)
-        }
-        async fn probe(&self) -> io::Result<()> {
-            Destination::probe(&self.0).await
-        }
-        async fn priors(&self, job_key: &str, epoch: i64, log: &dyn PartLog) -> io::Result<Vec<Prior>> {
-            self.0.priors(job_key, epoch, log).await
-        }
-        async fn begin(
-            &self,
-            id: &crate::destination::PartialId,
-            resume: Option<&Prior>,
-            log: Arc<dyn PartLog>,
-            durable: bool,
-        ) -> io::Result<Box<dyn PartialWrite>> {
-            let inner = self.0.begin(id, resume, log, durable).await?;
-            Ok(Box::new(OverwritingPartial(inner)))
-        }
-        async fn remove(&self, partials: Vec<Prior>, log: Option<&dyn PartLog>) -> io::Result<()> {
-            self.0.remove(partials, log).await
-        }
-        async fn discard(&self, job_key: &str, epoch: i64, own: Option<String>, log: &dyn PartLog) -> io::Result<()> {
-            self.0.discard(job_key, epoch, own, log).await
-        }
-        async fn place_copy(&self, source: &str, location: &str, sha256: &str, durable: bool) -> io::Result<Placement> {
-            self.0.place_copy(source, location, sha256, durable).await
-        }
-        async fn exists(&self, location: &str) -> io::Result<bool> {
-            self.0.exists(location).await
-        }
-        async fn read(&self, location: &str) -> io::Result<ReadStream> {
-            self.0.read(location).await
-        }
-        async fn all_partials(&self) -> io::Result<Vec<Prior>> {
-            Destination::all_partials(&self.0).await
-        }
-    }
-
     #[tokio::test]
     async fn the_kit_catches_a_folder_that_overwrites() {
         let dir = tempfile::tempdir().unwrap();
         let out = OutDir::create(dir.path()).unwrap();
-        let overwrites = Arc::new(Overwrites(out));
+        // Placing removes whatever stands at the location first.
+        let clear: conformance::Clear = Arc::new(|location| {
+            Box::pin(async move {
+                let _ = std::fs::remove_file(location);
+            })
+        });
+        let overwrites = Arc::new(Overwrites::new(Arc::new(out), clear));
         assert!(fails(conformance::placement_never_replaces(overwrites)).await);
     }
 
