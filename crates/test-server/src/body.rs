@@ -73,6 +73,12 @@ impl ServeBody {
         self
     }
 
+    /// Holds the first byte back for `delay`.
+    pub(crate) fn hold(mut self, delay: Duration) -> Self {
+        self.sleep = Some(Box::pin(tokio::time::sleep(delay)));
+        self
+    }
+
     /// Stops after `after` bytes and drops the connection.
     pub(crate) fn cut_after(mut self, after: u64) -> Self {
         let after = usize::try_from(after).unwrap_or(usize::MAX);

@@ -66,6 +66,13 @@ pub enum Fault {
         /// Pause between chunks, in milliseconds.
         delay_ms: u64,
     },
+    /// Every GET's headers go out at once, its first body byte only after
+    /// `ms` milliseconds (a run stopped in between has a response and no
+    /// byte of its body).
+    HoldBody {
+        /// How long the body waits, in milliseconds.
+        ms: u64,
+    },
     /// After the body has been requested `after_gets` times, the content changes (new bytes, new ETag) — validator change between requests.
     ///
     /// "Requested" counts GETs answered with a body (200 or 206) while the

@@ -199,6 +199,12 @@ fn answer<B>(shared: &Shared, req: &Request<B>) -> Response<ServeBody> {
     }) {
         body = body.throttle(chunk, Duration::from_millis(delay_ms));
     }
+    if let Some(ms) = faults.iter().find_map(|f| match f {
+        Fault::HoldBody { ms } => Some(*ms),
+        _ => None,
+    }) {
+        body = body.hold(Duration::from_millis(ms));
+    }
     *response.body_mut() = body;
     response
 }

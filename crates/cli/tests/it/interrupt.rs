@@ -125,3 +125,31 @@ fn sigint_while_planning_exits_130_and_loses_nothing_planned() {
     assert_eq!(totals["total"], LINES, "{totals}");
     assert_eq!(totals["states"]["PLANNED"], LINES, "{totals}");
 }
+
+#[test]
+fn sigint_before_the_first_body_byte_leaves_no_partial_file() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    server.add("/held", content(12, 100_000));
+    // The answer's headers come at once, its body 30 s later.
+    server.fault("/held", Fault::HoldBody { ms: 30_000 });
+    let manifest = ws.manifest(&[entry(&server, "w", "a", "/held")]);
+    assert_eq!(ws.run(&["plan", manifest.to_str().unwrap()]).status.code(), Some(0));
+    let out = ws.out();
+    let args = ["run", "--out", out.to_str().unwrap(), "--lease-ttl", "60s"];
+    let mut child = KillOnDrop::spawn(&ws, &args);
+    let started = Instant::now();
+    while server.path_stats("/held").gets == 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the GET never came");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Time for the headers to arrive and the run to wait on the body.
+    std::thread::sleep(Duration::from_millis(500));
+    signal(child.0.id(), "INT");
+    let status = child.wait_within(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130), "stderr:\n{}", child.stderr());
+    assert_eq!(ws.jobs()[0]["attempts"], 0, "given back: {}", ws.jobs()[0]);
+    // Nothing arrived, so there is nothing to resume from: an empty
+    // partial file would only be litter (one per interrupted attempt).
+    assert_eq!(ws.partial_files(), Vec::<std::path::PathBuf>::new());
+}

@@ -569,7 +569,13 @@ impl JobRun<'_> {
             Some(body) => self.stream_body(partial.as_mut(), body, check).await,
             None => Ok(()),
         };
-        // Keep what arrived, even on failure: a retry resumes from it.
+        // Keep what arrived, even on failure: a retry resumes from it. When
+        // nothing arrived there is nothing to keep (finishing would write an
+        // empty partial).
+        let streamed = match streamed {
+            Err(stop) if partial.len() == 0 => return Err(stop),
+            streamed => streamed,
+        };
         let written = partial.finish().await?;
         streamed?;
         let (sha256, size) = (written.sha256().to_owned(), written.size());
