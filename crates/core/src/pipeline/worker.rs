@@ -573,7 +573,7 @@ impl JobRun<'_> {
         // nothing arrived there is nothing to keep (finishing would write an
         // empty partial).
         let streamed = match streamed {
-            Err(stop) if partial.len() == 0 => return Err(stop),
+            Err(stop) if partial.is_empty() => return Err(stop),
             streamed => streamed,
         };
         let written = partial.finish().await?;
