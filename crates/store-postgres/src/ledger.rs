@@ -21,6 +21,7 @@ use crate::rows::{
 };
 use crate::sql::{Bind, Sql};
 use crate::store::{job_not_found, lease_lost, millis, PostgresStore};
+use crate::text;
 
 /// Jobs per `INSERT` when planning.
 const PLAN_CHUNK: usize = 5_000;
@@ -169,13 +170,17 @@ struct PlanChunk {
 
 fn plan_chunk(jobs: &[NewJob]) -> StoreResult<PlanChunk> {
     let text = |f: fn(&NewJob) -> &str| -> Vec<Option<String>> { jobs.iter().map(|j| Some(f(j).to_owned())).collect() };
+    // A line's own text, which may hold NUL.
+    let stored = |f: fn(&NewJob) -> &str| -> Vec<Option<String>> {
+        jobs.iter().map(|j| Some(text::store(f(j)).into_owned())).collect()
+    };
     let size = |j: &NewJob| j.expected_size.map(|s| signed(s, "expected size")).transpose();
     let sizes = jobs.iter().map(size).collect::<StoreResult<Vec<_>>>()?;
     let insert = Sql::new(queries::PLAN)
         .bind(text(|j| &j.job_key))
-        .bind(text(|j| &j.work_id))
-        .bind(text(|j| &j.artifact_id))
-        .bind(text(|j| &j.url))
+        .bind(stored(|j| &j.work_id))
+        .bind(stored(|j| &j.artifact_id))
+        .bind(stored(|j| &j.url))
         .bind(text(|j| &j.canonical_url))
         .bind(jobs.iter().map(|j| j.expected_sha256.clone()).collect::<Vec<_>>())
         .bind(sizes)
@@ -630,7 +635,7 @@ impl LedgerStore for PostgresStore {
             .bind(filter.state.as_str())
             .bind(filter.include_permanent)
             .bind(filter.narrow.job_key.clone())
-            .bind(filter.narrow.work_id.clone())
+            .bind(filter.narrow.work_id.as_deref().map(|id| text::store(id).into_owned()))
             .bind(filter.narrow.host.clone())
             .bind(filter.narrow.error.clone())
             .bind(reason);

@@ -10,6 +10,7 @@ mod queries;
 mod rows;
 mod sql;
 mod store;
+mod text;
 mod watch;
 
 use std::sync::Arc;

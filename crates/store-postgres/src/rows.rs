@@ -8,6 +8,7 @@ use oncefetch_core::{
 };
 use serde_json::Value;
 
+use crate::text;
 use crate::STORE;
 
 fn corrupt(what: String) -> StoreError {
@@ -91,9 +92,9 @@ impl JobRow {
             remote_size: unsigned_opt(self.remote_size, "remote_size")?,
             size: unsigned_opt(self.size, "size")?,
             job_key: self.job_key,
-            work_id: self.work_id,
-            artifact_id: self.artifact_id,
-            url: self.url,
+            work_id: text::load(self.work_id),
+            artifact_id: text::load(self.artifact_id),
+            url: text::load(self.url),
             canonical_url: self.canonical_url,
             expected_sha256: self.expected_sha256,
             epoch: self.epoch,

@@ -36,8 +36,6 @@ pub(crate) struct Corpus {
     pub(crate) lines: Vec<Line>,
     /// The bytes of each distinct URL, by URL.
     pub(crate) bodies: BTreeMap<String, Vec<u8>>,
-    /// Whether ids may hold NUL (see [`Corpus::new`]).
-    nul_ids: bool,
 }
 
 /// What a corpus is made of.
@@ -68,16 +66,13 @@ impl Shape {
 }
 
 impl Corpus {
-    /// Starts the servers and registers a corpus of `shape` drawn from `rng`. Without `nul_ids`
-    /// the hostile ids hold U+0001 where they would hold NUL: the PostgreSQL store cannot plan an
-    /// id with NUL (its TEXT columns refuse the byte; an open defect, see the issue 19 notes).
-    pub(crate) fn new(shape: Shape, rng: &mut Rng, nul_ids: bool) -> Self {
+    /// Starts the servers and registers a corpus of `shape` drawn from `rng`.
+    pub(crate) fn new(shape: Shape, rng: &mut Rng) -> Self {
         let servers = [TestServer::start(), TestServer::start(), TestServer::start()];
         let mut corpus = Corpus {
             servers,
             lines: Vec::new(),
             bodies: BTreeMap::new(),
-            nul_ids,
         };
         let base = rng.next_u64();
         let seed = |n: u64| base.wrapping_add(n);
@@ -171,12 +166,7 @@ impl Corpus {
         let (work_id, artifact_id) = match n % 5 {
             3 => {
                 let work = HOSTILE_WORK[n / 5 % HOSTILE_WORK.len()];
-                let work = if self.nul_ids {
-                    work.to_owned()
-                } else {
-                    work.replace('\0', "\u{1}")
-                };
-                (work, format!("../{n}/../../x"))
+                (work.to_owned(), format!("../{n}/../../x"))
             }
             _ => (
                 format!("work-{n}"),

@@ -97,7 +97,7 @@ struct Episode<'a, 'b> {
 /// Runs an episode with `kills` kills in `dir` (made, left for the caller to remove).
 pub(crate) fn run(binary: &Path, dir: &Path, seed: u64, kills: u64, store: Store<'_>) -> Result<Outcome> {
     let mut rng = Rng::new(seed);
-    let corpus = Corpus::new(Shape::TORTURE, &mut rng, matches!(store, Store::Sqlite));
+    let corpus = Corpus::new(Shape::TORTURE, &mut rng);
     fs::create_dir_all(dir.join("logs")).with_context(|| format!("could not create {}", dir.display()))?;
     let db = match &store {
         Store::Sqlite => format!("sqlite:{}", dir.join("ledger.db").display()),

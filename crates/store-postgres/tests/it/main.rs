@@ -14,3 +14,5 @@ mod concurrency;
 mod postgres;
 // A server restart while workers acquire and commit.
 mod restart;
+// Ids and URLs holding NUL, kept verbatim.
+mod text;
