@@ -13,10 +13,9 @@ use serde_json::Value;
 
 use crate::error::{StoreError, StoreResult};
 use crate::job::{
-    attempts_left, ExpectationConflict, Expectations, ExpectedUpdate, Job, JobQuery, Millis, NewJob, PlanCounts,
-    StatusCounts,
+    ExpectationConflict, Expectations, ExpectedUpdate, Job, JobQuery, Millis, NewJob, PlanCounts, StatusCounts,
 };
-use crate::kernel::{self, CommitReads, OpFacts};
+use crate::kernel::{self, CommitReads, Expecting, Finish, OpFacts};
 use crate::lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
 use crate::ledger::{
     ArtifactEntry, Commit, CommitOutcome, LedgerStore, OpKind, OpQuery, OpRecord, RequestSlots, RequeueCounts,
@@ -25,7 +24,7 @@ use crate::ledger::{
 use crate::registry::{OpenFuture, StoreFactory};
 use crate::state::{check_transition, JobState, Transition};
 use crate::store::Store;
-use crate::watch::{HostCounts, MinuteCounts, Watch, WatchQuery, WorkerSeen};
+use crate::watch::{Watch, WatchQuery};
 
 /// A ledger held in memory (lost when dropped).
 #[derive(Debug, Default)]
@@ -49,8 +48,8 @@ struct Inner {
     /// Each host's next free request time ([`RequestSlots::claim`]).
     host_budget: HashMap<String, Millis>,
     /// Steps into SUCCESS, SKIPPED_DUPLICATE or FAILED, for
-    /// [`LedgerStore::watch`]: when, the host, the state and the size.
-    finishes: Vec<(Millis, String, JobState, Option<u64>)>,
+    /// [`LedgerStore::watch`].
+    finishes: Vec<Finish>,
     /// Each job's place in planning order.
     planned_seq: HashMap<String, u64>,
 }
@@ -111,8 +110,7 @@ impl Inner {
     }
 
     fn finished(&mut self, job: &Job, now: Millis) {
-        let host = crate::url::host_port(&job.canonical_url).to_owned();
-        self.finishes.push((now, host, job.state, job.size));
+        self.finishes.push(Finish::of(job, now));
     }
 
     /// A job as reads show it: no lease where reconcile freed it.
@@ -225,120 +223,24 @@ impl LedgerStore for MemoryStore {
     }
 
     async fn status(&self) -> StoreResult<StatusCounts> {
-        let now = now_millis();
-        let inner = self.lock();
-        let jobs = || inner.jobs.values();
-        let live = inner.live(now).count();
-        let bytes_done = jobs()
-            .filter(|j| j.state == JobState::Success)
-            .filter_map(|j| j.size)
-            .sum();
-        let retryable_failed = jobs()
-            .filter(|j| j.state == JobState::Failed && j.retryable)
-            .map(|j| (j.attempts, 1, u64::from(j.next_attempt_at.is_some_and(|t| t > now))));
-        Ok(StatusCounts::from_pairs(jobs().map(|j| (j.state, 1)))
-            .with_live_leases(u64::try_from(live).unwrap_or(u64::MAX))
-            .with_bytes_done(bytes_done)
-            .with_retryable_failed(retryable_failed))
+        Ok(kernel::status(self.lock().jobs.values(), now_millis()))
     }
 
     async fn watch(&self, query: &WatchQuery) -> StoreResult<Watch> {
-        let now = now_millis();
         let inner = self.lock();
-        let mut hosts: HashMap<&str, HostCounts> = HashMap::new();
-        for job in inner.jobs.values() {
-            let host = crate::url::host_port(&job.canonical_url);
-            hosts
-                .entry(host)
-                .or_insert_with(|| HostCounts {
-                    host: host.to_owned(),
-                    ..HostCounts::default()
-                })
-                .count(job.state, job.size);
-        }
-        let mut minutes: BTreeMap<Millis, MinuteCounts> = BTreeMap::new();
-        let window_start = MinuteCounts::minute_of(now - millis(query.window));
-        let recent_start = now - millis(query.recent);
-        for (at, host, state, size) in &inner.finishes {
-            let minute = MinuteCounts::minute_of(*at);
-            if minute >= window_start {
-                let row = minutes.entry(minute).or_insert(MinuteCounts {
-                    minute,
-                    ..MinuteCounts::default()
-                });
-                match state {
-                    JobState::Success => {
-                        row.succeeded += 1;
-                        row.bytes += size.unwrap_or(0);
-                    }
-                    JobState::SkippedDuplicate => row.skipped += 1,
-                    _ => row.failed += 1,
-                }
-            }
-            if minute >= MinuteCounts::minute_of(recent_start) {
-                if let Some(counts) = hosts.get_mut(host.as_str()) {
-                    counts.recent_finished += 1;
-                }
-            }
-        }
-        let mut hosts: Vec<HostCounts> = hosts.into_values().collect();
-        Watch::rank_hosts(&mut hosts, query.hosts);
-        let mut failed: Vec<(u64, Job)> = inner
-            .jobs
-            .values()
-            .filter(|j| j.state == JobState::Failed)
-            .map(|j| (inner.planned_seq.get(&j.job_key).copied().unwrap_or(0), inner.read(j)))
-            .collect();
-        failed.sort_by_key(|(seq, _)| *seq);
-        let live = |j: &&Job| j.state.is_in_flight() && j.lease_expires_at.is_some_and(|t| t > now);
-        let mut in_flight: Vec<Job> = inner.jobs.values().filter(live).map(|j| inner.read(j)).collect();
-        in_flight.sort_by(|a, b| {
-            a.lease_expires_at
-                .cmp(&b.lease_expires_at)
-                .then_with(|| a.job_key.cmp(&b.job_key))
-        });
-        in_flight.truncate(query.in_flight);
-        let mut workers: BTreeMap<String, WorkerSeen> = BTreeMap::new();
-        for job in inner
-            .jobs
-            .values()
-            .filter(|j| j.state.is_in_flight())
-            .map(|j| inner.read(j))
-        {
-            let (Some(owner), Some(expiry)) = (job.lease_owner, job.lease_expires_at) else {
-                continue;
-            };
-            if expiry <= recent_start {
-                continue;
-            }
-            let seen = workers.entry(owner.clone()).or_insert(WorkerSeen {
-                owner,
-                live_leases: 0,
-                last_expiry: expiry,
-            });
-            seen.live_leases += u64::from(expiry > now);
-            seen.last_expiry = seen.last_expiry.max(expiry);
-        }
-        Ok(Watch {
-            now,
-            hosts,
-            minutes: minutes.into_values().collect(),
-            failed: failed.into_iter().take(query.failed).map(|(_, j)| j).collect(),
-            in_flight,
-            workers: workers.into_values().collect(),
-        })
+        let seq = |key: &str| inner.planned_seq.get(key).copied().unwrap_or(0);
+        let jobs: Vec<(u64, Job)> = inner.jobs.values().map(|j| (seq(&j.job_key), inner.read(j))).collect();
+        Ok(kernel::watch(&jobs, &inner.finishes, now_millis(), query))
     }
 
     async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64> {
         let horizon = within.map(|w| now_millis().saturating_add(millis(w)));
-        let settled = |j: &Job| {
-            j.state.is_terminal()
-                || (j.state == JobState::Failed
-                    && (!j.retryable
-                        || !attempts_left(j.attempts, max_attempts)
-                        || horizon.is_some_and(|h| j.next_attempt_at.is_some_and(|t| t > h))))
-        };
-        Ok(self.lock().jobs.values().filter(|j| !settled(j)).count() as u64)
+        let inner = self.lock();
+        Ok(inner
+            .jobs
+            .values()
+            .filter(|j| !kernel::settled(j, max_attempts, horizon))
+            .count() as u64)
     }
 
     async fn commit(&self, fence: &Fence, commit: &Commit) -> StoreResult<CommitOutcome> {
@@ -409,23 +311,22 @@ impl LedgerStore for MemoryStore {
     ) -> StoreResult<ExpectedUpdate> {
         let mut inner = self.lock();
         let job = inner.jobs.get_mut(job_key).ok_or_else(|| not_found(job_key))?;
-        if job.state.is_in_flight() {
-            return Ok(ExpectedUpdate::InFlight(job.state));
+        let decided = kernel::expect(
+            job.state,
+            &job.expectations(),
+            job.sha256.as_deref(),
+            job.size,
+            expected,
+        );
+        if let Expecting::Record { expectations, requeue } = &decided {
+            job.expected_sha256.clone_from(&expectations.sha256);
+            job.expected_size = expectations.size;
+            job.expected_content_type.clone_from(&expectations.content_type);
+            if *requeue {
+                inner.requeue(job_key, reason, now_millis());
+            }
         }
-        let before = job.expectations();
-        if !expected.contradicts(&before) {
-            return Ok(ExpectedUpdate::Unchanged);
-        }
-        let updated = expected.over(&before);
-        job.expected_sha256 = updated.sha256.clone();
-        job.expected_size = updated.size;
-        job.expected_content_type = updated.content_type.clone();
-        let finished = matches!(job.state, JobState::Success | JobState::SkippedDuplicate);
-        if finished && !updated.admit_finished(&before, job.sha256.as_deref(), job.size) {
-            inner.requeue(job_key, reason, now_millis());
-            return Ok(ExpectedUpdate::Requeued);
-        }
-        Ok(ExpectedUpdate::Recorded)
+        Ok(decided.answer())
     }
 
     async fn requeue_matching(&self, filter: &RequeueFilter, reason: &str) -> StoreResult<RequeueCounts> {
@@ -504,29 +405,24 @@ impl LeaseManager for MemoryStore {
     async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis> {
         let now = now_millis();
         let mut inner = self.lock();
-        match inner.jobs.get_mut(&fence.job_key) {
-            Some(job) if kernel::holds_lease(job, fence, now) => {
-                let expiry = now + millis(ttl);
-                job.lease_expires_at = Some(expiry);
-                Ok(expiry)
-            }
-            _ => Err(kernel::lease_lost(fence)),
-        }
+        let job = inner
+            .jobs
+            .get_mut(&fence.job_key)
+            .filter(|j| kernel::holds_lease(j, fence, now));
+        let job = job.ok_or_else(|| kernel::lease_lost(fence))?;
+        job.lease_expires_at = Some(now + millis(ttl));
+        Ok(now + millis(ttl))
     }
 
     async fn release(&self, fence: &Fence) -> StoreResult<()> {
         let now = now_millis();
         let mut inner = self.lock();
-        match inner.jobs.get_mut(&fence.job_key) {
-            Some(job) if kernel::holds_lease(job, fence, now) => {
-                (job.lease_owner, job.lease_expires_at) = (None, None);
-                if job.state.counted_attempt() {
-                    job.attempts = job.attempts.saturating_sub(1);
-                }
-                Ok(())
-            }
-            _ => Err(kernel::lease_lost(fence)),
-        }
+        let job = inner
+            .jobs
+            .get_mut(&fence.job_key)
+            .filter(|j| kernel::holds_lease(j, fence, now));
+        kernel::release(job.ok_or_else(|| kernel::lease_lost(fence))?);
+        Ok(())
     }
 
     async fn reconcile(&self, stale_after: Duration) -> StoreResult<ReconcileReport> {
@@ -535,12 +431,13 @@ impl LeaseManager for MemoryStore {
         let mut inner = self.lock();
         // Freeing moves the mark past the leases that expired since the last
         // reconcile; no job changes.
-        let freed_through = inner.freed_through;
-        let expired =
-            |j: &&Job| j.state.is_in_flight() && j.lease_expires_at.is_some_and(|t| t > freed_through && t <= cutoff);
-        let expired_leases = inner.jobs.values().filter(expired).count() as u64;
-        inner.freed_through = freed_through.max(cutoff);
-        // Every unfinished attempt not under a live lease is abandoned.
+        let freed = inner.freed_through;
+        let expired_leases = inner
+            .jobs
+            .values()
+            .filter(|j| kernel::freed_by_reconcile(j, freed, cutoff))
+            .count();
+        inner.freed_through = freed.max(cutoff);
         let live: HashMap<String, i64> = inner
             .jobs
             .values()
@@ -548,14 +445,13 @@ impl LeaseManager for MemoryStore {
             .map(|j| (j.job_key.clone(), j.epoch))
             .collect();
         let mut abandoned_ops = 0;
-        for row in inner
-            .ops
-            .iter_mut()
-            .filter(|r| r.result_code.is_none() && live.get(&r.job_key) != Some(&r.epoch))
-        {
-            (row.result_code, row.finished_at) = (Some(ResultCode::Abandoned), Some(now));
-            abandoned_ops += 1;
+        for row in inner.ops.iter_mut() {
+            if kernel::abandoned_by_reconcile(row, live.get(&row.job_key).copied()) {
+                (row.result_code, row.finished_at) = (Some(ResultCode::Abandoned), Some(now));
+                abandoned_ops += 1;
+            }
         }
+        let expired_leases = expired_leases as u64;
         Ok(ReconcileReport {
             expired_leases,
             abandoned_ops,

@@ -39,3 +39,25 @@ pub fn runnable(job: &Job, now: Millis, max_attempts: u32) -> bool {
         _ => false,
     }
 }
+
+/// **Release**: the lease given back (the job keeps its state for the next
+/// grant); an attempt counted by its state is given back too.
+pub fn release(job: &mut Job) {
+    job.lease_owner = None;
+    job.lease_expires_at = None;
+    if job.state.counted_attempt() {
+        job.attempts = job.attempts.saturating_sub(1);
+    }
+}
+
+/// **Reconcile frees** an in-flight job's lease that expired after the
+/// previous mark `freed_through` and at or before `cutoff`.
+pub fn freed_by_reconcile(job: &Job, freed_through: Millis, cutoff: Millis) -> bool {
+    job.state.is_in_flight() && job.lease_expires_at.is_some_and(|t| t > freed_through && t <= cutoff)
+}
+
+/// **Reconcile abandons** an unfinished attempt not under its job's live
+/// lease (`live_epoch`, the epoch of a lease live now, if any).
+pub fn abandoned_by_reconcile(row: &crate::ledger::OpRecord, live_epoch: Option<i64>) -> bool {
+    row.result_code.is_none() && live_epoch != Some(row.epoch)
+}
