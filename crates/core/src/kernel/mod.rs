@@ -32,7 +32,7 @@ pub use commit::{plan_commit, CommitReads, CommitWrites, IndexWrite};
 pub use expect::{expect, Expecting};
 pub use grant::{abandoned_on_grant, fail_out_of_attempts, grant, Granted};
 pub use lease::{abandoned_by_reconcile, freed_by_reconcile, holds_lease, lease_live, lease_lost, release, runnable};
-pub use ops::{finish_op, ok_row, start_op, OpFacts};
+pub use ops::{finish_op, may_start_ops, ok_row, start_op, OpFacts};
 pub use read::{settled, status, watch, Finish};
 pub use requeue::{requeue, requeue_row, superseded_by_requeue};
 pub use step::{patch, step, steps};

@@ -23,9 +23,7 @@ pub struct OpFacts {
 /// in `state`, the result to replay (`Some`), or `None` when the op must
 /// run. Only an in-flight job starts ops, and only once per epoch.
 pub fn start_op(op_key: &str, epoch: i64, state: JobState, facts: &OpFacts) -> StoreResult<Option<Value>> {
-    if !state.is_in_flight() {
-        return Err(StoreError::Conflict(format!("cannot start an op on a {state} job")));
-    }
+    may_start_ops(state)?;
     if let Some(result) = &facts.ok {
         return Ok(Some(result.clone()));
     }
@@ -35,6 +33,15 @@ pub fn start_op(op_key: &str, epoch: i64, state: JobState, facts: &OpFacts) -> S
         )));
     }
     Ok(None)
+}
+
+/// Only an in-flight job starts ops.
+pub fn may_start_ops(state: JobState) -> StoreResult<()> {
+    if state.is_in_flight() {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!("cannot start an op on a {state} job")))
+    }
 }
 
 /// **Op finish**: the attempt of `op_key` under `epoch` must be running, and
