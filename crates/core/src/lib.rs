@@ -5,6 +5,7 @@ pub mod destination;
 pub mod error;
 pub mod fetch;
 pub mod job;
+pub mod kernel;
 pub mod key;
 pub mod lease;
 pub mod ledger;

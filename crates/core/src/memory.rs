@@ -1,30 +1,30 @@
 //! The reference in-memory store: the conformance kit's own proof, and the
-//! example a third party copies when writing a store (see
-//! `docs/writing-a-store.md`). One mutex guards everything, so every call is
-//! trivially atomic; the store's clock is this process's wall clock.
+//! smallest executor of the [ledger kernel](crate::kernel): it reads what a
+//! rule needs, calls the rule and writes what comes back. One mutex guards
+//! everything, so every call is trivially atomic; the store's clock is this
+//! process's wall clock.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::{StoreError, StoreResult};
 use crate::job::{
-    attempts_left, ExpectationConflict, Expectations, ExpectedUpdate, Job, JobFailure, JobPatch, JobQuery, Millis,
-    NewJob, PlanCounts, StatusCounts,
+    ExpectationConflict, Expectations, ExpectedUpdate, Job, JobQuery, Millis, NewJob, PlanCounts, StatusCounts,
 };
-use crate::key::OpKeys;
+use crate::kernel::{self, CommitReads, Expecting, Finish, OpFacts};
 use crate::lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
 use crate::ledger::{
-    ArtifactEntry, Commit, CommitOutcome, LedgerStore, OpBegin, OpKind, OpQuery, OpRecord, RequestSlots, RequeueCounts,
+    ArtifactEntry, Commit, CommitOutcome, LedgerStore, OpKind, OpQuery, OpRecord, RequestSlots, RequeueCounts,
     RequeueFilter, ResultCode,
 };
 use crate::registry::{OpenFuture, StoreFactory};
 use crate::state::{check_transition, JobState, Transition};
 use crate::store::Store;
-use crate::watch::{HostCounts, MinuteCounts, Watch, WatchQuery, WorkerSeen};
+use crate::watch::{Watch, WatchQuery};
 
 /// A ledger held in memory (lost when dropped).
 #[derive(Debug, Default)]
@@ -48,8 +48,8 @@ struct Inner {
     /// Each host's next free request time ([`RequestSlots::claim`]).
     host_budget: HashMap<String, Millis>,
     /// Steps into SUCCESS, SKIPPED_DUPLICATE or FAILED, for
-    /// [`LedgerStore::watch`]: when, the host, the state and the size.
-    finishes: Vec<(Millis, String, JobState, Option<u64>)>,
+    /// [`LedgerStore::watch`].
+    finishes: Vec<Finish>,
     /// Each job's place in planning order.
     planned_seq: HashMap<String, u64>,
 }
@@ -63,57 +63,30 @@ fn millis(d: Duration) -> Millis {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The `first_path` an INDEX op recorded.
-fn first_path_of(result: &Value) -> String {
-    result["first_path"].as_str().unwrap_or_default().to_owned()
-}
-
-/// Whether `fence` still holds the job's lease at `now`.
-pub(crate) fn holds_lease(job: &Job, fence: &Fence, now: Millis) -> bool {
-    job.epoch == fence.epoch
-        && job.lease_owner.as_deref() == Some(fence.owner.as_str())
-        && job.lease_expires_at.is_some_and(|t| t > now)
-}
-
-fn lease_lost(fence: &Fence) -> StoreError {
-    StoreError::LeaseLost {
-        job: fence.job_key.clone(),
-        epoch: fence.epoch,
-    }
-}
-
-/// Whether a grant may pick `job` now.
-fn runnable(job: &Job, now: Millis, max_attempts: u32) -> bool {
-    match job.state {
-        JobState::Planned => job.next_attempt_at.is_none_or(|t| t <= now),
-        JobState::Failed => {
-            job.retryable && job.attempts < max_attempts && job.next_attempt_at.is_none_or(|t| t <= now)
-        }
-        s if s.is_in_flight() => job.lease_expires_at.is_none_or(|t| t <= now),
-        _ => false,
-    }
+fn not_found(job_key: &str) -> StoreError {
+    StoreError::NotFound(format!("job {job_key}"))
 }
 
 impl Inner {
-    /// Before an attempt of `op_key` under `epoch` on a job now in `state`:
-    /// the result its OK row recorded (to replay), or `None` when it must
-    /// run. Only an in-flight job starts ops, and only once per epoch.
-    fn prior_ok(&self, op_key: &str, epoch: i64, state: JobState) -> StoreResult<Option<Value>> {
-        if !state.is_in_flight() {
-            return Err(StoreError::Conflict(format!("cannot start an op on a {state} job")));
-        }
-        if let Some(&i) = self.ok_rows.get(op_key) {
-            return Ok(Some(self.ops[i].result.clone().unwrap_or(Value::Null)));
-        }
-        if self.attempts.contains_key(&(op_key.to_owned(), epoch)) {
-            return Err(StoreError::Conflict(format!(
-                "op {op_key} already attempted under epoch {epoch}"
-            )));
-        }
-        Ok(None)
+    fn job(&self, job_key: &str) -> StoreResult<&Job> {
+        self.jobs.get(job_key).ok_or_else(|| not_found(job_key))
     }
 
-    fn push_op(&mut self, mut row: OpRecord) -> usize {
+    /// What the ledger records of `op_key` (its attempt under `epoch`).
+    fn facts(&self, op_key: &str, epoch: i64) -> OpFacts {
+        OpFacts {
+            ok: self
+                .ok_rows
+                .get(op_key)
+                .map(|&i| self.ops[i].result.clone().unwrap_or(Value::Null)),
+            attempt: self
+                .attempts
+                .get(&(op_key.to_owned(), epoch))
+                .map(|&i| self.ops[i].result_code),
+        }
+    }
+
+    fn push_op(&mut self, mut row: OpRecord) {
         let index = self.ops.len();
         row.seq = i64::try_from(index).unwrap_or(i64::MAX) + 1;
         self.attempts.insert((row.op_key.clone(), row.epoch), index);
@@ -121,69 +94,23 @@ impl Inner {
             self.ok_rows.insert(row.op_key.clone(), index);
         }
         self.ops.push(row);
-        index
     }
 
-    /// Marks every unfinished attempt of `job_key` under an epoch other than
-    /// `live_epoch` ABANDONED; returns how many.
-    fn abandon_ops(&mut self, job_key: &str, live_epoch: Option<i64>, now: Millis) -> u64 {
+    /// Marks the rows of `job_key` that `abandon` picks ABANDONED at `now`.
+    fn abandon(&mut self, job_key: &str, now: Millis, abandon: impl Fn(&OpRecord) -> bool) -> u64 {
         let mut count = 0;
-        for row in self.ops.iter_mut() {
-            if row.job_key == job_key && row.result_code.is_none() && Some(row.epoch) != live_epoch {
-                row.result_code = Some(ResultCode::Abandoned);
-                row.finished_at = Some(now);
-                count += 1;
-            }
+        for row in self.ops.iter_mut().filter(|r| r.job_key == job_key && abandon(r)) {
+            row.result_code = Some(ResultCode::Abandoned);
+            row.finished_at = row.finished_at.or(Some(now));
+            count += 1;
         }
+        let Self { ops, ok_rows, .. } = self;
+        ok_rows.retain(|_, i| ops[*i].result_code == Some(ResultCode::Ok));
         count
     }
 
-    /// Ends a picked job that ran out of attempts (`message`, from
-    /// [`out_of_attempts`]): FAILED under the next epoch, with a RELET row.
-    fn fail_out_of_attempts(&mut self, key: &str, message: String, now: Millis) -> StoreResult<()> {
-        let job = self.jobs.get_mut(key).expect("picked job exists");
-        let previous_state = job.state;
-        check_transition(Transition::Grant, previous_state, JobState::Leased)?;
-        check_transition(Transition::Step, JobState::Leased, JobState::Failed)?;
-        job.epoch += 1;
-        let failed = Commit {
-            patch: JobPatch {
-                failure: Some(JobFailure {
-                    message: message.clone(),
-                    retryable: false,
-                    retry_after: Duration::ZERO,
-                    counts_attempt: false,
-                }),
-                ..JobPatch::default()
-            },
-            ..Commit::default()
-        };
-        apply_step(job, JobState::Failed, &failed, now);
-        let epoch = job.epoch;
-        self.finishes.push((
-            now,
-            crate::url::host_port(&job.canonical_url).to_owned(),
-            JobState::Failed,
-            None,
-        ));
-        self.abandon_ops(key, None, now);
-        self.push_op(OpRecord {
-            seq: 0,
-            op_key: OpKeys { job_key: key }.epoch_action(OpKind::Relet, epoch),
-            job_key: key.to_owned(),
-            kind: OpKind::Relet,
-            epoch,
-            started_at: now,
-            finished_at: Some(now),
-            result_code: Some(ResultCode::Ok),
-            result: Some(json!({
-                "from": previous_state.as_str(),
-                "epoch": epoch,
-                "to": JobState::Failed.as_str(),
-                "last_error": message,
-            })),
-        });
-        Ok(())
+    fn finished(&mut self, job: &Job, now: Millis) {
+        self.finishes.push(Finish::of(job, now));
     }
 
     /// A job as reads show it: no lease where reconcile freed it.
@@ -196,125 +123,45 @@ impl Inner {
         job
     }
 
-    fn grant(&mut self, key: &str, request: &AcquireRequest, now: Millis) -> Lease {
-        let job = self.jobs.get_mut(key).expect("granted job exists");
-        let previous_state = job.state;
-        job.epoch += 1;
-        job.state = JobState::Leased;
-        job.lease_owner = Some(request.owner.clone());
-        job.lease_expires_at = Some(now + millis(request.ttl));
-        let job = job.clone();
-        self.abandon_ops(key, Some(job.epoch), now);
-        if previous_state.is_in_flight() {
-            let op_key = OpKeys { job_key: key }.epoch_action(OpKind::Relet, job.epoch);
-            self.push_op(OpRecord {
-                seq: 0,
-                op_key,
-                job_key: key.to_owned(),
-                kind: OpKind::Relet,
-                epoch: job.epoch,
-                started_at: now,
-                finished_at: Some(now),
-                result_code: Some(ResultCode::Ok),
-                result: Some(json!({ "from": previous_state.as_str(), "epoch": job.epoch })),
-            });
+    /// Grants the picked job `key`, or ends it FAILED when out of attempts.
+    fn grant(&mut self, key: &str, request: &AcquireRequest, now: Millis) -> StoreResult<Option<Lease>> {
+        let job = &self.jobs[key];
+        if let Some(message) = out_of_attempts(job, now, request.max_attempts) {
+            let (job, row) = kernel::fail_out_of_attempts(job, message, now)?;
+            self.abandon(key, now, |r| kernel::abandoned_on_grant(r, job.epoch));
+            self.finished(&job, now);
+            self.push_op(row);
+            self.jobs.insert(key.to_owned(), job);
+            return Ok(None);
         }
-        Lease {
-            fence: Fence {
-                job_key: key.to_owned(),
-                epoch: job.epoch,
-                owner: request.owner.clone(),
-            },
-            expires_at: job.lease_expires_at.unwrap_or(now),
-            previous_state,
-            job,
+        let granted = kernel::grant(job, &request.owner, now + millis(request.ttl), now)?;
+        self.abandon(key, now, |r| kernel::abandoned_on_grant(r, granted.lease.fence.epoch));
+        self.push_op_opt(granted.relet);
+        self.jobs.insert(key.to_owned(), granted.lease.job.clone());
+        Ok(Some(granted.lease))
+    }
+
+    fn push_op_opt(&mut self, row: Option<OpRecord>) {
+        if let Some(row) = row {
+            self.push_op(row);
         }
     }
 
-    /// Sends a FAILED or finished job back to PLANNED with a REQUEUE row,
-    /// superseding its OK effect rows; returns the state it left and whether
-    /// it was retryable, or `None` (nothing done) when it was in another state.
+    /// Requeues `job_key` with `reason`; the state it left and whether it
+    /// was retryable, or `None` (nothing done) from another state.
     fn requeue(&mut self, job_key: &str, reason: &str, now: Millis) -> Option<(JobState, bool)> {
-        let job = self.jobs.get_mut(job_key)?;
-        let (from, retryable) = (job.state, job.retryable);
-        check_transition(Transition::Requeue, from, JobState::Planned).ok()?;
-        let planned = Job::planned(&NewJob {
-            job_key: job.job_key.clone(),
-            work_id: job.work_id.clone(),
-            artifact_id: job.artifact_id.clone(),
-            url: job.url.clone(),
-            canonical_url: job.canonical_url.clone(),
-            expected_sha256: job.expected_sha256.clone(),
-            expected_size: job.expected_size,
-            expected_content_type: job.expected_content_type.clone(),
-        });
-        let epoch = job.epoch;
-        *job = Job { epoch, ..planned };
-        // The old results no longer describe the world: let the effects run again.
-        let mut superseded = 0u64;
-        for row in self.ops.iter_mut() {
-            if row.job_key == job_key && row.result_code == Some(ResultCode::Ok) && row.kind.is_effect() {
-                row.result_code = Some(ResultCode::Abandoned);
-                superseded += 1;
-            }
-        }
-        let Self { ops, ok_rows, .. } = self;
-        ok_rows.retain(|_, i| ops[*i].job_key != job_key || !ops[*i].kind.is_effect());
-        self.push_op(OpRecord {
-            seq: 0,
-            op_key: OpKeys { job_key }.epoch_action(OpKind::Requeue, epoch),
-            job_key: job_key.to_owned(),
-            kind: OpKind::Requeue,
-            epoch,
-            started_at: now,
-            finished_at: Some(now),
-            result_code: Some(ResultCode::Ok),
-            result: Some(json!({ "from": from.as_str(), "reason": reason, "superseded_ops": superseded })),
-        });
+        let job = self.jobs.get(job_key)?;
+        let (from, retryable, epoch) = (job.state, job.retryable, job.epoch);
+        let planned = kernel::requeue(job)?;
+        self.jobs.insert(job_key.to_owned(), planned);
+        let superseded = self.abandon(job_key, now, kernel::superseded_by_requeue);
+        self.push_op(kernel::requeue_row(job_key, epoch, from, reason, superseded, now));
         Some((from, retryable))
     }
 
-    /// Canonical URLs held by live leases.
-    fn busy_urls(&self, now: Millis) -> HashSet<String> {
-        self.jobs
-            .values()
-            .filter(|j| j.state.is_in_flight() && j.lease_expires_at.is_some_and(|t| t > now))
-            .map(|j| j.canonical_url.clone())
-            .collect()
+    fn live(&self, now: Millis) -> impl Iterator<Item = &Job> {
+        self.jobs.values().filter(move |j| kernel::lease_live(j, now))
     }
-}
-
-/// Applies one checked step (and its side fields) to a job copy.
-fn apply_step(job: &mut Job, to: JobState, commit: &Commit, now: Millis) {
-    job.state = to;
-    if to == JobState::Streaming {
-        job.attempts += 1;
-    }
-    if to == JobState::Failed {
-        let failure = commit.patch.failure.clone();
-        job.last_error = failure.as_ref().map(|f| f.message.clone());
-        job.retryable = failure.as_ref().is_some_and(|f| f.retryable);
-        if failure.as_ref().is_some_and(|f| f.counts_attempt) {
-            job.attempts += 1;
-        }
-        job.next_attempt_at = Some(now + failure.map_or(0, |f| millis(f.retry_after)));
-    }
-    if to == JobState::Failed || to.is_terminal() {
-        job.lease_owner = None;
-        job.lease_expires_at = None;
-    }
-    if to.is_terminal() {
-        job.last_error = None;
-        job.next_attempt_at = None;
-    }
-}
-
-fn apply_patch(job: &mut Job, commit: &Commit) {
-    let p = &commit.patch;
-    macro_rules! set {
-        ($($field:ident),*) => { $( if p.$field.is_some() { job.$field = p.$field.clone(); } )* };
-    }
-    set!(etag, last_modified, remote_size, path, sha256, size, duplicate_of);
 }
 
 impl MemoryStore {
@@ -338,9 +185,10 @@ impl LedgerStore for MemoryStore {
                 counts.existing += 1;
                 let (declared, recorded) = (new.expectations(), job.expectations());
                 if declared.contradicts(&recorded) {
+                    let job_key = new.job_key.clone();
                     counts.conflicts.push(ExpectationConflict {
                         position,
-                        job_key: new.job_key.clone(),
+                        job_key,
                         declared,
                         recorded,
                     });
@@ -357,11 +205,7 @@ impl LedgerStore for MemoryStore {
 
     async fn job(&self, job_key: &str) -> StoreResult<Job> {
         let inner = self.lock();
-        inner
-            .jobs
-            .get(job_key)
-            .map(|job| inner.read(job))
-            .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))
+        inner.job(job_key).map(|job| inner.read(job))
     }
 
     async fn jobs(&self, query: &JobQuery) -> StoreResult<Vec<Job>> {
@@ -379,246 +223,61 @@ impl LedgerStore for MemoryStore {
     }
 
     async fn status(&self) -> StoreResult<StatusCounts> {
-        let now = now_millis();
-        let inner = self.lock();
-        let live = inner
-            .jobs
-            .values()
-            .filter(|j| j.state.is_in_flight() && j.lease_expires_at.is_some_and(|t| t > now))
-            .count();
-        let bytes_done = inner
-            .jobs
-            .values()
-            .filter(|j| j.state == JobState::Success)
-            .filter_map(|j| j.size)
-            .sum();
-        let retryable_failed = inner
-            .jobs
-            .values()
-            .filter(|j| j.state == JobState::Failed && j.retryable)
-            .map(|j| (j.attempts, 1, u64::from(j.next_attempt_at.is_some_and(|t| t > now))));
-        Ok(StatusCounts::from_pairs(inner.jobs.values().map(|j| (j.state, 1)))
-            .with_live_leases(u64::try_from(live).unwrap_or(u64::MAX))
-            .with_bytes_done(bytes_done)
-            .with_retryable_failed(retryable_failed))
+        Ok(kernel::status(self.lock().jobs.values(), now_millis()))
     }
 
     async fn watch(&self, query: &WatchQuery) -> StoreResult<Watch> {
-        let now = now_millis();
         let inner = self.lock();
-        let mut hosts: HashMap<&str, HostCounts> = HashMap::new();
-        for job in inner.jobs.values() {
-            let host = crate::url::host_port(&job.canonical_url);
-            hosts
-                .entry(host)
-                .or_insert_with(|| HostCounts {
-                    host: host.to_owned(),
-                    ..HostCounts::default()
-                })
-                .count(job.state, job.size);
-        }
-        let mut minutes: BTreeMap<Millis, MinuteCounts> = BTreeMap::new();
-        let window_start = MinuteCounts::minute_of(now - millis(query.window));
-        let recent_start = now - millis(query.recent);
-        for (at, host, state, size) in &inner.finishes {
-            let minute = MinuteCounts::minute_of(*at);
-            if minute >= window_start {
-                let row = minutes.entry(minute).or_insert(MinuteCounts {
-                    minute,
-                    ..MinuteCounts::default()
-                });
-                match state {
-                    JobState::Success => {
-                        row.succeeded += 1;
-                        row.bytes += size.unwrap_or(0);
-                    }
-                    JobState::SkippedDuplicate => row.skipped += 1,
-                    _ => row.failed += 1,
-                }
-            }
-            if minute >= MinuteCounts::minute_of(recent_start) {
-                if let Some(counts) = hosts.get_mut(host.as_str()) {
-                    counts.recent_finished += 1;
-                }
-            }
-        }
-        let mut hosts: Vec<HostCounts> = hosts.into_values().collect();
-        Watch::rank_hosts(&mut hosts, query.hosts);
-        let mut failed: Vec<(u64, Job)> = inner
-            .jobs
-            .values()
-            .filter(|j| j.state == JobState::Failed)
-            .map(|j| (inner.planned_seq.get(&j.job_key).copied().unwrap_or(0), inner.read(j)))
-            .collect();
-        failed.sort_by_key(|(seq, _)| *seq);
-        let live = |j: &&Job| j.state.is_in_flight() && j.lease_expires_at.is_some_and(|t| t > now);
-        let mut in_flight: Vec<Job> = inner.jobs.values().filter(live).map(|j| inner.read(j)).collect();
-        in_flight.sort_by(|a, b| {
-            a.lease_expires_at
-                .cmp(&b.lease_expires_at)
-                .then_with(|| a.job_key.cmp(&b.job_key))
-        });
-        in_flight.truncate(query.in_flight);
-        let mut workers: BTreeMap<String, WorkerSeen> = BTreeMap::new();
-        for job in inner
-            .jobs
-            .values()
-            .filter(|j| j.state.is_in_flight())
-            .map(|j| inner.read(j))
-        {
-            let (Some(owner), Some(expiry)) = (job.lease_owner, job.lease_expires_at) else {
-                continue;
-            };
-            if expiry <= recent_start {
-                continue;
-            }
-            let seen = workers.entry(owner.clone()).or_insert(WorkerSeen {
-                owner,
-                live_leases: 0,
-                last_expiry: expiry,
-            });
-            seen.live_leases += u64::from(expiry > now);
-            seen.last_expiry = seen.last_expiry.max(expiry);
-        }
-        Ok(Watch {
-            now,
-            hosts,
-            minutes: minutes.into_values().collect(),
-            failed: failed.into_iter().take(query.failed).map(|(_, j)| j).collect(),
-            in_flight,
-            workers: workers.into_values().collect(),
-        })
+        let seq = |key: &str| inner.planned_seq.get(key).copied().unwrap_or(0);
+        let jobs: Vec<(u64, Job)> = inner.jobs.values().map(|j| (seq(&j.job_key), inner.read(j))).collect();
+        Ok(kernel::watch(&jobs, &inner.finishes, now_millis(), query))
     }
 
     async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64> {
         let horizon = within.map(|w| now_millis().saturating_add(millis(w)));
         let inner = self.lock();
-        let settled = |j: &Job| {
-            j.state.is_terminal()
-                || (j.state == JobState::Failed
-                    && (!j.retryable
-                        || !attempts_left(j.attempts, max_attempts)
-                        || horizon.is_some_and(|h| j.next_attempt_at.is_some_and(|t| t > h))))
-        };
-        Ok(inner.jobs.values().filter(|j| !settled(j)).count() as u64)
+        Ok(inner
+            .jobs
+            .values()
+            .filter(|j| !kernel::settled(j, max_attempts, horizon))
+            .count() as u64)
     }
 
     async fn commit(&self, fence: &Fence, commit: &Commit) -> StoreResult<CommitOutcome> {
         let now = now_millis();
         let mut inner = self.lock();
-        let current = inner
-            .jobs
-            .get(&fence.job_key)
-            .ok_or_else(|| StoreError::NotFound(format!("job {}", fence.job_key)))?;
-        if !holds_lease(current, fence, now) {
-            return Err(lease_lost(fence));
-        }
-        // Check everything on a copy first: all or nothing.
-        let mut job = current.clone();
-        let state_before = current.state;
-        let finish_row = match &commit.finish {
-            Some(finish) => {
-                let row = inner.attempts.get(&(finish.op_key.clone(), fence.epoch)).copied();
-                match row {
-                    Some(i) if inner.ops[i].result_code.is_none() => Some(i),
-                    _ => {
-                        return Err(StoreError::Conflict(format!(
-                            "no running attempt of op {} under epoch {}",
-                            finish.op_key, fence.epoch
-                        )))
-                    }
-                }
-            }
-            None => None,
+        let facts = |op_key: Option<&String>| op_key.map(|k| inner.facts(k, fence.epoch)).unwrap_or_default();
+        let reads = CommitReads {
+            job: inner.job(&fence.job_key)?.clone(),
+            finish: facts(commit.finish.as_ref().map(|f| &f.op_key)),
+            index: facts(commit.index.as_ref().map(|i| &i.op_key)),
+            begin: facts(commit.begin.as_ref().map(|b| &b.op_key)),
+            indexed: commit
+                .index
+                .as_ref()
+                .and_then(|i| inner.artifacts.get(&i.entry.sha256))
+                .map(|a| a.path.clone()),
         };
-        for &to in &commit.steps {
-            check_transition(Transition::Step, job.state, to)?;
-            apply_step(&mut job, to, commit, now);
-        }
-        apply_patch(&mut job, commit);
-        let replayed_index = match &commit.index {
-            Some(index) => inner
-                .prior_ok(&index.op_key, fence.epoch, job.state)?
-                .map(|result| first_path_of(&result)),
-            None => None,
-        };
-        let begun = match &commit.begin {
-            Some(start) => Some(match inner.prior_ok(&start.op_key, fence.epoch, job.state)? {
-                Some(result) => OpBegin::Replay(result),
-                None => OpBegin::Run,
-            }),
-            None => None,
-        };
-        // The path that stands for the content: replayed, indexed before, or
-        // this entry's.
-        let first_path = commit.index.as_ref().map(|index| {
-            replayed_index.clone().unwrap_or_else(|| {
-                inner
-                    .artifacts
-                    .get(&index.entry.sha256)
-                    .map_or_else(|| index.entry.path.clone(), |standing| standing.path.clone())
-            })
-        });
-        let settle = commit.settling(first_path.as_deref(), begun == Some(OpBegin::Run));
-        if let Some(settle) = settle {
-            for &to in &settle.steps {
-                check_transition(Transition::Step, job.state, to)?;
-                apply_step(&mut job, to, commit, now);
-            }
-        }
-        let begun = if settle.is_some() { None } else { begun };
-        // Apply.
-        if let (Some(i), Some(finish)) = (finish_row, &commit.finish) {
+        let writes = kernel::plan_commit(fence, commit, reads, now)?;
+        if let (true, Some(finish)) = (writes.finish, &commit.finish) {
+            let i = inner.attempts[&(finish.op_key.clone(), fence.epoch)];
             let row = &mut inner.ops[i];
-            row.result_code = Some(finish.code);
-            row.result = Some(finish.result.clone());
-            row.finished_at = Some(now);
+            (row.result_code, row.result, row.finished_at) =
+                (Some(finish.code), Some(finish.result.clone()), Some(now));
             if finish.code == ResultCode::Ok {
                 inner.ok_rows.insert(finish.op_key.clone(), i);
             }
         }
-        if job.state != state_before && (job.state == JobState::Failed || job.state.is_terminal()) {
-            let host = crate::url::host_port(&job.canonical_url).to_owned();
-            inner.finishes.push((now, host, job.state, job.size));
+        if writes.finished.is_some() {
+            inner.finished(&writes.job, now);
         }
-        inner.jobs.insert(fence.job_key.clone(), job);
-        if let (Some(index), Some(standing), None) = (&commit.index, &first_path, &replayed_index) {
-            inner
-                .artifacts
-                .entry(index.entry.sha256.clone())
-                .or_insert_with(|| index.entry.clone());
-            inner.push_op(OpRecord {
-                seq: 0,
-                op_key: index.op_key.clone(),
-                job_key: fence.job_key.clone(),
-                kind: OpKind::Index,
-                epoch: fence.epoch,
-                started_at: now,
-                finished_at: Some(now),
-                result_code: Some(ResultCode::Ok),
-                result: Some(serde_json::json!({ "first_path": standing })),
-            });
+        inner.jobs.insert(fence.job_key.clone(), writes.job);
+        if let Some(index) = writes.index {
+            inner.artifacts.entry(index.entry.sha256.clone()).or_insert(index.entry);
+            inner.push_op(index.row);
         }
-        // `begin` starts running, or (settled) starts and finishes OK.
-        if let (Some(start), true) = (&commit.begin, begun == Some(OpBegin::Run) || settle.is_some()) {
-            let result = settle.map(|settle| settle.result.clone());
-            inner.push_op(OpRecord {
-                seq: 0,
-                op_key: start.op_key.clone(),
-                job_key: fence.job_key.clone(),
-                kind: start.kind,
-                epoch: fence.epoch,
-                started_at: now,
-                finished_at: result.as_ref().map(|_| now),
-                result_code: result.as_ref().map(|_| ResultCode::Ok),
-                result,
-            });
-        }
-        Ok(CommitOutcome {
-            begun,
-            first_path,
-            settled: settle.is_some(),
-        })
+        inner.push_op_opt(writes.begin);
+        Ok(writes.outcome)
     }
 
     async fn ops(&self, query: &OpQuery) -> StoreResult<Vec<OpRecord>> {
@@ -639,12 +298,9 @@ impl LedgerStore for MemoryStore {
     }
 
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool> {
-        let now = now_millis();
         let mut inner = self.lock();
-        if !inner.jobs.contains_key(job_key) {
-            return Err(StoreError::NotFound(format!("job {job_key}")));
-        }
-        Ok(inner.requeue(job_key, reason, now).is_some())
+        inner.job(job_key)?;
+        Ok(inner.requeue(job_key, reason, now_millis()).is_some())
     }
 
     async fn update_expected(
@@ -653,29 +309,24 @@ impl LedgerStore for MemoryStore {
         expected: &Expectations,
         reason: &str,
     ) -> StoreResult<ExpectedUpdate> {
-        let now = now_millis();
         let mut inner = self.lock();
-        let job = inner
-            .jobs
-            .get_mut(job_key)
-            .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))?;
-        if job.state.is_in_flight() {
-            return Ok(ExpectedUpdate::InFlight(job.state));
+        let job = inner.jobs.get_mut(job_key).ok_or_else(|| not_found(job_key))?;
+        let decided = kernel::expect(
+            job.state,
+            &job.expectations(),
+            job.sha256.as_deref(),
+            job.size,
+            expected,
+        );
+        if let Expecting::Record { expectations, requeue } = &decided {
+            job.expected_sha256.clone_from(&expectations.sha256);
+            job.expected_size = expectations.size;
+            job.expected_content_type.clone_from(&expectations.content_type);
+            if *requeue {
+                inner.requeue(job_key, reason, now_millis());
+            }
         }
-        if !expected.contradicts(&job.expectations()) {
-            return Ok(ExpectedUpdate::Unchanged);
-        }
-        let before = job.expectations();
-        let updated = expected.over(&before);
-        job.expected_sha256 = updated.sha256.clone();
-        job.expected_size = updated.size;
-        job.expected_content_type = updated.content_type.clone();
-        let finished = matches!(job.state, JobState::Success | JobState::SkippedDuplicate);
-        if finished && !updated.admit_finished(&before, job.sha256.as_deref(), job.size) {
-            inner.requeue(job_key, reason, now);
-            return Ok(ExpectedUpdate::Requeued);
-        }
-        Ok(ExpectedUpdate::Recorded)
+        Ok(decided.answer())
     }
 
     async fn requeue_matching(&self, filter: &RequeueFilter, reason: &str) -> StoreResult<RequeueCounts> {
@@ -685,46 +336,35 @@ impl LedgerStore for MemoryStore {
         let picked: Vec<String> = inner
             .jobs
             .values()
-            .filter(|job| filter.matches(job))
-            .map(|job| job.job_key.clone())
+            .filter(|j| filter.matches(j))
+            .map(|j| j.job_key.clone())
             .collect();
         let mut counts = RequeueCounts::default();
-        for key in &picked {
-            if let Some((from, retryable)) = inner.requeue(key, reason, now) {
-                counts.count(from, retryable);
-            }
+        for (from, retryable) in picked.iter().filter_map(|key| inner.requeue(key, reason, now)) {
+            counts.count(from, retryable);
         }
         Ok(counts)
     }
 
     async fn claim_request_slots(&self, host: &str, interval: Duration, count: u32) -> StoreResult<RequestSlots> {
         let mut inner = self.lock();
-        let stored = inner.host_budget.get(host).copied();
-        let slots = RequestSlots::claim(stored, now_millis(), interval, count);
+        let slots = RequestSlots::claim(inner.host_budget.get(host).copied(), now_millis(), interval, count);
         inner.host_budget.insert(host.to_owned(), slots.next_free());
         Ok(slots)
     }
 
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()> {
-        let now = now_millis();
         let mut inner = self.lock();
-        let epoch = inner
-            .jobs
-            .get(job_key)
-            .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))?
-            .epoch;
-        if !inner.attempts.contains_key(&(op_key.to_owned(), epoch)) && !inner.ok_rows.contains_key(op_key) {
-            inner.push_op(OpRecord {
-                seq: 0,
-                op_key: op_key.to_owned(),
-                job_key: job_key.to_owned(),
+        let epoch = inner.job(job_key)?.epoch;
+        if inner.facts(op_key, epoch) == OpFacts::default() {
+            inner.push_op(kernel::ok_row(
+                op_key.to_owned(),
+                job_key,
                 kind,
                 epoch,
-                started_at: now,
-                finished_at: Some(now),
-                result_code: Some(ResultCode::Ok),
-                result: Some(result.clone()),
-            });
+                now_millis(),
+                result.clone(),
+            ));
         }
         Ok(())
     }
@@ -735,21 +375,18 @@ impl LeaseManager for MemoryStore {
     async fn acquire(&self, request: &AcquireRequest) -> StoreResult<Vec<Lease>> {
         let now = now_millis();
         let mut inner = self.lock();
-        let mut busy = inner.busy_urls(now);
+        let mut busy: HashSet<String> = inner.live(now).map(|j| j.canonical_url.clone()).collect();
         let picked: Vec<String> = inner
             .jobs
             .values()
-            .filter(|j| runnable(j, now, request.max_attempts))
+            .filter(|j| kernel::runnable(j, now, request.max_attempts))
             .filter(|j| busy.insert(j.canonical_url.clone()))
             .take(request.limit)
             .map(|j| j.job_key.clone())
             .collect();
         let mut leases = Vec::with_capacity(picked.len());
         for key in &picked {
-            match out_of_attempts(&inner.jobs[key], now, request.max_attempts) {
-                Some(message) => inner.fail_out_of_attempts(key, message, now)?,
-                None => leases.push(inner.grant(key, request, now)),
-            }
+            leases.extend(inner.grant(key, request, now)?);
         }
         Ok(leases)
     }
@@ -757,78 +394,68 @@ impl LeaseManager for MemoryStore {
     async fn acquire_job(&self, job_key: &str, request: &AcquireRequest) -> StoreResult<Option<Lease>> {
         let now = now_millis();
         let mut inner = self.lock();
-        let job = inner
-            .jobs
-            .get(job_key)
-            .ok_or_else(|| StoreError::NotFound(format!("job {job_key}")))?;
-        if !runnable(job, now, request.max_attempts) || inner.busy_urls(now).contains(&job.canonical_url) {
+        let job = inner.job(job_key)?;
+        let busy = inner.live(now).any(|j| j.canonical_url == job.canonical_url);
+        if busy || !kernel::runnable(job, now, request.max_attempts) {
             return Ok(None);
         }
-        match out_of_attempts(job, now, request.max_attempts) {
-            Some(message) => inner.fail_out_of_attempts(job_key, message, now).map(|()| None),
-            None => Ok(Some(inner.grant(job_key, request, now))),
-        }
+        inner.grant(job_key, request, now)
     }
 
     async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis> {
         let now = now_millis();
         let mut inner = self.lock();
-        match inner.jobs.get_mut(&fence.job_key) {
-            Some(job) if holds_lease(job, fence, now) => {
-                let expiry = now + millis(ttl);
-                job.lease_expires_at = Some(expiry);
-                Ok(expiry)
-            }
-            _ => Err(lease_lost(fence)),
-        }
+        let job = inner
+            .jobs
+            .get_mut(&fence.job_key)
+            .filter(|j| kernel::holds_lease(j, fence, now));
+        let job = job.ok_or_else(|| kernel::lease_lost(fence))?;
+        job.lease_expires_at = Some(now + millis(ttl));
+        Ok(now + millis(ttl))
     }
 
     async fn release(&self, fence: &Fence) -> StoreResult<()> {
         let now = now_millis();
         let mut inner = self.lock();
-        match inner.jobs.get_mut(&fence.job_key) {
-            Some(job) if holds_lease(job, fence, now) => {
-                job.lease_owner = None;
-                job.lease_expires_at = None;
-                if job.state.counted_attempt() {
-                    job.attempts = job.attempts.saturating_sub(1);
-                }
-                Ok(())
-            }
-            _ => Err(lease_lost(fence)),
-        }
+        let job = inner
+            .jobs
+            .get_mut(&fence.job_key)
+            .filter(|j| kernel::holds_lease(j, fence, now));
+        kernel::release(job.ok_or_else(|| kernel::lease_lost(fence))?);
+        Ok(())
     }
 
     async fn reconcile(&self, stale_after: Duration) -> StoreResult<ReconcileReport> {
         let now = now_millis();
         let cutoff = now - millis(stale_after);
         let mut inner = self.lock();
-        let mut report = ReconcileReport::default();
         // Freeing moves the mark past the leases that expired since the last
         // reconcile; no job changes.
-        let freed_through = inner.freed_through;
-        report.expired_leases = inner
+        let freed = inner.freed_through;
+        let expired_leases = inner
             .jobs
             .values()
-            .filter(|j| j.state.is_in_flight())
-            .filter(|j| j.lease_expires_at.is_some_and(|t| t > freed_through && t <= cutoff))
-            .count() as u64;
-        inner.freed_through = freed_through.max(cutoff);
-        // Every unfinished attempt not under a live lease is abandoned.
+            .filter(|j| kernel::freed_by_reconcile(j, freed, cutoff))
+            .count();
+        inner.freed_through = freed.max(cutoff);
         let live: HashMap<String, i64> = inner
             .jobs
             .values()
             .filter(|j| j.lease_expires_at.is_some_and(|t| t > now))
             .map(|j| (j.job_key.clone(), j.epoch))
             .collect();
+        let mut abandoned_ops = 0;
         for row in inner.ops.iter_mut() {
-            if row.result_code.is_none() && live.get(&row.job_key) != Some(&row.epoch) {
-                row.result_code = Some(ResultCode::Abandoned);
-                row.finished_at = Some(now);
-                report.abandoned_ops += 1;
+            if kernel::abandoned_by_reconcile(row, live.get(&row.job_key).copied()) {
+                (row.result_code, row.finished_at) = (Some(ResultCode::Abandoned), Some(now));
+                abandoned_ops += 1;
             }
         }
-        Ok(report)
+        let expired_leases = expired_leases as u64;
+        Ok(ReconcileReport {
+            expired_leases,
+            abandoned_ops,
+        })
     }
 
     async fn now(&self) -> StoreResult<Millis> {

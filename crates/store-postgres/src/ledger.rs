@@ -5,10 +5,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use oncefetch_core::kernel::{self, OpFacts};
 use oncefetch_core::watch::{Watch, WatchQuery};
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
-    IndexOp, Job, JobPatch, JobQuery, JobState, LedgerStore, NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord,
+    IndexOp, Job, JobQuery, JobState, LedgerStore, Millis, NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord,
     PlanCounts, RequestSlots, RequeueCounts, RequeueFilter, StatusCounts, StoreError, StoreResult, Transition,
 };
 use serde_json::{json, Value};
@@ -40,70 +41,43 @@ enum NextAttempt {
     After(i64),
 }
 
-/// The job fields a commit's steps produce.
-#[derive(Debug, Clone)]
-struct Stepped {
-    state: JobState,
-    attempts: i32,
-    last_error: Option<String>,
-    retryable: bool,
-    next_attempt: NextAttempt,
-    end_lease: bool,
-}
+/// The backoff of a locked job, unknown to the commit (it is kept unless a
+/// step sets or clears it).
+const KEEP: Millis = Millis::MIN;
 
-/// Applies `steps` to the locked job, checking each against the table (the
-/// same rules as the reference store's `apply_step`).
-fn apply_steps(locked: &LockedJob, commit: &Commit) -> StoreResult<Stepped> {
-    let mut job = Stepped {
-        state: parse_state(&locked.state)?,
-        attempts: locked.attempts,
-        last_error: locked.last_error.clone(),
-        retryable: locked.retryable,
-        next_attempt: NextAttempt::Keep,
-        end_lease: false,
-    };
-    step_through(&mut job, &commit.steps, commit)?;
+/// The locked job as the kernel's step rule takes it. Times are relative to
+/// the transaction's `now()`: the rule runs with now = 0, so a backoff comes
+/// back as milliseconds from now ([`NextAttempt::After`]); the lease is the
+/// fence's (the lock found it holds).
+fn locked_job(locked: &LockedJob, fence: &Fence) -> StoreResult<Job> {
+    let mut job = Job::planned(&NewJob {
+        job_key: fence.job_key.clone(),
+        work_id: String::new(),
+        artifact_id: String::new(),
+        url: String::new(),
+        canonical_url: String::new(),
+        expected_sha256: None,
+        expected_size: None,
+        expected_content_type: None,
+    });
+    job.state = parse_state(&locked.state)?;
+    job.epoch = fence.epoch;
+    job.attempts = u32::try_from(locked.attempts).unwrap_or(0);
+    job.last_error.clone_from(&locked.last_error);
+    job.retryable = locked.retryable;
+    job.next_attempt_at = Some(KEEP);
+    job.lease_owner = Some(fence.owner.clone());
+    job.lease_expires_at = Some(Millis::MAX);
     Ok(job)
 }
 
-/// Applies `steps` after the job's current state, checking each.
-fn step_through(job: &mut Stepped, steps: &[JobState], commit: &Commit) -> StoreResult<()> {
-    for &to in steps {
-        check_transition(Transition::Step, job.state, to)?;
-        job.state = to;
-        if to == JobState::Streaming {
-            job.attempts = job.attempts.saturating_add(1);
-        }
-        if to == JobState::Failed {
-            let failure = commit.patch.failure.as_ref();
-            job.last_error = failure.map(|f| f.message.clone());
-            job.retryable = failure.is_some_and(|f| f.retryable);
-            if failure.is_some_and(|f| f.counts_attempt) {
-                job.attempts = job.attempts.saturating_add(1);
-            }
-            job.next_attempt = NextAttempt::After(failure.map_or(0, |f| millis(f.retry_after)));
-        }
-        if to == JobState::Failed || to.is_terminal() {
-            job.end_lease = true;
-        }
-        if to.is_terminal() {
-            job.last_error = None;
-            job.next_attempt = NextAttempt::Clear;
-        }
+/// How the stepped `job` leaves the backoff column.
+fn next_attempt(job: &Job) -> NextAttempt {
+    match job.next_attempt_at {
+        Some(KEEP) => NextAttempt::Keep,
+        None => NextAttempt::Clear,
+        Some(ms) => NextAttempt::After(ms.min(millis(Duration::MAX))),
     }
-    Ok(())
-}
-
-/// Whether the patch sets a stored field (`failure` is only read by a step
-/// to FAILED).
-fn patch_sets_fields(p: &JobPatch) -> bool {
-    p.etag.is_some()
-        || p.last_modified.is_some()
-        || p.remote_size.is_some()
-        || p.path.is_some()
-        || p.sha256.is_some()
-        || p.size.is_some()
-        || p.duplicate_of.is_some()
 }
 
 /// The INDEX op of a commit, in its transaction (job locked): replays an OK
@@ -115,14 +89,12 @@ async fn index_in_commit(conn: &mut AsyncPgConnection, fence: &Fence, index: &In
         .bind(fence.epoch)
         .get_result(conn)
         .await?;
-    if let Some(first_path) = found.replay {
-        return Ok(first_path);
-    }
-    if found.attempted {
-        return Err(conflict(format!(
-            "op {} already attempted under epoch {}",
-            index.op_key, fence.epoch
-        )));
+    let facts = OpFacts {
+        ok: found.replay.map(|first_path| json!({ "first_path": first_path })),
+        attempt: found.attempted.then_some(None),
+    };
+    if let Some(replayed) = kernel::start_op(&index.op_key, fence.epoch, JobState::Indexed, &facts)? {
+        return Ok(replayed["first_path"].as_str().unwrap_or_default().to_owned());
     }
     let entry = &index.entry;
     let inserted: Vec<ArtifactRow> = Sql::new(queries::INDEX_ARTIFACT)
@@ -152,10 +124,6 @@ async fn index_in_commit(conn: &mut AsyncPgConnection, fence: &Fence, index: &In
         .execute(conn)
         .await?;
     Ok(standing.path)
-}
-
-fn conflict(message: String) -> Failure {
-    Failure::Store(StoreError::Conflict(message))
 }
 
 /// One chunk of a plan: its insert, and the check of its lines that declare
@@ -432,19 +400,20 @@ impl LedgerStore for PostgresStore {
                     if !locked.holds {
                         return Err(lease_lost(fence).into());
                     }
-                    // The checks in the reference store's order: op to
-                    // finish, steps, op to start.
+                    // The kernel's checks in its order: op to finish, steps,
+                    // op to start.
                     if let Some(finish) = &commit.finish {
-                        if !locked.finish_running {
-                            return Err(conflict(format!(
-                                "no running attempt of op {} under epoch {}",
-                                finish.op_key, fence.epoch
-                            )));
-                        }
+                        let facts = OpFacts {
+                            ok: locked.finish_ok.then_some(Value::Null),
+                            attempt: locked.finish_running.then_some(None),
+                        };
+                        kernel::finish_op(&finish.op_key, fence.epoch, finish.code, &facts)?;
                     }
-                    let mut job = apply_steps(&locked, commit)?;
-                    if (commit.index.is_some() || commit.begin.is_some()) && !job.state.is_in_flight() {
-                        return Err(conflict(format!("cannot start an op on a {} job", job.state)));
+                    let failure = commit.patch.failure.as_ref();
+                    let mut job = locked_job(&locked, fence)?;
+                    kernel::steps(&mut job, &commit.steps, failure, 0)?;
+                    if commit.index.is_some() || commit.begin.is_some() {
+                        kernel::may_start_ops(job.state)?;
                     }
                     // Commit::settle: the INDEX op runs first, and settles
                     // the begin op when the first copy is the job's own.
@@ -454,7 +423,7 @@ impl LedgerStore for PostgresStore {
                         // Whether the op must run (no OK row) is SETTLE_OP's own check.
                         if commit.settling(Some(&first), true).is_some() {
                             let mut after = job.clone();
-                            step_through(&mut after, &settle.steps, commit)?;
+                            kernel::steps(&mut after, &settle.steps, failure, 0)?;
                             let recorded = Sql::new(queries::SETTLE_OP)
                                 .bind(start.op_key.as_str())
                                 .bind(fence.job_key.as_str())
@@ -470,11 +439,12 @@ impl LedgerStore for PostgresStore {
                         first_path = Some(first);
                     }
                     let begin = commit.begin.as_ref().filter(|_| !settled);
-                    let update_job = !commit.steps.is_empty() || settled || patch_sets_fields(&commit.patch);
+                    let update_job =
+                        !commit.steps.is_empty() || settled || kernel::patch(&mut job.clone(), &commit.patch);
                     if commit.finish.is_none() && commit.begin.is_none() && commit.index.is_none() && !update_job {
                         return Ok(CommitOutcome::default());
                     }
-                    let (next_mode, next_delay) = match job.next_attempt {
+                    let (next_mode, next_delay) = match next_attempt(&job) {
                         NextAttempt::Keep => (0, 0),
                         NextAttempt::Clear => (1, 0),
                         NextAttempt::After(ms) => (2, ms),
@@ -488,12 +458,12 @@ impl LedgerStore for PostgresStore {
                         .bind(commit.finish.as_ref().map(|f| f.result.clone()))
                         .bind(update_job)
                         .bind(job.state.as_str())
-                        .bind(job.attempts)
+                        .bind(i32::try_from(job.attempts).unwrap_or(i32::MAX))
                         .bind(job.last_error)
                         .bind(job.retryable)
                         .bind(next_mode)
                         .bind(next_delay)
-                        .bind(job.end_lease)
+                        .bind(job.lease_owner.is_none())
                         .bind(p.etag.clone())
                         .bind(p.last_modified.clone())
                         .bind(p.remote_size.map(|s| signed(s, "remote size")).transpose()?)
@@ -506,22 +476,22 @@ impl LedgerStore for PostgresStore {
                         .get_result(conn)
                         .await?;
                     if let Some(finish) = &commit.finish {
-                        if written.finished != 1 {
-                            return Err(conflict(format!(
-                                "no running attempt of op {} under epoch {}",
-                                finish.op_key, fence.epoch
-                            )));
-                        }
+                        // The lock saw it running, and the job is locked.
+                        debug_assert_eq!(written.finished, 1, "op {} finished", finish.op_key);
                     }
+                    // What the begin found, as the kernel's facts: an OK row
+                    // replayed, or an attempt under this epoch already.
                     let begun = match begin {
                         None => None,
-                        Some(_) if written.replayed => Some(OpBegin::Replay(written.replay.unwrap_or(Value::Null))),
-                        Some(_) if written.begun == 1 => Some(OpBegin::Run),
                         Some(start) => {
-                            return Err(conflict(format!(
-                                "op {} already attempted under epoch {}",
-                                start.op_key, fence.epoch
-                            )))
+                            let facts = OpFacts {
+                                ok: written.replayed.then(|| written.replay.clone().unwrap_or(Value::Null)),
+                                attempt: (!written.replayed && written.begun == 0).then_some(None),
+                            };
+                            Some(match kernel::start_op(&start.op_key, fence.epoch, job.state, &facts)? {
+                                Some(result) => OpBegin::Replay(result),
+                                None => OpBegin::Run,
+                            })
                         }
                     };
                     debug_assert!(!update_job || written.updated == 1);

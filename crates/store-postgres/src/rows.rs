@@ -223,6 +223,8 @@ pub(crate) struct LockedJob {
     pub(crate) holds: bool,
     #[diesel(sql_type = Bool)]
     pub(crate) finish_running: bool,
+    #[diesel(sql_type = Bool)]
+    pub(crate) finish_ok: bool,
 }
 
 /// What the second statement of a commit did.

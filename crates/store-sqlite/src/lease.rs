@@ -5,18 +5,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use oncefetch_core::{
-    check_transition, out_of_attempts, AcquireRequest, Fence, Job, JobState, Lease, Millis, OpKeys, OpKind,
-    ReconcileReport, ResultCode, Transition,
-};
+use oncefetch_core::{kernel, out_of_attempts, AcquireRequest, Fence, Job, Lease, Millis, ReconcileReport};
 use rusqlite::{named_params, Connection};
-use serde_json::json;
 
 use crate::clock::{self, millis};
 use crate::error::TxError;
-use crate::ledger::{insert_op, lease_lost, load_job, not_found};
 use crate::queries;
 use crate::rows;
+use crate::tables::{freed_through, insert_row, lease_lost, load_job, not_found};
 
 /// Grants up to `request.limit` runnable jobs in one transaction, in the
 /// order of `sql/queries/runnable.sql`: released and expired in-flight jobs
@@ -60,7 +56,7 @@ pub(crate) fn acquire(conn: &Connection, request: &AcquireRequest) -> Result<Vec
             urls.insert(job.canonical_url.clone());
             match out_of_attempts(&job, now, request.max_attempts) {
                 Some(message) => {
-                    fail_out_of_attempts(conn, seq, job, &message, now)?;
+                    fail_out_of_attempts(conn, seq, job, message, now)?;
                     failed += 1;
                 }
                 None => leases.push(grant(conn, seq, job, request, expires_at, now)?),
@@ -81,7 +77,7 @@ pub(crate) fn acquire_job(
 ) -> Result<Option<Lease>, TxError> {
     let now = clock::now(conn)?;
     let (seq, job) = load_job(conn, job_key)?.ok_or_else(|| not_found(job_key))?;
-    if !runnable(&job, now, request.max_attempts) {
+    if !kernel::runnable(&job, now, request.max_attempts) {
         return Ok(None);
     }
     let busy: bool = conn
@@ -93,114 +89,65 @@ pub(crate) fn acquire_job(
         return Ok(None);
     }
     if let Some(message) = out_of_attempts(&job, now, request.max_attempts) {
-        return fail_out_of_attempts(conn, seq, job, &message, now).map(|()| None);
+        return fail_out_of_attempts(conn, seq, job, message, now).map(|()| None);
     }
     let expires_at = now.saturating_add(millis(request.ttl));
     grant(conn, seq, job, request, expires_at, now).map(Some)
 }
 
-/// Whether a grant may pick `job` at `now` (the reference store's rule).
-fn runnable(job: &Job, now: Millis, max_attempts: u32) -> bool {
-    match job.state {
-        JobState::Planned => job.next_attempt_at.is_none_or(|t| t <= now),
-        JobState::Failed => {
-            job.retryable && job.attempts < max_attempts && job.next_attempt_at.is_none_or(|t| t <= now)
-        }
-        s if s.is_in_flight() => job.lease_expires_at.is_none_or(|t| t <= now),
-        _ => false,
-    }
-}
-
-/// LEASED under the next epoch; abandons older unfinished attempts and, for
-/// the backward step from an in-flight state, records a RELET row. `job` is
+/// LEASED under the next epoch ([`kernel::grant`]); abandons older
+/// unfinished attempts and writes the grant's RELET row, if any. `job` is
 /// the row as read in this transaction.
 fn grant(
     conn: &Connection,
     seq: i64,
-    mut job: Job,
+    job: Job,
     request: &AcquireRequest,
     expires_at: Millis,
     now: Millis,
 ) -> Result<Lease, TxError> {
-    let previous_state = job.state;
-    check_transition(Transition::Grant, previous_state, JobState::Leased)?;
-    let previous_epoch = job.epoch;
-    job.epoch += 1;
-    job.state = JobState::Leased;
-    job.lease_owner = Some(request.owner.clone());
-    job.lease_expires_at = Some(expires_at);
+    let granted = kernel::grant(&job, &request.owner, expires_at, now)?;
+    let lease = granted.lease;
     conn.prepare_cached(queries::GRANT)?.execute(named_params! {
-        ":epoch": job.epoch,
-        ":owner": request.owner,
-        ":expires_at": expires_at,
+        ":epoch": lease.job.epoch,
+        ":owner": lease.job.lease_owner,
+        ":expires_at": lease.job.lease_expires_at,
         ":planned_seq": seq,
     })?;
     // Attempts are only started under a lease, so a job never leased before
     // (epoch 0) has none to abandon.
-    if previous_epoch > 0 {
-        conn.prepare_cached(queries::ABANDON_OLD_EPOCHS)?
-            .execute(named_params! {":now": now, ":job_key": job.job_key, ":epoch": job.epoch})?;
+    if job.epoch > 0 {
+        abandon_old_epochs(conn, &job.job_key, lease.job.epoch, now)?;
     }
-    if previous_state.is_in_flight() {
-        let op_key = OpKeys { job_key: &job.job_key }.epoch_action(OpKind::Relet, job.epoch);
-        let result = json!({ "from": previous_state.as_str(), "epoch": job.epoch });
-        insert_op(
-            conn,
-            &op_key,
-            &job.job_key,
-            OpKind::Relet,
-            job.epoch,
-            now,
-            Some(ResultCode::Ok),
-            Some(&result),
-        )?;
+    if let Some(row) = &granted.relet {
+        insert_row(conn, row)?;
     }
-    Ok(Lease {
-        fence: Fence {
-            job_key: job.job_key.clone(),
-            epoch: job.epoch,
-            owner: request.owner.clone(),
-        },
-        expires_at,
-        previous_state,
-        job,
-    })
+    Ok(lease)
 }
 
-/// Takes a job out of attempts under the next epoch and ends it FAILED with
-/// `message` instead of leasing it: abandons its unfinished attempts and
-/// records a RELET row saying so. `job` is the row as read in this
-/// transaction.
-fn fail_out_of_attempts(conn: &Connection, seq: i64, job: Job, message: &str, now: Millis) -> Result<(), TxError> {
-    check_transition(Transition::Grant, job.state, JobState::Leased)?;
-    check_transition(Transition::Step, JobState::Leased, JobState::Failed)?;
-    let epoch = job.epoch + 1;
+/// Ends a picked job out of attempts FAILED under the next epoch
+/// ([`kernel::fail_out_of_attempts`]) instead of leasing it: abandons its
+/// unfinished attempts and writes the RELET row saying so. `job` is the row
+/// as read in this transaction.
+fn fail_out_of_attempts(conn: &Connection, seq: i64, job: Job, message: String, now: Millis) -> Result<(), TxError> {
+    let (failed, row) = kernel::fail_out_of_attempts(&job, message, now)?;
     conn.prepare_cached(queries::FAIL_OUT_OF_ATTEMPTS)?
         .execute(named_params! {
-            ":epoch": epoch,
-            ":last_error": message,
-            ":now": now,
+            ":epoch": failed.epoch,
+            ":last_error": failed.last_error,
+            ":now": failed.next_attempt_at,
             ":planned_seq": seq,
         })?;
+    abandon_old_epochs(conn, &job.job_key, failed.epoch, now)?;
+    insert_row(conn, &row)
+}
+
+/// [`kernel::abandoned_on_grant`], set-wise: the job's unfinished attempts
+/// of epochs other than `epoch` become ABANDONED.
+fn abandon_old_epochs(conn: &Connection, job_key: &str, epoch: i64, now: Millis) -> Result<(), TxError> {
     conn.prepare_cached(queries::ABANDON_OLD_EPOCHS)?
-        .execute(named_params! {":now": now, ":job_key": job.job_key, ":epoch": epoch})?;
-    let op_key = OpKeys { job_key: &job.job_key }.epoch_action(OpKind::Relet, epoch);
-    let result = json!({
-        "from": job.state.as_str(),
-        "epoch": epoch,
-        "to": JobState::Failed.as_str(),
-        "last_error": message,
-    });
-    insert_op(
-        conn,
-        &op_key,
-        &job.job_key,
-        OpKind::Relet,
-        epoch,
-        now,
-        Some(ResultCode::Ok),
-        Some(&result),
-    )
+        .execute(named_params! {":now": now, ":job_key": job_key, ":epoch": epoch})?;
+    Ok(())
 }
 
 /// Extends a live lease; returns the new expiry.
@@ -260,34 +207,11 @@ pub(crate) fn reconcile(conn: &Connection, stale_after: Duration) -> Result<Reco
     })
 }
 
-/// The reconcile mark: a lease that expired at or before it was freed.
-pub(crate) fn freed_through(conn: &Connection) -> rusqlite::Result<Millis> {
-    conn.prepare_cached(queries::RECONCILE_MARK_GET)?
-        .query_row([], |row| row.get(0))
-}
-
-/// Shows the leases that reconcile freed as gone (no owner, no expiry), as a
-/// read of these jobs reports them. The mark is read only when one of them
-/// records a lease.
-pub(crate) fn hide_freed_leases(conn: &Connection, jobs: &mut [Job]) -> rusqlite::Result<()> {
-    if jobs.iter().all(|job| job.lease_expires_at.is_none()) {
-        return Ok(());
-    }
-    let freed_through = freed_through(conn)?;
-    for job in jobs {
-        if job.lease_expires_at.is_some_and(|t| t <= freed_through) {
-            job.lease_owner = None;
-            job.lease_expires_at = None;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::options::SqliteOptions;
-    use oncefetch_core::{Commit, NewJob};
+    use oncefetch_core::{Commit, JobState, NewJob};
     use rusqlite::StatementStatus;
 
     /// The hot statements keep their plan across calls: a re-prepare per

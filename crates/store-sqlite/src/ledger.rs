@@ -2,54 +2,27 @@
 //! functions that run on the connection thread, each atomic in its own
 //! savepoint of a group transaction (reads on their own).
 
+use oncefetch_core::kernel::{self, CommitReads, Expecting, OpFacts};
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
-    IndexOp, Job, JobQuery, JobState, Millis, NewJob, OpBegin, OpKeys, OpKind, OpQuery, OpRecord, PlanCounts,
-    RequestSlots, RequeueCounts, RequeueFilter, ResultCode, StatusCounts, StoreError, StoreResult, Transition,
+    Job, JobQuery, JobState, Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, RequestSlots, RequeueCounts,
+    RequeueFilter, StatusCounts, StoreError, StoreResult, Transition,
 };
 use std::time::{Duration, Instant};
 
 use rusqlite::{named_params, Connection, OptionalExtension};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::clock::{self, millis};
-use crate::error::{is_unique_violation, Invalid, TxError, STORE};
+use crate::clock;
+use crate::error::{Invalid, TxError, STORE};
 use crate::queries;
 use crate::rows;
+use crate::tables::{insert_row, load_job, not_found};
 
 /// Jobs per multi-row `INSERT` (8 parameters each, far below SQLite's
 /// 32766-parameter limit).
 const PLAN_CHUNK: usize = 512;
-
-pub(crate) fn not_found(job_key: &str) -> TxError {
-    TxError::Store(StoreError::NotFound(format!("job {job_key}")))
-}
-
-pub(crate) fn lease_lost(fence: &Fence) -> TxError {
-    TxError::Store(StoreError::LeaseLost {
-        job: fence.job_key.clone(),
-        epoch: fence.epoch,
-    })
-}
-
-/// Whether `fence` holds the lease described by these columns at `now`.
-pub(crate) fn holds_lease(
-    fence: &Fence,
-    epoch: i64,
-    owner: Option<&str>,
-    expires_at: Option<Millis>,
-    now: Millis,
-) -> bool {
-    epoch == fence.epoch && owner == Some(fence.owner.as_str()) && expires_at.is_some_and(|t| t > now)
-}
-
-/// One job row and its rowid, if present.
-pub(crate) fn load_job(conn: &Connection, job_key: &str) -> rusqlite::Result<Option<(i64, Job)>> {
-    conn.prepare_cached(queries::JOB_GET)?
-        .query_row(named_params! {":job_key": job_key}, rows::seq_and_job)
-        .optional()
-}
 
 /// Plans jobs with multi-row `INSERT OR IGNORE`s, binding the jobs' own
 /// strings (no copies). Only an insert that left some of its rows out (their
@@ -290,7 +263,7 @@ pub(crate) fn jobs(conn: &Connection, query: &JobQuery) -> Result<Vec<Job>, TxEr
             .query_map(named_params! {":state": state, ":limit": limit}, rows::job)?
             .collect::<rusqlite::Result<Vec<_>>>()?,
     };
-    crate::lease::hide_freed_leases(conn, &mut found)?;
+    crate::tables::hide_freed_leases(conn, &mut found)?;
     Ok(found)
 }
 
@@ -360,108 +333,31 @@ pub(crate) fn outstanding(conn: &Connection, max_attempts: u32, within: Option<D
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
-/// Applies one checked step to the job, as the reference store does.
-fn apply_step(job: &mut Job, to: JobState, commit: &Commit, now: Millis) {
-    job.state = to;
-    if to == JobState::Streaming {
-        job.attempts = job.attempts.saturating_add(1);
-    }
-    if to == JobState::Failed {
-        let failure = commit.patch.failure.as_ref();
-        job.last_error = failure.map(|f| f.message.clone());
-        job.retryable = failure.is_some_and(|f| f.retryable);
-        if failure.is_some_and(|f| f.counts_attempt) {
-            job.attempts = job.attempts.saturating_add(1);
-        }
-        job.next_attempt_at = Some(now.saturating_add(failure.map_or(0, |f| millis(f.retry_after))));
-    }
-    if to == JobState::Failed || to.is_terminal() {
-        job.lease_owner = None;
-        job.lease_expires_at = None;
-    }
-    if to.is_terminal() {
-        job.last_error = None;
-        job.next_attempt_at = None;
-    }
-}
-
-/// Records the patch's fields (`None` leaves a field as it is).
-fn apply_patch(job: &mut Job, commit: &Commit) -> bool {
-    let p = &commit.patch;
-    let mut changed = false;
-    macro_rules! set {
-        ($($field:ident),*) => { $( if p.$field.is_some() { job.$field = p.$field.clone(); changed = true; } )* };
-    }
-    set!(etag, last_modified, remote_size, path, sha256, size, duplicate_of);
-    changed
-}
-
-/// The one fenced, atomic write of a worker. Everything is checked before
-/// anything is written, in the reference store's order: fence, finish,
-/// steps, patch, index, begin (or settle).
+/// The one fenced, atomic write of a worker: reads what the kernel's commit
+/// rule needs ([`kernel::plan_commit`]), under the write lock, and writes the
+/// write set it returns.
 pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Result<CommitOutcome, TxError> {
     let now = clock::now(conn)?;
-    let (seq, mut job) = load_job(conn, &fence.job_key)?.ok_or_else(|| not_found(&fence.job_key))?;
-    if !holds_lease(fence, job.epoch, job.lease_owner.as_deref(), job.lease_expires_at, now) {
-        return Err(lease_lost(fence));
-    }
-    let finish_seq = match &commit.finish {
-        None => None,
-        Some(finish) => match attempt(conn, fence, &finish.op_key)? {
-            // One OK row per op key (SPEC §5), kept here: the writer holds the
-            // write lock, and every other OK row is checked before it is written.
-            Some((_, None)) if finish.code == ResultCode::Ok && ok_result(conn, fence, &finish.op_key)?.is_some() => {
-                return Err(TxError::Store(StoreError::Conflict(format!(
-                    "op {} already has an OK row",
-                    finish.op_key
-                ))))
-            }
-            Some((seq, None)) => Some(seq),
-            _ => {
-                return Err(TxError::Store(StoreError::Conflict(format!(
-                    "no running attempt of op {} under epoch {}",
-                    finish.op_key, fence.epoch
-                ))))
-            }
-        },
-    };
+    let (seq, job) = load_job(conn, &fence.job_key)?.ok_or_else(|| not_found(&fence.job_key))?;
     let lease_columns = lease_columns(&job);
-    for &to in &commit.steps {
-        check_transition(Transition::Step, job.state, to)?;
-        apply_step(&mut job, to, commit, now);
-    }
-    let patched = apply_patch(&mut job, commit);
-    let replayed_index = match &commit.index {
-        Some(index) => prior_ok(conn, fence, &index.op_key, job.state)?
-            .map(|result| result["first_path"].as_str().unwrap_or_default().to_owned()),
+    let facts = |op_key: Option<&String>| match op_key {
+        Some(op_key) => op_facts(conn, fence, op_key),
+        None => Ok((OpFacts::default(), None)),
+    };
+    let (finish, finish_seq) = facts(commit.finish.as_ref().map(|f| &f.op_key))?;
+    let indexed = match &commit.index {
+        Some(index) => artifact(conn, &index.entry.sha256)?.map(|standing| standing.path),
         None => None,
     };
-    let begun = match &commit.begin {
-        Some(start) => Some(match prior_ok(conn, fence, &start.op_key, job.state)? {
-            Some(result) => OpBegin::Replay(result),
-            None => OpBegin::Run,
-        }),
-        None => None,
+    let reads = CommitReads {
+        job,
+        finish,
+        index: facts(commit.index.as_ref().map(|i| &i.op_key))?.0,
+        begin: facts(commit.begin.as_ref().map(|b| &b.op_key))?.0,
+        indexed,
     };
-    // The path that stands for the content: replayed, indexed before, or
-    // this entry's (read once, under the write lock).
-    let first_path = match (&commit.index, &replayed_index) {
-        (None, _) => None,
-        (Some(_), Some(replayed)) => Some(replayed.clone()),
-        (Some(index), None) => Some(
-            artifact(conn, &index.entry.sha256)?.map_or_else(|| index.entry.path.clone(), |standing| standing.path),
-        ),
-    };
-    let settle = commit.settling(first_path.as_deref(), begun == Some(OpBegin::Run));
-    if let Some(settle) = settle {
-        for &to in &settle.steps {
-            check_transition(Transition::Step, job.state, to)?;
-            apply_step(&mut job, to, commit, now);
-        }
-    }
-    let begun = if settle.is_some() { None } else { begun };
-    // Everything checked: write.
-    if let (Some(seq), Some(finish)) = (finish_seq, &commit.finish) {
+    let writes = kernel::plan_commit(fence, commit, reads, now)?;
+    if let (true, Some(seq), Some(finish)) = (writes.finish, finish_seq, &commit.finish) {
         conn.prepare_cached(queries::OP_FINISH)?.execute(named_params! {
             ":result_code": finish.code.as_str(),
             ":result": finish.result.to_string(),
@@ -469,108 +365,46 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
             ":seq": seq,
         })?;
     }
-    if !commit.steps.is_empty() || patched || settle.is_some() {
-        if lease_columns == self::lease_columns(&job) {
-            step_job(conn, seq, &job)?;
+    if writes.job_changed {
+        if lease_columns == self::lease_columns(&writes.job) {
+            step_job(conn, seq, &writes.job)?;
         } else {
-            update_job(conn, seq, &job)?;
+            update_job(conn, seq, &writes.job)?;
         }
     }
-    if let (Some(index), Some(standing), None) = (&commit.index, &first_path, &replayed_index) {
-        index_content(conn, fence, index, standing, now)?;
+    if let Some(index) = &writes.index {
+        let entry = &index.entry;
+        conn.prepare_cached(queries::ARTIFACT_INSERT)?.execute(named_params! {
+            ":sha256": entry.sha256,
+            ":path": entry.path,
+            ":size": rows::size(Some(entry.size), "artifact size")?,
+            ":job_key": entry.job_key,
+        })?;
+        insert_row(conn, &index.row)?;
     }
-    // `begin` starts running, or (settled) starts and finishes OK.
-    if let (Some(start), true) = (&commit.begin, begun == Some(OpBegin::Run) || settle.is_some()) {
-        let result = settle.map(|settle| &settle.result);
-        let code = result.map(|_| ResultCode::Ok);
-        insert_op(
-            conn,
-            &start.op_key,
-            &fence.job_key,
-            start.kind,
-            fence.epoch,
-            now,
-            code,
-            result,
-        )?;
+    if let Some(row) = &writes.begin {
+        insert_row(conn, row)?;
     }
-    Ok(CommitOutcome {
-        begun,
-        first_path,
-        settled: settle.is_some(),
-    })
+    Ok(writes.outcome)
 }
 
-/// Before an attempt of the fenced job's `op_key` under the fence's epoch,
-/// the job now in `state`: the result its OK row recorded (to replay), or
-/// `None` when it must run. Only an in-flight job starts ops, and only once
-/// per epoch.
-fn prior_ok(conn: &Connection, fence: &Fence, op_key: &str, state: JobState) -> Result<Option<Value>, TxError> {
-    if !state.is_in_flight() {
-        return Err(TxError::Store(StoreError::Conflict(format!(
-            "cannot start an op on a {state} job"
-        ))));
-    }
-    if let Some(result) = ok_result(conn, fence, op_key)? {
-        return Ok(Some(result.unwrap_or(Value::Null)));
-    }
-    if attempt(conn, fence, op_key)?.is_some() {
-        return Err(TxError::Store(StoreError::Conflict(format!(
-            "op {op_key} already attempted under epoch {}",
-            fence.epoch
-        ))));
-    }
-    Ok(None)
-}
-
-/// The INDEX op's effect and its OK row: records `sha256 → path` unless the
-/// hash is indexed already (`standing`, read in the same transaction, is the
-/// path that stands either way).
-fn index_content(
-    conn: &Connection,
-    fence: &Fence,
-    index: &IndexOp,
-    standing: &str,
-    now: Millis,
-) -> Result<(), TxError> {
-    let entry = &index.entry;
-    conn.prepare_cached(queries::ARTIFACT_INSERT)?.execute(named_params! {
-        ":sha256": entry.sha256,
-        ":path": entry.path,
-        ":size": rows::size(Some(entry.size), "artifact size")?,
-        ":job_key": entry.job_key,
-    })?;
-    let result = json!({ "first_path": standing });
-    insert_op(
-        conn,
-        &index.op_key,
-        &fence.job_key,
-        OpKind::Index,
-        fence.epoch,
-        now,
-        Some(ResultCode::Ok),
-        Some(&result),
-    )?;
-    Ok(())
-}
-
-/// The result recorded by the OK row of the fenced job's `op_key`, if it has
-/// one (`Some(None)`: an OK row without a result).
-fn ok_result(conn: &Connection, fence: &Fence, op_key: &str) -> rusqlite::Result<Option<Option<Value>>> {
-    conn.prepare_cached(queries::OP_OK_RESULT)?
+/// What the ledger records of the fenced job's `op_key`, and the seq of its
+/// attempt under the fence's epoch.
+fn op_facts(conn: &Connection, fence: &Fence, op_key: &str) -> Result<(OpFacts, Option<i64>), TxError> {
+    let ok = conn
+        .prepare_cached(queries::OP_OK_RESULT)?
         .query_row(named_params! {":job_key": fence.job_key, ":op_key": op_key}, |row| {
             rows::json_at(row, 0)
         })
-        .optional()
-}
-
-/// The attempt of the fenced job's `op_key` under the fence's epoch: its seq
-/// and result code.
-fn attempt(conn: &Connection, fence: &Fence, op_key: &str) -> rusqlite::Result<Option<(i64, Option<String>)>> {
+        .optional()?
+        .map(|result| result.unwrap_or(Value::Null));
     let params = named_params! {":job_key": fence.job_key, ":op_key": op_key, ":epoch": fence.epoch};
-    conn.prepare_cached(queries::OP_ATTEMPT)?
-        .query_row(params, |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()
+    let attempt = conn
+        .prepare_cached(queries::OP_ATTEMPT)?
+        .query_row(params, |row| Ok((row.get(0)?, rows::result_code_at(row, 1)?)))
+        .optional()?;
+    let (seq, attempt) = attempt.unzip();
+    Ok((OpFacts { ok, attempt }, seq))
 }
 
 /// The columns a step to FAILED or to a terminal state changes besides the
@@ -626,43 +460,6 @@ fn update_job(conn: &Connection, seq: i64, job: &Job) -> Result<(), TxError> {
     Ok(())
 }
 
-/// Inserts a ledger row; a duplicate (op_key, epoch) or a second OK row is a
-/// [`StoreError::Conflict`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn insert_op(
-    conn: &Connection,
-    op_key: &str,
-    job_key: &str,
-    kind: OpKind,
-    epoch: i64,
-    now: Millis,
-    code: Option<ResultCode>,
-    result: Option<&Value>,
-) -> Result<(), TxError> {
-    let finished_at = code.map(|_| now);
-    conn.prepare_cached(queries::OP_INSERT)?
-        .execute(named_params! {
-            ":op_key": op_key,
-            ":job_key": job_key,
-            ":kind": kind.as_str(),
-            ":epoch": epoch,
-            ":started_at": now,
-            ":finished_at": finished_at,
-            ":result_code": code.map(ResultCode::as_str),
-            ":result": result.map(Value::to_string),
-        })
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                TxError::Store(StoreError::Conflict(format!(
-                    "op {op_key} already recorded under epoch {epoch}"
-                )))
-            } else {
-                TxError::Sql(e)
-            }
-        })?;
-    Ok(())
-}
-
 /// Ledger rows by query, in seq order.
 pub(crate) fn ops(conn: &Connection, query: &OpQuery) -> Result<Vec<OpRecord>, TxError> {
     let after_seq = query.after_seq.unwrap_or(i64::MIN);
@@ -704,17 +501,10 @@ pub(crate) fn requeue(conn: &Connection, job_key: &str, reason: &str) -> Result<
     let superseded = conn
         .prepare_cached(queries::SUPERSEDE_EFFECTS)?
         .execute(named_params! {":job_key": job_key})?;
-    let op_key = OpKeys { job_key }.epoch_action(OpKind::Requeue, job.epoch);
-    let result = json!({ "from": from.as_str(), "reason": reason, "superseded_ops": superseded });
-    insert_op(
+    let superseded = u64::try_from(superseded).unwrap_or(u64::MAX);
+    insert_row(
         conn,
-        &op_key,
-        job_key,
-        OpKind::Requeue,
-        job.epoch,
-        now,
-        Some(ResultCode::Ok),
-        Some(&result),
+        &kernel::requeue_row(job_key, job.epoch, from, reason, superseded, now),
     )?;
     Ok(true)
 }
@@ -728,26 +518,25 @@ pub(crate) fn update_expected(
     reason: &str,
 ) -> Result<ExpectedUpdate, TxError> {
     let (seq, job) = load_job(conn, job_key)?.ok_or_else(|| not_found(job_key))?;
-    if job.state.is_in_flight() {
-        return Ok(ExpectedUpdate::InFlight(job.state));
+    let decided = kernel::expect(
+        job.state,
+        &job.expectations(),
+        job.sha256.as_deref(),
+        job.size,
+        expected,
+    );
+    if let Expecting::Record { expectations, requeue } = &decided {
+        conn.prepare_cached(queries::EXPECTED_UPDATE)?.execute(named_params! {
+            ":planned_seq": seq,
+            ":sha256": expectations.sha256,
+            ":size": rows::size(expectations.size, "expected size")?,
+            ":content_type": expectations.content_type,
+        })?;
+        if *requeue {
+            self::requeue(conn, job_key, reason)?;
+        }
     }
-    if !expected.contradicts(&job.expectations()) {
-        return Ok(ExpectedUpdate::Unchanged);
-    }
-    let before = job.expectations();
-    let updated = expected.over(&before);
-    conn.prepare_cached(queries::EXPECTED_UPDATE)?.execute(named_params! {
-        ":planned_seq": seq,
-        ":sha256": updated.sha256,
-        ":size": rows::size(updated.size, "expected size")?,
-        ":content_type": updated.content_type,
-    })?;
-    let finished = matches!(job.state, JobState::Success | JobState::SkippedDuplicate);
-    if finished && !updated.admit_finished(&before, job.sha256.as_deref(), job.size) {
-        requeue(conn, job_key, reason)?;
-        return Ok(ExpectedUpdate::Requeued);
-    }
-    Ok(ExpectedUpdate::Recorded)
+    Ok(decided.answer())
 }
 
 /// Requeues every job `filter` matches, set-wise under the write lock: one
@@ -788,17 +577,10 @@ pub(crate) fn requeue_matching(
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut counts = RequeueCounts::default();
     for (job_key, epoch, retryable, superseded) in &picked {
-        let op_key = OpKeys { job_key }.epoch_action(OpKind::Requeue, *epoch);
-        let result = json!({ "from": filter.state.as_str(), "reason": reason, "superseded_ops": superseded });
-        insert_op(
+        let superseded = u64::try_from(*superseded).unwrap_or(0);
+        insert_row(
             conn,
-            &op_key,
-            job_key,
-            OpKind::Requeue,
-            *epoch,
-            now,
-            Some(ResultCode::Ok),
-            Some(&result),
+            &kernel::requeue_row(job_key, *epoch, filter.state, reason, superseded, now),
         )?;
         counts.count(filter.state, *retryable);
     }

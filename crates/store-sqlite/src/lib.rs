@@ -10,6 +10,7 @@ mod options;
 mod queries;
 mod rows;
 mod store;
+mod tables;
 mod watch;
 
 use std::sync::Arc;

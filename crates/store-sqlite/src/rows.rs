@@ -73,11 +73,17 @@ pub(crate) fn json_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<se
         .transpose()
 }
 
+/// A result code column (`None` while the attempt runs).
+pub(crate) fn result_code_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<ResultCode>> {
+    let code: Option<String> = row.get(index)?;
+    code.map(|c| ResultCode::parse(&c).ok_or_else(|| bad(index, Type::Text, format!("unknown result code {c:?}"))))
+        .transpose()
+}
+
 /// A ledger row from `seq, op_key, job_key, kind, epoch, started_at,
 /// finished_at, result_code, result`.
 pub(crate) fn op(row: &Row<'_>) -> rusqlite::Result<OpRecord> {
     let kind: String = row.get(3)?;
-    let code: Option<String> = row.get(7)?;
     Ok(OpRecord {
         seq: row.get(0)?,
         op_key: row.get(1)?,
@@ -86,9 +92,7 @@ pub(crate) fn op(row: &Row<'_>) -> rusqlite::Result<OpRecord> {
         epoch: row.get(4)?,
         started_at: row.get(5)?,
         finished_at: row.get(6)?,
-        result_code: code
-            .map(|c| ResultCode::parse(&c).ok_or_else(|| bad(7, Type::Text, format!("unknown result code {c:?}"))))
-            .transpose()?,
+        result_code: result_code_at(row, 7)?,
         result: json_at(row, 8)?,
     })
 }

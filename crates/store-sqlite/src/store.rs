@@ -19,6 +19,7 @@ use crate::conn::ConnThread;
 use crate::lease;
 use crate::ledger;
 use crate::options::SqliteOptions;
+use crate::tables;
 
 /// A ledger in one SQLite file, shared by every process on the host that
 /// opens it.
@@ -74,8 +75,8 @@ impl LedgerStore for SqliteStore {
         let job_key = job_key.to_owned();
         self.conn
             .read(move |c| {
-                let (_, mut job) = ledger::load_job(c, &job_key)?.ok_or_else(|| ledger::not_found(&job_key))?;
-                lease::hide_freed_leases(c, std::slice::from_mut(&mut job))?;
+                let (_, mut job) = tables::load_job(c, &job_key)?.ok_or_else(|| tables::not_found(&job_key))?;
+                tables::hide_freed_leases(c, std::slice::from_mut(&mut job))?;
                 Ok(job)
             })
             .await

@@ -10,7 +10,7 @@ use rusqlite::{named_params, Connection};
 
 use crate::clock::{self, millis};
 use crate::error::TxError;
-use crate::{lease, queries, rows};
+use crate::{queries, rows, tables};
 
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -87,7 +87,7 @@ pub(crate) fn watch(conn: &Connection, query: &WatchQuery) -> Result<Watch, TxEr
         .prepare_cached(queries::WATCH_FAILED)?
         .query_map(named_params! {":limit": limit(query.failed)}, rows::job)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    lease::hide_freed_leases(&tx, &mut failed)?;
+    tables::hide_freed_leases(&tx, &mut failed)?;
     let mut in_flight = tx
         .prepare_cached(queries::WATCH_LEASES)?
         .query_map(
@@ -95,8 +95,8 @@ pub(crate) fn watch(conn: &Connection, query: &WatchQuery) -> Result<Watch, TxEr
             rows::job,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    lease::hide_freed_leases(&tx, &mut in_flight)?;
-    let after = (now - millis(query.recent)).max(lease::freed_through(&tx)?);
+    tables::hide_freed_leases(&tx, &mut in_flight)?;
+    let after = (now - millis(query.recent)).max(tables::freed_through(&tx)?);
     let workers = tx
         .prepare_cached(queries::WATCH_WORKERS)?
         .query_map(named_params! {":after": after, ":now": now}, |row| {
