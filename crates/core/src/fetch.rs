@@ -249,12 +249,12 @@ impl Default for FetcherConfig {
     }
 }
 
-/// Reads remote resources: metadata and (ranged) bodies.
+/// Reads remote resources: (ranged) bodies and their metadata. The pipeline
+/// learns a resource's metadata from its GET's headers (SPEC §5, HEAD_DONE);
+/// no separate HEAD request is sent.
 ///
 /// # Contract
 ///
-/// - `head` returns metadata without transferring the body; a server that
-///   refuses HEAD (405/501) is asked with a GET whose body is dropped.
 /// - `get` with `range_start > 0` sends `Range: bytes=N-` and, when given,
 ///   `If-Range`; a server that answers 200 yields `start == 0`. A `206` is
 ///   reported as it came: `start` is the first byte its `Content-Range`
@@ -277,9 +277,6 @@ impl Default for FetcherConfig {
 ///   that cannot be sent is a [`FailureKind::Permanent`] error.
 #[async_trait]
 pub trait Fetcher: Send + Sync + Debug + 'static {
-    /// The resource's metadata.
-    async fn head(&self, url: &str) -> Result<ResourceMeta, FetchError>;
-
     /// Starts a GET and returns once the headers are in.
     async fn get(&self, request: &GetRequest) -> Result<GetResponse, FetchError>;
 }

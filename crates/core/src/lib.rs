@@ -16,6 +16,7 @@ pub mod robots;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod transition;
 pub mod url;
 pub mod watch;
 
@@ -45,8 +46,9 @@ pub use ledger::{
 pub use registry::{
     open_fetcher, open_store, open_store_read_only, open_store_with, FetcherFactory, OpenMode, StoreFactory,
 };
-pub use state::{check_transition, JobState, Transition};
+pub use state::JobState;
 pub use store::Store;
+pub use transition::{check_transition, Transition};
 
 // Re-exported so backends register without naming the crate themselves.
 pub use async_trait::async_trait;

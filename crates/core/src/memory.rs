@@ -22,8 +22,9 @@ use crate::ledger::{
     RequeueFilter, ResultCode,
 };
 use crate::registry::{OpenFuture, StoreFactory};
-use crate::state::{check_transition, JobState, Transition};
+use crate::state::JobState;
 use crate::store::Store;
+use crate::transition::{check_transition, Transition};
 use crate::watch::{Watch, WatchQuery};
 
 /// A ledger held in memory (lost when dropped).

@@ -121,30 +121,6 @@ oncefetch_core::inventory::submit! {
 
 #[async_trait]
 impl Fetcher for HttpFetcher {
-    /// HEAD, or a GET whose body is dropped unread when HEAD is refused
-    /// (405/501). A resource over the size cap is a permanent error.
-    async fn head(&self, url: &str) -> Result<ResourceMeta, FetchError> {
-        let mut response = self.send(self.client.head(url), url).await?;
-        if matches!(
-            response.status(),
-            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
-        ) {
-            tracing::debug!(
-                url = %classify::shown(url),
-                status = response.status().as_u16(),
-                "HEAD refused, asking with GET"
-            );
-            response = self.send(self.client.get(url), url).await?;
-        }
-        if !response.status().is_success() {
-            return Err(classify::status_error(&response, url));
-        }
-        let meta = self.meta(&response, classify::content_length(response.headers()));
-        classify::check_size(&meta, self.config.max_size, url)?;
-        Ok(meta)
-        // `response` drops here: a GET's body is never read.
-    }
-
     async fn get(&self, request: &GetRequest) -> Result<GetResponse, FetchError> {
         let url = request.url.as_str();
         // The request's own headers replace the client's defaults (the

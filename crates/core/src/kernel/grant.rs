@@ -12,7 +12,8 @@ use crate::job::{Job, JobFailure, Millis};
 use crate::key::OpKeys;
 use crate::lease::{Fence, Lease};
 use crate::ledger::{OpKind, OpRecord};
-use crate::state::{check_transition, JobState, Transition};
+use crate::state::JobState;
+use crate::transition::{check_transition, Transition};
 
 /// What one grant writes.
 #[derive(Debug, Clone, PartialEq, Eq)]

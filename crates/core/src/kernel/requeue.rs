@@ -7,7 +7,8 @@ use super::ops::ok_row;
 use crate::job::{Job, Millis, NewJob};
 use crate::key::OpKeys;
 use crate::ledger::{OpKind, OpRecord, ResultCode};
-use crate::state::{check_transition, JobState, Transition};
+use crate::state::JobState;
+use crate::transition::{check_transition, Transition};
 
 /// **Requeue**: `job` as PLANNED afresh (attempts reset, result fields
 /// cleared, epoch kept), or `None` when the table does not requeue from its

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use crate::error::StoreResult;
 use crate::job::{Job, JobFailure, JobPatch, Millis};
-use crate::state::{check_transition, JobState, Transition};
+use crate::state::JobState;
+use crate::transition::{check_transition, Transition};
 
 fn millis(d: Duration) -> Millis {
     Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)

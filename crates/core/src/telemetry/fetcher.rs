@@ -82,15 +82,6 @@ impl Drop for InFlight {
 
 #[async_trait]
 impl Fetcher for MeteredFetcher {
-    async fn head(&self, url: &str) -> Result<ResourceMeta, FetchError> {
-        let result = self.inner.head(url).await;
-        match &result {
-            Ok(meta) => request(Some(meta.status), "ok"),
-            Err(err) => failed(err),
-        }
-        result
-    }
-
     async fn get(&self, get: &GetRequest) -> Result<GetResponse, FetchError> {
         let flight = InFlight::start(self.hosts.label(&get.url));
         let result = self.inner.get(get).await;

@@ -41,10 +41,6 @@ impl Site {
 
 #[async_trait]
 impl Fetcher for Site {
-    async fn head(&self, _url: &str) -> Result<ResourceMeta, FetchError> {
-        Err(FetchError::permanent("the pipeline reads metadata from the GET"))
-    }
-
     async fn get(&self, request: &GetRequest) -> Result<GetResponse, FetchError> {
         *self.gets.lock().unwrap().entry(request.url.clone()).or_default() += 1;
         match self.pages.get(&request.url) {

@@ -76,10 +76,6 @@ fn body(bytes: Bytes, cut_eighths: Option<u8>) -> oncefetch_core::BodyStream {
 
 #[async_trait]
 impl Fetcher for Scripted {
-    async fn head(&self, _url: &str) -> Result<ResourceMeta, FetchError> {
-        Err(FetchError::permanent("the pipeline reads metadata from the GET"))
-    }
-
     async fn get(&self, request: &GetRequest) -> Result<GetResponse, FetchError> {
         let (version, step) = {
             let mut state = self.state.lock().unwrap();

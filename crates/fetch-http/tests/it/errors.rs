@@ -6,23 +6,18 @@ use oncefetch_test_server::{content, Fault, TestServer};
 
 use crate::support::{collect, fetcher, fetcher_with, whole};
 
-/// The error of a GET (or of the HEAD when `head`).
-async fn fail(server: &TestServer, path: &str, head: bool) -> FetchError {
-    let url = server.url(path);
-    if head {
-        fetcher().head(&url).await.unwrap_err()
-    } else {
-        fetcher().get(&whole(&url)).await.unwrap_err()
-    }
+/// The error of a GET.
+async fn fail(server: &TestServer, path: &str) -> FetchError {
+    fetcher().get(&whole(&server.url(path))).await.unwrap_err()
 }
 
 #[tokio::test]
 async fn server_errors_408_and_429_are_transient() {
     let server = TestServer::start();
     server.add("/a", "x");
-    for (status, head) in [(500, false), (503, true), (502, false), (408, false), (429, true)] {
+    for status in [500, 503, 502, 408, 429] {
         server.fault("/a", Fault::Status { status, times: 1 });
-        let error = fail(&server, "/a", head).await;
+        let error = fail(&server, "/a").await;
         assert_eq!(error.kind, FailureKind::Transient, "{status}: {error}");
         assert_eq!(error.status, Some(status));
         assert_eq!(error.retry_after, None);
@@ -36,14 +31,12 @@ async fn missing_gone_and_other_4xx_are_permanent() {
     let server = TestServer::start();
     server.add("/a", "x");
     for status in [404, 410, 400, 403] {
-        server.fault("/a", Fault::Status { status, times: 2 });
-        for head in [false, true] {
-            let error = fail(&server, "/a", head).await;
-            assert_eq!(error.kind, FailureKind::Permanent, "{status}: {error}");
-            assert_eq!(error.status, Some(status));
-        }
+        server.fault("/a", Fault::Status { status, times: 1 });
+        let error = fail(&server, "/a").await;
+        assert_eq!(error.kind, FailureKind::Permanent, "{status}: {error}");
+        assert_eq!(error.status, Some(status));
     }
-    let error = fail(&server, "/never-added", false).await;
+    let error = fail(&server, "/never-added").await;
     assert!(!error.is_retryable());
     assert_eq!(
         error.message,
@@ -63,7 +56,7 @@ async fn retry_after_in_seconds() {
             times: 1,
         },
     );
-    let error = fail(&server, "/a", false).await;
+    let error = fail(&server, "/a").await;
     assert!(error.is_retryable());
     assert_eq!(error.status, Some(429));
     assert_eq!(error.retry_after, Some(Duration::from_secs(7)));
@@ -81,7 +74,7 @@ async fn retry_after_as_a_date() {
             times: 1,
         },
     );
-    let error = fail(&server, "/a", true).await;
+    let error = fail(&server, "/a").await;
     assert!(error.is_retryable());
     assert_eq!(error.status, Some(503));
     let delay = error.retry_after.expect("a delay from the date");
@@ -127,12 +120,10 @@ async fn redirect_to_other_schemes_is_permanent_and_names_the_location() {
                 location: location.into(),
             },
         );
-        for head in [false, true] {
-            let error = fail(&server, "/a", head).await;
-            assert_eq!(error.kind, FailureKind::Permanent, "{error}");
-            assert!(error.message.contains(location), "{error}");
-            assert!(error.message.contains("only http and https"), "{error}");
-        }
+        let error = fail(&server, "/a").await;
+        assert_eq!(error.kind, FailureKind::Permanent, "{error}");
+        assert!(error.message.contains(location), "{error}");
+        assert!(error.message.contains("only http and https"), "{error}");
     }
 }
 
@@ -141,7 +132,7 @@ async fn redirect_loop_is_permanent_after_ten_hops() {
     let server = TestServer::start();
     server.add("/x", "x");
     server.fault("/x", Fault::RedirectLoop);
-    let error = fail(&server, "/x", false).await;
+    let error = fail(&server, "/x").await;
     assert_eq!(error.kind, FailureKind::Permanent, "{error}");
     assert!(error.message.contains("too many redirects"), "{error}");
     // The original request and ten redirects.
@@ -160,7 +151,7 @@ async fn redirect_loop_is_permanent_after_ten_hops() {
 async fn refused_connection_is_transient() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/a");
-    let error = fetcher().head(&url).await.unwrap_err();
+    let error = fetcher().get(&whole(&url)).await.unwrap_err();
     assert!(error.is_retryable(), "{error}");
     assert_eq!(error.status, None);
     assert!(error.message.contains(&url), "{error}");
@@ -202,8 +193,6 @@ async fn size_cap_is_permanent_before_the_body() {
     let error = capped.get(&whole(&url)).await.unwrap_err();
     assert_eq!(error.kind, FailureKind::Permanent);
     assert_eq!(error.message, format!("size 10000 exceeds cap 9999 for {url}"));
-    let error = capped.head(&url).await.unwrap_err();
-    assert_eq!(error.kind, FailureKind::Permanent);
 
     // At the cap exactly is fine.
     let exact = fetcher_with(FetcherConfig {
@@ -247,19 +236,17 @@ async fn redirect_to_a_refused_target_names_the_target() {
             location: target.clone(),
         },
     );
-    for head in [false, true] {
-        let error = fail(&server, "/a", head).await;
-        assert!(error.is_retryable(), "{error}");
-        assert_eq!(error.status, None);
-        assert!(
-            error.message.starts_with(&format!("cannot connect to {target}")),
-            "head {head}: {error}"
-        );
-        assert!(
-            error.message.contains(&format!("redirected from {}", server.url("/a"))),
-            "head {head}: {error}"
-        );
-    }
+    let error = fail(&server, "/a").await;
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(error.status, None);
+    assert!(
+        error.message.starts_with(&format!("cannot connect to {target}")),
+        "{error}"
+    );
+    assert!(
+        error.message.contains(&format!("redirected from {}", server.url("/a"))),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -273,7 +260,7 @@ async fn redirect_chain_to_a_refused_target_names_the_last_hop() {
             location: target.clone(),
         },
     );
-    let error = fail(&server, "/a", false).await;
+    let error = fail(&server, "/a").await;
     assert!(error.is_retryable(), "{error}");
     assert!(
         error.message.starts_with(&format!("cannot connect to {target}")),
@@ -313,14 +300,8 @@ async fn redirect_failure_keeps_credentials_redacted() {
     let server = TestServer::start();
     server.fault("/a", Fault::RedirectTo { location: target });
     let original = server.url("/a").replace("http://", "http://me:origin-secret@");
-    for head in [false, true] {
-        let error = if head {
-            fetcher().head(&original).await.unwrap_err()
-        } else {
-            fetcher().get(&whole(&original)).await.unwrap_err()
-        };
-        assert!(!error.message.contains("secret"), "{error}");
-        assert!(error.message.contains("http://user:***@127.0.0.1:"), "{error}");
-        assert!(error.message.contains("http://me:***@127.0.0.1:"), "{error}");
-    }
+    let error = fetcher().get(&whole(&original)).await.unwrap_err();
+    assert!(!error.message.contains("secret"), "{error}");
+    assert!(error.message.contains("http://user:***@127.0.0.1:"), "{error}");
+    assert!(error.message.contains("http://me:***@127.0.0.1:"), "{error}");
 }

@@ -22,8 +22,9 @@ async fn ranged_resume_with_matching_validator() {
     let body = content(2, 300_000);
     server.add("/a", body.clone());
     let fetcher = fetcher();
-    let head = fetcher.head(&server.url("/a")).await.unwrap();
+    let (head, _, _) = get_body(&fetcher, &whole(&server.url("/a"))).await;
     let validator = head.validator().unwrap();
+    server.reset_stats();
 
     let (meta, start, bytes) = get_body(&fetcher, &from(&server.url("/a"), 123_456, Some(validator))).await;
     assert_eq!((meta.status, start), (206, 123_456));
@@ -113,4 +114,20 @@ async fn weak_etag_is_dropped_last_modified_kept() {
     assert_eq!(meta.etag, None);
     assert_eq!(meta.validator(), Some("Wed, 21 Oct 2015 07:28:00 GMT"));
     assert_eq!(bytes, b"ok");
+}
+
+#[tokio::test]
+async fn redirects_to_http_are_followed_and_reported() {
+    let server = TestServer::start();
+    server.add("/real", content(3, 10));
+    server.fault(
+        "/old",
+        Fault::RedirectTo {
+            location: "/real".into(),
+        },
+    );
+    let (meta, _, bytes) = get_body(&fetcher(), &whole(&server.url("/old"))).await;
+    assert_eq!(meta.content_length, Some(10));
+    assert_eq!(bytes, content(3, 10));
+    assert_eq!(meta.final_url, server.url("/real"));
 }

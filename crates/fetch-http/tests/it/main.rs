@@ -4,9 +4,7 @@
 mod support;
 // The inventory registration.
 mod registry;
-// HEAD, its GET fallback, redirects that work.
-mod head;
-// Full, ranged, restarted and unsatisfiable GETs.
+// Full, ranged, restarted and unsatisfiable GETs; redirects that work.
 mod get;
 // Classification of every fault: statuses, Retry-After, truncation, bad redirects, timeouts, size cap.
 mod errors;
