@@ -312,13 +312,7 @@ impl LedgerStore for MemoryStore {
     ) -> StoreResult<ExpectedUpdate> {
         let mut inner = self.lock();
         let job = inner.jobs.get_mut(job_key).ok_or_else(|| not_found(job_key))?;
-        let decided = kernel::expect(
-            job.state,
-            &job.expectations(),
-            job.sha256.as_deref(),
-            job.size,
-            expected,
-        );
+        let decided = kernel::expect(job, expected);
         if let Expecting::Record { expectations, requeue } = &decided {
             job.expected_sha256.clone_from(&expectations.sha256);
             job.expected_size = expectations.size;

@@ -518,13 +518,7 @@ pub(crate) fn update_expected(
     reason: &str,
 ) -> Result<ExpectedUpdate, TxError> {
     let (seq, job) = load_job(conn, job_key)?.ok_or_else(|| not_found(job_key))?;
-    let decided = kernel::expect(
-        job.state,
-        &job.expectations(),
-        job.sha256.as_deref(),
-        job.size,
-        expected,
-    );
+    let decided = kernel::expect(&job, expected);
     if let Expecting::Record { expectations, requeue } = &decided {
         conn.prepare_cached(queries::EXPECTED_UPDATE)?.execute(named_params! {
             ":planned_seq": seq,

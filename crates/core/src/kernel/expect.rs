@@ -1,7 +1,7 @@
 //! `plan --update-expected` (SPEC §3): what recording new expectations on a
 //! job does.
 
-use crate::job::{Expectations, ExpectedUpdate};
+use crate::job::{Expectations, ExpectedUpdate, Job};
 use crate::state::JobState;
 
 /// What [`expect`] decided.
@@ -30,18 +30,12 @@ impl Expecting {
     }
 }
 
-/// **Update expected**: on a job in `state` that records `recorded` and
-/// holds content `sha256`/`size`, the declared `expected`: an in-flight job
+/// **Update expected**: on `job`, the declared `expected`: an in-flight job
 /// is left alone, agreeing expectations change nothing, and a SUCCESS or
 /// SKIPPED_DUPLICATE job whose content does not meet the new ones
 /// ([`Expectations::admit_finished`]) is requeued.
-pub fn expect(
-    state: JobState,
-    recorded: &Expectations,
-    sha256: Option<&str>,
-    size: Option<u64>,
-    expected: &Expectations,
-) -> Expecting {
+pub fn expect(job: &Job, expected: &Expectations) -> Expecting {
+    let (state, recorded) = (job.state, &job.expectations());
     if state.is_in_flight() {
         return Expecting::Leave(ExpectedUpdate::InFlight(state));
     }
@@ -50,6 +44,6 @@ pub fn expect(
     }
     let expectations = expected.over(recorded);
     let finished = matches!(state, JobState::Success | JobState::SkippedDuplicate);
-    let requeue = finished && !expectations.admit_finished(recorded, sha256, size);
+    let requeue = finished && !expectations.admit_finished(recorded, job.sha256.as_deref(), job.size);
     Expecting::Record { expectations, requeue }
 }
