@@ -178,6 +178,20 @@ pub struct JobPatch {
     pub failure: Option<JobFailure>,
 }
 
+impl JobPatch {
+    /// Whether the patch sets a stored field (`failure` is only read by a
+    /// step to FAILED).
+    pub fn sets_fields(&self) -> bool {
+        self.etag.is_some()
+            || self.last_modified.is_some()
+            || self.remote_size.is_some()
+            || self.path.is_some()
+            || self.sha256.is_some()
+            || self.size.is_some()
+            || self.duplicate_of.is_some()
+    }
+}
+
 /// Which jobs to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobQuery {

@@ -439,8 +439,7 @@ impl LedgerStore for PostgresStore {
                         first_path = Some(first);
                     }
                     let begin = commit.begin.as_ref().filter(|_| !settled);
-                    let update_job =
-                        !commit.steps.is_empty() || settled || kernel::patch(&mut job.clone(), &commit.patch);
+                    let update_job = !commit.steps.is_empty() || settled || commit.patch.sets_fields();
                     if commit.finish.is_none() && commit.begin.is_none() && commit.index.is_none() && !update_job {
                         return Ok(CommitOutcome::default());
                     }

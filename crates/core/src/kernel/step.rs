@@ -50,10 +50,9 @@ pub fn steps(job: &mut Job, to: &[JobState], failure: Option<&JobFailure>, now: 
 /// as it is; `failure` is only read by a step to FAILED). Returns whether it
 /// set any.
 pub fn patch(job: &mut Job, patch: &JobPatch) -> bool {
-    let mut changed = false;
     macro_rules! set {
-        ($($field:ident),*) => { $( if patch.$field.is_some() { job.$field = patch.$field.clone(); changed = true; } )* };
+        ($($field:ident),*) => { $( if patch.$field.is_some() { job.$field = patch.$field.clone(); } )* };
     }
     set!(etag, last_modified, remote_size, path, sha256, size, duplicate_of);
-    changed
+    patch.sets_fields()
 }
