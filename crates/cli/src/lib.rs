@@ -33,6 +33,20 @@ use oncefetch_store_postgres as _;
 use oncefetch_store_sqlite as _;
 
 /// Runs one parsed command line; returns the exit status.
+///
+/// A binary of your own, with your store linked in (`docs/writing-a-store.md`
+/// §5), is five lines:
+///
+/// ```no_run
+/// # mod my_store {}
+/// use my_store as _; // keeps the store's `inventory` registration linked
+///
+/// fn main() -> std::process::ExitCode {
+///     let cli = <oncefetch::Cli as clap::Parser>::parse();
+///     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+///     runtime.block_on(oncefetch::run(cli)).unwrap_or(std::process::ExitCode::FAILURE)
+/// }
+/// ```
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let Some(mode) = open_mode(&cli.command) else {
         if let Command::Completions(args) = &cli.command {

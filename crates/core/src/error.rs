@@ -19,10 +19,45 @@ pub enum StoreError {
         /// The stale epoch the caller held.
         epoch: i64,
     },
-    /// The write conflicts with a row already recorded (e.g. an op attempt
-    /// already started under this epoch).
-    #[error("conflict: {0}")]
-    Conflict(String),
+    /// An op attempt was started (or a row written) under an epoch that has
+    /// a row of the op key already: one attempt per (op key, epoch).
+    #[error("conflict: op {op_key} already attempted under epoch {epoch}")]
+    OpAlreadyAttempted {
+        /// Op key.
+        op_key: String,
+        /// The epoch that has a row of it.
+        epoch: i64,
+    },
+    /// An op was started on a job in a state that starts no ops (only an
+    /// in-flight job does).
+    #[error("conflict: cannot start an op on a {state} job")]
+    OpOutsideFlight {
+        /// The job's state at the start.
+        state: JobState,
+    },
+    /// An op attempt was finished that is not running under the epoch (never
+    /// started, or finished already).
+    #[error("conflict: no running attempt of op {op_key} under epoch {epoch}")]
+    OpNotRunning {
+        /// Op key.
+        op_key: String,
+        /// The fence's epoch.
+        epoch: i64,
+    },
+    /// An op attempt was finished OK while the op key has an OK row already:
+    /// at most one OK row per op key.
+    #[error("conflict: op {op_key} already has an OK row")]
+    OpAlreadyOk {
+        /// Op key.
+        op_key: String,
+    },
+    /// A commit that started an op came back without saying whether to run
+    /// or replay it: the store broke its contract.
+    #[error("store did not answer the start of op {op_key}")]
+    OpStartUnanswered {
+        /// Op key.
+        op_key: String,
+    },
     /// No such job (or other keyed item).
     #[error("not found: {0}")]
     NotFound(String),
@@ -66,6 +101,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// No job with key `job_key`.
+    pub fn job_not_found(job_key: &str) -> Self {
+        Self::NotFound(format!("job {job_key}"))
+    }
+
     /// Wraps a backend error.
     pub fn backend(store: &'static str, source: impl Into<BoxError>) -> Self {
         Self::Backend {
@@ -75,7 +115,7 @@ impl StoreError {
     }
 
     /// Whether trying the same call again later may succeed (backend
-    /// hiccups); fencing, conflicts and contract violations are not.
+    /// hiccups); fencing, op conflicts and contract violations are not.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Backend { .. })
     }

@@ -1,11 +1,23 @@
 //! Jobs as the ledger keeps them.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::fetch::FetchError;
 use crate::state::JobState;
 
 /// Milliseconds since the Unix epoch, read from the store's clock.
 pub type Millis = i64;
+
+/// `d` in milliseconds, saturating at [`Millis::MAX`].
+pub fn millis(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+/// This process's wall clock in milliseconds since the Unix epoch (the
+/// memory store's clock; the SQL stores read their server's).
+pub fn wall_clock() -> Millis {
+    millis(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default())
+}
 
 /// A job to plan: one manifest line, keyed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +114,13 @@ impl Job {
         }
     }
 
+    /// Records `expected` as what the job expects of its content.
+    pub fn set_expectations(&mut self, expected: &Expectations) {
+        self.expected_sha256.clone_from(&expected.sha256);
+        self.expected_size = expected.size;
+        self.expected_content_type.clone_from(&expected.content_type);
+    }
+
     /// `work_id/artifact_id`: how progress and log lines name the job.
     pub fn name(&self) -> String {
         format!("{}/{}", self.work_id, self.artifact_id)
@@ -156,6 +175,54 @@ pub struct JobFailure {
     pub counts_attempt: bool,
 }
 
+/// The pipeline's failures, by what they mean. An attempt a failure counts
+/// is counted once: an epoch that reached STREAMING counted it there.
+impl JobFailure {
+    /// A failure no retry mends (a 404, a hash or size mismatch, a file in
+    /// the way): the job settles FAILED.
+    pub(crate) fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+            retry_after: Duration::ZERO,
+            counts_attempt: false,
+        }
+    }
+
+    /// A failure a later lease may mend (a body cut short, an unreadable
+    /// `robots.txt`, a local file error): retried after the backoff,
+    /// attempts permitting, and an attempt counted, so that a job failing
+    /// again and again ends FAILED instead of being leased forever.
+    pub(crate) fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+            retry_after: Duration::ZERO,
+            counts_attempt: true,
+        }
+    }
+
+    /// A request that failed: retryable as the fetcher judged it, no sooner
+    /// than the server's `Retry-After` when it sent one; an attempt counted.
+    pub(crate) fn fetch(err: FetchError) -> Self {
+        Self {
+            retryable: err.is_retryable(),
+            retry_after: err.retry_after.unwrap_or_default(),
+            ..Self::retryable(err.message)
+        }
+    }
+
+    /// Its host's failure, not the job's (the host is paused): retried
+    /// after `wait`, with no attempt counted.
+    pub(crate) fn host_paused(message: impl Into<String>, wait: Duration) -> Self {
+        Self {
+            retry_after: wait,
+            counts_attempt: false,
+            ..Self::retryable(message)
+        }
+    }
+}
+
 /// Fields a worker records along with a state change. `None` leaves a field
 /// as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -205,6 +272,24 @@ pub struct JobQuery {
     pub limit: usize,
 }
 
+impl JobQuery {
+    /// Whether `job` is one the query lists (its limit aside).
+    pub fn matches(&self, job: &Job) -> bool {
+        self.after.as_ref().is_none_or(|after| job.job_key > *after)
+            && self.state.is_none_or(|s| job.state == s)
+            && self.canonical_url.as_ref().is_none_or(|u| job.canonical_url == *u)
+    }
+
+    /// How many rows the query takes at most.
+    pub fn max_rows(&self) -> usize {
+        if self.limit == 0 {
+            usize::MAX
+        } else {
+            self.limit
+        }
+    }
+}
+
 /// Narrows a set of jobs: every filter given must admit a job
 /// ([`JobFilter::matches`] is the rule). `retry` narrows what it requeues
 /// with it ([`RequeueFilter::narrow`](crate::RequeueFilter::narrow)), and
@@ -251,6 +336,20 @@ pub struct PlanCounts {
 }
 
 impl PlanCounts {
+    /// Counts planning `new` (at `position` in the input) over the job of
+    /// its key, whose recorded expectations are `existing` if there is one:
+    /// whether `new` is a new job to insert.
+    pub fn record(&mut self, position: usize, new: &NewJob, existing: Option<Expectations>) -> bool {
+        let Some(recorded) = existing else {
+            self.new += 1;
+            return true;
+        };
+        self.existing += 1;
+        self.conflicts
+            .extend(ExpectationConflict::between(position, new, recorded));
+        false
+    }
+
     /// Adds the counts of a later batch that followed `before` jobs of the
     /// same input, shifting its conflicts' positions past them.
     pub fn add_batch(&mut self, later: Self, before: u64) {
@@ -356,6 +455,20 @@ pub struct ExpectationConflict {
     pub recorded: Expectations,
 }
 
+impl ExpectationConflict {
+    /// The conflict of planning `new` (at `position` in the input) over an
+    /// existing job that records `recorded`, if its line declares otherwise.
+    pub fn between(position: usize, new: &NewJob, recorded: Expectations) -> Option<Self> {
+        let declared = new.expectations();
+        declared.contradicts(&recorded).then(|| Self {
+            position: u64::try_from(position).unwrap_or(u64::MAX),
+            job_key: new.job_key.clone(),
+            declared,
+            recorded,
+        })
+    }
+}
+
 /// What [`LedgerStore::update_expected`](crate::LedgerStore::update_expected) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpectedUpdate {
@@ -409,7 +522,7 @@ pub struct FailedSplit {
 }
 
 /// Whether a job that used `attempts` may be leased again under
-/// `max_attempts` (the **runnable** rule of
+/// `max_attempts` (the runnable rule, clause `failed_jobs_back_off_until_max_attempts` of
 /// [`LeaseManager`](crate::LeaseManager) for a retryable FAILED job).
 pub fn attempts_left(attempts: u32, max_attempts: u32) -> bool {
     attempts < max_attempts

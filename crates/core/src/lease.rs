@@ -47,7 +47,7 @@ pub struct AcquireRequest {
     pub max_attempts: u32,
 }
 
-/// The **expired out of attempts** rule (see [`LeaseManager`]), for a grant
+/// The `expired_out_of_attempts` clause of [`LeaseManager`], for a grant
 /// that picked `job` (as stored, lease fields included) at `now` under
 /// `max_attempts`: the `last_error` to end it FAILED with instead of leasing
 /// it, or `None` to lease it.
@@ -57,12 +57,8 @@ pub struct AcquireRequest {
 /// attempts used (worker died or stalled); last error: 503 service
 /// unavailable`.
 pub fn out_of_attempts(job: &Job, now: Millis, max_attempts: u32) -> Option<String> {
-    let body_not_in = matches!(
-        job.state,
-        JobState::Leased | JobState::HeadDone | JobState::ResumeOk | JobState::Streaming
-    );
     let expired = job.lease_expires_at.is_some_and(|t| t <= now);
-    if !(body_not_in && expired && job.attempts >= max_attempts) {
+    if !(job.state.before_body() && expired && job.attempts >= max_attempts) {
         return None;
     }
     let mut message = format!(
@@ -89,41 +85,64 @@ pub struct ReconcileReport {
 ///
 /// # Contract
 ///
-/// - **store clock**: expiry is judged by the store's own clock
-///   ([`LeaseManager::now`]); a worker's clock is never consulted.
-/// - **runnable**: a grant picks PLANNED jobs, FAILED jobs that are retryable
-///   with `attempts < max_attempts` once `next_attempt_at` has passed, and
-///   in-flight jobs whose lease expired.
-/// - **epoch**: every grant increments the job's epoch; in the same
-///   transaction every unfinished op attempt of older epochs becomes
-///   ABANDONED, and a grant of an expired in-flight job writes a `RELET` row.
-/// - **expired out of attempts**: an attempt that ends by lease expiry
-///   counts (it was counted at STREAMING). A grant that picks a job whose
-///   lease expired before its body was in (LEASED … STREAMING; reconciled or
-///   not) with `attempts >= max_attempts` hands out no lease: in the same
+/// Each clause is led by the name of the conformance check that asserts it,
+/// as in [`LedgerStore`](crate::LedgerStore)'s contract.
+///
+/// - `grant_bumps_epoch`: every grant increments the job's epoch (the first
+///   is epoch 1) and leaves the job LEASED to the caller, with the state it
+///   was in and an expiry of now + ttl by the store's own clock
+///   ([`LeaseManager::now`]; a worker's clock is never consulted); a job
+///   under a live lease is not granted again.
+/// - `failed_jobs_back_off_until_max_attempts`: a grant picks PLANNED jobs,
+///   FAILED jobs that are retryable with `attempts < max_attempts` once
+///   `next_attempt_at` has passed, and in-flight jobs whose lease expired: a
+///   retryable FAILED job keeps its `last_error`, is not granted during its
+///   backoff, is granted after it, and is no longer granted (nor
+///   outstanding) once its attempts reach `max_attempts`.
+/// - `expired_lease_is_granted_again`: an in-flight job whose lease expired
+///   by the store clock is granted again under the next epoch, its
+///   `previous_state` the state it was in; before expiry it is not.
+/// - `abandoned_op_reruns_under_new_epoch`: in the grant's transaction every
+///   unfinished op attempt of older epochs becomes ABANDONED, and a grant of
+///   an expired in-flight job writes a `RELET` row; the op then runs again
+///   under the new epoch, the dead epoch cannot finish its attempt
+///   ([`StoreError::LeaseLost`](crate::StoreError::LeaseLost)), and the key
+///   has one OK row.
+/// - `expired_out_of_attempts`: an attempt that ends by lease expiry counts
+///   (it was counted at STREAMING). A grant that picks a job whose lease
+///   expired before its body was in (LEASED … STREAMING; reconciled or not)
+///   with `attempts >= max_attempts` hands out no lease: in the same
 ///   transaction the job takes the next epoch and ends FAILED, not
 ///   retryable, with the `last_error` of [`out_of_attempts`]; its unfinished
 ///   attempts become ABANDONED and its `RELET` row records
 ///   `{"from", "epoch", "to": "FAILED", "last_error"}`. A released lease, or
 ///   one that expired after STREAMING, is leased again as usual.
-/// - **exclusive**: concurrent grants never hand one job to two callers, and
-///   never hand out a job whose canonical URL is in flight under another job
-///   (nor two jobs of one URL in one batch).
-/// - **release gives the attempt back**: a lease released in STREAMING …
-///   DEDUPED leaves the job's `attempts` one lower (the count its epoch
-///   added); released earlier, `attempts` is unchanged.
-/// - **fenced renew/release**: renew and release with a stale epoch, another
-///   owner or an expired lease fail with
-///   [`StoreError::LeaseLost`](crate::StoreError::LeaseLost).
-/// - **reconcile**: frees in-flight jobs whose lease expired at least
-///   `stale_after` ago and marks their unfinished ops ABANDONED, counting both.
+/// - `concurrent_grants_are_exclusive`: concurrent batch grants through any
+///   handles never hand one job to two callers, and between them grant every
+///   runnable job.
+/// - `one_url_in_flight_at_a_time`: a grant never hands out a job whose
+///   canonical URL is in flight under another job, nor two jobs of one URL
+///   in one batch; the other is granted once the first is done (and
+///   [`LedgerStore::jobs`](crate::LedgerStore::jobs) finds jobs by canonical
+///   URL and state).
+/// - `renew_keeps_the_lease`: renewing a live lease moves its expiry to now +
+///   ttl: the job is not granted past the old expiry, and the renewed lease
+///   still writes.
+/// - `release_frees_the_job`: a released job is granted again at once, under
+///   the next epoch; the releaser's fence then writes nothing
+///   ([`StoreError::LeaseLost`](crate::StoreError::LeaseLost)).
+/// - `release_gives_the_attempt_back`: a lease released in STREAMING …
+///   DEDUPED leaves the job in its state with `attempts` one lower (the count
+///   its epoch added); released earlier, `attempts` is unchanged; attempts of
+///   earlier epochs stay counted.
+/// - `reconcile_counts`: [`LeaseManager::reconcile`] leaves live leases
+///   alone, frees in-flight jobs whose lease expired at least `stale_after`
+///   ago and marks their unfinished ops ABANDONED, counting both; a second
+///   reconcile finds nothing, and the freed jobs are granted again.
 #[async_trait]
 pub trait LeaseManager: Send + Sync + Debug + 'static {
     /// Grants up to `request.limit` runnable jobs.
     async fn acquire(&self, request: &AcquireRequest) -> StoreResult<Vec<Lease>>;
-
-    /// Grants one given job, if it is runnable.
-    async fn acquire_job(&self, job_key: &str, request: &AcquireRequest) -> StoreResult<Option<Lease>>;
 
     /// Extends a live lease to `now + ttl`; returns the new expiry.
     async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis>;

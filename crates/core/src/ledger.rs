@@ -149,6 +149,22 @@ pub struct OpQuery {
     pub limit: usize,
 }
 
+impl OpQuery {
+    /// Whether `row` is one the query lists (its limit aside).
+    pub fn matches(&self, row: &OpRecord) -> bool {
+        self.after_seq.is_none_or(|s| row.seq > s) && self.job_key.as_ref().is_none_or(|k| row.job_key == *k)
+    }
+
+    /// How many rows the query takes at most.
+    pub fn max_rows(&self) -> usize {
+        if self.limit == 0 {
+            usize::MAX
+        } else {
+            self.limit
+        }
+    }
+}
+
 /// An op attempt to finish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpFinish {
@@ -312,6 +328,18 @@ pub struct RequeueCounts {
     pub finished: u64,
 }
 
+impl FromIterator<(JobState, bool)> for RequeueCounts {
+    /// Counts each requeued job by the state it left and whether it was
+    /// retryable ([`RequeueCounts::count`]).
+    fn from_iter<I: IntoIterator<Item = (JobState, bool)>>(requeued: I) -> Self {
+        let mut counts = Self::default();
+        for (from, retryable) in requeued {
+            counts.count(from, retryable);
+        }
+        counts
+    }
+}
+
 impl RequeueCounts {
     /// All jobs requeued.
     pub fn total(&self) -> u64 {
@@ -391,67 +419,131 @@ impl RequestSlots {
 ///
 /// # Contract
 ///
-/// - **idempotent plan**: planning a job key already present changes nothing
-///   and counts it as existing.
-/// - **streamed plan**: [`LedgerStore::plan_stream`] plans like
-///   [`LedgerStore::plan`] batch after batch; a key met twice in the stream
-///   is planned once.
-/// - **plan reports other expectations**: planning a job key already present
+/// Each clause is led by the name of the conformance check that asserts it
+/// (`oncefetch_core::conformance`, feature `conformance`, one
+/// `#[tokio::test]` each through `store_conformance!`); the kit's own test
+/// holds these names, then [`LeaseManager`](crate::LeaseManager)'s, equal to
+/// `conformance::CHECKS`.
+///
+/// - `plan_is_idempotent`: planning a job key already present changes
+///   nothing and counts it as existing (a batch counts its new and existing
+///   keys apart); a new job is PLANNED at epoch 0 with its URL, canonical URL
+///   and expectations as given, and [`LedgerStore::job`] of an absent key is
+///   [`StoreError::NotFound`].
+/// - `streamed_plan`: [`LedgerStore::plan_stream`] plans like
+///   [`LedgerStore::plan`] batch after batch (an empty batch included); a
+///   key met again, in the ledger or earlier in the stream (in the same batch
+///   or another), is planned once and counted as existing.
+/// - `plan_reports_other_expectations`: planning a job key already present
 ///   (in the ledger, or earlier in the input) with a line that declares a
 ///   sha256, size or content type the job does not record
 ///   ([`Expectations::contradicts`]) leaves the job as it is, counts it as
 ///   existing and reports it in [`PlanCounts::conflicts`] with its position
-///   in the input, the declared and the recorded expectations; a line that
-///   declares nothing, or what the job records, is no conflict.
-/// - **plan records the content type**: a line's expected content type
+///   in the input (in a stream, counting every job of the stream), the
+///   declared and the recorded expectations; a line that declares nothing,
+///   or what the job records, is no conflict.
+/// - `plan_records_the_content_type`: a line's expected content type
 ///   (`NewJob::expected_content_type`) is recorded with its job and returned
 ///   by [`LedgerStore::job`], [`LedgerStore::jobs`] and every grant; another
 ///   type on a later line is a conflict as another sha256 is, and
-///   [`LedgerStore::update_expected`] judges a finished job by
-///   [`Expectations::admit_finished`].
-/// - **fenced writes**: [`LedgerStore::commit`] succeeds only while the fence's owner holds
-///   the job's lease at that epoch and the lease has not expired by the store
-///   clock; otherwise [`StoreError::LeaseLost`] and nothing is written.
-/// - **state table**: every step is checked with
-///   [`check_transition`](crate::check_transition); an invalid one is
+///   [`LedgerStore::update_expected`] records a type (keeping the other
+///   fields) and judges a finished job by [`Expectations::admit_finished`]:
+///   the same type leaves it, another requeues it.
+/// - `stale_epoch_writes_are_fenced`: [`LedgerStore::commit`] succeeds only
+///   while the fence's owner holds the job's lease at that epoch and the
+///   lease has not expired by the store clock; otherwise — steps, op starts
+///   and INDEX ops alike, with a stale epoch or another owner —
+///   [`StoreError::LeaseLost`] and nothing is written (no step, no op row, no
+///   index entry). [`LeaseManager::renew`](crate::LeaseManager::renew) and
+///   [`LeaseManager::release`](crate::LeaseManager::release) with a stale
+///   epoch or another owner fail alike and change nothing; the live lease
+///   still writes.
+/// - `state_table_is_enforced`: every step is checked with
+///   [`check_transition`](crate::check_transition); an invalid one, even
+///   after valid steps of the same commit, is
 ///   [`StoreError::InvalidTransition`] and nothing is written. A step to
-///   STREAMING counts an attempt; a step to FAILED records the failure and
-///   its backoff (counting an attempt when `JobFailure::counts_attempt`) and
-///   ends the lease; a step to a terminal state ends the lease.
-/// - **op replay**: starting an op whose key has an OK row returns
-///   [`OpBegin::Replay`] with the recorded result; there is at most one OK row
-///   per op key. Rows are unique on (op_key, epoch); ERROR and ABANDONED rows
-///   stay for the audit.
-/// - **update expected requeues mismatches**: [`LedgerStore::update_expected`]
+///   STREAMING counts an attempt, and the patch's fields (sha256, size,
+///   path) are recorded with the steps.
+/// - `terminal_steps_end_the_lease`: a step to a terminal state records its
+///   patch (`duplicate_of`) and ends the lease: the job has no owner, a renew
+///   fails with [`StoreError::LeaseLost`], no grant picks it and it is not
+///   [outstanding](LedgerStore::outstanding).
+/// - `failure_before_streaming_counts_an_attempt`: a step to FAILED records
+///   the failure and ends the lease (a retryable failure without backoff is
+///   granted again at once); before STREAMING it counts an attempt only when
+///   `JobFailure::counts_attempt` says so (a request was sent).
+/// - `op_replay_returns_recorded_result`: starting an op whose key has an OK
+///   row returns [`OpBegin::Replay`] with the recorded result, so
+///   [`run_effect`] runs the effect once; the attempt is one row, OK, of its
+///   kind, finished.
+/// - `error_op_runs_again`: an attempt finished ERROR stays for the audit and
+///   is not replayed. Rows are unique on (op_key, epoch): under its epoch the
+///   op cannot start again ([`StoreError::OpAlreadyAttempted`]) nor finish
+///   again ([`StoreError::OpNotRunning`]); the next epoch runs it again, with
+///   a row of its own.
+/// - `ops_are_listed_in_order`: [`LedgerStore::ops`] lists rows in `seq`
+///   order, by job, and pages by `after_seq` and `limit`;
+///   [`LedgerStore::note`] writes one OK row per op key however often it is
+///   called.
+/// - `artifact_index_first_writer_wins`: a commit's [`IndexOp`] answers with
+///   the path of the first job that indexed the hash, which
+///   [`LedgerStore::artifact`] returns, and writes one OK row
+///   `{"first_path": …}` under the fence's epoch; a second commit of the op
+///   replays its OK row.
+/// - `index_settles_the_first_copy`: with [`Commit::settle`], when the INDEX
+///   op finds the job's own entry is the first copy, `begin`'s op is
+///   recorded OK with the settle result and the job steps through the settle
+///   steps in the same commit (SUCCESS ends the lease); for a second copy the
+///   op starts as usual; an op with an OK row is replayed, even when the copy
+///   is the first.
+/// - `requeue_resets_finished_jobs`: [`LedgerStore::requeue`] sends a FAILED
+///   job back to PLANNED with attempts reset and the error cleared, writes an
+///   OK REQUEUE row and supersedes its OK effect rows (ABANDONED), so the
+///   next grant (a higher epoch) runs the effects again; a job in another
+///   state is left, and `requeue` returns false.
+/// - `update_expected_requeues_mismatches`: [`LedgerStore::update_expected`]
 ///   records the declared fields on a job that is not in flight; a SUCCESS
 ///   or SKIPPED_DUPLICATE job whose content does not meet them goes back to
-///   PLANNED as [`LedgerStore::requeue`] sends it, in the same transaction;
-///   an in-flight job is left as it is.
-/// - **index first-writer-wins**: a commit's [`IndexOp`] answers with the
-///   path of the first job that indexed the hash, and replays its own OK row
-///   when one exists.
-/// - **filtered requeue**: [`LedgerStore::requeue_matching`] requeues exactly
-///   the jobs its [`RequeueFilter`] matches, each as
-///   [`LedgerStore::requeue`] does (REQUEUE row, effect rows superseded), and
-///   counts them by kind.
-/// - **live leases**: [`LedgerStore::status`] counts the in-flight jobs whose
-///   lease is live by the store clock in [`StatusCounts::live_leases`].
-/// - **status bytes and failures**: [`LedgerStore::status`] sums the sizes
-///   of SUCCESS jobs in [`StatusCounts::bytes_done`], and counts the
+///   PLANNED as [`LedgerStore::requeue`] sends it, in the same transaction
+///   (REQUEUE row with the reason, effect rows superseded); an in-flight job
+///   is left as it is ([`ExpectedUpdate::InFlight`]); an absent one is
+///   [`StoreError::NotFound`].
+/// - `requeue_matching_narrows`: [`LedgerStore::requeue_matching`] requeues
+///   exactly the jobs its [`RequeueFilter`] matches (filters combine;
+///   non-retryable failures only with `include_permanent`; jobs in flight
+///   never), each as [`LedgerStore::requeue`] does (REQUEUE row counting its
+///   `superseded_ops`, effect rows superseded), and counts them by kind; a
+///   state requeue cannot leave is [`StoreError::InvalidTransition`].
+/// - `status_counts_every_state`: [`LedgerStore::status`] counts every state,
+///   zeros included, as jobs move; [`LedgerStore::jobs`] filters by state and
+///   pages by job key (`after`, `limit`), in job-key order.
+/// - `status_counts_live_leases`: [`LedgerStore::status`] counts the
+///   in-flight jobs whose lease is live by the store clock in
+///   [`StatusCounts::live_leases`]; an expired or released lease is not live.
+/// - `status_counts_bytes_and_failures`: [`LedgerStore::status`] sums the
+///   sizes of SUCCESS jobs in [`StatusCounts::bytes_done`], and counts the
 ///   retryable FAILED jobs by attempts used, and those of them whose next
 ///   attempt is after now by the store clock, in
 ///   [`StatusCounts::retryable_failed`], all read with the counts per state.
-/// - **watch counts**: [`LedgerStore::watch`] counts every job under its
-///   host ([`crate::url::host_port`]) by state group as
-///   [`HostCounts::count`](crate::watch::HostCounts::count) does, and each step into SUCCESS, SKIPPED_DUPLICATE or FAILED once, in
-///   the minute of the store clock it happened; it lists FAILED jobs in
-///   planning order, live leases by expiry and the owners of leases that
-///   expire after now − `recent`.
-/// - **request budget**: [`LedgerStore::claim_request_slots`] reserves a
-///   host's next request times atomically by the store clock, following
-///   [`RequestSlots::claim`]: concurrent claims through any handles on one
-///   ledger never get overlapping slots nor slots closer than the interval,
-///   and no slot is earlier than now.
+/// - `far_retries_are_not_waited_for`: a failure's backoff puts the job's
+///   next attempt at now + `retry_after` by the store clock;
+///   [`LedgerStore::outstanding`] with `within` leaves out a retryable
+///   FAILED job whose next attempt is due later than now + `within`, and
+///   counts it otherwise (PLANNED jobs always).
+/// - `watch_counts`: [`LedgerStore::watch`] counts every job under its host
+///   ([`crate::url::host_port`]) by state group as
+///   [`HostCounts::count`](crate::watch::HostCounts::count) does, and each
+///   step into SUCCESS, SKIPPED_DUPLICATE or FAILED once, in the minute of
+///   the store clock it happened (a requeued job leaves its group, its finish
+///   stays); it lists FAILED jobs in planning order, live leases by expiry
+///   and the owners of leases that expire after now − `recent`, within the
+///   query's limits.
+/// - `request_budget_is_shared`: [`LedgerStore::claim_request_slots`]
+///   reserves a host's next request times atomically by the store clock,
+///   following [`RequestSlots::claim`]: concurrent claims through any handles
+///   on one ledger never get overlapping slots nor slots closer than the
+///   interval, no slot is earlier than now, a claim takes at least one slot,
+///   and another host's budget is its own.
 #[async_trait]
 pub trait LedgerStore: Send + Sync + Debug + 'static {
     /// Plans jobs idempotently, reporting the existing jobs whose line
@@ -570,7 +662,15 @@ pub trait LedgerStore: Send + Sync + Debug + 'static {
     async fn note(&self, job_key: &str, op_key: &str, kind: OpKind, result: &Value) -> StoreResult<()>;
 }
 
-/// Conveniences over [`LedgerStore::commit`].
+/// Conveniences over [`LedgerStore::commit`], for callers of a store (the
+/// pattern of object_store's `ObjectStoreExt`): a store does not implement
+/// them — the blanket impl below gives them to every [`LedgerStore`], and
+/// no other impl can exist — so what they do is the same on every store.
+///
+/// The defaults [`LedgerStore`] itself keeps ([`LedgerStore::plan_stream`],
+/// [`LedgerStore::close`]) are there to be overridden: the SQLite store
+/// groups streamed batches into larger transactions and checkpoints its
+/// write-ahead log on close.
 #[async_trait]
 pub trait LedgerExt: LedgerStore {
     /// Steps through `steps` with `patch`.
@@ -593,9 +693,9 @@ pub trait LedgerExt: LedgerStore {
             ..Commit::default()
         };
         let outcome = self.commit(fence, &commit).await?;
-        outcome
-            .begun
-            .ok_or_else(|| StoreError::Conflict("store did not answer the op start".into()))
+        outcome.begun.ok_or_else(|| StoreError::OpStartUnanswered {
+            op_key: op_key.to_owned(),
+        })
     }
 
     /// Finishes the running attempt of an op.
@@ -637,6 +737,18 @@ pub enum EffectError<E> {
 /// Runs a side effect at most once per op key (SPEC §5): replays an OK row,
 /// otherwise records a running attempt, runs `effect`, and records OK with
 /// its result or ERROR with its message.
+///
+/// For a simple one-off effect under a lease: it spends one fenced
+/// [`LedgerStore::commit`] on the begin and one on the finish (the pipeline
+/// records a destination's part-log entries with it). The pipeline's worker
+/// does not call it for a job's own ops (HEAD, STREAM, FINALIZE, INDEX,
+/// DEDUPE): it folds each op's begin and finish into the commits that step
+/// the job — one [`Commit`] finishes the running op ([`Commit::finish`]),
+/// passes through states and begins the next op ([`Commit::begin`]) — one
+/// commit per transition rather than three. The replay and fencing
+/// guarantees are the same, because the store applies those parts of a
+/// commit by the same rules as this function's two commits: an OK row is
+/// replayed, not run again, and a stale epoch writes nothing.
 pub async fn run_effect<S, F, Fut, E>(
     store: &S,
     fence: &Fence,

@@ -10,6 +10,7 @@ pub mod key;
 pub mod lease;
 pub mod ledger;
 pub mod manifest;
+pub mod paging;
 pub mod pipeline;
 pub mod registry;
 pub mod robots;
@@ -28,14 +29,16 @@ pub mod writing_a_store {}
 pub mod conformance;
 #[cfg(feature = "conformance")]
 pub mod memory;
+#[cfg(feature = "conformance")]
+pub mod pins;
 
 pub use error::{BoxError, StoreError, StoreResult};
 pub use fetch::{
     BodyStream, FailureKind, FetchError, Fetcher, FetcherConfig, GetRequest, GetResponse, LowSpeed, ResourceMeta,
 };
 pub use job::{
-    attempts_left, ExpectationConflict, Expectations, ExpectedUpdate, FailedSplit, Job, JobFailure, JobFilter,
-    JobPatch, JobQuery, Millis, NewJob, PlanCounts, RetryableFailed, StatusCounts,
+    attempts_left, millis, wall_clock, ExpectationConflict, Expectations, ExpectedUpdate, FailedSplit, Job, JobFailure,
+    JobFilter, JobPatch, JobQuery, Millis, NewJob, PlanCounts, RetryableFailed, StatusCounts,
 };
 pub use key::{ikey, job_key, op_key, KeyValue, OpKeys};
 pub use lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
@@ -43,6 +46,7 @@ pub use ledger::{
     run_effect, ArtifactEntry, Commit, CommitOutcome, Effect, EffectError, IndexOp, LedgerExt, LedgerStore, OpBegin,
     OpFinish, OpKind, OpQuery, OpRecord, OpStart, RequestSlots, RequeueCounts, RequeueFilter, ResultCode, Settle,
 };
+pub use paging::{JobPages, Keyset, OpPages, Pages};
 pub use registry::{
     open_fetcher, open_store, open_store_read_only, open_store_with, FetcherFactory, OpenMode, StoreFactory,
 };

@@ -4,164 +4,92 @@
 //! everything, so every call is trivially atomic; the store's clock is this
 //! process's wall clock.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::error::{StoreError, StoreResult};
-use crate::job::{
-    ExpectationConflict, Expectations, ExpectedUpdate, Job, JobQuery, Millis, NewJob, PlanCounts, StatusCounts,
-};
 use crate::kernel::{self, CommitReads, Expecting, Finish, OpFacts};
-use crate::lease::{out_of_attempts, AcquireRequest, Fence, Lease, LeaseManager, ReconcileReport};
-use crate::ledger::{
-    ArtifactEntry, Commit, CommitOutcome, LedgerStore, OpKind, OpQuery, OpRecord, RequestSlots, RequeueCounts,
-    RequeueFilter, ResultCode,
-};
-use crate::registry::{OpenFuture, StoreFactory};
-use crate::state::JobState;
-use crate::store::Store;
-use crate::transition::{check_transition, Transition};
+use crate::registry::OpenFuture;
 use crate::watch::{Watch, WatchQuery};
+use crate::{
+    check_transition, millis, wall_clock, AcquireRequest, ArtifactEntry, Commit, CommitOutcome, Expectations,
+    ExpectedUpdate, Fence, Job, JobQuery, JobState, Lease, LeaseManager, LedgerStore, Millis, NewJob, OpKind, OpQuery,
+    OpRecord, PlanCounts, ReconcileReport, RequestSlots, RequeueCounts, RequeueFilter, StatusCounts, Store, StoreError,
+    StoreFactory, StoreResult, Transition,
+};
 
 /// A ledger held in memory (lost when dropped).
 #[derive(Debug, Default)]
-pub struct MemoryStore {
-    inner: Mutex<Inner>,
-}
+pub struct MemoryStore(Mutex<Inner>);
 
 #[derive(Debug, Default)]
 struct Inner {
     jobs: BTreeMap<String, Job>,
-    ops: Vec<OpRecord>,
-    /// (op_key, epoch) → index in `ops`.
-    attempts: HashMap<(String, i64), usize>,
-    /// op_key → index of its OK row.
-    ok_rows: HashMap<String, usize>,
+    /// The op rows by (op_key, epoch), unique as the contract says.
+    ops: BTreeMap<(String, i64), OpRecord>,
     artifacts: HashMap<String, ArtifactEntry>,
-    /// Reconcile's mark, as in the SQL stores: a lease that expired at or
-    /// before it is freed, and reads show it gone; the job keeps its expiry,
-    /// so a grant still tells an expired lease from a released one.
+    /// Reconcile's mark, as in the SQL stores ([`kernel::as_read`]).
     freed_through: Millis,
     /// Each host's next free request time ([`RequestSlots::claim`]).
     host_budget: HashMap<String, Millis>,
-    /// Steps into SUCCESS, SKIPPED_DUPLICATE or FAILED, for
-    /// [`LedgerStore::watch`].
+    /// Steps into SUCCESS, SKIPPED_DUPLICATE or FAILED, for `watch`.
     finishes: Vec<Finish>,
-    /// Each job's place in planning order.
-    planned_seq: HashMap<String, u64>,
-}
-
-fn now_millis() -> Millis {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn millis(d: Duration) -> Millis {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn not_found(job_key: &str) -> StoreError {
-    StoreError::NotFound(format!("job {job_key}"))
+    /// The job keys in planning order.
+    planned: Vec<String>,
 }
 
 impl Inner {
     fn job(&self, job_key: &str) -> StoreResult<&Job> {
-        self.jobs.get(job_key).ok_or_else(|| not_found(job_key))
+        self.jobs.get(job_key).ok_or_else(|| StoreError::job_not_found(job_key))
     }
 
     /// What the ledger records of `op_key` (its attempt under `epoch`).
     fn facts(&self, op_key: &str, epoch: i64) -> OpFacts {
-        OpFacts {
-            ok: self
-                .ok_rows
-                .get(op_key)
-                .map(|&i| self.ops[i].result.clone().unwrap_or(Value::Null)),
-            attempt: self
-                .attempts
-                .get(&(op_key.to_owned(), epoch))
-                .map(|&i| self.ops[i].result_code),
-        }
+        let key = |epoch| (op_key.to_owned(), epoch);
+        OpFacts::of(self.ops.range(key(i64::MIN)..=key(i64::MAX)).map(|(_, row)| row), epoch)
     }
 
-    fn push_op(&mut self, mut row: OpRecord) {
-        let index = self.ops.len();
-        row.seq = i64::try_from(index).unwrap_or(i64::MAX) + 1;
-        self.attempts.insert((row.op_key.clone(), row.epoch), index);
-        if row.result_code == Some(ResultCode::Ok) {
-            self.ok_rows.insert(row.op_key.clone(), index);
+    /// Appends `rows`, numbering them in order.
+    fn push_ops(&mut self, rows: impl IntoIterator<Item = OpRecord>) {
+        for mut row in rows {
+            row.seq = i64::try_from(self.ops.len()).unwrap_or(i64::MAX) + 1;
+            self.ops.insert((row.op_key.clone(), row.epoch), row);
         }
-        self.ops.push(row);
-    }
-
-    /// Marks the rows of `job_key` that `abandon` picks ABANDONED at `now`.
-    fn abandon(&mut self, job_key: &str, now: Millis, abandon: impl Fn(&OpRecord) -> bool) -> u64 {
-        let mut count = 0;
-        for row in self.ops.iter_mut().filter(|r| r.job_key == job_key && abandon(r)) {
-            row.result_code = Some(ResultCode::Abandoned);
-            row.finished_at = row.finished_at.or(Some(now));
-            count += 1;
-        }
-        let Self { ops, ok_rows, .. } = self;
-        ok_rows.retain(|_, i| ops[*i].result_code == Some(ResultCode::Ok));
-        count
-    }
-
-    fn finished(&mut self, job: &Job, now: Millis) {
-        self.finishes.push(Finish::of(job, now));
-    }
-
-    /// A job as reads show it: no lease where reconcile freed it.
-    fn read(&self, job: &Job) -> Job {
-        let mut job = job.clone();
-        if job.lease_expires_at.is_some_and(|t| t <= self.freed_through) {
-            job.lease_owner = None;
-            job.lease_expires_at = None;
-        }
-        job
     }
 
     /// Grants the picked job `key`, or ends it FAILED when out of attempts.
     fn grant(&mut self, key: &str, request: &AcquireRequest, now: Millis) -> StoreResult<Option<Lease>> {
-        let job = &self.jobs[key];
-        if let Some(message) = out_of_attempts(job, now, request.max_attempts) {
-            let (job, row) = kernel::fail_out_of_attempts(job, message, now)?;
-            self.abandon(key, now, |r| kernel::abandoned_on_grant(r, job.epoch));
-            self.finished(&job, now);
-            self.push_op(row);
-            self.jobs.insert(key.to_owned(), job);
-            return Ok(None);
+        let picked = kernel::grant_picked(&self.jobs[key], request, now)?;
+        let stale = |r: &&mut OpRecord| r.job_key == key && kernel::abandoned_on_grant(r, picked.job.epoch);
+        kernel::abandon_all(self.ops.values_mut().filter(stale), now);
+        if picked.lease.is_none() {
+            self.finishes.push(Finish::of(&picked.job, now));
         }
-        let granted = kernel::grant(job, &request.owner, now + millis(request.ttl), now)?;
-        self.abandon(key, now, |r| kernel::abandoned_on_grant(r, granted.lease.fence.epoch));
-        self.push_op_opt(granted.relet);
-        self.jobs.insert(key.to_owned(), granted.lease.job.clone());
-        Ok(Some(granted.lease))
-    }
-
-    fn push_op_opt(&mut self, row: Option<OpRecord>) {
-        if let Some(row) = row {
-            self.push_op(row);
-        }
+        self.push_ops(picked.row);
+        self.jobs.insert(key.to_owned(), picked.job);
+        Ok(picked.lease)
     }
 
     /// Requeues `job_key` with `reason`; the state it left and whether it
     /// was retryable, or `None` (nothing done) from another state.
     fn requeue(&mut self, job_key: &str, reason: &str, now: Millis) -> Option<(JobState, bool)> {
-        let job = self.jobs.get(job_key)?;
-        let (from, retryable, epoch) = (job.state, job.retryable, job.epoch);
-        let planned = kernel::requeue(job)?;
-        self.jobs.insert(job_key.to_owned(), planned);
-        let superseded = self.abandon(job_key, now, kernel::superseded_by_requeue);
-        self.push_op(kernel::requeue_row(job_key, epoch, from, reason, superseded, now));
-        Some((from, retryable))
+        let planned = kernel::requeue(self.jobs.get(job_key)?)?;
+        let was = self.jobs.insert(job_key.to_owned(), planned)?;
+        let superseded = |r: &&mut OpRecord| r.job_key == job_key && kernel::superseded_by_requeue(r);
+        let superseded = kernel::abandon_all(self.ops.values_mut().filter(superseded), now);
+        let row = kernel::requeue_row(job_key, was.epoch, was.state, reason, superseded, now);
+        self.push_ops([row]);
+        Some((was.state, was.retryable))
     }
 
-    fn live(&self, now: Millis) -> impl Iterator<Item = &Job> {
-        self.jobs.values().filter(move |j| kernel::lease_live(j, now))
+    /// The job `fence` holds at `now`, or the lease-lost error.
+    fn leased(&mut self, fence: &Fence, now: Millis) -> StoreResult<&mut Job> {
+        let job = self.jobs.get_mut(&fence.job_key);
+        job.filter(|j| kernel::holds_lease(j, fence, now))
+            .ok_or_else(|| kernel::lease_lost(fence))
     }
 }
 
@@ -172,7 +100,7 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -181,24 +109,10 @@ impl LedgerStore for MemoryStore {
     async fn plan(&self, jobs: &[NewJob]) -> StoreResult<PlanCounts> {
         let mut inner = self.lock();
         let mut counts = PlanCounts::default();
-        for (position, new) in (0u64..).zip(jobs) {
-            if let Some(job) = inner.jobs.get(&new.job_key) {
-                counts.existing += 1;
-                let (declared, recorded) = (new.expectations(), job.expectations());
-                if declared.contradicts(&recorded) {
-                    let job_key = new.job_key.clone();
-                    counts.conflicts.push(ExpectationConflict {
-                        position,
-                        job_key,
-                        declared,
-                        recorded,
-                    });
-                }
-            } else {
+        for (position, new) in jobs.iter().enumerate() {
+            if counts.record(position, new, inner.jobs.get(&new.job_key).map(Job::expectations)) {
+                inner.planned.push(new.job_key.clone());
                 inner.jobs.insert(new.job_key.clone(), Job::planned(new));
-                let seq = inner.planned_seq.len() as u64;
-                inner.planned_seq.insert(new.job_key.clone(), seq);
-                counts.new += 1;
             }
         }
         Ok(counts)
@@ -206,92 +120,75 @@ impl LedgerStore for MemoryStore {
 
     async fn job(&self, job_key: &str) -> StoreResult<Job> {
         let inner = self.lock();
-        inner.job(job_key).map(|job| inner.read(job))
+        inner
+            .job(job_key)
+            .map(|job| kernel::as_read(job.clone(), inner.freed_through))
     }
 
     async fn jobs(&self, query: &JobQuery) -> StoreResult<Vec<Job>> {
         let inner = self.lock();
-        let limit = if query.limit == 0 { usize::MAX } else { query.limit };
-        Ok(inner
-            .jobs
-            .values()
-            .filter(|j| query.after.as_ref().is_none_or(|after| j.job_key > *after))
-            .filter(|j| query.state.is_none_or(|s| j.state == s))
-            .filter(|j| query.canonical_url.as_ref().is_none_or(|u| j.canonical_url == *u))
-            .take(limit)
-            .map(|job| inner.read(job))
+        let jobs = inner.jobs.values().filter(|j| query.matches(j)).take(query.max_rows());
+        Ok(jobs
+            .map(|job| kernel::as_read(job.clone(), inner.freed_through))
             .collect())
     }
 
     async fn status(&self) -> StoreResult<StatusCounts> {
-        Ok(kernel::status(self.lock().jobs.values(), now_millis()))
+        Ok(kernel::status(self.lock().jobs.values(), wall_clock()))
     }
 
     async fn watch(&self, query: &WatchQuery) -> StoreResult<Watch> {
         let inner = self.lock();
-        let seq = |key: &str| inner.planned_seq.get(key).copied().unwrap_or(0);
-        let jobs: Vec<(u64, Job)> = inner.jobs.values().map(|j| (seq(&j.job_key), inner.read(j))).collect();
-        Ok(kernel::watch(&jobs, &inner.finishes, now_millis(), query))
+        let read = |(seq, key)| {
+            (
+                seq as u64,
+                kernel::as_read(inner.jobs[key].clone(), inner.freed_through),
+            )
+        };
+        let jobs: Vec<(u64, Job)> = inner.planned.iter().enumerate().map(read).collect();
+        Ok(kernel::watch(&jobs, &inner.finishes, wall_clock(), query))
     }
 
     async fn outstanding(&self, max_attempts: u32, within: Option<Duration>) -> StoreResult<u64> {
-        let horizon = within.map(|w| now_millis().saturating_add(millis(w)));
-        let inner = self.lock();
-        Ok(inner
-            .jobs
-            .values()
-            .filter(|j| !kernel::settled(j, max_attempts, horizon))
-            .count() as u64)
+        let horizon = within.map(|w| wall_clock().saturating_add(millis(w)));
+        Ok(kernel::outstanding(self.lock().jobs.values(), max_attempts, horizon))
     }
 
     async fn commit(&self, fence: &Fence, commit: &Commit) -> StoreResult<CommitOutcome> {
-        let now = now_millis();
+        let now = wall_clock();
         let mut inner = self.lock();
         let facts = |op_key: Option<&String>| op_key.map(|k| inner.facts(k, fence.epoch)).unwrap_or_default();
+        let index = commit.index.as_ref();
+        let standing = index.and_then(|i| inner.artifacts.get(&i.entry.sha256));
         let reads = CommitReads {
             job: inner.job(&fence.job_key)?.clone(),
             finish: facts(commit.finish.as_ref().map(|f| &f.op_key)),
-            index: facts(commit.index.as_ref().map(|i| &i.op_key)),
+            index: facts(index.map(|i| &i.op_key)),
             begin: facts(commit.begin.as_ref().map(|b| &b.op_key)),
-            indexed: commit
-                .index
-                .as_ref()
-                .and_then(|i| inner.artifacts.get(&i.entry.sha256))
-                .map(|a| a.path.clone()),
+            indexed: standing.map(|a| a.path.clone()),
         };
         let writes = kernel::plan_commit(fence, commit, reads, now)?;
-        if let (true, Some(finish)) = (writes.finish, &commit.finish) {
-            let i = inner.attempts[&(finish.op_key.clone(), fence.epoch)];
-            let row = &mut inner.ops[i];
-            (row.result_code, row.result, row.finished_at) =
-                (Some(finish.code), Some(finish.result.clone()), Some(now));
-            if finish.code == ResultCode::Ok {
-                inner.ok_rows.insert(finish.op_key.clone(), i);
-            }
+        let finish = commit.finish.as_ref().filter(|_| writes.finish);
+        if let Some((f, row)) = finish.and_then(|f| Some((f, inner.ops.get_mut(&(f.op_key.clone(), fence.epoch))?))) {
+            kernel::finish_row(row, f.code, &f.result, now);
         }
         if writes.finished.is_some() {
-            inner.finished(&writes.job, now);
+            inner.finishes.push(Finish::of(&writes.job, now));
         }
         inner.jobs.insert(fence.job_key.clone(), writes.job);
         if let Some(index) = writes.index {
             inner.artifacts.entry(index.entry.sha256.clone()).or_insert(index.entry);
-            inner.push_op(index.row);
+            inner.push_ops([index.row]);
         }
-        inner.push_op_opt(writes.begin);
+        inner.push_ops(writes.begin);
         Ok(writes.outcome)
     }
 
     async fn ops(&self, query: &OpQuery) -> StoreResult<Vec<OpRecord>> {
         let inner = self.lock();
-        let limit = if query.limit == 0 { usize::MAX } else { query.limit };
-        Ok(inner
-            .ops
-            .iter()
-            .filter(|r| query.after_seq.is_none_or(|s| r.seq > s))
-            .filter(|r| query.job_key.as_ref().is_none_or(|k| r.job_key == *k))
-            .take(limit)
-            .cloned()
-            .collect())
+        let mut rows: Vec<&OpRecord> = inner.ops.values().filter(|r| query.matches(r)).collect();
+        rows.sort_unstable_by_key(|r| r.seq);
+        Ok(rows.into_iter().take(query.max_rows()).cloned().collect())
     }
 
     async fn artifact(&self, sha256: &str) -> StoreResult<Option<ArtifactEntry>> {
@@ -301,7 +198,7 @@ impl LedgerStore for MemoryStore {
     async fn requeue(&self, job_key: &str, reason: &str) -> StoreResult<bool> {
         let mut inner = self.lock();
         inner.job(job_key)?;
-        Ok(inner.requeue(job_key, reason, now_millis()).is_some())
+        Ok(inner.requeue(job_key, reason, wall_clock()).is_some())
     }
 
     async fn update_expected(
@@ -311,14 +208,13 @@ impl LedgerStore for MemoryStore {
         reason: &str,
     ) -> StoreResult<ExpectedUpdate> {
         let mut inner = self.lock();
-        let job = inner.jobs.get_mut(job_key).ok_or_else(|| not_found(job_key))?;
-        let decided = kernel::expect(job, expected);
+        let decided = kernel::expect(inner.job(job_key)?, expected);
         if let Expecting::Record { expectations, requeue } = &decided {
-            job.expected_sha256.clone_from(&expectations.sha256);
-            job.expected_size = expectations.size;
-            job.expected_content_type.clone_from(&expectations.content_type);
+            if let Some(job) = inner.jobs.get_mut(job_key) {
+                job.set_expectations(expectations);
+            }
             if *requeue {
-                inner.requeue(job_key, reason, now_millis());
+                inner.requeue(job_key, reason, wall_clock());
             }
         }
         Ok(decided.answer())
@@ -326,24 +222,17 @@ impl LedgerStore for MemoryStore {
 
     async fn requeue_matching(&self, filter: &RequeueFilter, reason: &str) -> StoreResult<RequeueCounts> {
         check_transition(Transition::Requeue, filter.state, JobState::Planned)?;
-        let now = now_millis();
+        let now = wall_clock();
         let mut inner = self.lock();
-        let picked: Vec<String> = inner
-            .jobs
-            .values()
-            .filter(|j| filter.matches(j))
-            .map(|j| j.job_key.clone())
-            .collect();
-        let mut counts = RequeueCounts::default();
-        for (from, retryable) in picked.iter().filter_map(|key| inner.requeue(key, reason, now)) {
-            counts.count(from, retryable);
-        }
-        Ok(counts)
+        let picked = inner.jobs.values().filter(|j| filter.matches(j));
+        let picked: Vec<String> = picked.map(|j| j.job_key.clone()).collect();
+        let requeued = picked.iter().filter_map(|key| inner.requeue(key, reason, now));
+        Ok(requeued.collect())
     }
 
     async fn claim_request_slots(&self, host: &str, interval: Duration, count: u32) -> StoreResult<RequestSlots> {
         let mut inner = self.lock();
-        let slots = RequestSlots::claim(inner.host_budget.get(host).copied(), now_millis(), interval, count);
+        let slots = RequestSlots::claim(inner.host_budget.get(host).copied(), wall_clock(), interval, count);
         inner.host_budget.insert(host.to_owned(), slots.next_free());
         Ok(slots)
     }
@@ -352,14 +241,8 @@ impl LedgerStore for MemoryStore {
         let mut inner = self.lock();
         let epoch = inner.job(job_key)?.epoch;
         if inner.facts(op_key, epoch) == OpFacts::default() {
-            inner.push_op(kernel::ok_row(
-                op_key.to_owned(),
-                job_key,
-                kind,
-                epoch,
-                now_millis(),
-                result.clone(),
-            ));
+            let now = wall_clock();
+            inner.push_ops([kernel::ok_row(op_key.into(), job_key, kind, epoch, now, result.clone())]);
         }
         Ok(())
     }
@@ -368,85 +251,36 @@ impl LedgerStore for MemoryStore {
 #[async_trait]
 impl LeaseManager for MemoryStore {
     async fn acquire(&self, request: &AcquireRequest) -> StoreResult<Vec<Lease>> {
-        let now = now_millis();
+        let now = wall_clock();
         let mut inner = self.lock();
-        let mut busy: HashSet<String> = inner.live(now).map(|j| j.canonical_url.clone()).collect();
-        let picked: Vec<String> = inner
-            .jobs
-            .values()
-            .filter(|j| kernel::runnable(j, now, request.max_attempts))
-            .filter(|j| busy.insert(j.canonical_url.clone()))
-            .take(request.limit)
-            .map(|j| j.job_key.clone())
-            .collect();
-        let mut leases = Vec::with_capacity(picked.len());
-        for key in &picked {
-            leases.extend(inner.grant(key, request, now)?);
-        }
-        Ok(leases)
-    }
-
-    async fn acquire_job(&self, job_key: &str, request: &AcquireRequest) -> StoreResult<Option<Lease>> {
-        let now = now_millis();
-        let mut inner = self.lock();
-        let job = inner.job(job_key)?;
-        let busy = inner.live(now).any(|j| j.canonical_url == job.canonical_url);
-        if busy || !kernel::runnable(job, now, request.max_attempts) {
-            return Ok(None);
-        }
-        inner.grant(job_key, request, now)
+        let picked = kernel::pick(inner.jobs.values(), request, now);
+        let granted = picked.iter().map(|key| inner.grant(key, request, now));
+        granted.filter_map(Result::transpose).collect()
     }
 
     async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis> {
-        let now = now_millis();
-        let mut inner = self.lock();
-        let job = inner
-            .jobs
-            .get_mut(&fence.job_key)
-            .filter(|j| kernel::holds_lease(j, fence, now));
-        let job = job.ok_or_else(|| kernel::lease_lost(fence))?;
-        job.lease_expires_at = Some(now + millis(ttl));
-        Ok(now + millis(ttl))
+        let now = wall_clock();
+        Ok(kernel::renew(self.lock().leased(fence, now)?, ttl, now))
     }
 
     async fn release(&self, fence: &Fence) -> StoreResult<()> {
-        let now = now_millis();
-        let mut inner = self.lock();
-        let job = inner
-            .jobs
-            .get_mut(&fence.job_key)
-            .filter(|j| kernel::holds_lease(j, fence, now));
-        kernel::release(job.ok_or_else(|| kernel::lease_lost(fence))?);
+        kernel::release(self.lock().leased(fence, wall_clock())?);
         Ok(())
     }
 
     async fn reconcile(&self, stale_after: Duration) -> StoreResult<ReconcileReport> {
-        let now = now_millis();
+        let now = wall_clock();
         let cutoff = now - millis(stale_after);
         let mut inner = self.lock();
-        // Freeing moves the mark past the leases that expired since the last
-        // reconcile; no job changes.
+        // Freeing moves the mark past leases expired since the last reconcile; no job changes.
         let freed = inner.freed_through;
-        let expired_leases = inner
-            .jobs
-            .values()
-            .filter(|j| kernel::freed_by_reconcile(j, freed, cutoff))
-            .count();
+        let jobs = inner.jobs.values();
+        let expired_leases = jobs.filter(|j| kernel::freed_by_reconcile(j, freed, cutoff)).count() as u64;
         inner.freed_through = freed.max(cutoff);
-        let live: HashMap<String, i64> = inner
-            .jobs
-            .values()
-            .filter(|j| j.lease_expires_at.is_some_and(|t| t > now))
-            .map(|j| (j.job_key.clone(), j.epoch))
-            .collect();
-        let mut abandoned_ops = 0;
-        for row in inner.ops.iter_mut() {
-            if kernel::abandoned_by_reconcile(row, live.get(&row.job_key).copied()) {
-                (row.result_code, row.finished_at) = (Some(ResultCode::Abandoned), Some(now));
-                abandoned_ops += 1;
-            }
-        }
-        let expired_leases = expired_leases as u64;
+        let Inner { jobs, ops, .. } = &mut *inner;
+        let live = |key: &str| jobs.get(key).filter(|j| kernel::lease_live(j, now)).map(|j| j.epoch);
+        let stale = |r: &&mut OpRecord| kernel::abandoned_by_reconcile(r, live(&r.job_key));
+        let abandoned_ops = kernel::abandon_all(ops.values_mut().filter(stale), now);
         Ok(ReconcileReport {
             expired_leases,
             abandoned_ops,
@@ -454,14 +288,12 @@ impl LeaseManager for MemoryStore {
     }
 
     async fn now(&self) -> StoreResult<Millis> {
-        Ok(now_millis())
+        Ok(wall_clock())
     }
 }
 
-fn open_memory(_url: String) -> OpenFuture {
-    Box::pin(async { Ok(Arc::new(MemoryStore::new()) as Arc<dyn Store>) })
-}
-
 inventory::submit! {
-    StoreFactory::new("memory", &["memory"], open_memory)
+    StoreFactory::new("memory", &["memory"], |_url| -> OpenFuture {
+        Box::pin(async { Ok(Arc::new(MemoryStore::new()) as Arc<dyn Store>) })
+    })
 }

@@ -79,7 +79,9 @@ impl JobState {
     }
 
     /// SUCCESS or SKIPPED_DUPLICATE: nothing more happens to the job (only
-    /// an explicit requeue, see [`Transition::Requeue`], reopens it).
+    /// an explicit requeue, see
+    /// [`Transition::Requeue`](crate::transition::Transition::Requeue),
+    /// reopens it).
     pub const fn is_terminal(self) -> bool {
         matches!(self, Self::Success | Self::SkippedDuplicate)
     }
@@ -91,6 +93,13 @@ impl JobState {
     /// [`LeaseManager::release`](crate::LeaseManager::release)).
     pub const fn counted_attempt(self) -> bool {
         matches!(self, Self::Streaming | Self::Finalized | Self::Indexed | Self::Deduped)
+    }
+
+    /// A state before the job's body is in (LEASED … STREAMING): a lease
+    /// that expires here with every attempt used ends the job
+    /// ([`out_of_attempts`](crate::out_of_attempts)).
+    pub const fn before_body(self) -> bool {
+        matches!(self, Self::Leased | Self::HeadDone | Self::ResumeOk | Self::Streaming)
     }
 
     /// A state a worker holds a lease in (LEASED … DEDUPED).

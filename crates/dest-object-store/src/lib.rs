@@ -41,7 +41,7 @@ use oncefetch_core::destination::{
 use oncefetch_core::ledger::OpKind;
 use oncefetch_core::pipeline::files::{encode_component, PartialName};
 use oncefetch_core::pipeline::stream_records;
-use oncefetch_core::{op_key, JobQuery, JobState, KeyValue, Store};
+use oncefetch_core::{op_key, JobPages, JobQuery, JobState, KeyValue, Store};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -445,15 +445,12 @@ impl Destination for ObjectDest {
     /// Reads every job's records from the ledger (one query per job).
     async fn abort_dead(&self, store: &dyn Store) -> io::Result<u64> {
         let mut aborted = 0;
-        let mut after = None;
-        loop {
-            let query = JobQuery {
-                state: None,
-                canonical_url: None,
-                after: after.take(),
-                limit: JOB_PAGE,
-            };
-            let page = store.jobs(&query).await.map_err(io::Error::other)?;
+        let query = JobQuery {
+            limit: JOB_PAGE,
+            ..JobQuery::default()
+        };
+        let mut pages = JobPages::new(store, query);
+        while let Some(page) = pages.next().await.map_err(io::Error::other)? {
             for job in &page {
                 let records = stream_records(store, &job.job_key).await?;
                 for open in records::open_uploads(&records) {
@@ -480,10 +477,6 @@ impl Destination for ObjectDest {
                         .map_err(io::Error::other)?;
                     aborted += 1;
                 }
-            }
-            match page.last() {
-                Some(last) if page.len() == JOB_PAGE => after = Some(last.job_key.clone()),
-                _ => break,
             }
         }
         Ok(aborted)

@@ -29,7 +29,7 @@ WITH planned AS (
       AND NOT EXISTS (
           SELECT 1 FROM jobs AS live
           WHERE live.canonical_url = jobs.canonical_url
-            AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+            AND in_flight(live.state)
             AND live.lease_owner IS NOT NULL
             AND coalesce(live.lease_expires_at, '-infinity') > now()
           OFFSET 0)
@@ -46,7 +46,7 @@ retry AS (
       AND NOT EXISTS (
           SELECT 1 FROM jobs AS live
           WHERE live.canonical_url = jobs.canonical_url
-            AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+            AND in_flight(live.state)
             AND live.lease_owner IS NOT NULL
             AND coalesce(live.lease_expires_at, '-infinity') > now()
           OFFSET 0)
@@ -57,12 +57,12 @@ retry AS (
 released AS (
     SELECT job_key, canonical_url, state, planned_seq
     FROM jobs
-    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+    WHERE in_flight(state)
       AND lease_expires_at IS NULL
       AND NOT EXISTS (
           SELECT 1 FROM jobs AS live
           WHERE live.canonical_url = jobs.canonical_url
-            AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+            AND in_flight(live.state)
             AND live.lease_owner IS NOT NULL
             AND coalesce(live.lease_expires_at, '-infinity') > now()
           OFFSET 0)
@@ -71,14 +71,14 @@ released AS (
 ),
 expired AS (
     SELECT job_key, canonical_url, state, planned_seq,
-           state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING') AND attempts >= $4 AS out_of_attempts
+           before_body(state) AND attempts >= $4 AS out_of_attempts
     FROM jobs
-    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+    WHERE in_flight(state)
       AND lease_expires_at <= now()
       AND NOT EXISTS (
           SELECT 1 FROM jobs AS live
           WHERE live.canonical_url = jobs.canonical_url
-            AND live.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+            AND in_flight(live.state)
             AND live.lease_owner IS NOT NULL
             AND coalesce(live.lease_expires_at, '-infinity') > now()
           OFFSET 0)
@@ -142,7 +142,7 @@ relet AS (
     SELECT epoch_action_key('RELET', job_key, epoch), job_key, 'RELET', epoch, now(), now(), 'OK',
            jsonb_build_object('from', previous_state, 'epoch', epoch)
     FROM granted
-    WHERE previous_state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+    WHERE in_flight(previous_state)
     UNION ALL
     SELECT epoch_action_key('RELET', job_key, epoch), job_key, 'RELET', epoch, now(), now(), 'OK',
            jsonb_build_object('from', previous_state, 'epoch', epoch, 'to', 'FAILED', 'last_error', last_error)

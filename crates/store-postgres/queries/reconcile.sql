@@ -15,7 +15,7 @@ cutoff AS (
 expired AS (
     SELECT count(*) AS n
     FROM jobs
-    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+    WHERE in_flight(state)
       AND lease_expires_at > (SELECT freed_through FROM mark)
       AND lease_expires_at <= (SELECT freed_through FROM cutoff)
       AND lease_owner IS NOT NULL

@@ -12,7 +12,8 @@ use crate::conn::Replay;
 use crate::queries;
 use crate::rows::{count, Count, Expiry, LeaseRow, ReconcileRow};
 use crate::sql::Sql;
-use crate::store::{job_not_found, lease_lost, millis, PostgresStore};
+use crate::store::{millis, PostgresStore};
+use oncefetch_core::kernel;
 
 fn into_leases(rows: Vec<LeaseRow>) -> StoreResult<Vec<Lease>> {
     rows.into_iter().map(LeaseRow::into_lease).collect()
@@ -48,36 +49,6 @@ impl LeaseManager for PostgresStore {
         into_leases(rows)
     }
 
-    async fn acquire_job(&self, job_key: &str, request: &AcquireRequest) -> StoreResult<Option<Lease>> {
-        let rows: Vec<LeaseRow> = self
-            .db
-            .run(Replay::Once, |conn| {
-                async move {
-                    Ok(Sql::new(queries::ACQUIRE_JOB)
-                        .bind(request.owner.as_str())
-                        .bind(millis(request.ttl))
-                        .bind(max_attempts(request))
-                        .bind(job_key)
-                        .load(conn)
-                        .await?)
-                }
-                .scope_boxed()
-            })
-            .await?;
-        if rows.is_empty() {
-            let exists: Count = self
-                .db
-                .run(Replay::Safe, |conn| {
-                    async move { Ok(Sql::new(queries::JOB_EXISTS).bind(job_key).get_result(conn).await?) }.scope_boxed()
-                })
-                .await?;
-            if exists.n == 0 {
-                return Err(job_not_found(job_key));
-            }
-        }
-        Ok(into_leases(rows)?.into_iter().next())
-    }
-
     async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis> {
         // Renewing twice only moves the expiry again: safe to run again.
         let rows: Vec<Expiry> = self
@@ -98,7 +69,7 @@ impl LeaseManager for PostgresStore {
         rows.into_iter()
             .next()
             .map(|r| r.expires_at)
-            .ok_or_else(|| lease_lost(fence))
+            .ok_or_else(|| kernel::lease_lost(fence))
     }
 
     async fn release(&self, fence: &Fence) -> StoreResult<()> {
@@ -119,7 +90,7 @@ impl LeaseManager for PostgresStore {
         if released == 1 {
             Ok(())
         } else {
-            Err(lease_lost(fence))
+            Err(kernel::lease_lost(fence))
         }
     }
 

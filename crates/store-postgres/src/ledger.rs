@@ -21,7 +21,7 @@ use crate::rows::{
     OpRow, RequeuedRow, StateCount, StateEpoch,
 };
 use crate::sql::{Bind, Sql};
-use crate::store::{job_not_found, lease_lost, millis, PostgresStore};
+use crate::store::{millis, PostgresStore};
 use crate::text;
 
 /// Jobs per `INSERT` when planning.
@@ -295,7 +295,7 @@ impl LedgerStore for PostgresStore {
             .await?;
         rows.into_iter()
             .next()
-            .ok_or_else(|| job_not_found(job_key))?
+            .ok_or_else(|| StoreError::job_not_found(job_key))?
             .into_job()
     }
 
@@ -396,9 +396,12 @@ impl LedgerStore for PostgresStore {
                         .bind(commit.finish.as_ref().map(|f| f.op_key.as_str()))
                         .load(conn)
                         .await?;
-                    let locked = locked.into_iter().next().ok_or_else(|| job_not_found(&fence.job_key))?;
+                    let locked = locked
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| StoreError::job_not_found(&fence.job_key))?;
                     if !locked.holds {
-                        return Err(lease_lost(fence).into());
+                        return Err(kernel::lease_lost(fence).into());
                     }
                     // The kernel's checks in its order: op to finish, steps,
                     // op to start.
@@ -550,7 +553,10 @@ impl LedgerStore for PostgresStore {
             .transaction(Replay::Once, |conn| {
                 async move {
                     let rows: Vec<StateEpoch> = Sql::new(queries::JOB_FOR_REQUEUE).bind(job_key).load(conn).await?;
-                    let row = rows.into_iter().next().ok_or_else(|| job_not_found(job_key))?;
+                    let row = rows
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| StoreError::job_not_found(job_key))?;
                     requeue_locked(conn, job_key, parse_state(&row.state)?, row.epoch, reason).await
                 }
                 .scope_boxed()
@@ -568,7 +574,10 @@ impl LedgerStore for PostgresStore {
             .transaction(Replay::Once, |conn| {
                 async move {
                     let rows: Vec<ExpectedRow> = Sql::new(queries::JOB_FOR_EXPECTED).bind(job_key).load(conn).await?;
-                    let row = rows.into_iter().next().ok_or_else(|| job_not_found(job_key))?;
+                    let row = rows
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| StoreError::job_not_found(job_key))?;
                     let state = parse_state(&row.state)?;
                     if state.is_in_flight() {
                         return Ok(ExpectedUpdate::InFlight(state));
@@ -662,7 +671,7 @@ impl LedgerStore for PostgresStore {
             })
             .await?;
         if found.n == 0 {
-            return Err(job_not_found(job_key));
+            return Err(StoreError::job_not_found(job_key));
         }
         Ok(())
     }

@@ -1,7 +1,6 @@
 //! The hot queries, one SQL file each under `queries/`.
 
 pub(crate) const ACQUIRE: &str = include_str!("../queries/acquire.sql");
-pub(crate) const ACQUIRE_JOB: &str = include_str!("../queries/acquire_job.sql");
 pub(crate) const COMMIT_LOCK: &str = include_str!("../queries/commit_lock.sql");
 pub(crate) const COMMIT_WRITE: &str = include_str!("../queries/commit_write.sql");
 pub(crate) const RENEW: &str = include_str!("../queries/renew.sql");
@@ -36,7 +35,7 @@ pub(crate) const STATUS: &str = "SELECT grp AS state, NULL::integer AS retry_att
      FROM jobs WHERE state = 'FAILED' AND retryable GROUP BY attempts \
      UNION ALL \
      SELECT state, NULL, count(*), count(*) FILTER (WHERE lease_owner IS NOT NULL AND lease_expires_at > now()), 0, 0 \
-     FROM jobs WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED') \
+     FROM jobs WHERE in_flight(state) \
      GROUP BY state";
 /// The OK row of an INDEX op (job $2, epoch $3, result $4).
 pub(crate) const INDEX_RECORD: &str =
@@ -58,5 +57,4 @@ pub(crate) const JOB_FOR_EXPECTED: &str =
 /// Records a job's expectations ($2 sha256, $3 size).
 pub(crate) const EXPECTED_UPDATE: &str =
     "UPDATE jobs SET expected_sha256 = $2, expected_size = $3, expected_content_type = $4 WHERE job_key = $1";
-pub(crate) const JOB_EXISTS: &str = "SELECT count(*) AS n FROM jobs WHERE job_key = $1";
 pub(crate) const ANALYZE: &str = "ANALYZE jobs";

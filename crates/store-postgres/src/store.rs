@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use oncefetch_core::{Fence, StoreError, StoreResult};
+use oncefetch_core::StoreResult;
 
 use crate::conn::Db;
 use crate::migrate::migrate;
@@ -48,17 +48,6 @@ impl fmt::Debug for PostgresStore {
             .field("pool", &self.db)
             .finish()
     }
-}
-
-pub(crate) fn lease_lost(fence: &Fence) -> StoreError {
-    StoreError::LeaseLost {
-        job: fence.job_key.clone(),
-        epoch: fence.epoch,
-    }
-}
-
-pub(crate) fn job_not_found(job_key: &str) -> StoreError {
-    StoreError::NotFound(format!("job {job_key}"))
 }
 
 /// The longest duration sent to the server (a century), in milliseconds.

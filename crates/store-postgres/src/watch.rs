@@ -32,14 +32,14 @@ const FAILED: &str = "SELECT r.* FROM (SELECT job_key, planned_seq FROM jobs WHE
      ORDER BY planned_seq LIMIT $1) f JOIN job_rows r USING (job_key) ORDER BY f.planned_seq";
 /// In-flight jobs with a live lease, the earliest expiry first (jobs_in_flight).
 const LEASES: &str = "SELECT r.* FROM (SELECT job_key, lease_expires_at, planned_seq FROM jobs \
-     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED') \
+     WHERE in_flight(state) \
        AND lease_expires_at > now() ORDER BY lease_expires_at, planned_seq LIMIT $1) l \
      JOIN job_rows r USING (job_key) ORDER BY l.lease_expires_at, l.planned_seq";
 /// Owners of in-flight jobs whose lease expires after now − `$1` ms and was
 /// not freed by reconcile.
 const WORKERS: &str = "SELECT lease_owner AS owner, count(*) FILTER (WHERE lease_expires_at > now()) AS live, \
      floor(extract(epoch FROM max(lease_expires_at)) * 1000)::bigint AS last_expiry FROM jobs \
-     WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED') \
+     WHERE in_flight(state) \
        AND lease_owner IS NOT NULL \
        AND lease_expires_at > greatest(now() - $1 * interval '1 millisecond', (SELECT freed_through FROM reconcile_mark)) \
      GROUP BY lease_owner ORDER BY lease_owner";

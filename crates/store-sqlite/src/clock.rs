@@ -17,8 +17,3 @@ use crate::queries;
 pub(crate) fn now(conn: &Connection) -> rusqlite::Result<Millis> {
     conn.prepare_cached(queries::NOW)?.query_row([], |row| row.get(0))
 }
-
-/// A duration in milliseconds, saturating.
-pub(crate) fn millis(d: std::time::Duration) -> Millis {
-    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
-}

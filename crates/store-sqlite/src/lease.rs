@@ -5,24 +5,23 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use oncefetch_core::{kernel, out_of_attempts, AcquireRequest, Fence, Job, Lease, Millis, ReconcileReport};
+use oncefetch_core::{kernel, millis, AcquireRequest, Fence, Job, Lease, Millis, ReconcileReport};
 use rusqlite::{named_params, Connection};
 
-use crate::clock::{self, millis};
+use crate::clock;
 use crate::error::TxError;
 use crate::queries;
 use crate::rows;
-use crate::tables::{freed_through, insert_row, lease_lost, load_job, not_found};
+use crate::tables::{freed_through, insert_row, lease_lost};
 
 /// Grants up to `request.limit` runnable jobs in one transaction, in the
 /// order of `sql/queries/runnable.sql`: released and expired in-flight jobs
 /// first (they hold work already done), then retryable failures past their
 /// backoff, then PLANNED jobs in planning order. A picked job out of
-/// attempts ends FAILED instead ([`out_of_attempts`]) and takes its place in
-/// the batch.
+/// attempts ends FAILED instead ([`kernel::grant_picked`]) and takes its
+/// place in the batch.
 pub(crate) fn acquire(conn: &Connection, request: &AcquireRequest) -> Result<Vec<Lease>, TxError> {
     let now = clock::now(conn)?;
-    let expires_at = now.saturating_add(millis(request.ttl));
     let mut leases = Vec::new();
     let mut failed = 0;
     let mut urls = HashSet::new();
@@ -54,12 +53,9 @@ pub(crate) fn acquire(conn: &Connection, request: &AcquireRequest) -> Result<Vec
             }
             keys.insert(job.job_key.clone());
             urls.insert(job.canonical_url.clone());
-            match out_of_attempts(&job, now, request.max_attempts) {
-                Some(message) => {
-                    fail_out_of_attempts(conn, seq, job, message, now)?;
-                    failed += 1;
-                }
-                None => leases.push(grant(conn, seq, job, request, expires_at, now)?),
+            match grant(conn, seq, &job, request, now)? {
+                Some(lease) => leases.push(lease),
+                None => failed += 1,
             }
         }
         if leases.len() + failed == before {
@@ -69,77 +65,44 @@ pub(crate) fn acquire(conn: &Connection, request: &AcquireRequest) -> Result<Vec
     Ok(leases)
 }
 
-/// Grants one given job if it is runnable and its URL is free.
-pub(crate) fn acquire_job(
-    conn: &Connection,
-    job_key: &str,
-    request: &AcquireRequest,
-) -> Result<Option<Lease>, TxError> {
-    let now = clock::now(conn)?;
-    let (seq, job) = load_job(conn, job_key)?.ok_or_else(|| not_found(job_key))?;
-    if !kernel::runnable(&job, now, request.max_attempts) {
-        return Ok(None);
-    }
-    let busy: bool = conn
-        .prepare_cached(queries::URL_BUSY)?
-        .query_row(named_params! {":canonical_url": job.canonical_url, ":now": now}, |r| {
-            r.get(0)
-        })?;
-    if busy {
-        return Ok(None);
-    }
-    if let Some(message) = out_of_attempts(&job, now, request.max_attempts) {
-        return fail_out_of_attempts(conn, seq, job, message, now).map(|()| None);
-    }
-    let expires_at = now.saturating_add(millis(request.ttl));
-    grant(conn, seq, job, request, expires_at, now).map(Some)
-}
-
-/// LEASED under the next epoch ([`kernel::grant`]); abandons older
-/// unfinished attempts and writes the grant's RELET row, if any. `job` is
-/// the row as read in this transaction.
+/// Writes the grant of a picked job ([`kernel::grant_picked`]): LEASED
+/// under the next epoch, or, out of attempts, FAILED under it (no lease);
+/// abandons older unfinished attempts and writes the RELET row, if any.
+/// `job` is the row as read in this transaction.
 fn grant(
     conn: &Connection,
     seq: i64,
-    job: Job,
+    job: &Job,
     request: &AcquireRequest,
-    expires_at: Millis,
     now: Millis,
-) -> Result<Lease, TxError> {
-    let granted = kernel::grant(&job, &request.owner, expires_at, now)?;
-    let lease = granted.lease;
-    conn.prepare_cached(queries::GRANT)?.execute(named_params! {
-        ":epoch": lease.job.epoch,
-        ":owner": lease.job.lease_owner,
-        ":expires_at": lease.job.lease_expires_at,
-        ":planned_seq": seq,
-    })?;
+) -> Result<Option<Lease>, TxError> {
+    let picked = kernel::grant_picked(job, request, now)?;
+    let written = &picked.job;
+    if picked.lease.is_some() {
+        conn.prepare_cached(queries::GRANT)?.execute(named_params! {
+            ":epoch": written.epoch,
+            ":owner": written.lease_owner,
+            ":expires_at": written.lease_expires_at,
+            ":planned_seq": seq,
+        })?;
+    } else {
+        conn.prepare_cached(queries::FAIL_OUT_OF_ATTEMPTS)?
+            .execute(named_params! {
+                ":epoch": written.epoch,
+                ":last_error": written.last_error,
+                ":now": written.next_attempt_at,
+                ":planned_seq": seq,
+            })?;
+    }
     // Attempts are only started under a lease, so a job never leased before
     // (epoch 0) has none to abandon.
     if job.epoch > 0 {
-        abandon_old_epochs(conn, &job.job_key, lease.job.epoch, now)?;
+        abandon_old_epochs(conn, &job.job_key, written.epoch, now)?;
     }
-    if let Some(row) = &granted.relet {
+    if let Some(row) = &picked.row {
         insert_row(conn, row)?;
     }
-    Ok(lease)
-}
-
-/// Ends a picked job out of attempts FAILED under the next epoch
-/// ([`kernel::fail_out_of_attempts`]) instead of leasing it: abandons its
-/// unfinished attempts and writes the RELET row saying so. `job` is the row
-/// as read in this transaction.
-fn fail_out_of_attempts(conn: &Connection, seq: i64, job: Job, message: String, now: Millis) -> Result<(), TxError> {
-    let (failed, row) = kernel::fail_out_of_attempts(&job, message, now)?;
-    conn.prepare_cached(queries::FAIL_OUT_OF_ATTEMPTS)?
-        .execute(named_params! {
-            ":epoch": failed.epoch,
-            ":last_error": failed.last_error,
-            ":now": failed.next_attempt_at,
-            ":planned_seq": seq,
-        })?;
-    abandon_old_epochs(conn, &job.job_key, failed.epoch, now)?;
-    insert_row(conn, &row)
+    Ok(picked.lease)
 }
 
 /// [`kernel::abandoned_on_grant`], set-wise: the job's unfinished attempts

@@ -94,15 +94,7 @@ fn check_expectations(
                 content_type: row.get(2)?,
             })
         })?;
-        let declared = job.expectations();
-        if declared.contradicts(&recorded) {
-            conflicts.push(ExpectationConflict {
-                position: u64::try_from(offset + i).unwrap_or(u64::MAX),
-                job_key: job.job_key.clone(),
-                declared,
-                recorded,
-            });
-        }
+        conflicts.extend(ExpectationConflict::between(offset + i, job, recorded));
     }
     Ok(())
 }
@@ -323,7 +315,7 @@ fn state_counts(conn: &Connection) -> Result<StatusCounts, TxError> {
 /// Jobs `run` still waits for.
 pub(crate) fn outstanding(conn: &Connection, max_attempts: u32, within: Option<Duration>) -> Result<u64, TxError> {
     let horizon = match within {
-        Some(within) => clock::now(conn)?.saturating_add(clock::millis(within)),
+        Some(within) => clock::now(conn)?.saturating_add(oncefetch_core::millis(within)),
         None => Millis::MAX,
     };
     let count: i64 = conn.prepare_cached(queries::OUTSTANDING)?.query_row(

@@ -122,8 +122,6 @@ pub(crate) const STATUS: &str = include_str!("../sql/queries/status.sql");
 /// At a requeue: the job's OK rows of effect kinds (OpKind::is_effect) become
 /// ABANDONED so the effects run again instead of replaying stale results.
 pub(crate) const SUPERSEDE_EFFECTS: &str = include_str!("../sql/queries/supersede_effects.sql");
-/// Whether a live lease holds a canonical URL.
-pub(crate) const URL_BUSY: &str = include_str!("../sql/queries/url_busy.sql");
 
 /// Each host's jobs by group, the busiest `:limit` hosts.
 pub(crate) const WATCH_HOSTS: &str = include_str!("../sql/queries/watch_hosts.sql");
@@ -214,7 +212,6 @@ mod tests {
                     "jobs_leased_url (canonical_url=?)",
                 ],
             ),
-            ("url_busy", URL_BUSY, &["jobs_leased_url (canonical_url=?)"]),
             (
                 "jobs_success_by_url",
                 JOBS_SUCCESS_BY_URL,

@@ -170,13 +170,6 @@ impl LeaseManager for SqliteStore {
         self.conn.write(move |tx| lease::acquire(tx, &request)).await
     }
 
-    async fn acquire_job(&self, job_key: &str, request: &AcquireRequest) -> StoreResult<Option<Lease>> {
-        let (job_key, request) = (job_key.to_owned(), request.clone());
-        self.conn
-            .write(move |tx| lease::acquire_job(tx, &job_key, &request))
-            .await
-    }
-
     async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis> {
         let fence = fence.clone();
         self.conn.write(move |tx| lease::renew(tx, &fence, ttl)).await

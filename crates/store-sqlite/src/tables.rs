@@ -10,7 +10,7 @@ use crate::queries;
 use crate::rows;
 
 pub(crate) fn not_found(job_key: &str) -> TxError {
-    TxError::Store(StoreError::NotFound(format!("job {job_key}")))
+    TxError::Store(StoreError::job_not_found(job_key))
 }
 
 pub(crate) fn lease_lost(fence: &Fence) -> TxError {
@@ -38,8 +38,8 @@ pub(crate) fn insert_row(conn: &Connection, row: &OpRecord) -> Result<(), TxErro
     )
 }
 
-/// Inserts a ledger row; a duplicate (op_key, epoch) or a second OK row is a
-/// [`StoreError::Conflict`].
+/// Inserts a ledger row; a duplicate (op_key, epoch) is
+/// [`StoreError::OpAlreadyAttempted`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn insert_op(
     conn: &Connection,
@@ -65,9 +65,10 @@ pub(crate) fn insert_op(
         })
         .map_err(|e| {
             if is_unique_violation(&e) {
-                TxError::Store(StoreError::Conflict(format!(
-                    "op {op_key} already recorded under epoch {epoch}"
-                )))
+                TxError::Store(StoreError::OpAlreadyAttempted {
+                    op_key: op_key.to_owned(),
+                    epoch,
+                })
             } else {
                 TxError::Sql(e)
             }

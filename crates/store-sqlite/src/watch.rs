@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use oncefetch_core::watch::{HostCounts, MinuteCounts, Watch, WatchQuery, WorkerSeen};
-use oncefetch_core::{JobState, Millis};
+use oncefetch_core::{millis, JobState, Millis};
 use rusqlite::{named_params, Connection};
 
-use crate::clock::{self, millis};
+use crate::clock;
 use crate::error::TxError;
 use crate::{queries, rows, tables};
 

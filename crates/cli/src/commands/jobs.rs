@@ -11,7 +11,7 @@
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
-use oncefetch_core::{JobFilter, JobQuery, Store};
+use oncefetch_core::{JobFilter, JobPages, JobQuery, Store};
 
 use crate::cli::JobsArgs;
 use crate::table::{self, Table};
@@ -29,22 +29,21 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &JobsArgs) -> anyhow::Resu
     // Leases are judged by the store clock, read once for the listing.
     let now = store.now().await?;
     let mut left = args.limit.unwrap_or(u64::MAX);
-    let mut after = None;
+    let query = JobQuery {
+        state: args.state,
+        limit: PAGE,
+        ..JobQuery::default()
+    };
+    let mut pages = JobPages::new(store.as_ref(), query);
     while left > 0 {
         // Without filters every job read is listed: read no more than the
         // limit asks for.
-        let limit = if filter == JobFilter::default() {
-            PAGE.min(usize::try_from(left).unwrap_or(PAGE))
-        } else {
-            PAGE
+        if filter == JobFilter::default() {
+            pages.set_limit(PAGE.min(usize::try_from(left).unwrap_or(PAGE)));
+        }
+        let Some(page) = pages.next().await? else {
+            break;
         };
-        let query = JobQuery {
-            state: args.state,
-            canonical_url: None,
-            after: after.take(),
-            limit,
-        };
-        let page = store.jobs(&query).await?;
         let take = usize::try_from(left).unwrap_or(usize::MAX);
         let listed: Vec<_> = page.iter().filter(|job| filter.matches(job)).take(take).collect();
         left -= listed.len() as u64;
@@ -58,10 +57,6 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &JobsArgs) -> anyhow::Resu
                     writeln!(out, "{}", output::job_json(job, now))?;
                 }
             }
-        }
-        match page.last() {
-            Some(last) if page.len() == limit => after = Some(last.job_key.clone()),
-            _ => break,
         }
     }
     if let Some(table) = table {

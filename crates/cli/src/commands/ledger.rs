@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
-use oncefetch_core::{OpQuery, Store};
+use oncefetch_core::{OpPages, OpQuery, Store};
 
 use crate::cli::LedgerArgs;
 use crate::table::{self, Table};
@@ -22,14 +22,13 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &LedgerArgs) -> anyhow::Re
         Some(key) => Some(super::resolve_job_key(store, key).await?),
         None => None,
     };
-    let mut after_seq = None;
-    loop {
-        let query = OpQuery {
-            job_key: job_key.clone(),
-            after_seq,
-            limit: PAGE,
-        };
-        let page = store.ops(&query).await?;
+    let query = OpQuery {
+        job_key,
+        after_seq: None,
+        limit: PAGE,
+    };
+    let mut pages = OpPages::new(store.as_ref(), query);
+    while let Some(page) = pages.next().await? {
         match &mut table {
             Some(table) => {
                 let rows: Vec<_> = page.iter().map(table::op_row).collect();
@@ -40,10 +39,6 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &LedgerArgs) -> anyhow::Re
                     writeln!(out, "{}", output::op_json(op))?;
                 }
             }
-        }
-        match page.last() {
-            Some(last) if page.len() == PAGE => after_seq = Some(last.seq),
-            _ => break,
         }
     }
     if let Some(table) = table {

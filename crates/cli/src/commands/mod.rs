@@ -13,7 +13,7 @@ pub(crate) mod verify;
 use std::sync::Arc;
 
 use anyhow::bail;
-use oncefetch_core::{JobFilter, JobQuery, Store, StoreError};
+use oncefetch_core::{JobFilter, JobPages, JobQuery, Store, StoreError};
 
 use crate::cli::{FetchArgs, NarrowArgs};
 use crate::exit;
@@ -63,21 +63,18 @@ pub(crate) async fn resolve_job_key(store: &Arc<dyn Store>, key: &str) -> anyhow
     }
     // Keys that start with `key` sort right after it, side by side.
     let mut matches = Vec::new();
-    let mut after = Some(key.to_owned());
-    while let Some(from) = after.take() {
-        let page = store
-            .jobs(&JobQuery {
-                state: None,
-                canonical_url: None,
-                after: Some(from),
-                limit: PREFIX_PAGE,
-            })
-            .await?;
-        let full = page.len() == PREFIX_PAGE;
+    let query = JobQuery {
+        after: Some(key.to_owned()),
+        limit: PREFIX_PAGE,
+        ..JobQuery::default()
+    };
+    let mut pages = JobPages::new(store.as_ref(), query);
+    while let Some(page) = pages.next().await? {
+        let read = page.len();
         let before = matches.len();
         matches.extend(page.into_iter().map(|j| j.job_key).take_while(|k| k.starts_with(key)));
-        if full && matches.len() - before == PREFIX_PAGE {
-            after = matches.last().cloned();
+        if matches.len() - before < read {
+            break;
         }
     }
     match matches.len() {

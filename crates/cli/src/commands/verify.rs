@@ -13,7 +13,7 @@ use oncefetch_core::destination::{open_destination, Destination, DestinationOpti
 use oncefetch_core::pipeline::files::hash_file;
 use oncefetch_core::pipeline::stream_records;
 use oncefetch_core::registry::url_scheme;
-use oncefetch_core::{Job, JobQuery, JobState, Store};
+use oncefetch_core::{Job, JobPages, JobQuery, JobState, Store};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
@@ -74,16 +74,13 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &VerifyArgs) -> anyhow::Re
     let mut tally = VerifyTally::default();
     let report = Report { json: args.json };
     for state in [JobState::Success, JobState::SkippedDuplicate] {
-        let mut after = None;
-        loop {
-            let page = store
-                .jobs(&JobQuery {
-                    state: Some(state),
-                    canonical_url: None,
-                    after: after.take(),
-                    limit: PAGE,
-                })
-                .await?;
+        let query = JobQuery {
+            state: Some(state),
+            limit: PAGE,
+            ..JobQuery::default()
+        };
+        let mut pages = JobPages::new(store.as_ref(), query);
+        while let Some(page) = pages.next().await? {
             let scope = Scope {
                 store: store.as_ref(),
                 quick: args.quick,
@@ -98,10 +95,6 @@ pub(crate) async fn run(store: &Arc<dyn Store>, args: &VerifyArgs) -> anyhow::Re
                 .await;
             for verdict in verdicts {
                 count(verdict, &mut tally, report);
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE => after = Some(last.job_key.clone()),
-                _ => break,
             }
         }
     }

@@ -24,7 +24,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use oncefetch_core::{JobQuery, JobState, OpQuery, Store, StoreError};
+use oncefetch_core::{JobPages, JobQuery, JobState, OpQuery, Store, StoreError};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -213,19 +213,17 @@ async fn jobs(site: &Site, api: bool, query: &str) -> anyhow::Result<Answer> {
         }
     };
     let after = param(query, "after").filter(|a| a.bytes().all(|b| b.is_ascii_alphanumeric()));
-    let found = site
-        .store
-        .jobs(&JobQuery {
-            state,
-            canonical_url: None,
-            after: after.map(str::to_owned),
-            limit,
-        })
-        .await?;
+    let query = JobQuery {
+        state,
+        canonical_url: None,
+        after: after.map(str::to_owned),
+        limit,
+    };
+    let mut pages = JobPages::new(site.store.as_ref(), query);
+    let found = pages.next().await?.unwrap_or_default();
     let now = site.store.now().await?;
-    let next = (found.len() == limit)
-        .then(|| found.last().map(|j| j.job_key.clone()))
-        .flatten();
+    // The page's own link to the next: the cursor past its last job.
+    let next = pages.next_query().and_then(|next| next.after.clone());
     Ok(if api {
         json_answer(&json!({
             "jobs": found.iter().map(|j| job_json(j, now)).collect::<Vec<_>>(),

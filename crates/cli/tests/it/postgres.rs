@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use oncefetch_test_postgres::PrivateServer;
+use oncefetch_test_postgres::Server;
 use oncefetch_test_server::{content, Fault, TestServer};
 
 use crate::support::*;
@@ -151,7 +151,7 @@ fn workers_survive_a_postgres_restart() {
     // A server of its own: restarting the shared one would cut the
     // connections of the other tests running beside this one (the three-host
     // test then saw commits with unknown outcomes and fetched files twice).
-    let Some(pg) = PrivateServer::start("cli-restart") else {
+    let Some(mut pg) = Server::for_test("cli-restart") else {
         return;
     };
     let db = format!("{}?schema=cli_restart", pg.url());
@@ -175,7 +175,7 @@ fn workers_survive_a_postgres_restart() {
         assert!(started.elapsed() < Duration::from_secs(60), "workers never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    pg.restart();
+    pg.restart().expect("restart");
     assert!(server.stats().gets < 300 + 40, "the restart happened mid-run");
     for (i, worker) in workers.into_iter().enumerate() {
         wait_ok(worker, &format!("worker {i}"));

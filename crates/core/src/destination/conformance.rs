@@ -1,6 +1,6 @@
-//! The destination conformance kit: every clause of the
-//! [`Destination`](super::Destination) contract as an async check that
-//! panics naming the clause. A backend's tests call [`run_all`] on a fresh,
+//! The destination conformance kit: every clause of the [`Destination`]
+//! contract as an async check of the clause's name ([`CHECKS`]) that panics
+//! naming the clause. A backend's tests call [`run_all`] on a fresh,
 //! empty destination; the clauses use distinct job keys and ids, so they may
 //! share one.
 //!
@@ -323,6 +323,22 @@ async fn push_all(writer: &mut dyn PartialWrite, bytes: &[u8]) {
 }
 
 /// Writes `bytes` as epoch 1 of `job_key` and places them at `location`.
+/// Clause 6: discards epoch 2's partial `handle` of `job` twice (the second
+/// time is no error); then nothing of the job is left.
+async fn discard_twice(dest: &dyn Destination, ledger: &Arc<KitLedger>, job: &str, handle: String) {
+    let log2 = ledger.epoch(2);
+    dest.discard(job, 2, Some(handle.clone()), log2.as_ref())
+        .await
+        .expect("discard");
+    dest.discard(job, 2, Some(handle), log2.as_ref())
+        .await
+        .expect("clause 6: discarding again is no error");
+    let left = dest.priors(job, 3, ledger.epoch(3).as_ref()).await.expect("priors");
+    assert!(left.is_empty(), "clause 6: nothing of the job is left: {left:?}");
+    let all = dest.all_partials().await.expect("all partials");
+    assert!(all.iter().all(|p| p.job_key != job), "clause 6: {all:?}");
+}
+
 async fn put(dest: &dyn Destination, job_key: &str, location: &str, bytes: &[u8]) -> Placement {
     let ledger = KitLedger::new();
     let mut writer = dest
@@ -336,8 +352,8 @@ async fn put(dest: &dyn Destination, job_key: &str, location: &str, bytes: &[u8]
     written.place(location, true).await.expect("place")
 }
 
-/// Clause 1: one location per ids, distinct for distinct ids, held by the
-/// destination.
+/// `locations_are_distinct_and_held` (clause 1): one location per ids,
+/// distinct for distinct ids, held by the destination.
 pub async fn locations_are_distinct_and_held(dest: Arc<dyn Destination>) {
     let a = dest.location("w", "a");
     assert_eq!(a, dest.location("w", "a"), "clause 1: the same ids, the same location");
@@ -356,9 +372,9 @@ pub async fn locations_are_distinct_and_held(dest: Arc<dyn Destination>) {
     assert!(dest.holds(&a), "clause 1: {a} is held by {}", dest.describe());
 }
 
-/// Clauses 3 and 7: small and large bodies placed and read back; a second
-/// placement of the same bytes is already there, of other bytes occupied and
-/// untouched.
+/// `placement_never_replaces` (clause 3): small, large and empty bodies
+/// placed and read back; a second placement of the same bytes is already
+/// there, of other bytes occupied and untouched.
 pub async fn placement_never_replaces(dest: Arc<dyn Destination>) {
     for (n, len) in [(0u8, 1000usize), (1, LARGE), (2, 0)] {
         let location = dest.location("kit-place", &format!("a{n}"));
@@ -390,8 +406,9 @@ pub async fn placement_never_replaces(dest: Arc<dyn Destination>) {
     }
 }
 
-/// Clause 2: epoch 1 keeps a prefix; epoch 2 resumes it and places the
-/// whole body; clause 6: nothing of the job is left after.
+/// `partials_resume_from_a_prefix` (clause 2): epoch 1 keeps a prefix;
+/// epoch 2 resumes it and places the whole body; nothing of the job is left
+/// after (clause 6).
 pub async fn partials_resume_from_a_prefix(dest: Arc<dyn Destination>) {
     let (job, location) = ("kit-resume", dest.location("kit-resume", "a"));
     let bytes = body(7, LARGE);
@@ -433,20 +450,11 @@ pub async fn partials_resume_from_a_prefix(dest: Arc<dyn Destination>) {
         Placement::Placed | Placement::Copied
     ));
     assert!(read_all(dest.as_ref(), &location).await == bytes, "clause 2: no splice");
-    dest.discard(job, 2, Some(handle.clone()), log2.as_ref())
-        .await
-        .expect("discard");
-    dest.discard(job, 2, Some(handle), log2.as_ref())
-        .await
-        .expect("clause 6: discarding again is no error");
-    let left: Vec<_> = dest.priors(job, 3, ledger.epoch(3).as_ref()).await.expect("priors");
-    assert!(left.is_empty(), "clause 6: nothing of the job is left: {left:?}");
-    let all = dest.all_partials().await.expect("all partials");
-    assert!(all.iter().all(|p| p.job_key != job), "clause 6: {all:?}");
+    discard_twice(dest.as_ref(), &ledger, job, handle).await;
 }
 
-/// Clause 4: once epoch 2 has begun, epoch 1's written bytes are not
-/// placed; epoch 2's are.
+/// `stale_epochs_never_place` (clause 4): once epoch 2 has begun, epoch 1's
+/// written bytes are not placed; epoch 2's are.
 pub async fn stale_epochs_never_place(dest: Arc<dyn Destination>) {
     let (job, location) = ("kit-stale", dest.location("kit-stale", "a"));
     let old = body(11, LARGE);
@@ -491,7 +499,8 @@ pub async fn stale_epochs_never_place(dest: Arc<dyn Destination>) {
     assert!(all.iter().all(|p| p.job_key != job), "clause 6: {all:?}");
 }
 
-/// Clause 5: a duplicate placed from the first copy, never replacing.
+/// `copies_never_replace` (clause 5): a duplicate placed from the first
+/// copy, never replacing.
 pub async fn copies_never_replace(dest: Arc<dyn Destination>) {
     let first = dest.location("kit-copy", "first");
     let bytes = body(21, 3000);
@@ -526,18 +535,108 @@ pub async fn copies_never_replace(dest: Arc<dyn Destination>) {
     );
 }
 
-/// Every clause, one after the other.
-pub async fn run_all(dest: Arc<dyn Destination>) {
-    dest.probe().await.expect("probe");
-    locations_are_distinct_and_held(Arc::clone(&dest)).await;
-    placement_never_replaces(Arc::clone(&dest)).await;
-    partials_resume_from_a_prefix(Arc::clone(&dest)).await;
-    stale_epochs_never_place(Arc::clone(&dest)).await;
-    copies_never_replace(dest).await;
+/// `cleanup_is_idempotent` (clause 6): the partials of a writer dropped
+/// without finishing (a crash, listed as a prefix if at all) and of a
+/// finished one are removed, twice without error, and none is left.
+pub async fn cleanup_is_idempotent(dest: Arc<dyn Destination>) {
+    let job = "kit-cleanup";
+    let ledger = KitLedger::new();
+    let pushed = body(31, 5000);
+    let mut crashed = dest
+        .begin(&id(job, 1), None, ledger.epoch(1), true)
+        .await
+        .expect("begin 1");
+    push_all(crashed.as_mut(), &pushed).await;
+    drop(crashed);
+    let log2 = ledger.epoch(2);
+    let priors = dest.priors(job, 2, log2.as_ref()).await.expect("priors");
+    assert!(
+        priors
+            .iter()
+            .all(|p| p.job_key == job && p.epoch == 1 && p.len <= pushed.len() as u64),
+        "clause 2: a crashed writer leaves a prefix of epoch 1, if anything: {priors:?}"
+    );
+    let log = Some(log2.as_ref() as &dyn PartLog);
+    dest.remove(priors.clone(), log).await.expect("remove");
+    dest.remove(priors, log)
+        .await
+        .expect("clause 6: removing again is no error");
+    let mut finished = dest
+        .begin(&id(job, 2), None, log2.clone(), true)
+        .await
+        .expect("begin 2");
+    push_all(finished.as_mut(), &pushed).await;
+    let written = finished.finish().await.expect("finish 2");
+    let handle = written.handle();
+    drop(written);
+    discard_twice(dest.as_ref(), &ledger, job, handle).await;
 }
+
+/// `placed_bytes_read_back` (clause 7): nothing exists at a location before
+/// it is placed; after, it exists and reads back as the bytes placed.
+pub async fn placed_bytes_read_back(dest: Arc<dyn Destination>) {
+    let location = dest.location("kit-read", "a");
+    assert!(
+        !dest.exists(&location).await.expect("exists"),
+        "clause 7: nothing there before it is placed"
+    );
+    let bytes = body(41, 70_000);
+    put(dest.as_ref(), "kit-read", &location, &bytes).await;
+    assert!(dest.exists(&location).await.expect("exists"), "clause 7: it stands");
+    assert!(
+        read_all(dest.as_ref(), &location).await == bytes,
+        "clause 7: exactly the placed bytes read back"
+    );
+    let elsewhere = dest.location("kit-read", "b");
+    assert!(
+        !dest.exists(&elsewhere).await.expect("exists"),
+        "clause 7: another location holds nothing"
+    );
+}
+
+/// Defines [`CHECKS`] and [`run_all`] from the one list of checks, in the
+/// order of the clauses.
+macro_rules! checks {
+    ($($check:ident),+) => {
+        /// The name of every check, one per clause of the
+        /// [`Destination`] contract, in its order.
+        pub const CHECKS: &[&str] = &[$(stringify!($check)),+];
+
+        /// Every clause, one after the other ([`CHECKS`]).
+        pub async fn run_all(dest: Arc<dyn Destination>) {
+            dest.probe().await.expect("probe");
+            $($check(Arc::clone(&dest)).await;)+
+        }
+    };
+}
+
+checks!(
+    locations_are_distinct_and_held,
+    partials_resume_from_a_prefix,
+    placement_never_replaces,
+    stale_epochs_never_place,
+    copies_never_replace,
+    cleanup_is_idempotent,
+    placed_bytes_read_back
+);
 
 /// Whether `clause` panics (the kit's negative tests).
 pub async fn fails<F: std::future::Future<Output = ()>>(clause: F) -> bool {
     use futures::FutureExt;
     std::panic::AssertUnwindSafe(clause).catch_unwind().await.is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CHECKS;
+    use crate::conformance::contract_clauses;
+
+    #[test]
+    fn every_contract_clause_is_one_check_of_its_name() {
+        let clauses = contract_clauses(include_str!("mod.rs"));
+        assert_eq!(
+            clauses, CHECKS,
+            "the clauses of the Destination # Contract, in order, are the checks run_all runs"
+        );
+    }
 }

@@ -6,39 +6,50 @@
 //!
 //! # Contract
 //!
-//! Every destination keeps these rules; the conformance kit
-//! (`destination::conformance`, feature `conformance`) checks each one.
+//! Every destination keeps these rules. Each clause is led by the name of
+//! the check of the conformance kit (`destination::conformance`, feature
+//! `conformance`) that asserts it; `conformance::CHECKS` lists them in this
+//! order, `conformance::run_all` runs them, and the kit's own test holds the
+//! names here equal to that list.
 //!
-//! 1. **Locations.** [`Destination::location`] maps `(work_id, artifact_id)`
-//!    to one location, the same for the same ids, different for different
-//!    ids (the name encoding of [`encode_component`](crate::pipeline::files::encode_component)).
-//!    It is the text the ledger records as the job's path;
-//!    [`Destination::holds`] is true of it.
-//! 2. **Partials hold a prefix.** The bytes pushed into a
-//!    [`PartialWrite`] are kept, in order, as they arrive; after a crash
-//!    (the writer dropped without [`PartialWrite::finish`]) the next epoch's
-//!    [`Destination::priors`] lists what was kept durably, with its length,
-//!    epoch and validator tag, and a [`Destination::begin`] that resumes it
-//!    starts with exactly those bytes (hashed into the final SHA-256) and
-//!    never splices in bytes it cannot vouch for.
-//! 3. **Never replace.** [`Written::place`] and
-//!    [`Destination::place_copy`] never replace what stands at a location:
-//!    the same bytes there (by SHA-256) count as
+//! 1. `locations_are_distinct_and_held`: [`Destination::location`] maps
+//!    `(work_id, artifact_id)` to one location, the same for the same ids,
+//!    different for different ids (the name encoding of
+//!    [`encode_component`](crate::pipeline::files::encode_component)). It is
+//!    the text the ledger records as the job's path; [`Destination::holds`]
+//!    is true of it.
+//! 2. `partials_resume_from_a_prefix`: the bytes pushed into a
+//!    [`PartialWrite`] are kept, in order, as they arrive; after the body
+//!    broke off (the writer finished, or dropped without
+//!    [`PartialWrite::finish`] in a crash), the next epoch's
+//!    [`Destination::priors`] lists what was kept durably (a prefix, of
+//!    the pushed bytes), with its length, epoch and validator tag, and a
+//!    [`Destination::begin`] that resumes it starts with exactly those bytes
+//!    (hashed into the final SHA-256) and never splices in bytes it cannot
+//!    vouch for: the placed artifact reads back as the whole body.
+//! 3. `placement_never_replaces`: [`Written::place`] never replaces what
+//!    stands at a location: the same bytes there (by SHA-256) count as
 //!    [`Placement::AlreadyThere`]; other bytes are [`Placement::Occupied`]
-//!    and stay untouched.
-//! 4. **Stale epochs never place.** Once a later epoch of the job has
-//!    begun (its [`PartLog`] records are in the ledger), the writer of an
-//!    earlier epoch cannot place its bytes: it fails, and what it started
-//!    is left for the later epoch or removed, never completed.
-//! 5. **Copies verify.** [`Destination::place_copy`] places the bytes of a
-//!    location this destination holds at another one without fetching them
-//!    again, and only when they still hash to the recorded SHA-256.
-//! 6. **Clean-up is idempotent.** [`Destination::remove`] and
-//!    [`Destination::discard`] leave no partial behind and treat one gone
-//!    already as removed.
-//! 7. **Read back.** [`Destination::read`] streams exactly the placed
-//!    bytes; [`Destination::exists`] tells whether an artifact stands at a
-//!    location.
+//!    and stay untouched. Bodies of any size (empty, small, multipart) are
+//!    placed and read back.
+//! 4. `stale_epochs_never_place`: once a later epoch of the job has begun
+//!    (its [`PartLog`] records are in the ledger), the writer of an earlier
+//!    epoch cannot place its bytes: it fails, and what it started is left for
+//!    the later epoch or removed, never completed; the later epoch's bytes
+//!    stand.
+//! 5. `copies_never_replace`: [`Destination::place_copy`] places the bytes
+//!    of a location this destination holds (whose bytes hash to the given
+//!    SHA-256) at another one without fetching them again; copied again they
+//!    are [`Placement::AlreadyThere`]; at a location other bytes hold it is
+//!    [`Placement::Occupied`] and the occupant stands.
+//! 6. `cleanup_is_idempotent`: [`Destination::remove`] and
+//!    [`Destination::discard`] leave no partial behind (neither
+//!    [`Destination::priors`] nor [`Destination::all_partials`] lists one of
+//!    the job) — of a writer dropped without [`PartialWrite::finish`] (a
+//!    crash) as of a finished one — and treat one gone already as removed.
+//! 7. `placed_bytes_read_back`: [`Destination::exists`] tells whether an
+//!    artifact stands at a location (not before it is placed, and after);
+//!    [`Destination::read`] streams exactly the placed bytes.
 
 pub mod local;
 

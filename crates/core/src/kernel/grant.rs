@@ -1,6 +1,7 @@
 //! A grant (SPEC §4): the next epoch's lease, the RELET row of a backward
 //! step, and the end in FAILED of a job out of attempts.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::json;
@@ -10,23 +11,15 @@ use super::step::step;
 use crate::error::StoreResult;
 use crate::job::{Job, JobFailure, Millis};
 use crate::key::OpKeys;
-use crate::lease::{Fence, Lease};
+use crate::lease::{out_of_attempts, AcquireRequest, Fence, Lease};
 use crate::ledger::{OpKind, OpRecord};
 use crate::state::JobState;
 use crate::transition::{check_transition, Transition};
 
-/// What one grant writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Granted {
-    /// The lease (its `job` is the row as written).
-    pub lease: Lease,
-    /// The RELET row of a grant from an in-flight state (the backward step).
-    pub relet: Option<OpRecord>,
-}
-
 /// **The grant**: `job` (runnable, picked) leased to `owner` until
-/// `expires_at` under the next epoch, in LEASED.
-pub fn grant(job: &Job, owner: &str, expires_at: Millis, now: Millis) -> StoreResult<Granted> {
+/// `expires_at` under the next epoch, in LEASED, with the RELET row of a
+/// grant from an in-flight state (the backward step).
+fn grant(job: &Job, owner: &str, expires_at: Millis, now: Millis) -> StoreResult<Picked> {
     let previous_state = job.state;
     check_transition(Transition::Grant, previous_state, JobState::Leased)?;
     let mut job = job.clone();
@@ -39,18 +32,20 @@ pub fn grant(job: &Job, owner: &str, expires_at: Millis, now: Millis) -> StoreRe
         let result = json!({ "from": previous_state.as_str(), "epoch": job.epoch });
         ok_row(op_key, &job.job_key, OpKind::Relet, job.epoch, now, result)
     });
-    Ok(Granted {
-        lease: Lease {
-            fence: Fence {
-                job_key: job.job_key.clone(),
-                epoch: job.epoch,
-                owner: owner.to_owned(),
-            },
-            expires_at,
-            previous_state,
-            job,
+    let lease = Lease {
+        fence: Fence {
+            job_key: job.job_key.clone(),
+            epoch: job.epoch,
+            owner: owner.to_owned(),
         },
-        relet,
+        expires_at,
+        previous_state,
+        job: job.clone(),
+    };
+    Ok(Picked {
+        job,
+        row: relet,
+        lease: Some(lease),
     })
 }
 
@@ -58,7 +53,7 @@ pub fn grant(job: &Job, owner: &str, expires_at: Millis, now: Millis) -> StoreRe
 /// from [`out_of_attempts`](crate::out_of_attempts)) ends FAILED, not
 /// retryable, under the next epoch, with a RELET row saying so; its
 /// unfinished attempts are abandoned ([`abandoned_on_grant`]).
-pub fn fail_out_of_attempts(job: &Job, message: String, now: Millis) -> StoreResult<(Job, OpRecord)> {
+fn fail_out_of_attempts(job: &Job, message: String, now: Millis) -> StoreResult<Picked> {
     let previous_state = job.state;
     check_transition(Transition::Grant, previous_state, JobState::Leased)?;
     let mut job = job.clone();
@@ -79,7 +74,54 @@ pub fn fail_out_of_attempts(job: &Job, message: String, now: Millis) -> StoreRes
         "last_error": message,
     });
     let row = ok_row(op_key, &job.job_key, OpKind::Relet, job.epoch, now, result);
-    Ok((job, row))
+    Ok(Picked {
+        job,
+        row: Some(row),
+        lease: None,
+    })
+}
+
+/// What granting a picked job writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picked {
+    /// The job row as written: LEASED under the next epoch, or FAILED.
+    pub job: Job,
+    /// The RELET row, if any.
+    pub row: Option<OpRecord>,
+    /// The lease, unless the job ran out of attempts.
+    pub lease: Option<Lease>,
+}
+
+/// **A picked job's grant**: when [`out_of_attempts`] says so, the job
+/// ends FAILED, not retryable, under the next epoch, with a RELET row
+/// saying so; else it is leased to `request.owner` for `request.ttl` from
+/// `now` under the next epoch, in LEASED, with a RELET row when it was
+/// taken over in flight. Either way its unfinished attempts of older epochs
+/// are abandoned ([`abandoned_on_grant`]).
+pub fn grant_picked(job: &Job, request: &AcquireRequest, now: Millis) -> StoreResult<Picked> {
+    match out_of_attempts(job, now, request.max_attempts) {
+        Some(message) => fail_out_of_attempts(job, message, now),
+        None => grant(
+            job,
+            &request.owner,
+            now.saturating_add(crate::job::millis(request.ttl)),
+            now,
+        ),
+    }
+}
+
+/// **The pick**: the keys of the jobs an acquire of `request` at `now`
+/// grants, from `jobs` (every job, in grant order): [`runnable`](super::runnable)
+/// ones, at most one per canonical URL and none whose URL is busy (a job of
+/// it holds a [live lease](super::lease_live)), at most `request.limit`.
+pub fn pick<'a>(jobs: impl Iterator<Item = &'a Job> + Clone, request: &AcquireRequest, now: Millis) -> Vec<String> {
+    let live = jobs.clone().filter(|j| super::lease_live(j, now));
+    let mut busy: HashSet<&str> = live.map(|j| j.canonical_url.as_str()).collect();
+    jobs.filter(|j| super::runnable(j, now, request.max_attempts))
+        .filter(|j| busy.insert(&j.canonical_url))
+        .take(request.limit)
+        .map(|j| j.job_key.clone())
+        .collect()
 }
 
 /// Whether a grant under `epoch` abandons `row` of its job: an unfinished

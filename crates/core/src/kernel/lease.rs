@@ -27,17 +27,27 @@ pub fn lease_lost(fence: &Fence) -> StoreError {
 }
 
 /// **Runnable**: whether a grant may pick `job` at `now`: PLANNED past its
-/// backoff, a retryable FAILED job with attempts left past its backoff, or
-/// an in-flight job whose lease expired (or was released).
+/// backoff (if it has one), a retryable FAILED job with attempts left past
+/// its backoff (a step to FAILED always records one: a FAILED row without
+/// it is not picked), or an in-flight job whose lease expired (or was
+/// released).
 pub fn runnable(job: &Job, now: Millis, max_attempts: u32) -> bool {
     match job.state {
         JobState::Planned => job.next_attempt_at.is_none_or(|t| t <= now),
         JobState::Failed => {
-            job.retryable && job.attempts < max_attempts && job.next_attempt_at.is_none_or(|t| t <= now)
+            job.retryable && job.attempts < max_attempts && job.next_attempt_at.is_some_and(|t| t <= now)
         }
         s if s.is_in_flight() => job.lease_expires_at.is_none_or(|t| t <= now),
         _ => false,
     }
+}
+
+/// **Renew**: the held lease of `job` now expires `ttl` after `now`; that
+/// expiry.
+pub fn renew(job: &mut Job, ttl: std::time::Duration, now: Millis) -> Millis {
+    let expires = now.saturating_add(crate::job::millis(ttl));
+    job.lease_expires_at = Some(expires);
+    expires
 }
 
 /// **Release**: the lease given back (the job keeps its state for the next
@@ -48,6 +58,17 @@ pub fn release(job: &mut Job) {
     if job.state.counted_attempt() {
         job.attempts = job.attempts.saturating_sub(1);
     }
+}
+
+/// **A read** of `job`: a lease that expired at or before reconcile's mark
+/// `freed_through` was freed, and reads show it gone. (The row keeps its
+/// expiry, so that a grant still tells an expired lease from a released
+/// one.)
+pub fn as_read(mut job: Job, freed_through: Millis) -> Job {
+    if job.lease_expires_at.is_some_and(|t| t <= freed_through) {
+        (job.lease_owner, job.lease_expires_at) = (None, None);
+    }
+    job
 }
 
 /// **Reconcile frees** an in-flight job's lease that expired after the

@@ -11,13 +11,13 @@
 //! | rule | file |
 //! |---|---|
 //! | a step and the patch ([`step`], [`patch`]) | `step.rs` |
-//! | fencing, runnable, release, reconcile ([`holds_lease`], [`runnable`], [`release`]) | `lease.rs` |
+//! | fencing, runnable, renew, release, reconcile, reads ([`holds_lease`], [`runnable`], [`renew`], [`release`], [`as_read`]) | `lease.rs` |
 //! | update expected ([`expect`]) | `expect.rs` |
-//! | op start, finish, replay ([`start_op`], [`finish_op`]) | `ops.rs` |
+//! | op start, finish, replay, abandon ([`start_op`], [`finish_op`], [`abandon`]) | `ops.rs` |
 //! | one commit's write set ([`plan_commit`]) | `commit.rs` |
-//! | grant, out of attempts ([`grant`], [`fail_out_of_attempts`]) | `grant.rs` |
+//! | the pick, grant, out of attempts ([`pick`], [`grant_picked`]) | `grant.rs` |
 //! | requeue ([`requeue`]) | `requeue.rs` |
-//! | status, outstanding, watch as folds over jobs ([`status`], [`settled`], [`watch`]) | `read.rs` |
+//! | status, outstanding, watch as folds over jobs ([`status`], [`outstanding`], [`watch`]) | `read.rs` |
 
 mod commit;
 mod expect;
@@ -30,9 +30,11 @@ mod step;
 
 pub use commit::{plan_commit, CommitReads, CommitWrites, IndexWrite};
 pub use expect::{expect, Expecting};
-pub use grant::{abandoned_on_grant, fail_out_of_attempts, grant, Granted};
-pub use lease::{abandoned_by_reconcile, freed_by_reconcile, holds_lease, lease_live, lease_lost, release, runnable};
-pub use ops::{finish_op, may_start_ops, ok_row, start_op, OpFacts};
-pub use read::{settled, status, watch, Finish};
+pub use grant::{abandoned_on_grant, grant_picked, pick, Picked};
+pub use lease::{
+    abandoned_by_reconcile, as_read, freed_by_reconcile, holds_lease, lease_live, lease_lost, release, renew, runnable,
+};
+pub use ops::{abandon, abandon_all, finish_op, finish_row, may_start_ops, ok_row, start_op, OpFacts};
+pub use read::{outstanding, status, watch, Finish};
 pub use requeue::{requeue, requeue_row, superseded_by_requeue};
 pub use step::{patch, step, steps};

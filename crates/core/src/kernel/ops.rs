@@ -19,6 +19,17 @@ pub struct OpFacts {
     pub attempt: Option<Option<ResultCode>>,
 }
 
+impl OpFacts {
+    /// The facts of one op key from its rows (any epochs), for `epoch`.
+    pub fn of<'a>(rows: impl Iterator<Item = &'a OpRecord> + Clone, epoch: i64) -> Self {
+        let ok = rows.clone().find(|r| r.result_code == Some(ResultCode::Ok));
+        Self {
+            ok: ok.map(|r| r.result.clone().unwrap_or(Value::Null)),
+            attempt: rows.into_iter().find(|r| r.epoch == epoch).map(|r| r.result_code),
+        }
+    }
+}
+
 /// **Op replay**: before an attempt of `op_key` under `epoch` on a job now
 /// in `state`, the result to replay (`Some`), or `None` when the op must
 /// run. Only an in-flight job starts ops, and only once per epoch.
@@ -28,9 +39,10 @@ pub fn start_op(op_key: &str, epoch: i64, state: JobState, facts: &OpFacts) -> S
         return Ok(Some(result.clone()));
     }
     if facts.attempt.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "op {op_key} already attempted under epoch {epoch}"
-        )));
+        return Err(StoreError::OpAlreadyAttempted {
+            op_key: op_key.to_owned(),
+            epoch,
+        });
     }
     Ok(None)
 }
@@ -40,7 +52,7 @@ pub fn may_start_ops(state: JobState) -> StoreResult<()> {
     if state.is_in_flight() {
         Ok(())
     } else {
-        Err(StoreError::Conflict(format!("cannot start an op on a {state} job")))
+        Err(StoreError::OpOutsideFlight { state })
     }
 }
 
@@ -48,14 +60,33 @@ pub fn may_start_ops(state: JobState) -> StoreResult<()> {
 /// finishing it OK must not make a second OK row of the key.
 pub fn finish_op(op_key: &str, epoch: i64, code: ResultCode, facts: &OpFacts) -> StoreResult<()> {
     if facts.attempt != Some(None) {
-        return Err(StoreError::Conflict(format!(
-            "no running attempt of op {op_key} under epoch {epoch}"
-        )));
+        return Err(StoreError::OpNotRunning {
+            op_key: op_key.to_owned(),
+            epoch,
+        });
     }
     if code == ResultCode::Ok && facts.ok.is_some() {
-        return Err(StoreError::Conflict(format!("op {op_key} already has an OK row")));
+        return Err(StoreError::OpAlreadyOk {
+            op_key: op_key.to_owned(),
+        });
     }
     Ok(())
+}
+
+/// Finishes the running attempt `row` with `code` and `result` at `now`.
+pub fn finish_row(row: &mut OpRecord, code: ResultCode, result: &Value, now: Millis) {
+    (row.result_code, row.result, row.finished_at) = (Some(code), Some(result.clone()), Some(now));
+}
+
+/// **Abandoning** an attempt (superseded by a grant, a requeue or
+/// reconcile): ABANDONED, finished when it first finished or else at `now`.
+pub fn abandon(row: &mut OpRecord, now: Millis) {
+    (row.result_code, row.finished_at) = (Some(ResultCode::Abandoned), row.finished_at.or(Some(now)));
+}
+
+/// [`abandon`]s every row of `rows`; how many.
+pub fn abandon_all<'a>(rows: impl Iterator<Item = &'a mut OpRecord>, now: Millis) -> u64 {
+    rows.map(|row| abandon(row, now)).count() as u64
 }
 
 /// A ledger row started and finished OK at `now` with `result` (its `seq`

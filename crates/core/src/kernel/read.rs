@@ -8,16 +8,11 @@
 //! [`LedgerStore::watch`]: crate::LedgerStore::watch
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use super::lease::lease_live;
-use crate::job::{attempts_left, Job, Millis, StatusCounts};
+use crate::job::{attempts_left, millis, Job, Millis, StatusCounts};
 use crate::state::JobState;
 use crate::watch::{HostCounts, MinuteCounts, Watch, WatchQuery, WorkerSeen};
-
-fn millis(d: Duration) -> Millis {
-    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
-}
 
 /// A step into SUCCESS, SKIPPED_DUPLICATE or FAILED, as the watch counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,14 +58,18 @@ pub fn status<'a>(jobs: impl Iterator<Item = &'a Job> + Clone, now: Millis) -> S
         .with_retryable_failed(retryable_failed)
 }
 
-/// **Settled** for `run`: terminal, or FAILED without retries left (not
-/// retryable, out of attempts, or next due after `horizon`).
-pub fn settled(job: &Job, max_attempts: u32, horizon: Option<Millis>) -> bool {
-    job.state.is_terminal()
-        || (job.state == JobState::Failed
-            && (!job.retryable
-                || !attempts_left(job.attempts, max_attempts)
-                || horizon.is_some_and(|h| job.next_attempt_at.is_some_and(|t| t > h))))
+/// **Outstanding** for `run`: the jobs not settled, where settled is
+/// terminal, or FAILED without retries left (not retryable, out of attempts,
+/// or next due after `horizon`).
+pub fn outstanding<'a>(jobs: impl Iterator<Item = &'a Job>, max_attempts: u32, horizon: Option<Millis>) -> u64 {
+    let settled = |job: &Job| {
+        job.state.is_terminal()
+            || (job.state == JobState::Failed
+                && (!job.retryable
+                    || !attempts_left(job.attempts, max_attempts)
+                    || horizon.is_some_and(|h| job.next_attempt_at.is_some_and(|t| t > h))))
+    };
+    jobs.filter(|j| !settled(j)).count() as u64
 }
 
 /// **Watch** at `now` over `jobs` (as reads show them, in job key order,

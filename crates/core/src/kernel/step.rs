@@ -1,15 +1,9 @@
 //! What one step of the state table does to a job, and the patch (SPEC §3).
 
-use std::time::Duration;
-
 use crate::error::StoreResult;
-use crate::job::{Job, JobFailure, JobPatch, Millis};
+use crate::job::{millis, Job, JobFailure, JobPatch, Millis};
 use crate::state::JobState;
 use crate::transition::{check_transition, Transition};
-
-fn millis(d: Duration) -> Millis {
-    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
-}
 
 /// **A step**: checks `job.state → to` against the table, then applies it. A
 /// step to STREAMING counts an attempt; a step to FAILED records `failure`

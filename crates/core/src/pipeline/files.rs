@@ -501,8 +501,10 @@ impl OutDir {
     }
 
     /// Places `source` at `dest` (beneath the root) without ever replacing
-    /// a file: fsyncs the source first (when `durable`), links it (`link(2)`
-    /// never replaces), and fsyncs the destination folder after. A source on
+    /// a file: makes the source's bytes durable first (when `durable`: one
+    /// `syncfs` shared with the jobs finishing at the same time, see
+    /// `filesync`), links it (`link(2)` never replaces), and fsyncs the
+    /// destination folder after (shared likewise). A source on
     /// another filesystem is copied instead: to a temporary file in the
     /// destination folder, fsynced, re-hashed against `sha256`, then linked
     /// the same way. A file already at `dest` with the same SHA-256 counts as
@@ -512,7 +514,7 @@ impl OutDir {
         let (source_folder, source_name) = self.parent_of(source)?;
         let source_file = self.open_file(source)?;
         if durable {
-            source_file.sync_all()?;
+            super::filesync::sync_file(&source_file)?;
         }
         match rustix::fs::linkat(&source_folder, source_name, &folder, name, AtFlags::empty()) {
             Ok(()) => {

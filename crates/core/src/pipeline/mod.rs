@@ -5,9 +5,12 @@
 mod backoff;
 mod bandwidth;
 mod breaker;
+mod coalesce;
 mod dirsync;
 pub mod files;
+mod filesync;
 mod interrupt;
+mod job_ledger;
 mod lease_keeper;
 mod part_log;
 mod policy;

@@ -2,6 +2,7 @@
 //! STREAM row under the job's epoch, written through the job's fence (so a
 //! stale epoch cannot write one), its result `{"destination": KEY, "state": …}`.
 
+use std::convert::Infallible;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,9 +13,8 @@ use serde_json::{json, Value};
 use crate::destination::PartLog;
 use crate::key::{op_key, KeyValue};
 use crate::lease::Fence;
-use crate::ledger::{OpKind, OpQuery, ResultCode};
+use crate::ledger::{run_effect, EffectError, OpKind, OpQuery, ResultCode};
 use crate::store::Store;
-use crate::LedgerExt;
 
 /// One job's epoch, writing through its fence.
 #[derive(Debug)]
@@ -57,15 +57,15 @@ impl PartLog for LedgerLog {
             ],
         );
         let result = json!({ "destination": key, "state": state });
-        match self.store.begin_op(fence, &op_key, OpKind::Stream).await {
-            Ok(crate::OpBegin::Replay(_)) => return Ok(()),
-            Ok(crate::OpBegin::Run) => {}
-            Err(err) => return Err(ledger_error(err)),
+        // The effect is the record itself: replayed when it is there.
+        let recorded = run_effect(self.store.as_ref(), fence, &op_key, OpKind::Stream, || async {
+            Ok::<_, Infallible>(result)
+        });
+        match recorded.await {
+            Ok(_) => Ok(()),
+            Err(EffectError::Store(err)) => Err(ledger_error(err)),
+            Err(EffectError::Effect(never)) => match never {},
         }
-        self.store
-            .finish_op(fence, &op_key, ResultCode::Ok, result)
-            .await
-            .map_err(ledger_error)
     }
 
     async fn records(&self) -> io::Result<Vec<(i64, Value)>> {

@@ -12,6 +12,7 @@ use crate::error::StoreResult;
 use crate::job::JobQuery;
 use crate::key::OpKeys;
 use crate::ledger::OpKind;
+use crate::paging::JobPages;
 use crate::state::JobState;
 use crate::store::Store;
 
@@ -114,18 +115,13 @@ async fn requeue_missing_files(
     report: &mut RecoverReport,
 ) -> StoreResult<()> {
     for state in [JobState::Success, JobState::SkippedDuplicate] {
-        let mut after = None;
-        loop {
-            let page = store
-                .jobs(&JobQuery {
-                    state: Some(state),
-                    canonical_url: None,
-                    after: after.clone(),
-                    limit: PAGE,
-                })
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.job_key.clone());
+        let query = JobQuery {
+            state: Some(state),
+            limit: PAGE,
+            ..JobQuery::default()
+        };
+        let mut pages = JobPages::new(store, query);
+        while let Some(page) = pages.next().await? {
             for job in &page {
                 let Some(path) = job.path.as_deref() else {
                     continue;
@@ -151,9 +147,6 @@ async fn requeue_missing_files(
                     tracing::warn!(job = %job.job_key, path, "finished file is missing; downloading again");
                     report.requeued_missing += 1;
                 }
-            }
-            if page.len() < PAGE {
-                break;
             }
         }
     }

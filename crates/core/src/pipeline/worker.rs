@@ -1,13 +1,13 @@
 //! One job through every state: HEAD_DONE → RESUME_OK → STREAMING →
 //! FINALIZED → INDEXED → DEDUPED → SUCCESS (or SKIPPED_DUPLICATE / FAILED),
-//! each side effect recorded in the ledger under the job's op keys.
+//! each side effect recorded in the ledger under the job's op keys, each
+//! transition one commit of the job's [`JobLedger`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
@@ -15,6 +15,7 @@ use super::backoff;
 use super::bandwidth::Bandwidth;
 use super::breaker::{self, Admit, Breakers, Tripped};
 use super::files::FileError;
+use super::job_ledger::{Finalize, Indexed, JobLedger, Link, Placed, Streamed};
 use super::lease_keeper::LeaseKeeper;
 use super::part_log::LedgerLog;
 use super::progress::Download;
@@ -25,12 +26,8 @@ use crate::content;
 use crate::destination::{Destination, PartLog, PartialId, PartialWrite, Placement, Prior, Written};
 use crate::error::StoreError;
 use crate::fetch::{BodyStream, FetchError, GetRequest, GetResponse, ResourceMeta};
-use crate::job::{Job, JobFailure, JobPatch, JobQuery};
-use crate::key::OpKeys;
+use crate::job::{Job, JobFailure, JobQuery};
 use crate::lease::{Fence, Lease};
-use crate::ledger::{
-    ArtifactEntry, Commit, CommitOutcome, IndexOp, OpBegin, OpFinish, OpKind, OpStart, ResultCode, Settle,
-};
 use crate::robots::RobotsMode;
 use crate::state::JobState;
 use crate::url::host_port;
@@ -103,6 +100,12 @@ impl From<std::io::Error> for Stop {
     }
 }
 
+impl From<JobFailure> for Stop {
+    fn from(failure: JobFailure) -> Self {
+        Self::Fail(failure)
+    }
+}
+
 /// A local error that is the job's own, not the machine's: a link in the
 /// output folder or a copy that does not verify fails the job for good; any
 /// other is retried, and counts an attempt even before STREAMING, so that a
@@ -110,27 +113,9 @@ impl From<std::io::Error> for Stop {
 /// forever.
 fn local_failure(err: &std::io::Error) -> JobFailure {
     match FileError::of(err) {
-        Some(file_error) => failure(file_error.to_string(), false, None, false),
-        None => failure(format!("local file error: {err}"), true, None, true),
+        Some(file_error) => JobFailure::permanent(file_error.to_string()),
+        None => JobFailure::retryable(format!("local file error: {err}")),
     }
-}
-
-fn failure(message: String, retryable: bool, retry_after: Option<Duration>, counts_attempt: bool) -> JobFailure {
-    JobFailure {
-        message,
-        retryable,
-        retry_after: retry_after.unwrap_or_default(),
-        counts_attempt,
-    }
-}
-
-fn fetch_failure(err: FetchError, counts_attempt: bool) -> Stop {
-    let retryable = err.is_retryable();
-    Stop::Fail(failure(err.message, retryable, err.retry_after, counts_attempt))
-}
-
-fn permanent(message: String) -> Stop {
-    Stop::Fail(failure(message, false, None, false))
 }
 
 /// Removes `partials` of `key`; a failure is only logged (recovery removes
@@ -166,6 +151,7 @@ async fn take(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcom
     ));
     let mut run = JobRun {
         shared,
+        ledger: JobLedger::new(shared.store.as_ref(), lease.fence.clone(), keeper.lost_flag()),
         fence: lease.fence,
         job: lease.job,
         keeper,
@@ -176,8 +162,6 @@ async fn take(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcom
         },
         slot: None,
         probe: None,
-        running_op: None,
-        streamed: false,
         partial_handle: None,
         log,
     };
@@ -205,6 +189,8 @@ async fn take(shared: &Shared, lease: Lease, slots: Arc<Semaphore>) -> JobOutcom
 
 struct JobRun<'a> {
     shared: &'a Shared,
+    /// This epoch's ledger writes, one commit per transition.
+    ledger: JobLedger<'a>,
     fence: Fence,
     job: Job,
     keeper: LeaseKeeper,
@@ -217,10 +203,6 @@ struct JobRun<'a> {
     slot: Option<OwnedSemaphorePermit>,
     /// This job's request is its paused host's one probe.
     probe: Option<Probe<'a>>,
-    /// The op attempt started and not yet finished.
-    running_op: Option<String>,
-    /// Whether this epoch reached STREAMING (an attempt was counted).
-    streamed: bool,
     /// This epoch's partial's handle, once it is begun.
     partial_handle: Option<String>,
     /// The ledger as the destination sees it, for this epoch.
@@ -295,70 +277,12 @@ struct Resumable {
 }
 
 impl JobRun<'_> {
-    fn keys(&self) -> OpKeys<'_> {
-        OpKeys {
-            job_key: &self.fence.job_key,
-        }
-    }
-
     fn check_lease(&self) -> Result<(), Stop> {
         if self.keeper.is_lost() {
             Err(Stop::Lost)
         } else {
             Ok(())
         }
-    }
-
-    /// One fenced commit: finishes the running op (OK with `result`), steps,
-    /// and starts `begin`; returns whether `begin` must run (or its replay).
-    async fn commit(
-        &mut self,
-        result: Option<Value>,
-        steps: &[JobState],
-        patch: JobPatch,
-        begin: Option<(String, OpKind)>,
-    ) -> Result<Option<OpBegin>, Stop> {
-        Ok(self.commit_indexing(result, steps, patch, None, begin).await?.begun)
-    }
-
-    /// [`Self::commit`] that also runs the INDEX op in the same transaction,
-    /// and settles `begin` there when the index says so (see
-    /// [`Commit::settle`]).
-    async fn commit_indexing(
-        &mut self,
-        result: Option<Value>,
-        steps: &[JobState],
-        patch: JobPatch,
-        index: Option<(IndexOp, Option<Settle>)>,
-        begin: Option<(String, OpKind)>,
-    ) -> Result<CommitOutcome, Stop> {
-        self.check_lease()?;
-        let finish = match (self.running_op.take(), result) {
-            (Some(op_key), Some(result)) => Some(OpFinish {
-                op_key,
-                code: ResultCode::Ok,
-                result,
-            }),
-            _ => None,
-        };
-        let begin_key = begin.as_ref().map(|(k, _)| k.clone());
-        let (index, settle) = index.map_or((None, None), |(index, settle)| (Some(index), settle));
-        let commit = Commit {
-            finish,
-            steps: steps.to_vec(),
-            patch,
-            index,
-            begin: begin.map(|(op_key, kind)| OpStart { op_key, kind }),
-            settle,
-        };
-        let outcome = self.shared.store.commit(&self.fence, &commit).await?;
-        if steps.contains(&JobState::Streaming) {
-            self.streamed = true;
-        }
-        if let (Some(OpBegin::Run), Some(key)) = (&outcome.begun, begin_key) {
-            self.running_op = Some(key);
-        }
-        Ok(outcome)
     }
 
     /// `fut`, unless the run is interrupted first.
@@ -372,7 +296,7 @@ impl JobRun<'_> {
     /// that did not holds at most a copy of an earlier epoch's prefix, and
     /// is removed, so each job keeps one.
     async fn give_back(&mut self, reason: &str) -> JobOutcome {
-        if !self.streamed {
+        if !self.ledger.streamed() {
             if let Some(handle) = self.partial_handle.take() {
                 let own = Prior {
                     job_key: self.fence.job_key.clone(),
@@ -391,20 +315,9 @@ impl JobRun<'_> {
                 .await;
             }
         }
-        let finish = self.running_op.take().map(|op_key| OpFinish {
-            op_key,
-            code: ResultCode::Error,
-            result: json!({ "error": reason }),
-        });
-        if let Some(finish) = finish {
-            let commit = Commit {
-                finish: Some(finish),
-                ..Commit::default()
-            };
-            if let Err(err) = self.shared.store.commit(&self.fence, &commit).await {
-                tracing::warn!(job = %self.fence.job_key, error = %err, "could not record the stopped op");
-                return JobOutcome::Interrupted;
-            }
+        if let Err(err) = self.ledger.stopped(reason).await {
+            tracing::warn!(job = %self.fence.job_key, error = %err, "could not record the stopped op");
+            return JobOutcome::Interrupted;
         }
         if let Err(err) = self.shared.store.release(&self.fence).await {
             tracing::warn!(job = %self.fence.job_key, error = %err, "could not give the lease back; it expires on its own");
@@ -413,7 +326,8 @@ impl JobRun<'_> {
     }
 
     async fn record_failure(&mut self, mut failure: JobFailure) -> JobOutcome {
-        if self.streamed {
+        let streamed = self.ledger.streamed();
+        if streamed {
             failure.counts_attempt = false;
         }
         if failure.retryable {
@@ -430,25 +344,9 @@ impl JobRun<'_> {
             let host = host_port(&self.job.canonical_url);
             self.shared.waits.note(host, &failure.message, delay, beyond);
         }
-        let finish = self.running_op.take().map(|op_key| OpFinish {
-            op_key,
-            code: ResultCode::Error,
-            result: json!({ "error": failure.message }),
-        });
-        let commit = Commit {
-            finish,
-            steps: vec![JobState::Failed],
-            patch: JobPatch {
-                failure: Some(failure.clone()),
-                ..JobPatch::default()
-            },
-            index: None,
-            begin: None,
-            settle: None,
-        };
         // This epoch's attempt: counted at STREAMING, or with the failure.
-        let attempts = self.job.attempts + u32::from(self.streamed || failure.counts_attempt);
-        match self.shared.store.commit(&self.fence, &commit).await {
+        let attempts = self.job.attempts + u32::from(streamed || failure.counts_attempt);
+        match self.ledger.failed(&failure).await {
             Ok(_) => {
                 if !failure.retryable {
                     // Nothing to resume: a permanent failure's bytes are useless.
@@ -470,9 +368,7 @@ impl JobRun<'_> {
         if let Some(original) = self.find_original().await? {
             return self.skip_duplicate(original, final_path).await;
         }
-        let head_key = self.keys().head(&self.job.canonical_url);
-        self.commit(None, &[], JobPatch::default(), Some((head_key, OpKind::Head)))
-            .await?;
+        self.ledger.begin_head(&self.job.canonical_url).await?;
         self.obey_robots().await?;
         let (prior, older) = self.prior_partials().await?;
         // The download: a permit of the host, then one of the run.
@@ -494,10 +390,11 @@ impl JobRun<'_> {
         let opened = self.open(prior.as_ref()).await?;
         if let Some(len) = opened.meta.content_length {
             if len > self.shared.config.max_size {
-                return Err(permanent(format!(
+                return Err(JobFailure::permanent(format!(
                     "size {len} exceeds the cap of {} bytes",
                     self.shared.config.max_size
-                )));
+                ))
+                .into());
             }
         }
         // The partial file's name tags the validator of the bytes it holds,
@@ -526,17 +423,10 @@ impl JobRun<'_> {
         if resumed.is_none_or(|r| r.handle != handle) {
             self.partial_handle = Some(handle);
         }
-        let stream_key = self.keys().stream(&self.job.canonical_url, opened.start);
-        let meta_json = serde_json::to_value(&opened.meta).unwrap_or(Value::Null);
-        let patch = JobPatch {
-            etag: opened.meta.etag.clone(),
-            last_modified: opened.meta.last_modified.clone(),
-            remote_size: opened.meta.content_length,
-            ..JobPatch::default()
-        };
-        let steps = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
-        let begun = self
-            .commit(Some(meta_json), &steps, patch, Some((stream_key, OpKind::Stream)))
+        // HEAD_DONE from the GET's response headers: no HEAD request.
+        let recorded = self
+            .ledger
+            .streaming(&self.job.canonical_url, &opened.meta, opened.start)
             .await?;
         // This epoch holds what it needs of the earlier epochs' partial
         // files (a copy of the resumed prefix): one partial file per job.
@@ -546,10 +436,6 @@ impl JobRun<'_> {
         // A replayed STREAM (an earlier epoch streamed from this offset, then
         // lost its lease before finalizing) is re-materialized, not re-run:
         // the bytes are streamed again and must match the recorded result.
-        let recorded = match begun {
-            Some(OpBegin::Replay(recorded)) => Some(recorded),
-            _ => None,
-        };
         self.shared.progress.download_started(&Download {
             job: &self.job,
             expected: opened.meta.content_length.or(self.job.expected_size),
@@ -586,20 +472,21 @@ impl JobRun<'_> {
         self.verify(&opened.meta, &sha256, size)?;
         if let Some(recorded) = recorded {
             if recorded["sha256"] != sha256.as_str() || recorded["size"] != size {
-                return Err(permanent(format!(
+                return Err(JobFailure::permanent(format!(
                     "the resource changed since the recorded stream from byte {} (recorded {}, now sha256 {sha256}); \
                      requeue with `oncefetch retry`",
                     opened.start, recorded
-                )));
+                ))
+                .into());
             }
         }
-        let streamed = json!({
-            "sha256": sha256,
-            "size": size,
-            "range_start": opened.start,
-            "validator": opened.validator,
-        });
-        self.finalize(written, final_path, sha256, size, streamed).await
+        let streamed = Streamed {
+            sha256: &sha256,
+            size,
+            range_start: opened.start,
+            validator: opened.validator.as_deref(),
+        };
+        self.finalize(written, final_path, streamed).await
     }
 
     /// Another job with this canonical URL already SUCCESS, whose file is
@@ -639,11 +526,12 @@ impl JobRun<'_> {
         let expected = self.job.expectations();
         if !expected.admit(Some(&sha256), original.size) {
             let size = original.size.map_or_else(|| "unknown".to_owned(), |s| s.to_string());
-            return Err(permanent(format!(
+            return Err(JobFailure::permanent(format!(
                 "expectation mismatch: the line expects {expected}, but job {} (same canonical URL) holds sha256 \
                  {sha256} and size {size}",
                 original.job_key
-            )));
+            ))
+            .into());
         }
         let source = original.path.clone().unwrap_or_default();
         // The original's bytes must fit this job's expected content type
@@ -658,31 +546,21 @@ impl JobRun<'_> {
                 }
             }
             content::check(expected, None, &first)
-                .map_err(|e| permanent(format!("{e}, in job {} (same canonical URL)", original.job_key)))?;
+                .map_err(|e| JobFailure::permanent(format!("{e}, in job {} (same canonical URL)", original.job_key)))?;
         }
-        let dedupe_key = self.keys().content(OpKind::Dedupe, &sha256);
-        let begun = self
-            .commit(None, &[], JobPatch::default(), Some((dedupe_key, OpKind::Dedupe)))
-            .await?;
-        let copied = if matches!(begun, Some(OpBegin::Run)) {
+        let copied = if self.ledger.linking(&sha256).await? {
             self.place_copy(&source, &final_path, &sha256).await? == Placement::Copied
         } else {
             false
         };
-        let patch = JobPatch {
-            path: Some(final_path),
-            sha256: Some(sha256),
-            size: original.size,
-            duplicate_of: Some(original.job_key.clone()),
-            ..JobPatch::default()
+        let link = Link {
+            original: &original,
+            sha256: &sha256,
+            source: &source,
+            path: &final_path,
+            copied,
         };
-        let result = json!({
-            "duplicate_of": original.job_key,
-            "linked_to": source,
-            "copied": copied,
-        });
-        self.commit(Some(result), &[JobState::SkippedDuplicate], patch, None)
-            .await?;
+        self.ledger.skipped(link).await?;
         Ok(JobOutcome::Skipped {
             bytes: original.size.unwrap_or(0),
         })
@@ -774,8 +652,8 @@ impl JobRun<'_> {
         let check = self.shared.robots.check(self.shared.fetcher.as_ref(), &self.job.url);
         match self.unless_interrupted(check).await? {
             Permit::Allowed => Ok(()),
-            Permit::Disallowed(message) => Err(permanent(message)),
-            Permit::Unreachable(message) => Err(Stop::Fail(failure(message, true, None, true))),
+            Permit::Disallowed(message) => Err(JobFailure::permanent(message).into()),
+            Permit::Unreachable(message) => Err(JobFailure::retryable(message).into()),
         }
     }
 
@@ -794,14 +672,12 @@ impl JobRun<'_> {
                 });
                 Ok(())
             }
-            Admit::Wait(wait) => Err(Stop::Paused(failure(
+            Admit::Wait(wait) => Err(Stop::Paused(JobFailure::host_paused(
                 format!(
                     "host {host} is paused after failing {} requests in a row",
                     breaker::THRESHOLD
                 ),
-                true,
-                Some(wait),
-                false,
+                wait,
             ))),
         }
     }
@@ -824,14 +700,14 @@ impl JobRun<'_> {
             }
             Err(err) if !err.is_retryable() => {
                 breakers.succeeded(host);
-                return Err(fetch_failure(err, true));
+                return Err(JobFailure::fetch(err).into());
             }
             Err(err) => err,
         };
         let probed = probe.is_some();
         let asked = err.retry_after.unwrap_or_default();
         match breakers.failed(host, probed, asked) {
-            Tripped::No => Err(fetch_failure(err, true)),
+            Tripped::No => Err(JobFailure::fetch(err).into()),
             Tripped::Now(pause) => {
                 let reason = format!(
                     "{} requests in a row failed, the last: {}",
@@ -839,12 +715,12 @@ impl JobRun<'_> {
                     err.message
                 );
                 self.shared.waits.note(host, &reason, pause, false);
-                Err(fetch_failure(err, true))
+                Err(JobFailure::fetch(err).into())
             }
             Tripped::Already(pause) => {
                 let wait = pause.max(asked);
                 let message = format!("{} (host {host} paused)", err.message);
-                Err(Stop::Paused(failure(message, true, Some(wait), false)))
+                Err(Stop::Paused(JobFailure::host_paused(message, wait)))
             }
         }
     }
@@ -876,10 +752,10 @@ impl JobRun<'_> {
         };
         match self.send(&request).await? {
             GetResponse::Body { meta, start: 0, body } => Ok(whole(meta, body)),
-            other => Err(fetch_failure(
-                FetchError::transient(format!("unexpected answer to a GET of the whole resource: {other:?}")),
-                true,
-            )),
+            other => Err(JobFailure::fetch(FetchError::transient(format!(
+                "unexpected answer to a GET of the whole resource: {other:?}"
+            )))
+            .into()),
         }
     }
 
@@ -908,7 +784,7 @@ impl JobRun<'_> {
         let caps: Vec<&Bandwidth> = self.shared.bandwidth.iter().chain(host_cap.as_deref()).collect();
         while let Some(chunk) = self.unless_interrupted(body.next()).await? {
             self.check_lease()?;
-            let chunk = chunk.map_err(|e| fetch_failure(e, false))?;
+            let chunk = chunk.map_err(JobFailure::fetch)?;
             if let Some(pending) = check.as_mut() {
                 let wanted = content::SNIFF_LEN - pending.first.len();
                 pending.first.extend_from_slice(&chunk[..chunk.len().min(wanted)]);
@@ -924,7 +800,7 @@ impl JobRun<'_> {
                 .progress
                 .download_bytes(&self.fence.job_key, chunk.len() as u64);
             if partial.len() > cap {
-                return Err(permanent(format!("body exceeds the cap of {cap} bytes")));
+                return Err(JobFailure::permanent(format!("body exceeds the cap of {cap} bytes")).into());
             }
         }
         check.map_or(Ok(()), |done| done.judge())
@@ -933,24 +809,21 @@ impl JobRun<'_> {
     fn verify(&self, meta: &ResourceMeta, sha256: &str, size: u64) -> Result<(), Stop> {
         if let Some(announced) = meta.content_length {
             if size != announced {
-                return Err(Stop::Fail(failure(
-                    format!("truncated body: got {size} of {announced} bytes"),
-                    true,
-                    None,
-                    false,
-                )));
+                return Err(JobFailure::retryable(format!("truncated body: got {size} of {announced} bytes")).into());
             }
         }
         if let Some(expected) = self.job.expected_size {
             if size != expected {
-                return Err(permanent(format!(
-                    "size mismatch: expected {expected} bytes, got {size}"
-                )));
+                return Err(
+                    JobFailure::permanent(format!("size mismatch: expected {expected} bytes, got {size}")).into(),
+                );
             }
         }
         if let Some(expected) = &self.job.expected_sha256 {
             if expected != sha256 {
-                return Err(permanent(format!("sha256 mismatch: expected {expected}, got {sha256}")));
+                return Err(
+                    JobFailure::permanent(format!("sha256 mismatch: expected {expected}, got {sha256}")).into(),
+                );
             }
         }
         Ok(())
@@ -974,75 +847,32 @@ impl JobRun<'_> {
         &mut self,
         written: Box<dyn Written>,
         final_path: String,
-        sha256: String,
-        size: u64,
-        streamed: Value,
+        streamed: Streamed<'_>,
     ) -> Result<JobOutcome, Stop> {
-        let finalize_key = self.keys().content(OpKind::Finalize, &sha256);
-        let begun = self
-            .commit(
-                Some(streamed),
-                &[],
-                JobPatch::default(),
-                Some((finalize_key, OpKind::Finalize)),
-            )
-            .await?;
-        // A FINALIZE recorded before placed the file where its result says:
-        // that path stands, even if the ids would encode otherwise today.
-        let final_path = match &begun {
-            Some(OpBegin::Replay(recorded)) => recorded["path"].as_str().map_or(final_path, str::to_owned),
-            _ => final_path,
+        let final_path = match self.ledger.finalizing(streamed, final_path).await? {
+            Finalize::Place(final_path) => {
+                // Content stored before under another path is linked to it
+                // at DEDUPE, once the index names the first copy. The
+                // partials go once the bytes are in place.
+                self.check_lease()?;
+                let placement = written.place(&final_path, self.shared.config.fsync).await?;
+                occupied(placement, &final_path)?;
+                final_path
+            }
+            Finalize::Placed(final_path) => final_path,
         };
-        let final_str = final_path.clone();
-        if matches!(begun, Some(OpBegin::Run)) {
-            // Content stored before under another path is linked to it at
-            // DEDUPE, once the index names the first copy. The partials go
-            // once the bytes are in place.
-            self.check_lease()?;
-            let placement = written.place(&final_path, self.shared.config.fsync).await?;
-            occupied(placement, &final_path)?;
-        }
         self.remove_partials().await;
-        let patch = JobPatch {
-            path: Some(final_str.clone()),
-            sha256: Some(sha256.clone()),
-            size: Some(size),
-            ..JobPatch::default()
+        let placed = Placed {
+            path: &final_path,
+            sha256: streamed.sha256,
+            size: streamed.size,
         };
-        let placed = json!({ "path": final_str });
-        // FINALIZED → INDEXED in one commit: the INDEX op's effect is the
-        // ledger write itself, so it starts and finishes there.
-        let index = IndexOp {
-            op_key: self.keys().content(OpKind::Index, &sha256),
-            entry: ArtifactEntry {
-                sha256: sha256.clone(),
-                path: final_str.clone(),
-                size,
-                job_key: self.fence.job_key.clone(),
-            },
+        let first_path = match self.ledger.indexed(placed).await? {
+            Indexed::Succeeded => return Ok(JobOutcome::Succeeded),
+            Indexed::Link { first_path } => first_path,
         };
-        // DEDUPE has nothing to link when this copy is the first one: it is
-        // then recorded and the job succeeds in the same commit.
-        let settle = Settle {
-            result: deduped(&final_str, false),
-            steps: vec![JobState::Deduped, JobState::Success],
-        };
-        let dedupe_key = self.keys().content(OpKind::Dedupe, &sha256);
-        let outcome = self
-            .commit_indexing(
-                Some(placed),
-                &[JobState::Finalized, JobState::Indexed],
-                patch,
-                Some((index, Some(settle))),
-                Some((dedupe_key, OpKind::Dedupe)),
-            )
-            .await?;
-        if outcome.settled {
-            return Ok(JobOutcome::Succeeded);
-        }
-        let first_path = outcome.first_path.unwrap_or_else(|| final_str.clone());
         // Same content placed concurrently by two jobs: end as one inode.
-        let shared_inode = if first_path == final_str {
+        let shared_inode = if first_path == final_path {
             false
         } else {
             self.check_lease()?;
@@ -1053,13 +883,7 @@ impl JobRun<'_> {
                 .await
                 .unwrap_or(false)
         };
-        self.commit(
-            Some(deduped(&first_path, shared_inode)),
-            &[JobState::Deduped, JobState::Success],
-            JobPatch::default(),
-            None,
-        )
-        .await?;
+        self.ledger.succeeded(&first_path, shared_inode).await?;
         Ok(JobOutcome::Succeeded)
     }
 
@@ -1081,9 +905,10 @@ impl JobRun<'_> {
 /// A placement that found other bytes at `dest` fails the job without retry.
 fn occupied(placement: Placement, dest: &str) -> Result<Placement, Stop> {
     if placement == Placement::Occupied {
-        return Err(permanent(format!(
+        return Err(JobFailure::permanent(format!(
             "a different file already occupies {dest}; it was left untouched"
-        )));
+        ))
+        .into());
     }
     Ok(placement)
 }
@@ -1099,7 +924,7 @@ struct ContentCheck<'a> {
 impl ContentCheck<'_> {
     /// [`content::check`]: a body that does not fit fails without retry.
     fn judge(self) -> Result<(), Stop> {
-        content::check(self.expected, self.content_type, &self.first).map_err(permanent)
+        content::check(self.expected, self.content_type, &self.first).map_err(|e| JobFailure::permanent(e).into())
     }
 }
 
@@ -1111,10 +936,4 @@ fn whole(meta: ResourceMeta, body: BodyStream) -> Opened {
         start: 0,
         body: Some(body),
     }
-}
-
-/// The DEDUPE op's result: the first copy, and whether this job's path is
-/// now a hard link to it.
-fn deduped(original: &str, hard_linked: bool) -> Value {
-    json!({ "original": original, "hard_linked": hard_linked })
 }

@@ -137,14 +137,6 @@ impl LeaseManager for MeteredStore {
         Ok(leases)
     }
 
-    async fn acquire_job(&self, job_key: &str, request: &AcquireRequest) -> StoreResult<Option<Lease>> {
-        let lease = self.inner.acquire_job(job_key, request).await?;
-        if lease.is_some() {
-            metrics::counter!(names::LEASES_GRANTED).increment(1);
-        }
-        Ok(lease)
-    }
-
     async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis> {
         let renewed = fenced(self.inner.renew(fence, ttl).await)?;
         metrics::counter!(names::LEASES_RENEWED).increment(1);

@@ -5,8 +5,8 @@ use oncefetch_core::conformance::{self, Setup};
 use oncefetch_core::memory::MemoryStore;
 use oncefetch_core::{
     async_trait, AcquireRequest, ArtifactEntry, Commit, CommitOutcome, Expectations, ExpectedUpdate, Fence, Job,
-    JobQuery, Lease, LeaseManager, LedgerStore, Millis, NewJob, OpBegin, OpKind, OpQuery, OpRecord, PlanCounts,
-    ReconcileReport, RequestSlots, RequeueCounts, RequeueFilter, StatusCounts, StoreResult,
+    JobQuery, Lease, LeaseManager, LedgerExt, LedgerStore, Millis, NewJob, OpBegin, OpKind, OpQuery, OpRecord,
+    PlanCounts, ReconcileReport, RequestSlots, RequeueCounts, RequeueFilter, StatusCounts, StoreError, StoreResult,
 };
 use serde_json::Value;
 
@@ -35,6 +35,8 @@ enum Defect {
     NoReplay,
     /// A filtered requeue looks at the state alone.
     RequeueIgnoresFilters,
+    /// A commit that starts an op does not say whether to run or replay it.
+    ForgetsBegin,
 }
 
 /// The in-memory store with one defect.
@@ -55,7 +57,7 @@ impl Broken {
                     owner: job.lease_owner.unwrap_or_else(|| fence.owner.clone()),
                 }
             }
-            Defect::NoReplay | Defect::RequeueIgnoresFilters => fence.clone(),
+            Defect::NoReplay | Defect::RequeueIgnoresFilters | Defect::ForgetsBegin => fence.clone(),
         }
     }
 }
@@ -83,8 +85,10 @@ impl LedgerStore for Broken {
     async fn commit(&self, fence: &Fence, commit: &Commit) -> StoreResult<CommitOutcome> {
         let fence = self.unfence(fence).await;
         let mut outcome = self.inner.commit(&fence, commit).await?;
-        if let (Defect::NoReplay, Some(OpBegin::Replay(_))) = (self.defect, &outcome.begun) {
-            outcome.begun = Some(OpBegin::Run);
+        match (self.defect, &outcome.begun) {
+            (Defect::NoReplay, Some(OpBegin::Replay(_))) => outcome.begun = Some(OpBegin::Run),
+            (Defect::ForgetsBegin, _) => outcome.begun = None,
+            _ => {}
         }
         Ok(outcome)
     }
@@ -115,7 +119,9 @@ impl LedgerStore for Broken {
                 };
                 self.inner.requeue_matching(&state_only, reason).await
             }
-            Defect::IgnoresEpoch | Defect::NoReplay => self.inner.requeue_matching(filter, reason).await,
+            Defect::IgnoresEpoch | Defect::NoReplay | Defect::ForgetsBegin => {
+                self.inner.requeue_matching(filter, reason).await
+            }
         }
     }
     async fn claim_request_slots(&self, host: &str, interval: Duration, count: u32) -> StoreResult<RequestSlots> {
@@ -130,9 +136,6 @@ impl LedgerStore for Broken {
 impl LeaseManager for Broken {
     async fn acquire(&self, request: &AcquireRequest) -> StoreResult<Vec<Lease>> {
         self.inner.acquire(request).await
-    }
-    async fn acquire_job(&self, job_key: &str, request: &AcquireRequest) -> StoreResult<Option<Lease>> {
-        self.inner.acquire_job(job_key, request).await
     }
     async fn renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<Millis> {
         let fence = self.unfence(fence).await;
@@ -218,4 +221,29 @@ async fn kit_catches_a_requeue_that_ignores_its_filters() {
     .await
     .expect("the filtered requeue check must fail against a store that ignores the filters");
     assert!(message.contains("filtered requeue"), "{message}");
+}
+
+#[tokio::test]
+async fn an_unanswered_op_start_is_op_start_unanswered() {
+    let store = broken(Defect::ForgetsBegin).store;
+    store
+        .plan(&conformance::sample_jobs("unanswered", 1))
+        .await
+        .expect("plan");
+    let request = AcquireRequest {
+        owner: "w".into(),
+        ttl: Duration::from_secs(60),
+        limit: 1,
+        max_attempts: 3,
+    };
+    let lease = store.acquire(&request).await.expect("acquire").remove(0);
+    let err = store.begin_op(&lease.fence, "head", OpKind::Head).await;
+    assert!(
+        matches!(&err, Err(StoreError::OpStartUnanswered { op_key }) if op_key == "head"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.map(drop).unwrap_err().to_string(),
+        "store did not answer the start of op head"
+    );
 }

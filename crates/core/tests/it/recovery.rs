@@ -17,9 +17,11 @@ use oncefetch_core::pipeline::recover::recover;
 use oncefetch_core::pipeline::{NoProgress, OutDir, Pipeline, RunConfig};
 use oncefetch_core::robots::RobotsMode;
 use oncefetch_core::{
-    async_trait, job_key, url, FetchError, Fetcher, GetRequest, GetResponse, JobQuery, JobState, LedgerStore, NewJob,
-    OpKind, OpQuery, ResourceMeta,
+    async_trait, FetchError, Fetcher, GetRequest, GetResponse, JobQuery, JobState, LedgerStore, OpKind, OpQuery,
+    ResourceMeta,
 };
+
+use crate::support::new_job;
 
 /// Answers by URL: a body, or an HTTP error status; counts the GETs of each URL.
 #[derive(Debug, Default)]
@@ -63,20 +65,6 @@ impl Fetcher for Site {
             Some(Err(status)) => Err(FetchError::permanent(format!("server answered {status}")).with_status(*status)),
             None => Err(FetchError::permanent("server answered 404 not found").with_status(404)),
         }
-    }
-}
-
-fn new_job(work: &str, artifact: &str, raw_url: &str) -> NewJob {
-    let canonical = url::canonicalize(raw_url).unwrap();
-    NewJob {
-        job_key: job_key(work, artifact, &canonical),
-        work_id: work.to_owned(),
-        artifact_id: artifact.to_owned(),
-        url: raw_url.to_owned(),
-        canonical_url: canonical,
-        expected_sha256: None,
-        expected_size: None,
-        expected_content_type: None,
     }
 }
 

@@ -14,5 +14,7 @@ mod concurrency;
 mod postgres;
 // A server restart while workers acquire and commit.
 mod restart;
+// The rules kept in SQL pinned to core's kernel.
+mod kernel;
 // Ids and URLs holding NUL, kept verbatim.
 mod text;

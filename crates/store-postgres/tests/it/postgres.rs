@@ -148,7 +148,10 @@ async fn a_refused_commit_writes_nothing() {
         settle: None,
     };
     let refused = store.commit(&lease.fence, &commit).await;
-    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert!(
+        matches!(&refused, Err(StoreError::OpAlreadyAttempted { op_key, epoch: 1 }) if op_key == key),
+        "{refused:?}"
+    );
     let job = store.job(&lease.fence.job_key).await.expect("job");
     assert_eq!((job.state, job.etag), (JobState::Leased, None));
     let rows = store
@@ -165,32 +168,6 @@ async fn a_refused_commit_writes_nothing() {
     store.commit(&lease.fence, &commit).await.expect("commit");
     let job = store.job(&lease.fence.job_key).await.expect("job");
     assert_eq!((job.state, job.etag.as_deref()), (JobState::HeadDone, Some("\"v1\"")));
-}
-
-#[tokio::test]
-async fn acquire_job_grants_a_named_job_once() {
-    let base = require_postgres!();
-    let (store, _) = fresh_store(&base).await;
-    let jobs = sample_jobs("named", 2);
-    store.plan(&jobs).await.expect("plan");
-    let lease = store
-        .acquire_job(&jobs[1].job_key, &request("w", 1))
-        .await
-        .expect("acquire_job")
-        .expect("runnable");
-    assert_eq!(
-        (lease.fence.job_key.as_str(), lease.fence.epoch),
-        (jobs[1].job_key.as_str(), 1)
-    );
-    assert!(store
-        .acquire_job(&jobs[1].job_key, &request("w2", 1))
-        .await
-        .expect("acquire_job")
-        .is_none());
-    assert!(matches!(
-        store.acquire_job("no-such-job", &request("w", 1)).await,
-        Err(StoreError::NotFound(_))
-    ));
 }
 
 #[tokio::test]

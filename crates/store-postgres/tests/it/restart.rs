@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use oncefetch_core::conformance::sample_jobs;
 use oncefetch_core::{AcquireRequest, JobPatch, JobState, LeaseManager, LedgerExt, LedgerStore, Millis, StoreError};
 use oncefetch_store_postgres::PostgresStore;
-use oncefetch_test_postgres::PrivateServer;
+use oncefetch_test_postgres::Server;
 
 use crate::support::{postmaster_start, require_postgres};
 
@@ -110,7 +110,7 @@ async fn worker(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn server_restart_is_ridden_out() {
     let _ = require_postgres!();
-    let Some(server) = PrivateServer::start("store-restart") else {
+    let Some(mut server) = Server::for_test("store-restart") else {
         return;
     };
     let url = format!("{}?schema=restart&pool_size=4", server.url());
@@ -140,7 +140,7 @@ async fn server_restart_is_ridden_out() {
     let started_before = postmaster_start(&server.url()).await;
     let restart = Instant::now();
     let server = tokio::task::spawn_blocking(move || {
-        server.restart();
+        server.restart().expect("restart");
         server
     })
     .await

@@ -9,6 +9,8 @@ mod registry;
 mod semantics;
 // Four OS processes leasing from one file at once.
 mod multiprocess;
+// The rules kept in SQL pinned to core's kernel.
+mod kernel;
 
 use std::path::PathBuf;
 use std::sync::Arc;

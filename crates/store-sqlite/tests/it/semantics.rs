@@ -222,14 +222,20 @@ async fn commit_conflicts_write_nothing() {
     .head(&lease.job.canonical_url);
     // Finishing an op that never started.
     let err = store.finish_op(fence, &key, ResultCode::Ok, json!(1)).await;
-    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert!(
+        matches!(&err, Err(StoreError::OpNotRunning { op_key, epoch: 1 }) if *op_key == key),
+        "{err:?}"
+    );
     // Starting the same op twice under one epoch.
     assert_eq!(
         store.begin_op(fence, &key, OpKind::Head).await.expect("begin"),
         OpBegin::Run
     );
     let err = store.begin_op(fence, &key, OpKind::Head).await;
-    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert!(
+        matches!(&err, Err(StoreError::OpAlreadyAttempted { op_key, epoch: 1 }) if *op_key == key),
+        "{err:?}"
+    );
     // Steps plus an op start on a job the steps end: refused as a whole.
     let commit = Commit {
         steps: JobState::PIPELINE[2..].to_vec(),
@@ -240,7 +246,15 @@ async fn commit_conflicts_write_nothing() {
         ..Commit::default()
     };
     let err = store.commit(fence, &commit).await;
-    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Err(StoreError::OpOutsideFlight {
+                state: JobState::Success
+            })
+        ),
+        "{err:?}"
+    );
     let job = store.job(&fence.job_key).await.expect("job");
     assert_eq!(job.state, JobState::Leased, "all or nothing");
     // Finish, steps and the next begin in one commit; the next begin of an
@@ -316,36 +330,8 @@ async fn a_note_is_written_once_per_op_key() {
 }
 
 #[tokio::test]
-async fn acquire_job_follows_the_same_rules() {
+async fn renewing_a_missing_job_is_lease_lost() {
     let store = crate::fresh_store().await;
-    let jobs = vec![
-        sample_job("w1", "a", "https://example.org/one"),
-        sample_job("w2", "a", "https://example.org/one"),
-    ];
-    store.plan(&jobs).await.expect("plan");
-    assert!(matches!(
-        store.acquire_job("missing", &request("w", 1)).await,
-        Err(StoreError::NotFound(_))
-    ));
-    let lease = store
-        .acquire_job(&jobs[1].job_key, &request("w", 1))
-        .await
-        .expect("acquire_job")
-        .expect("runnable");
-    assert_eq!((lease.fence.epoch, lease.previous_state), (1, JobState::Planned));
-    assert!(store
-        .acquire_job(&jobs[1].job_key, &request("w", 1))
-        .await
-        .expect("again")
-        .is_none());
-    assert!(
-        store
-            .acquire_job(&jobs[0].job_key, &request("w", 1))
-            .await
-            .expect("twin")
-            .is_none(),
-        "its URL is in flight"
-    );
     let gone = Fence {
         job_key: "missing".into(),
         epoch: 1,

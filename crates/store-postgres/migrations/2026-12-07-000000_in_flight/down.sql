@@ -1,0 +1,39 @@
+CREATE OR REPLACE FUNCTION free_of_other_leases(urls text[], job_keys text[]) RETURNS SETOF text
+    LANGUAGE plpgsql VOLATILE STRICT
+AS $$
+DECLARE
+    locked_urls text[] := '{}';
+    locked_keys text[] := '{}';
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(urls, 1), 0) LOOP
+        IF pg_try_advisory_xact_lock(hashtext(current_schema()), hashtext(urls[i])) THEN
+            locked_urls := locked_urls || urls[i];
+            locked_keys := locked_keys || job_keys[i];
+        END IF;
+    END LOOP;
+    RETURN QUERY
+    SELECT candidate.job_key
+    FROM unnest(locked_urls, locked_keys) AS candidate (canonical_url, job_key)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM jobs
+        WHERE jobs.canonical_url = candidate.canonical_url
+          AND jobs.job_key <> candidate.job_key
+          AND jobs.state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+          AND jobs.lease_owner IS NOT NULL
+          -- coalesce: a probe of jobs_live_url, never a scan of jobs_in_flight
+          AND coalesce(jobs.lease_expires_at, '-infinity') > now()
+        OFFSET 0
+    );
+END
+$$;
+
+DROP INDEX jobs_live_url;
+CREATE INDEX jobs_live_url ON jobs (canonical_url)
+    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED')
+      AND canonical_url IS NOT NULL;
+DROP INDEX jobs_in_flight;
+CREATE INDEX jobs_in_flight ON jobs (lease_expires_at)
+    WHERE state IN ('LEASED', 'HEAD_DONE', 'RESUME_OK', 'STREAMING', 'FINALIZED', 'INDEXED', 'DEDUPED');
+
+DROP FUNCTION before_body(text);
+DROP FUNCTION in_flight(text);
