@@ -13,6 +13,11 @@ mod content;
 /// Crash safety: SIGKILL mid-stream and restart; SIGSTOP past the lease.
 #[cfg(feature = "sqlite")]
 mod crash;
+/// SPEC §6's batched finalize: SIGKILL while held (by strace) at each of
+/// its steps never leaves a FINALIZE OK without its complete file; a failed
+/// `syncfs` falls back to one fsync per file.
+#[cfg(feature = "sqlite")]
+mod durability;
 /// Declared sha256/size hold for duplicates and re-planned lines.
 #[cfg(feature = "sqlite")]
 mod expect;
