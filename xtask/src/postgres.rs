@@ -39,8 +39,6 @@ const CRASH_SETTINGS: &[&str] = &["fsync=off", "synchronous_commit=on", "max_con
 #[derive(Debug)]
 pub(crate) struct TempPostgres {
     server: Server,
-    /// The connection URL of the test database.
-    url: String,
 }
 
 impl TempPostgres {
@@ -67,16 +65,16 @@ impl TempPostgres {
             options = options.setting(*setting);
         }
         let server = options.start().context("could not start PostgreSQL")?;
-        let url = server
+        server
             .create_database(DATABASE)
             .with_context(|| format!("could not create database {DATABASE}"))?;
-        Ok(Self { server, url })
+        Ok(Self { server })
     }
 
     /// The variables the tests read, in the order they are printed.
     pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("ONCEFETCH_TEST_POSTGRES_URL", self.url.clone()),
+            ("ONCEFETCH_TEST_POSTGRES_URL", self.database_url(DATABASE)),
             (REQUIRE_VAR, "1".to_owned()),
             (BINDIR_VAR, self.bindir().display().to_string()),
             ("ONCEFETCH_TEST_PG_DATADIR", self.data_dir().display().to_string()),

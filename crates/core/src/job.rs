@@ -279,15 +279,6 @@ impl JobQuery {
             && self.state.is_none_or(|s| job.state == s)
             && self.canonical_url.as_ref().is_none_or(|u| job.canonical_url == *u)
     }
-
-    /// How many rows the query takes at most.
-    pub fn max_rows(&self) -> usize {
-        if self.limit == 0 {
-            usize::MAX
-        } else {
-            self.limit
-        }
-    }
 }
 
 /// Narrows a set of jobs: every filter given must admit a job

@@ -154,15 +154,6 @@ impl OpQuery {
     pub fn matches(&self, row: &OpRecord) -> bool {
         self.after_seq.is_none_or(|s| row.seq > s) && self.job_key.as_ref().is_none_or(|k| row.job_key == *k)
     }
-
-    /// How many rows the query takes at most.
-    pub fn max_rows(&self) -> usize {
-        if self.limit == 0 {
-            usize::MAX
-        } else {
-            self.limit
-        }
-    }
 }
 
 /// An op attempt to finish.
@@ -373,7 +364,7 @@ pub struct RequestSlots {
 impl RequestSlots {
     /// The spacing of slots at `interval`, in whole milliseconds, at least 1.
     pub fn interval_millis(interval: Duration) -> Millis {
-        Millis::try_from(interval.as_millis()).unwrap_or(Millis::MAX).max(1)
+        crate::job::millis(interval).max(1)
     }
 
     /// **The budget rule** every store follows: a claim of `count` slots (at

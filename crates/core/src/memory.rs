@@ -11,7 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::kernel::{self, CommitReads, Expecting, Finish, OpFacts};
+use crate::kernel::{self, CommitReads, Expecting, Finish, OpFacts, Picked};
+use crate::paging::Keyset;
 use crate::registry::OpenFuture;
 use crate::watch::{Watch, WatchQuery};
 use crate::{
@@ -63,14 +64,19 @@ impl Inner {
     /// Grants the picked job `key`, or ends it FAILED when out of attempts.
     fn grant(&mut self, key: &str, request: &AcquireRequest, now: Millis) -> StoreResult<Option<Lease>> {
         let picked = kernel::grant_picked(&self.jobs[key], request, now)?;
-        let stale = |r: &&mut OpRecord| r.job_key == key && kernel::abandoned_on_grant(r, picked.job.epoch);
+        let epoch = picked.job().epoch;
+        let stale = |r: &&mut OpRecord| r.job_key == key && kernel::abandoned_on_grant(r, epoch);
         kernel::abandon_all(self.ops.values_mut().filter(stale), now);
-        if picked.lease.is_none() {
-            self.finishes.push(Finish::of(&picked.job, now));
-        }
-        self.push_ops(picked.row);
-        self.jobs.insert(key.to_owned(), picked.job);
-        Ok(picked.lease)
+        let (job, relet, lease) = match picked {
+            Picked::Leased { lease, relet } => (lease.job.clone(), relet, Some(lease)),
+            Picked::Failed { job, relet } => {
+                self.finishes.push(Finish::of(&job, now));
+                (job, Some(relet), None)
+            }
+        };
+        self.push_ops(relet);
+        self.jobs.insert(key.to_owned(), job);
+        Ok(lease)
     }
 
     /// Requeues `job_key` with `reason`; the state it left and whether it

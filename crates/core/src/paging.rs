@@ -33,6 +33,15 @@ pub trait Keyset: Send + Sync {
     /// Rows per page (0: the whole listing in one page).
     fn limit(&self) -> usize;
 
+    /// How many rows a read takes at most ([`Keyset::limit`], where 0 is
+    /// no bound).
+    fn max_rows(&self) -> usize {
+        match self.limit() {
+            0 => usize::MAX,
+            limit => limit,
+        }
+    }
+
     /// Sets the rows per page.
     fn set_limit(&mut self, limit: usize);
 

@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use oncefetch_core::{kernel, millis, AcquireRequest, Fence, Job, Lease, Millis, ReconcileReport};
+use oncefetch_core::kernel::{self, Picked};
+use oncefetch_core::{millis, AcquireRequest, Fence, Job, Lease, Millis, ReconcileReport};
 use rusqlite::{named_params, Connection};
 
 use crate::clock;
@@ -25,7 +26,6 @@ pub(crate) fn acquire(conn: &Connection, request: &AcquireRequest) -> Result<Vec
     let mut leases = Vec::new();
     let mut failed = 0;
     let mut urls = HashSet::new();
-    let mut keys = HashSet::new();
     // Each round either picks a job (granted, whose URL the next round then
     // sees as busy, or failed, which the next round no longer finds) or
     // ends; a round only comes short when one page held several jobs of one
@@ -48,11 +48,11 @@ pub(crate) fn acquire(conn: &Connection, request: &AcquireRequest) -> Result<Vec
             if leases.len() + failed == request.limit {
                 break;
             }
-            if keys.contains(&job.job_key) || urls.contains(&job.canonical_url) {
+            // A job key is derived from its canonical URL, so a job picked
+            // before has its URL here too.
+            if !urls.insert(job.canonical_url.clone()) {
                 continue;
             }
-            keys.insert(job.job_key.clone());
-            urls.insert(job.canonical_url.clone());
             match grant(conn, seq, &job, request, now)? {
                 Some(lease) => leases.push(lease),
                 None => failed += 1,
@@ -77,8 +77,8 @@ fn grant(
     now: Millis,
 ) -> Result<Option<Lease>, TxError> {
     let picked = kernel::grant_picked(job, request, now)?;
-    let written = &picked.job;
-    if picked.lease.is_some() {
+    let written = picked.job();
+    if let Picked::Leased { .. } = picked {
         conn.prepare_cached(queries::GRANT)?.execute(named_params! {
             ":epoch": written.epoch,
             ":owner": written.lease_owner,
@@ -99,10 +99,13 @@ fn grant(
     if job.epoch > 0 {
         abandon_old_epochs(conn, &job.job_key, written.epoch, now)?;
     }
-    if let Some(row) = &picked.row {
+    if let Some(row) = picked.relet() {
         insert_row(conn, row)?;
     }
-    Ok(picked.lease)
+    Ok(match picked {
+        Picked::Leased { lease, .. } => Some(lease),
+        Picked::Failed { .. } => None,
+    })
 }
 
 /// [`kernel::abandoned_on_grant`], set-wise: the job's unfinished attempts
@@ -116,7 +119,7 @@ fn abandon_old_epochs(conn: &Connection, job_key: &str, epoch: i64, now: Millis)
 /// Extends a live lease; returns the new expiry.
 pub(crate) fn renew(conn: &Connection, fence: &Fence, ttl: Duration) -> Result<Millis, TxError> {
     let now = clock::now(conn)?;
-    let expires_at = now.saturating_add(millis(ttl));
+    let expires_at = kernel::expiry(now, ttl);
     let changed = conn.prepare_cached(queries::RENEW)?.execute(named_params! {
         ":expires_at": expires_at,
         ":job_key": fence.job_key,

@@ -247,3 +247,6 @@ impl Drop for Server {
 fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
+
+#[cfg(test)]
+mod tests;

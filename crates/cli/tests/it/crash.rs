@@ -28,15 +28,6 @@ fn spawn_run(ws: &Workspace, extra: &[&str]) -> KillOnDrop {
     )
 }
 
-/// Waits until `cond` holds (or panics after `limit`).
-fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn sigkill_mid_stream_loses_nothing_and_resumes() {
     const FILES: u64 = 12;

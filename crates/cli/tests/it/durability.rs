@@ -9,9 +9,9 @@
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 use oncefetch_test_server::{content, TestServer};
 use serde_json::Value;
@@ -23,44 +23,78 @@ const FILES: u64 = 48;
 
 /// `strace … oncefetch run` in a process group of its own, killed with the
 /// tracer (SIGKILL to the group) when dropped.
-struct Traced(Child);
+struct Traced {
+    run: KillOnDrop,
+    log: PathBuf,
+}
 
 impl Traced {
-    /// `oncefetch run --out OUT EXTRA…` under `strace -f` with `STRACE…`
-    /// (`-e` options), its trace written to `log`.
-    fn spawn(ws: &Workspace, strace: &[&str], log: &Path, extra: &[&str]) -> Self {
+    /// `oncefetch run --out OUT` (as [`Workspace::command`] makes it) under
+    /// `strace -f` with `STRACE…` (`-e` options), its trace written to
+    /// [`Traced::log`].
+    fn spawn(ws: &Workspace, strace: &[&str]) -> Self {
         let out = ws.out();
+        let mut args = vec!["run", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(FAST);
+        args.extend_from_slice(&["--backoff", "50ms"]);
+        let run = ws.command(&args);
+        let log = ws.path("strace.log");
         let mut command = Command::new("strace");
         command
             .args(["-f", "-qq", "-o"])
-            .arg(log)
+            .arg(&log)
             .args(strace)
             .arg("--")
-            .arg(env!("CARGO_BIN_EXE_oncefetch"))
-            .arg("--db")
-            .arg(ws.db())
-            .args(["run", "--out"])
-            .arg(&out)
-            .args(["--concurrency", "8", "--backoff", "50ms"])
-            .args(extra)
-            .env_remove("ONCEFETCH_DB")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        Self(command.spawn().expect("strace is installed (.ci/run installs it)"))
+            .arg(run.get_program())
+            .args(run.get_args());
+        for (key, value) in run.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command.stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
+        let child = command.spawn().expect("strace is installed (.ci/run installs it)");
+        Self {
+            run: KillOnDrop(child),
+            log,
+        }
+    }
+
+    /// The file its trace is written to.
+    fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// Whether the tracer has exited (the run with it: `strace -f` waits
+    /// for every traced process).
+    fn exited(&mut self) -> bool {
+        self.run.0.try_wait().expect("wait").is_some()
     }
 
     /// SIGKILL to the tracer and the traced run at once.
     fn kill(&mut self) {
-        let group = format!("-{}", self.0.id());
+        let group = format!("-{}", self.run.0.id());
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.0.wait();
+        let _ = self.run.0.wait();
+    }
+
+    /// Its exit status, waiting at most `limit` (and failing past it).
+    fn wait_within(&mut self, limit: Duration) -> ExitStatus {
+        self.run.wait_within(limit)
+    }
+
+    /// All the run wrote to its piped stderr (once it has exited).
+    fn stderr(&mut self) -> String {
+        self.run.stderr()
     }
 }
 
 impl Drop for Traced {
+    /// The whole group first: [`KillOnDrop`] alone would kill only the
+    /// tracer and leave the traced run going.
     fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
+        if self.run.0.try_wait().ok().flatten().is_none() {
             self.kill();
         }
     }
@@ -116,6 +150,16 @@ fn assert_finalized_files_complete(ws: &Workspace, bodies: &HashMap<String, Vec<
     }
 }
 
+/// Every one of `jobs` is SUCCESS, its file holding its bytes.
+fn assert_every_job_succeeded(ws: &Workspace, jobs: &[Value], bodies: &HashMap<String, Vec<u8>>) {
+    let out = ws.out();
+    for job in jobs {
+        let work = job["work_id"].as_str().unwrap();
+        assert_eq!(job["state"], "SUCCESS", "{job}");
+        assert_eq!(std::fs::read(out.join(work).join("a")).unwrap(), bodies[work], "{work}");
+    }
+}
+
 /// A run to the end, untraced: every job SUCCESS with its bytes, exactly one
 /// FINALIZE OK each.
 fn assert_rerun_finishes(ws: &Workspace, bodies: &HashMap<String, Vec<u8>>) {
@@ -124,11 +168,7 @@ fn assert_rerun_finishes(ws: &Workspace, bodies: &HashMap<String, Vec<u8>>) {
     assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
     let jobs = ws.jobs();
     assert_eq!(jobs.len() as u64, FILES);
-    for job in &jobs {
-        let work = job["work_id"].as_str().unwrap();
-        assert_eq!(job["state"], "SUCCESS", "{job}");
-        assert_eq!(std::fs::read(out.join(work).join("a")).unwrap(), bodies[work], "{work}");
-    }
+    assert_every_job_succeeded(ws, &jobs, bodies);
     let finalized = finalized(ws);
     assert_eq!(finalized.len() as u64, FILES, "one FINALIZE OK per job");
 }
@@ -140,20 +180,13 @@ fn killed_while_held_at(syscall: &str, step: &str) {
     let ws = Workspace::new();
     let bodies = planned(&server, &ws);
     let inject = format!("inject={syscall}:delay_enter=150000");
-    let log = ws.path("strace.log");
     for round in 1..=3usize {
-        let mut run = Traced::spawn(&ws, &["-e", &format!("trace={syscall}"), "-e", &inject], &log, &[]);
-        let start = Instant::now();
-        while finalized(&ws).len() < 4 * round {
-            if run.0.try_wait().expect("wait").is_some() {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no job finalized while held at {step}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let mut run = Traced::spawn(&ws, &["-e", &format!("trace={syscall}"), "-e", &inject]);
+        let what = format!("{} jobs finalized while held at {step}", 4 * round);
+        // Done early when the run has exited (it finished everything).
+        wait_until(Duration::from_secs(60), &what, || {
+            finalized(&ws).len() >= 4 * round || run.exited()
+        });
         run.kill();
         assert_finalized_files_complete(&ws, &bodies, step);
     }
@@ -190,27 +223,16 @@ fn a_failed_syncfs_makes_every_file_fsynced_on_its_own() {
     let server = TestServer::start();
     let ws = Workspace::new();
     let bodies = planned(&server, &ws);
-    let log = ws.path("strace.log");
-    let mut run = Traced::spawn(
-        &ws,
-        &["-e", "trace=syncfs,fsync", "-e", "inject=syncfs:error=EIO"],
-        &log,
-        &[],
-    );
-    let status = run.0.wait().expect("wait");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(run.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let mut run = Traced::spawn(&ws, &["-e", "trace=syncfs,fsync", "-e", "inject=syncfs:error=EIO"]);
+    let status = run.wait_within(Duration::from_secs(120));
+    let stderr = run.stderr();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("syncfs failed"), "the fallback is reported: {stderr}");
-    let trace = std::fs::read_to_string(&log).unwrap();
+    let trace = std::fs::read_to_string(run.log()).unwrap();
     let fsyncs = trace.lines().filter(|l| l.contains(" fsync(")).count() as u64;
     assert!(
         fsyncs >= FILES,
         "after a failed syncfs each file is fsynced: {fsyncs} fsyncs for {FILES} files"
     );
-    for job in &ws.jobs() {
-        let work = job["work_id"].as_str().unwrap();
-        assert_eq!(job["state"], "SUCCESS", "{job}");
-        assert_eq!(std::fs::read(ws.out().join(work).join("a")).unwrap(), bodies[work]);
-    }
+    assert_every_job_succeeded(&ws, &ws.jobs(), &bodies);
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oncefetch_test_seaweedfs::Seaweed;
 use oncefetch_test_server::{content, Fault, TestServer};
@@ -59,14 +59,6 @@ fn spawn_run(db: &str, server: &Seaweed, extra: &[&str]) -> KillOnDrop {
             .spawn()
             .expect("spawn oncefetch run"),
     )
-}
-
-fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The key of an artifact (ids without characters to encode).

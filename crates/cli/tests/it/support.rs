@@ -144,6 +144,16 @@ impl KillOnDrop {
     }
 }
 
+/// Waits until `cond` holds, looking again every 20 ms; panics with "timed
+/// out waiting for `what`" once `limit` has passed.
+pub(crate) fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits (at most 20 s) until `server` has sent `bytes` body bytes.
 pub(crate) fn await_bytes_served(server: &TestServer, bytes: u64) {
     let started = Instant::now();

@@ -13,6 +13,7 @@ use crate::store::Store;
 /// budget of its own.
 pub async fn request_budget_is_shared(setup: Setup) {
     const INTERVAL: Duration = Duration::from_millis(250);
+    let interval_ms = RequestSlots::interval_millis(INTERVAL);
     let before = setup.store.now().await.expect("now");
     let claims = |store: Arc<dyn Store>| {
         tokio::spawn(async move {
@@ -23,7 +24,7 @@ pub async fn request_budget_is_shared(setup: Setup) {
                     .await
                     .expect("claim");
                 assert_eq!(slots.count, 1 + round % 3, "the slots asked for");
-                assert_eq!(slots.interval_ms, 250, "at the interval asked for");
+                assert_eq!(slots.interval_ms, interval_ms, "at the interval asked for");
                 got.extend(slots.times());
             }
             got
@@ -38,7 +39,7 @@ pub async fn request_budget_is_shared(setup: Setup) {
     assert!(slots[0] >= before, "a slot before now: {} < {before}", slots[0]);
     for pair in slots.windows(2) {
         assert!(
-            pair[1] - pair[0] >= 250,
+            pair[1] - pair[0] >= interval_ms,
             "slots {} and {} closer than the interval (or the same)",
             pair[0],
             pair[1]

@@ -11,7 +11,7 @@ use crate::job::{JobFailure, JobPatch};
 use crate::key::OpKeys;
 use crate::lease::{Fence, Lease};
 use crate::ledger::{
-    ArtifactEntry, Commit, IndexOp, LedgerExt, OpBegin, OpFinish, OpKind, OpQuery, OpStart, ResultCode, Settle,
+    ArtifactEntry, Commit, IndexOp, LedgerExt, OpBegin, OpFinish, OpKind, OpStart, ResultCode, Settle,
 };
 use crate::state::JobState;
 
@@ -26,7 +26,7 @@ pub async fn stale_epoch_writes_are_fenced(setup: Setup) {
     let key = OpKeys {
         job_key: &stale.job_key,
     }
-    .head("https://example.org/fence/0");
+    .head(&old.job.canonical_url);
     assert_lease_lost(
         store.advance(stale, &[JobState::HeadDone], JobPatch::default()).await,
         "advance",
@@ -163,14 +163,13 @@ pub async fn terminal_steps_end_the_lease(setup: Setup) {
 pub async fn failure_before_streaming_counts_an_attempt(setup: Setup) {
     let store = setup.store;
     store.plan(&sample_jobs("attempt", 1)).await.expect("plan");
-    let fail = |counts_attempt| JobPatch {
-        failure: Some(JobFailure {
+    let fail = |counts_attempt| {
+        failing(JobFailure {
             message: "503 service unavailable".into(),
             retryable: true,
             retry_after: Duration::ZERO,
             counts_attempt,
-        }),
-        ..JobPatch::default()
+        })
     };
     let lease = lease_one(store.as_ref(), OWNER, LONG).await;
     store
@@ -221,31 +220,17 @@ pub async fn artifact_index_first_writer_wins(setup: Setup) {
         .await
         .expect("index");
     assert_eq!(first.first_path.as_deref(), Some("/out/first"));
-    let second = store
-        .commit(&leases[1].fence, &index(&leases[1], "/out/second"))
-        .await
-        .expect("index");
-    assert_eq!(
-        second.first_path.as_deref(),
-        Some("/out/first"),
-        "index: first writer wins"
-    );
-    let again = store
-        .commit(&leases[1].fence, &index(&leases[1], "/out/elsewhere"))
-        .await
-        .expect("index replayed");
-    assert_eq!(
-        again.first_path.as_deref(),
-        Some("/out/first"),
-        "the OK row is replayed"
-    );
-    let rows = store
-        .ops(&OpQuery {
-            job_key: Some(leases[1].fence.job_key.clone()),
-            ..OpQuery::default()
-        })
-        .await
-        .expect("ops");
+    for (path, expect, message) in [
+        ("/out/second", "index", "index: first writer wins"),
+        ("/out/elsewhere", "index replayed", "the OK row is replayed"),
+    ] {
+        let later = store
+            .commit(&leases[1].fence, &index(&leases[1], path))
+            .await
+            .expect(expect);
+        assert_eq!(later.first_path.as_deref(), Some("/out/first"), "{message}");
+    }
+    let rows = ops_of(store.as_ref(), &leases[1].fence.job_key).await;
     assert_eq!(rows.len(), 1, "one INDEX row for two commits of the op: {rows:?}");
     assert_eq!(
         (rows[0].kind, rows[0].result_code, rows[0].epoch),

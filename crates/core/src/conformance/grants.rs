@@ -79,7 +79,6 @@ pub async fn expired_out_of_attempts(setup: Setup) {
         max_attempts: 2,
         ..request(owner, ttl, 10)
     };
-    let to_streaming = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
     let fence_of = |leases: &[Lease], key: &str| {
         leases
             .iter()
@@ -93,19 +92,16 @@ pub async fn expired_out_of_attempts(setup: Setup) {
     for key in [&a, &c, &d, &g] {
         let fence = fence_of(&first, key);
         store
-            .advance(&fence, &to_streaming, JobPatch::default())
+            .advance(&fence, &TO_STREAMING, JobPatch::default())
             .await
             .expect("stream");
     }
-    let fail = JobPatch {
-        failure: Some(JobFailure {
-            message: "503 service unavailable".into(),
-            retryable: true,
-            retry_after: Duration::ZERO,
-            counts_attempt: false,
-        }),
-        ..JobPatch::default()
-    };
+    let fail = failing(JobFailure {
+        message: "503 service unavailable".into(),
+        retryable: true,
+        retry_after: Duration::ZERO,
+        counts_attempt: false,
+    });
     store
         .advance(&fence_of(&first, &a), &[JobState::Failed], fail)
         .await
@@ -121,7 +117,7 @@ pub async fn expired_out_of_attempts(setup: Setup) {
     for key in [&a, &c, &d, &g] {
         let fence = fence_of(&second, key);
         store
-            .advance(&fence, &to_streaming, JobPatch::default())
+            .advance(&fence, &TO_STREAMING, JobPatch::default())
             .await
             .expect("stream again");
     }
@@ -275,9 +271,8 @@ pub async fn release_gives_the_attempt_back(setup: Setup) {
     let store = setup.store;
     store.plan(&sample_jobs("release-attempt", 1)).await.expect("plan");
     let lease = lease_one(store.as_ref(), OWNER, LONG).await;
-    let to_streaming = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
     store
-        .advance(&lease.fence, &to_streaming, JobPatch::default())
+        .advance(&lease.fence, &TO_STREAMING, JobPatch::default())
         .await
         .expect("streaming");
     let key = &lease.fence.job_key;
@@ -302,26 +297,23 @@ pub async fn release_gives_the_attempt_back(setup: Setup) {
     );
     let third = lease_one(store.as_ref(), OWNER, LONG).await;
     store
-        .advance(&third.fence, &to_streaming, JobPatch::default())
+        .advance(&third.fence, &TO_STREAMING, JobPatch::default())
         .await
         .expect("streaming");
-    let retry = JobPatch {
-        failure: Some(JobFailure {
-            message: "503".into(),
-            retryable: true,
-            retry_after: Duration::ZERO,
-            // Counted at STREAMING already, as the worker does.
-            counts_attempt: false,
-        }),
-        ..JobPatch::default()
-    };
+    let retry = failing(JobFailure {
+        message: "503".into(),
+        retryable: true,
+        retry_after: Duration::ZERO,
+        // Counted at STREAMING already, as the worker does.
+        counts_attempt: false,
+    });
     store
         .advance(&third.fence, &[JobState::Failed], retry)
         .await
         .expect("fail");
     let fourth = lease_one(store.as_ref(), OWNER, LONG).await;
     store
-        .advance(&fourth.fence, &to_streaming, JobPatch::default())
+        .advance(&fourth.fence, &TO_STREAMING, JobPatch::default())
         .await
         .expect("streaming");
     store.release(&fourth.fence).await.expect("release");
@@ -408,15 +400,13 @@ pub async fn one_url_in_flight_at_a_time(setup: Setup) {
 pub async fn failed_jobs_back_off_until_max_attempts(setup: Setup) {
     let store = setup.store;
     store.plan(&sample_jobs("backoff", 1)).await.expect("plan");
-    let to_streaming = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
-    let fail = |retryable| JobPatch {
-        failure: Some(JobFailure {
+    let fail = || {
+        failing(JobFailure {
             message: "503 service unavailable".into(),
-            retryable,
+            retryable: true,
             retry_after: SHORT,
             counts_attempt: false,
-        }),
-        ..JobPatch::default()
+        })
     };
     let two = |owner: &str| AcquireRequest {
         max_attempts: 2,
@@ -424,14 +414,7 @@ pub async fn failed_jobs_back_off_until_max_attempts(setup: Setup) {
     };
     let mut leases = store.acquire(&two(OWNER)).await.expect("acquire");
     let lease = leases.remove(0);
-    store
-        .advance(&lease.fence, &to_streaming, JobPatch::default())
-        .await
-        .expect("stream");
-    store
-        .advance(&lease.fence, &[JobState::Failed], fail(true))
-        .await
-        .expect("fail");
+    stream_then_fail(store.as_ref(), &lease.fence, fail()).await;
     let job = store.job(&lease.fence.job_key).await.expect("job");
     assert_eq!((job.state, job.attempts, job.retryable), (JobState::Failed, 1, true));
     assert_eq!(job.last_error.as_deref(), Some("503 service unavailable"));
@@ -445,14 +428,7 @@ pub async fn failed_jobs_back_off_until_max_attempts(setup: Setup) {
     assert_eq!(leases.len(), 1, "a retryable FAILED job is granted after its backoff");
     let lease = leases.remove(0);
     assert_eq!(lease.previous_state, JobState::Failed);
-    store
-        .advance(&lease.fence, &to_streaming, JobPatch::default())
-        .await
-        .expect("stream");
-    store
-        .advance(&lease.fence, &[JobState::Failed], fail(true))
-        .await
-        .expect("fail");
+    stream_then_fail(store.as_ref(), &lease.fence, fail()).await;
     wait_past(SHORT).await;
     assert!(
         store.acquire(&two(OWNER)).await.expect("acquire").is_empty(),
@@ -470,7 +446,7 @@ pub async fn abandoned_op_reruns_under_new_epoch(setup: Setup) {
     let key = OpKeys {
         job_key: &old.fence.job_key,
     }
-    .stream("https://example.org/abandon/0", 0);
+    .stream(&old.job.canonical_url, 0);
     let begun = store.begin_op(&old.fence, &key, OpKind::Stream).await.expect("begin");
     assert_eq!(begun, crate::ledger::OpBegin::Run);
     wait_past(SHORT).await;

@@ -26,10 +26,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::StoreError;
-use crate::job::{Expectations, NewJob};
+use crate::job::{Expectations, JobFailure, JobPatch, NewJob};
 use crate::key::job_key;
-use crate::lease::{AcquireRequest, Lease};
-use crate::ledger::{OpQuery, OpRecord};
+use crate::lease::{AcquireRequest, Fence, Lease};
+use crate::ledger::{LedgerExt, OpQuery, OpRecord};
+use crate::state::JobState;
 use crate::store::Store;
 
 mod budget;
@@ -148,6 +149,8 @@ const OWNER: &str = "conformance-a";
 const OTHER_OWNER: &str = "conformance-b";
 const LONG: Duration = Duration::from_secs(60);
 const SHORT: Duration = Duration::from_millis(300);
+/// The steps from LEASED to STREAMING.
+const TO_STREAMING: [JobState; 3] = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
 
 /// `n` jobs with distinct URLs under `prefix`.
 pub fn sample_jobs(prefix: &str, n: usize) -> Vec<NewJob> {
@@ -200,6 +203,23 @@ async fn ops_of(store: &dyn Store, job: &str) -> Vec<OpRecord> {
         })
         .await
         .expect("ops")
+}
+
+/// A patch recording `failure`.
+fn failing(failure: JobFailure) -> JobPatch {
+    JobPatch {
+        failure: Some(failure),
+        ..JobPatch::default()
+    }
+}
+
+/// Steps the job of `fence` to STREAMING, then to FAILED with `patch`.
+async fn stream_then_fail(store: &dyn Store, fence: &Fence, patch: JobPatch) {
+    store
+        .advance(fence, &TO_STREAMING, JobPatch::default())
+        .await
+        .expect("stream");
+    store.advance(fence, &[JobState::Failed], patch).await.expect("fail");
 }
 
 fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::job::{JobFailure, JobPatch};
+use crate::job::JobFailure;
 use crate::key::OpKeys;
 use crate::ledger::{run_effect, EffectError, LedgerExt, OpKind, OpQuery, ResultCode};
 use crate::state::JobState;
@@ -20,7 +20,7 @@ pub async fn op_replay_returns_recorded_result(setup: Setup) {
     let key = OpKeys {
         job_key: &lease.fence.job_key,
     }
-    .head("https://example.org/replay/0");
+    .head(&lease.job.canonical_url);
     let runs = AtomicUsize::new(0);
     let effect = || async {
         runs.fetch_add(1, Ordering::SeqCst);
@@ -52,7 +52,7 @@ pub async fn error_op_runs_again(setup: Setup) {
     let key = OpKeys {
         job_key: &lease.fence.job_key,
     }
-    .stream("https://example.org/error/0", 0);
+    .stream(&lease.job.canonical_url, 0);
     let failed = run_effect(store.as_ref(), &lease.fence, &key, OpKind::Stream, || async {
         Err::<serde_json::Value, _>("connection reset")
     })
@@ -68,15 +68,12 @@ pub async fn error_op_runs_again(setup: Setup) {
         matches!(&refinished, Err(StoreError::OpNotRunning { op_key, epoch: 1 }) if *op_key == key),
         "error op runs again: a finished attempt does not finish again, got {refinished:?}"
     );
-    let failure = JobPatch {
-        failure: Some(JobFailure {
-            message: "connection reset".into(),
-            retryable: true,
-            retry_after: Duration::ZERO,
-            counts_attempt: false,
-        }),
-        ..JobPatch::default()
-    };
+    let failure = failing(JobFailure {
+        message: "connection reset".into(),
+        retryable: true,
+        retry_after: Duration::ZERO,
+        counts_attempt: false,
+    });
     store
         .advance(&lease.fence, &[JobState::Failed], failure)
         .await
@@ -119,24 +116,17 @@ pub async fn ops_are_listed_in_order(setup: Setup) {
             .expect("effect");
         }
     }
-    store
-        .note(
-            &leases[0].fence.job_key,
-            "cleanup-key",
-            OpKind::Cleanup,
-            &json!({"removed": "x"}),
-        )
-        .await
-        .expect("note");
-    store
-        .note(
-            &leases[0].fence.job_key,
-            "cleanup-key",
-            OpKind::Cleanup,
-            &json!({"removed": "x"}),
-        )
-        .await
-        .expect("note again");
+    for message in ["note", "note again"] {
+        store
+            .note(
+                &leases[0].fence.job_key,
+                "cleanup-key",
+                OpKind::Cleanup,
+                &json!({"removed": "x"}),
+            )
+            .await
+            .expect(message);
+    }
     let all = store.ops(&OpQuery::default()).await.expect("ops");
     assert_eq!(
         all.len(),

@@ -18,15 +18,12 @@ pub async fn requeue_resets_finished_jobs(setup: Setup) {
     let store = setup.store;
     store.plan(&sample_jobs("requeue", 2)).await.expect("plan");
     let leases = store.acquire(&request(OWNER, LONG, 2)).await.expect("acquire");
-    let fail = JobPatch {
-        failure: Some(JobFailure {
-            message: "404 not found".into(),
-            retryable: false,
-            retry_after: Duration::ZERO,
-            counts_attempt: false,
-        }),
-        ..JobPatch::default()
-    };
+    let fail = failing(JobFailure {
+        message: "404 not found".into(),
+        retryable: false,
+        retry_after: Duration::ZERO,
+        counts_attempt: false,
+    });
     let head = OpKeys {
         job_key: &leases[0].fence.job_key,
     }
@@ -218,14 +215,13 @@ pub async fn requeue_matching_narrows(setup: Setup) {
             .find(|l| l.job.work_id == work)
             .unwrap_or_else(|| panic!("{work} leased"))
     };
-    let fail = |message: &str, retryable| JobPatch {
-        failure: Some(JobFailure {
+    let fail = |message: &str, retryable| {
+        failing(JobFailure {
             message: message.into(),
             retryable,
             retry_after: Duration::ZERO,
             counts_attempt: true,
-        }),
-        ..JobPatch::default()
+        })
     };
     let a = lease_of("rm-a");
     let head = OpKeys {

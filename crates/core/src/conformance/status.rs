@@ -105,7 +105,6 @@ pub async fn status_counts_bytes_and_failures(setup: Setup) {
     store.plan(&sample_jobs("bytes", 7)).await.expect("plan");
     let leases = store.acquire(&request(OWNER, LONG, 7)).await.expect("acquire");
     assert_eq!(leases.len(), 7, "runnable: every planned job is granted");
-    let to_streaming = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
     for (lease, size) in leases[..2].iter().zip([100u64, 23]) {
         let patch = JobPatch {
             sha256: Some("ab".repeat(32)),
@@ -126,27 +125,17 @@ pub async fn status_counts_bytes_and_failures(setup: Setup) {
         (false, LONG, false),
     ];
     for (lease, (retryable, retry_after, counts_attempt)) in leases[2..6].iter().zip(failures) {
-        store
-            .advance(&lease.fence, &to_streaming, JobPatch::default())
-            .await
-            .expect("stream");
-        let patch = JobPatch {
-            failure: Some(JobFailure {
-                message: "503 service unavailable".into(),
-                retryable,
-                retry_after,
-                counts_attempt,
-            }),
-            ..JobPatch::default()
-        };
-        store
-            .advance(&lease.fence, &[JobState::Failed], patch)
-            .await
-            .expect("fail");
+        let patch = failing(JobFailure {
+            message: "503 service unavailable".into(),
+            retryable,
+            retry_after,
+            counts_attempt,
+        });
+        stream_then_fail(store.as_ref(), &lease.fence, patch).await;
     }
     // The last job stays in flight, streaming.
     store
-        .advance(&leases[6].fence, &to_streaming, JobPatch::default())
+        .advance(&leases[6].fence, &TO_STREAMING, JobPatch::default())
         .await
         .expect("stream");
     let status = store.status().await.expect("status");
@@ -188,15 +177,12 @@ pub async fn far_retries_are_not_waited_for(setup: Setup) {
     store.plan(&sample_jobs("far", 2)).await.expect("plan");
     let hour = Duration::from_secs(3600);
     let lease = lease_one(store.as_ref(), OWNER, LONG).await;
-    let patch = JobPatch {
-        failure: Some(JobFailure {
-            message: "429 too many requests".into(),
-            retryable: true,
-            retry_after: hour,
-            counts_attempt: true,
-        }),
-        ..JobPatch::default()
-    };
+    let patch = failing(JobFailure {
+        message: "429 too many requests".into(),
+        retryable: true,
+        retry_after: hour,
+        counts_attempt: true,
+    });
     store
         .advance(&lease.fence, &[JobState::Failed], patch)
         .await
@@ -249,26 +235,15 @@ pub async fn watch_counts(setup: Setup) {
         .advance(&mine[0].fence, &JobState::PIPELINE[2..], done)
         .await
         .expect("succeed");
-    let to_streaming = [JobState::HeadDone, JobState::ResumeOk, JobState::Streaming];
+    let failure = failing(JobFailure {
+        message: "server answered 503".into(),
+        retryable: true,
+        retry_after: LONG,
+        counts_attempt: false,
+    });
+    stream_then_fail(store.as_ref(), &mine[1].fence, failure).await;
     store
-        .advance(&mine[1].fence, &to_streaming, JobPatch::default())
-        .await
-        .expect("stream");
-    let failure = JobPatch {
-        failure: Some(JobFailure {
-            message: "server answered 503".into(),
-            retryable: true,
-            retry_after: LONG,
-            counts_attempt: false,
-        }),
-        ..JobPatch::default()
-    };
-    store
-        .advance(&mine[1].fence, &[JobState::Failed], failure)
-        .await
-        .expect("fail");
-    store
-        .advance(&mine[2].fence, &to_streaming, JobPatch::default())
+        .advance(&mine[2].fence, &TO_STREAMING, JobPatch::default())
         .await
         .expect("stream");
     store

@@ -322,7 +322,6 @@ async fn push_all(writer: &mut dyn PartialWrite, bytes: &[u8]) {
     }
 }
 
-/// Writes `bytes` as epoch 1 of `job_key` and places them at `location`.
 /// Clause 6: discards epoch 2's partial `handle` of `job` twice (the second
 /// time is no error); then nothing of the job is left.
 async fn discard_twice(dest: &dyn Destination, ledger: &Arc<KitLedger>, job: &str, handle: String) {
@@ -339,6 +338,7 @@ async fn discard_twice(dest: &dyn Destination, ledger: &Arc<KitLedger>, job: &st
     assert!(all.iter().all(|p| p.job_key != job), "clause 6: {all:?}");
 }
 
+/// Writes `bytes` as epoch 1 of `job_key` and places them at `location`.
 async fn put(dest: &dyn Destination, job_key: &str, location: &str, bytes: &[u8]) -> Placement {
     let ledger = KitLedger::new();
     let mut writer = dest

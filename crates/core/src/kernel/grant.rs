@@ -40,13 +40,9 @@ fn grant(job: &Job, owner: &str, expires_at: Millis, now: Millis) -> StoreResult
         },
         expires_at,
         previous_state,
-        job: job.clone(),
-    };
-    Ok(Picked {
         job,
-        row: relet,
-        lease: Some(lease),
-    })
+    };
+    Ok(Picked::Leased { lease, relet })
 }
 
 /// **Out of attempts**: a picked job that ran out of attempts (`message`,
@@ -73,23 +69,45 @@ fn fail_out_of_attempts(job: &Job, message: String, now: Millis) -> StoreResult<
         "to": JobState::Failed.as_str(),
         "last_error": message,
     });
-    let row = ok_row(op_key, &job.job_key, OpKind::Relet, job.epoch, now, result);
-    Ok(Picked {
-        job,
-        row: Some(row),
-        lease: None,
-    })
+    let relet = ok_row(op_key, &job.job_key, OpKind::Relet, job.epoch, now, result);
+    Ok(Picked::Failed { job, relet })
 }
 
 /// What granting a picked job writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Picked {
-    /// The job row as written: LEASED under the next epoch, or FAILED.
-    pub job: Job,
-    /// The RELET row, if any.
-    pub row: Option<OpRecord>,
-    /// The lease, unless the job ran out of attempts.
-    pub lease: Option<Lease>,
+pub enum Picked {
+    /// Leased under the next epoch, in LEASED.
+    Leased {
+        /// The lease; its `job` is the row as written.
+        lease: Lease,
+        /// The RELET row of a job taken over in flight.
+        relet: Option<OpRecord>,
+    },
+    /// Out of attempts: FAILED, not retryable, under the next epoch.
+    Failed {
+        /// The row as written.
+        job: Job,
+        /// The RELET row saying so.
+        relet: OpRecord,
+    },
+}
+
+impl Picked {
+    /// The job row as written.
+    pub fn job(&self) -> &Job {
+        match self {
+            Picked::Leased { lease, .. } => &lease.job,
+            Picked::Failed { job, .. } => job,
+        }
+    }
+
+    /// The RELET row to write, if any.
+    pub fn relet(&self) -> Option<&OpRecord> {
+        match self {
+            Picked::Leased { relet, .. } => relet.as_ref(),
+            Picked::Failed { relet, .. } => Some(relet),
+        }
+    }
 }
 
 /// **A picked job's grant**: when [`out_of_attempts`] says so, the job
@@ -101,12 +119,7 @@ pub struct Picked {
 pub fn grant_picked(job: &Job, request: &AcquireRequest, now: Millis) -> StoreResult<Picked> {
     match out_of_attempts(job, now, request.max_attempts) {
         Some(message) => fail_out_of_attempts(job, message, now),
-        None => grant(
-            job,
-            &request.owner,
-            now.saturating_add(crate::job::millis(request.ttl)),
-            now,
-        ),
+        None => grant(job, &request.owner, super::expiry(now, request.ttl), now),
     }
 }
 

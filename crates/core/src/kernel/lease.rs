@@ -42,10 +42,15 @@ pub fn runnable(job: &Job, now: Millis, max_attempts: u32) -> bool {
     }
 }
 
-/// **Renew**: the held lease of `job` now expires `ttl` after `now`; that
-/// expiry.
+/// **The expiry** of a lease granted or renewed at `now` for `ttl`.
+pub fn expiry(now: Millis, ttl: std::time::Duration) -> Millis {
+    now.saturating_add(crate::job::millis(ttl))
+}
+
+/// **Renew**: the held lease of `job` now expires `ttl` after `now`
+/// ([`expiry`]); that expiry.
 pub fn renew(job: &mut Job, ttl: std::time::Duration, now: Millis) -> Millis {
-    let expires = now.saturating_add(crate::job::millis(ttl));
+    let expires = expiry(now, ttl);
     job.lease_expires_at = Some(expires);
     expires
 }

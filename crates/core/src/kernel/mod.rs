@@ -11,7 +11,7 @@
 //! | rule | file |
 //! |---|---|
 //! | a step and the patch ([`step`], [`patch`]) | `step.rs` |
-//! | fencing, runnable, renew, release, reconcile, reads ([`holds_lease`], [`runnable`], [`renew`], [`release`], [`as_read`]) | `lease.rs` |
+//! | fencing, runnable, renew, release, reconcile, reads ([`holds_lease`], [`runnable`], [`expiry`], [`renew`], [`release`], [`as_read`]) | `lease.rs` |
 //! | update expected ([`expect`]) | `expect.rs` |
 //! | op start, finish, replay, abandon ([`start_op`], [`finish_op`], [`abandon`]) | `ops.rs` |
 //! | one commit's write set ([`plan_commit`]) | `commit.rs` |
@@ -32,7 +32,8 @@ pub use commit::{plan_commit, CommitReads, CommitWrites, IndexWrite};
 pub use expect::{expect, Expecting};
 pub use grant::{abandoned_on_grant, grant_picked, pick, Picked};
 pub use lease::{
-    abandoned_by_reconcile, as_read, freed_by_reconcile, holds_lease, lease_live, lease_lost, release, renew, runnable,
+    abandoned_by_reconcile, as_read, expiry, freed_by_reconcile, holds_lease, lease_live, lease_lost, release, renew,
+    runnable,
 };
 pub use ops::{abandon, abandon_all, finish_op, finish_row, may_start_ops, ok_row, start_op, OpFacts};
 pub use read::{outstanding, status, watch, Finish};

@@ -72,8 +72,8 @@ pub fn outstanding<'a>(jobs: impl Iterator<Item = &'a Job>, max_attempts: u32, h
     jobs.filter(|j| !settled(j)).count() as u64
 }
 
-/// **Watch** at `now` over `jobs` (as reads show them, in job key order,
-/// each with its place in planning order) and the `finishes` recorded.
+/// **Watch** at `now` over `jobs` (as reads show them, in any order, each
+/// with its place in planning order) and the `finishes` recorded.
 pub fn watch(jobs: &[(u64, Job)], finishes: &[Finish], now: Millis, query: &WatchQuery) -> Watch {
     let mut hosts: HashMap<&str, HostCounts> = HashMap::new();
     for (_, job) in jobs {

@@ -106,12 +106,9 @@ pub(super) enum Indexed {
 /// A duplicate's link to its original, for [`JobLedger::skipped`].
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Link<'a> {
-    /// The SUCCESS job with the same canonical URL.
+    /// The SUCCESS job with the same canonical URL (its content hash and
+    /// file recorded).
     pub(super) original: &'a Job,
-    /// The original's content hash.
-    pub(super) sha256: &'a str,
-    /// The original's file.
-    pub(super) source: &'a str,
     /// This job's own path, now holding the original's bytes.
     pub(super) path: &'a str,
     /// Whether the bytes were copied (a bucket) rather than hard-linked.
@@ -178,6 +175,7 @@ impl<'a> JobLedger<'a> {
         };
         let result = serde_json::to_value(head).unwrap_or(Value::Null);
         let outcome = self.hand_over(Some(result), commit).await?;
+        self.streamed = true;
         Ok(match outcome.begun {
             Some(OpBegin::Replay(recorded)) => Some(recorded),
             _ => None,
@@ -274,7 +272,7 @@ impl<'a> JobLedger<'a> {
             steps: vec![JobState::SkippedDuplicate],
             patch: JobPatch {
                 path: Some(link.path.to_owned()),
-                sha256: Some(link.sha256.to_owned()),
+                sha256: link.original.sha256.clone(),
                 size: link.original.size,
                 duplicate_of: Some(link.original.job_key.clone()),
                 ..JobPatch::default()
@@ -283,7 +281,7 @@ impl<'a> JobLedger<'a> {
         };
         let result = json!({
             "duplicate_of": link.original.job_key,
-            "linked_to": link.source,
+            "linked_to": link.original.path,
             "copied": link.copied,
         });
         self.hand_over(Some(result), commit).await.map(drop)
@@ -347,9 +345,6 @@ impl<'a> JobLedger<'a> {
             _ => None,
         };
         let outcome = self.store.commit(&self.fence, &commit).await?;
-        if commit.steps.contains(&JobState::Streaming) {
-            self.streamed = true;
-        }
         if let (Some(OpBegin::Run), Some(begun)) = (&outcome.begun, commit.begin) {
             self.running = Some(begun.op_key);
         }

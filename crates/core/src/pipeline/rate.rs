@@ -192,7 +192,6 @@ mod tests {
 
     use crate::memory::MemoryStore;
 
-    /// Whether `times` keep `interval` apart, give or take the timer's slack.
     /// Whether the k-th of `times` (sorted) is no earlier than k intervals
     /// after the first, which went at once. A request goes at its slot or
     /// later (a loaded machine wakes a task late, which narrows the gap after

@@ -555,8 +555,6 @@ impl JobRun<'_> {
         };
         let link = Link {
             original: &original,
-            sha256: &sha256,
-            source: &source,
             path: &final_path,
             copied,
         };

@@ -5,7 +5,8 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::process::Command;
 
-use oncefetch_test_postgres::{Options, Server, BINDIR_VAR, RUN_AS_VAR};
+use crate::process::{alive, children_of};
+use crate::{Options, Server, BINDIR_VAR, RUN_AS_VAR};
 
 /// `sql` run by psql(1) from the server's binaries on database `db`: its
 /// unaligned output, or its stderr as the error.
@@ -30,31 +31,6 @@ fn psql(server: &Server, db: &str, sql: &str) -> Result<String, String> {
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
-}
-
-/// Whether `pid` still runs (a zombie does not).
-fn runs(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
-}
-
-/// The pids whose parent is `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    let parent = pid.to_string();
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
-                stat.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(|p| p == parent))
-                    .unwrap_or(false)
-            })
-        })
-        .collect()
 }
 
 #[test]
@@ -111,7 +87,7 @@ fn a_database_and_its_rows_outlive_a_restart() {
     server.restart().expect("restart");
     let after = server.postmaster_pid().expect("a postmaster");
     assert_ne!(before, after, "a new postmaster");
-    assert!(!runs(before), "the old postmaster {before} is gone");
+    assert!(!alive(before), "the old postmaster {before} is gone");
     assert_eq!(psql(&server, "kept", "SELECT v FROM t").as_deref(), Ok("7"));
 }
 
@@ -122,12 +98,12 @@ fn a_killed_postmaster_recovers_on_restart() {
     };
     psql(&server, "postgres", "CREATE TABLE t (v int); INSERT INTO t VALUES (9)").unwrap();
     let pid = server.postmaster_pid().expect("a postmaster");
-    let backends = children(pid);
+    let backends = children_of(pid);
     assert!(!backends.is_empty(), "a postmaster has helper processes");
     assert_eq!(server.kill_postmaster().expect("kill"), pid);
-    assert!(!runs(pid), "postmaster {pid} still runs");
+    assert!(!alive(pid), "postmaster {pid} still runs");
     for backend in backends {
-        assert!(!runs(backend), "process {backend} of the killed postmaster still runs");
+        assert!(!alive(backend), "process {backend} of the killed postmaster still runs");
     }
     assert_eq!(server.postmaster_pid(), None);
     assert!(psql(&server, "postgres", "SELECT 1").is_err(), "nobody answers");
@@ -144,7 +120,7 @@ fn assert_ends_cleanly(server: Server, end: impl FnOnce(Server)) {
     let pid = server.postmaster_pid().expect("a postmaster");
     let folder = server.folder().to_owned();
     end(server);
-    assert!(!runs(pid), "postmaster {pid} still runs");
+    assert!(!alive(pid), "postmaster {pid} still runs");
     assert!(!folder.exists(), "{} still exists", folder.display());
 }
 
@@ -181,15 +157,9 @@ fn drop_stops_a_server_restarted_behind_its_back_with_pg_ctl() {
         return;
     };
     let first = server.postmaster_pid().expect("a postmaster");
-    let mut pg_ctl = match server.run_as() {
-        Some(user) => {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", user, "--"]).arg(server.bindir().join("pg_ctl"));
-            cmd
-        }
-        None => Command::new(server.bindir().join("pg_ctl")),
-    };
-    let status = pg_ctl
+    let status = server
+        .options
+        .command("pg_ctl")
         .arg("-D")
         .arg(server.data_dir())
         .args(["restart", "-m", "fast", "-w", "-t", "60", "-l"])
