@@ -91,6 +91,10 @@ pub struct ResourceMeta {
     /// recorded with the STREAM op: the check runs on the live answer.
     #[serde(skip)]
     pub content_type: Option<String>,
+    /// The answer said `Accept-Ranges: bytes`, or was itself a `206`: the
+    /// server serves ranges (a split download needs it). Not recorded.
+    #[serde(skip)]
+    pub accepts_ranges: bool,
 }
 
 impl ResourceMeta {
@@ -105,9 +109,14 @@ impl ResourceMeta {
 pub struct GetRequest {
     /// URL to fetch.
     pub url: String,
-    /// First byte wanted; 0 asks for the whole resource.
+    /// First byte wanted; 0 asks for the whole resource (unless
+    /// `range_end` is given).
     pub range_start: u64,
-    /// Validator for `If-Range` when `range_start > 0`.
+    /// Last byte wanted (inclusive), for a closed range `bytes=N-M` (a
+    /// piece of a split download); `None` asks for everything from
+    /// `range_start` on.
+    pub range_end: Option<u64>,
+    /// Validator for `If-Range` when a range is asked for.
     pub if_range: Option<String>,
     /// Headers (name, value) for this request only — the job's host policy
     /// ([`HostPolicy::headers`](crate::pipeline::HostPolicy::headers)); they
@@ -255,8 +264,11 @@ impl Default for FetcherConfig {
 ///
 /// # Contract
 ///
-/// - `get` with `range_start > 0` sends `Range: bytes=N-` and, when given,
-///   `If-Range`; a server that answers 200 yields `start == 0`. A `206` is
+/// - `get` with `range_start > 0` sends `Range: bytes=N-`, with
+///   `range_end: Some(M)` it sends `Range: bytes=N-M` (also for `N == 0`);
+///   either way with `If-Range` when given. A server that answers 200
+///   yields `start == 0`. `meta.accepts_ranges` reports `Accept-Ranges:
+///   bytes` (or a `206`). A `206` is
 ///   reported as it came: `start` is the first byte its `Content-Range`
 ///   names, `meta.content_length` its total length (`None` for `*`), and
 ///   `meta`'s validators those of the response — the pipeline, not the

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use oncefetch_core::url::redact;
 use oncefetch_core::{FetchError, ResourceMeta};
-use reqwest::header::{HeaderMap, HeaderName, CONTENT_LENGTH, ETAG, LAST_MODIFIED, LOCATION};
+use reqwest::header::{HeaderMap, HeaderName, ACCEPT_RANGES, CONTENT_LENGTH, ETAG, LAST_MODIFIED, LOCATION};
 use reqwest::{Response, StatusCode};
 
 use crate::redirect::RedirectError;
@@ -32,7 +32,14 @@ pub(crate) fn meta(response: &Response, content_length: Option<u64>) -> Resource
         content_type: header_str(headers, &reqwest::header::CONTENT_TYPE).map(str::to_owned),
         final_url: response.url().to_string(),
         insecure: false,
+        accepts_ranges: response.status() == StatusCode::PARTIAL_CONTENT || accepts_byte_ranges(headers),
     }
+}
+
+/// Whether `Accept-Ranges` lists the unit `bytes` (RFC 9110 §14.3).
+fn accepts_byte_ranges(headers: &HeaderMap) -> bool {
+    header_str(headers, &ACCEPT_RANGES)
+        .is_some_and(|units| units.split(',').any(|unit| unit.trim().eq_ignore_ascii_case("bytes")))
 }
 
 /// The `Content-Length` header. (reqwest's `content_length()` reports the

@@ -126,14 +126,18 @@ impl Fetcher for HttpFetcher {
         // The request's own headers replace the client's defaults (the
         // configured headers and `User-Agent`) of the same name. `Range` and
         // `If-Range` are the fetcher's alone: any the request carries are
-        // dropped, then set from `range_start` and `if_range`.
+        // dropped, then set from `range_start`, `range_end` and `if_range`.
         let mut headers = client::headers(&request.headers)
             .map_err(|error| FetchError::permanent(format!("{error} (for {})", classify::shown(url))))?;
         headers.remove(RANGE);
         headers.remove(IF_RANGE);
-        if request.range_start > 0 {
-            let range = HeaderValue::from_str(&format!("bytes={}-", request.range_start))
-                .expect("a byte range is a valid header value");
+        let range = match request.range_end {
+            Some(last) => Some(format!("bytes={}-{last}", request.range_start)),
+            None if request.range_start > 0 => Some(format!("bytes={}-", request.range_start)),
+            None => None,
+        };
+        if let Some(range) = range {
+            let range = HeaderValue::from_str(&range).expect("a byte range is a valid header value");
             headers.insert(RANGE, range);
             if let Some(validator) = &request.if_range {
                 let validator = HeaderValue::from_str(validator).map_err(|_| {

@@ -75,6 +75,7 @@ mod tests {
         GetRequest {
             url: "http://127.0.0.1/x".to_owned(),
             range_start,
+            range_end: None,
             if_range: if_range.map(str::to_owned),
             headers: Vec::new(),
         }
@@ -88,6 +89,7 @@ mod tests {
             last_modified: last_modified.map(str::to_owned),
             final_url: String::new(),
             insecure: false,
+            accepts_ranges: false,
             content_type: None,
         }
     }

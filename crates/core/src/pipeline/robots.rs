@@ -77,6 +77,7 @@ async fn fetch(fetcher: &dyn Fetcher, robots_url: &str) -> Answer {
     let request = GetRequest {
         url: robots_url.to_owned(),
         range_start: 0,
+        range_end: None,
         if_range: None,
         // The run's own headers (`--header`, the user agent) only: a host
         // policy's headers are for its artifacts.

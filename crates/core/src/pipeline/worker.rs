@@ -603,6 +603,7 @@ impl JobRun<'_> {
         let request = GetRequest {
             url: self.job.url.clone(),
             range_start: prior.prior.len,
+            range_end: None,
             if_range: Some(prior.validator.clone()),
             headers: self.host_headers(),
         };
@@ -745,6 +746,7 @@ impl JobRun<'_> {
         let request = GetRequest {
             url: self.job.url.clone(),
             range_start: 0,
+            range_end: None,
             if_range: None,
             headers: self.host_headers(),
         };

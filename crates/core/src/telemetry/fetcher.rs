@@ -127,6 +127,7 @@ mod tests {
         GetRequest {
             url: "http://h/a".into(),
             range_start,
+            range_end: None,
             if_range: if_range.map(str::to_owned),
             headers: Vec::new(),
         }

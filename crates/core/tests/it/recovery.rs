@@ -54,6 +54,7 @@ impl Fetcher for Site {
                     last_modified: None,
                     final_url: request.url.clone(),
                     insecure: false,
+                    accepts_ranges: false,
                     content_type: None,
                 },
                 start: 0,

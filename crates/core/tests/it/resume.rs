@@ -60,6 +60,7 @@ fn meta(status: u16, total: Option<u64>, version: usize) -> ResourceMeta {
         last_modified: None,
         final_url: URL.to_owned(),
         insecure: false,
+        accepts_ranges: false,
         content_type: None,
     }
 }

@@ -133,6 +133,7 @@ impl Fetcher for Site {
                 last_modified: None,
                 final_url: request.url.clone(),
                 insecure: false,
+                accepts_ranges: false,
                 content_type: None,
             },
             start,

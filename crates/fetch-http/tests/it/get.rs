@@ -1,4 +1,4 @@
-use oncefetch_core::{Fetcher, GetResponse};
+use oncefetch_core::{Fetcher, GetRequest, GetResponse};
 use oncefetch_test_server::{content, Fault, TestServer};
 
 use crate::support::{canned, fetcher, from, get_body, whole};
@@ -33,6 +33,33 @@ async fn ranged_resume_with_matching_validator() {
     assert_eq!(bytes, body[123_456..]);
     let stats = server.path_stats("/a");
     assert_eq!((stats.ranged_gets, stats.bytes_served), (1, 300_000 - 123_456));
+}
+
+#[tokio::test]
+async fn a_closed_range_asks_for_one_piece_and_ranges_are_announced() {
+    let server = TestServer::start();
+    let body = content(6, 300_000);
+    server.add("/a", body.clone());
+    let fetcher = fetcher();
+    let (head, _, _) = get_body(&fetcher, &whole(&server.url("/a"))).await;
+    assert!(head.accepts_ranges, "the server says Accept-Ranges: bytes");
+    server.reset_stats();
+    for (first, last) in [(0, 99_999), (100_000, 199_999), (250_000, 299_999)] {
+        let request = GetRequest {
+            range_end: Some(last),
+            ..from(&server.url("/a"), first, head.validator())
+        };
+        let (meta, start, bytes) = get_body(&fetcher, &request).await;
+        assert_eq!((meta.status, start, meta.content_length), (206, first, Some(300_000)));
+        assert!(meta.accepts_ranges);
+        assert_eq!(bytes, body[first as usize..=last as usize]);
+    }
+    let stats = server.path_stats("/a");
+    assert_eq!((stats.ranged_gets, stats.bytes_served), (3, 250_000));
+
+    server.fault("/a", Fault::IgnoreRange);
+    let (meta, _, _) = get_body(&fetcher, &whole(&server.url("/a"))).await;
+    assert!(!meta.accepts_ranges, "Accept-Ranges: none");
 }
 
 #[tokio::test]

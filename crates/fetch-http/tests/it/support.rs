@@ -18,6 +18,7 @@ pub(crate) fn whole(url: &str) -> GetRequest {
     GetRequest {
         url: url.to_owned(),
         range_start: 0,
+        range_end: None,
         if_range: None,
         headers: Vec::new(),
     }
@@ -27,6 +28,7 @@ pub(crate) fn from(url: &str, range_start: u64, if_range: Option<&str>) -> GetRe
     GetRequest {
         url: url.to_owned(),
         range_start,
+        range_end: None,
         if_range: if_range.map(str::to_owned),
         headers: Vec::new(),
     }
