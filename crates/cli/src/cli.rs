@@ -220,6 +220,16 @@ pub struct RunArgs {
     /// `--max-size`: k = 1000, KiB = 1024); unlimited when not given.
     #[arg(long, value_parser = parse_bandwidth, value_name = "BYTES/s")]
     pub limit_rate: Option<u64>,
+    /// Download one large file over up to N connections at once (like aria2c's `-x N -s N`): pieces of it asked
+    /// for with ranged GETs and written at their offsets, what is written recorded in the ledger so that a crash
+    /// resumes every piece. Only a file of at least two `--split-min` whose first answer is a 200 that accepts
+    /// ranges and carries a validator is split; others stream over one connection. 1 (the default) never splits.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "N")]
+    pub split: u32,
+    /// Bytes per connection of a split download at least: a file is split over `min(N, size / SIZE)` connections,
+    /// e.g. `20MiB` (the default), `100MB`.
+    #[arg(long, default_value = "20MiB", value_parser = parse_split_min, value_name = "SIZE")]
+    pub split_min: u64,
     /// `respect`: fetch each host's `/robots.txt` once per run and fail the jobs it disallows (for user-agent
     /// `oncefetch`, else `*`) without retry; a 4xx robots.txt allows everything, one that cannot be read (5xx,
     /// network error) fails the host's jobs retryably for this run. `ignore`: never request it.
@@ -540,6 +550,15 @@ pub fn parse_state(s: &str) -> Result<JobState, String> {
 /// A media type for `--accept` ([`content::parse_expected`](oncefetch_core::content::parse_expected)).
 pub fn parse_accept(s: &str) -> Result<String, String> {
     oncefetch_core::content::parse_expected(s).map_err(|e| e.replacen("content_type ", "", 1))
+}
+
+/// `--split-min`: a size (as [`parse_size`]) of at least 1 MiB.
+fn parse_split_min(s: &str) -> Result<u64, String> {
+    let size = parse_size(s)?;
+    if size < 1 << 20 {
+        return Err(format!("{s} is below 1MiB"));
+    }
+    Ok(size)
 }
 
 /// Bytes: a number with an optional unit (`B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`, `TB`, `TiB`).

@@ -143,6 +143,7 @@ impl ObjectDest {
             job_key: id.job_key.clone(),
             epoch: id.epoch,
             validator_tag: id.validator_tag.clone(),
+            split: false,
         };
         self.under_prefix(&format!("{PARTIAL_DIR}/{}", name.file_name()))
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use oncefetch_core::destination::{open_destination, Destination, DestinationOptions};
 use oncefetch_core::pipeline::recover::recover;
-use oncefetch_core::pipeline::{OutDir, Pipeline, RunConfig};
+use oncefetch_core::pipeline::{OutDir, Pipeline, RunConfig, SplitConfig};
 use oncefetch_core::{FetcherConfig, JobState, LowSpeed, StatusCounts, Store};
 
 use crate::cli::RunArgs;
@@ -126,6 +126,10 @@ pub(crate) async fn run(
         max_retry_after: args.max_retry_after,
         rate_per_host: args.rate_per_host,
         limit_rate: args.limit_rate,
+        split: SplitConfig {
+            connections: args.split as usize,
+            min_size: args.split_min,
+        },
         hosts: args.hosts.clone().unwrap_or_default(),
         robots: args.robots.into(),
         ..RunConfig::default()

@@ -73,6 +73,10 @@ mod robots;
 /// PostgreSQL ledger, the object server restarted mid-run.
 #[cfg(all(feature = "s3", feature = "sqlite"))]
 mod s3;
+/// `--split N`: one file over ranged connections, hashed whole; a SIGKILL
+/// mid-split resumes every piece; a changed resource is never spliced.
+#[cfg(feature = "sqlite")]
+mod split;
 /// Shared helpers.
 #[allow(dead_code)] // parts serve only the SQLite-backed modules
 mod support;

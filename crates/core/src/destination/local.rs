@@ -3,13 +3,15 @@
 //! duplicate hard-linked to its original (SPEC §6).
 
 use std::io::{self, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Destination, PartLog, PartialId, PartialWrite, Placement, Prior, ReadStream, Stat, Written};
+use super::local_split::LocalSplit;
+use super::{Destination, PartLog, PartialId, PartialWrite, Placement, Prior, ReadStream, SplitWrite, Stat, Written};
 use crate::pipeline::files::{OutDir, PartialName};
 use crate::pipeline::stream::Partial;
 use crate::pipeline::ResourceError;
@@ -17,18 +19,21 @@ use crate::pipeline::ResourceError;
 /// Bytes read per chunk by [`Destination::read`].
 const READ_CHUNK: usize = 1 << 20;
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| io::Error::other(format!("file task failed: {e}")))?
 }
 
+/// The prior of a partial file. A split partial carries no validator tag
+/// here: it holds no prefix to resume (its resume goes by the ledger's
+/// split records and its handle).
 fn prior(name: PartialName, path: PathBuf, len: u64) -> Prior {
     Prior {
         name: name.file_name(),
         job_key: name.job_key,
         epoch: name.epoch,
-        validator_tag: name.validator_tag,
+        validator_tag: name.validator_tag.filter(|_| !name.split),
         len,
         handle: path.to_string_lossy().into_owned(),
     }
@@ -107,6 +112,16 @@ impl Destination for OutDir {
             partial,
             log,
         }))
+    }
+
+    async fn begin_split(
+        &self,
+        id: &PartialId,
+        _len: u64,
+        resume: Option<(&Prior, &[Range<u64>])>,
+        log: Arc<dyn PartLog>,
+    ) -> io::Result<Option<Box<dyn SplitWrite>>> {
+        Ok(Some(Box::new(LocalSplit::begin(self, id, resume, log).await?)))
     }
 
     async fn remove(&self, partials: Vec<Prior>, _log: Option<&dyn PartLog>) -> io::Result<()> {
@@ -243,12 +258,25 @@ impl PartialWrite for LocalPartial {
 
 /// A partial file written to its end.
 #[derive(Debug)]
-struct LocalWritten {
+pub(super) struct LocalWritten {
     out: OutDir,
     log: Arc<dyn PartLog>,
     path: PathBuf,
     sha256: String,
     size: u64,
+}
+
+impl LocalWritten {
+    /// The partial file at `path`, `size` bytes hashing to `sha256`.
+    pub(super) fn new(out: OutDir, log: Arc<dyn PartLog>, path: PathBuf, sha256: String, size: u64) -> Self {
+        Self {
+            out,
+            log,
+            path,
+            sha256,
+            size,
+        }
+    }
 }
 
 #[async_trait]

@@ -52,6 +52,7 @@
 //!    [`Destination::read`] streams exactly the placed bytes.
 
 pub mod local;
+mod local_split;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -59,6 +60,7 @@ pub mod conformance;
 use std::fmt::Debug;
 use std::future::Future;
 use std::io;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -155,6 +157,22 @@ pub trait Destination: Send + Sync + Debug {
         log: Arc<dyn PartLog>,
         durable: bool,
     ) -> io::Result<Box<dyn PartialWrite>>;
+
+    /// Starts the partial `id` of a download split over several
+    /// connections: `len` bytes written at any offset, in any order. With
+    /// `resume`, a split partial of an earlier epoch of the same job and
+    /// validator, it starts with the bytes of `written` copied from it.
+    /// `None` when this destination cannot write at offsets (the download
+    /// then streams over one connection); the default cannot.
+    async fn begin_split(
+        &self,
+        _id: &PartialId,
+        _len: u64,
+        _resume: Option<(&Prior, &[Range<u64>])>,
+        _log: Arc<dyn PartLog>,
+    ) -> io::Result<Option<Box<dyn SplitWrite>>> {
+        Ok(None)
+    }
 
     /// Removes these partials (a file, an upload); one gone is no error.
     /// `log`, when the caller holds the job's lease, records that they are
@@ -261,6 +279,23 @@ pub trait PartialWrite: Send + Debug {
     /// Writes what is left and returns the whole body's SHA-256 and length;
     /// what arrived is kept for a resume, also on an error.
     async fn finish(self: Box<Self>) -> io::Result<Box<dyn Written>>;
+}
+
+/// A partial of a split download, written at offsets: which of its bytes
+/// count is the caller's to record (the ledger's split records, SPEC §6).
+#[async_trait]
+pub trait SplitWrite: Send + Sync + Debug {
+    /// The handle [`Prior::handle`] will name this partial by.
+    fn handle(&self) -> String;
+    /// Writes all of `bytes` at `offset`; gives the buffer back.
+    async fn write_at(&self, offset: u64, bytes: Vec<u8>) -> io::Result<Vec<u8>>;
+    /// Fills `buf` with the bytes at `offset` (written before); gives it back.
+    async fn read_at(&self, offset: u64, buf: Vec<u8>) -> io::Result<Vec<u8>>;
+    /// Makes every byte written so far durable.
+    async fn sync(&self) -> io::Result<()>;
+    /// Every byte of `0..size` is written and they hash to `sha256`: the
+    /// partial, ready to place.
+    async fn finish(self: Box<Self>, sha256: String, size: u64) -> io::Result<Box<dyn Written>>;
 }
 
 /// A partial written to its end, ready to place.

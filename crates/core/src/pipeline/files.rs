@@ -106,7 +106,9 @@ pub struct OutDir {
 /// A partial file's name, parsed: `<job_key>.<epoch>.<tag>.part`, where
 /// `tag` identifies the validator the bytes were downloaded under (see
 /// `resume::validator_tag`), or `<job_key>.<epoch>.part` for bytes
-/// downloaded without a validator (never resumed).
+/// downloaded without a validator (never resumed). A split download's
+/// file, written at any offset (not a prefix), is
+/// `<job_key>.<epoch>.<tag>.split.part`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartialName {
     /// Job key.
@@ -115,12 +117,19 @@ pub struct PartialName {
     pub epoch: i64,
     /// Tag of the validator of the bytes, if they had one.
     pub validator_tag: Option<String>,
+    /// A split download's file: the bytes its ledger records name are
+    /// written, anywhere in it; never resumed as a prefix.
+    pub split: bool,
 }
 
 impl PartialName {
     /// Parses a file name; `None` for anything else.
     pub fn parse(name: &str) -> Option<Self> {
         let stem = name.strip_suffix(".part")?;
+        let (stem, split) = match stem.strip_suffix(".split") {
+            Some(stem) => (stem, true),
+            None => (stem, false),
+        };
         let (head, last) = stem.rsplit_once('.')?;
         if super::resume::is_tag(last) {
             if let Some((job_key, epoch)) = head.rsplit_once('.') {
@@ -129,22 +138,29 @@ impl PartialName {
                         job_key: job_key.to_owned(),
                         epoch,
                         validator_tag: Some(last.to_owned()),
+                        split,
                     });
                 }
             }
+        }
+        if split {
+            // A split download always has a validator.
+            return None;
         }
         Some(Self {
             job_key: head.to_owned(),
             epoch: last.parse().ok()?,
             validator_tag: None,
+            split: false,
         })
     }
 
     /// The file name.
     pub fn file_name(&self) -> String {
+        let split = if self.split { ".split" } else { "" };
         match &self.validator_tag {
-            Some(tag) => format!("{}.{}.{tag}.part", self.job_key, self.epoch),
-            None => format!("{}.{}.part", self.job_key, self.epoch),
+            Some(tag) => format!("{}.{}.{tag}{split}.part", self.job_key, self.epoch),
+            None => format!("{}.{}{split}.part", self.job_key, self.epoch),
         }
     }
 }
@@ -343,6 +359,7 @@ impl OutDir {
                 job_key: job_key.to_owned(),
                 epoch,
                 validator_tag: validator_tag.map(str::to_owned),
+                split: false,
             }
             .file_name(),
         )
@@ -711,14 +728,22 @@ mod tests {
 
     #[test]
     fn partial_names_round_trip() {
-        for validator_tag in [None, Some("0123456789abcdef".to_owned())] {
+        let tag = Some("0123456789abcdef".to_owned());
+        for (validator_tag, split) in [(None, false), (tag.clone(), false), (tag, true)] {
             let name = PartialName {
                 job_key: "ab".repeat(32),
                 epoch: 7,
                 validator_tag,
+                split,
             };
             assert_eq!(PartialName::parse(&name.file_name()), Some(name));
         }
+        assert!(PartialName::parse("k.7.0123456789abcdef.split.part").unwrap().split);
+        assert_eq!(
+            PartialName::parse("k.7.split.part"),
+            None,
+            "a split file has a validator"
+        );
         // An epoch that looks like a tag is still an epoch.
         let name = PartialName::parse("k.1234567890123456.part").unwrap();
         assert_eq!((name.epoch, name.validator_tag), (1_234_567_890_123_456, None));
@@ -817,6 +842,7 @@ mod tests {
             job_key: "k".into(),
             epoch: 1,
             validator_tag: None,
+            split: false,
         }
         .file_name();
         drop(out.create_partial(&name).unwrap());

@@ -20,6 +20,7 @@ pub mod recover;
 mod resource;
 mod resume;
 mod robots;
+pub mod split;
 pub(crate) mod stream;
 mod waits;
 mod worker;
@@ -46,6 +47,7 @@ pub use policy::{HostPolicies, HostPolicy};
 pub use progress::{Download, NoProgress, Progress};
 pub use rate::Rate;
 pub use resource::{ResourceError, Shortage};
+pub use split::SplitConfig;
 pub use worker::JobOutcome;
 
 /// The shortest lease a run takes ([`RunConfig::lease_ttl`]). A lease is
@@ -100,6 +102,9 @@ pub struct RunConfig {
     /// Whether each host's `robots.txt` is fetched (once per run) and
     /// obeyed; [`RobotsMode::Ignore`] by default.
     pub robots: RobotsMode,
+    /// How large downloads are split over several connections
+    /// (`--split`); off by default.
+    pub split: SplitConfig,
 }
 
 impl Default for RunConfig {
@@ -121,6 +126,7 @@ impl Default for RunConfig {
             limit_rate: None,
             hosts: HostPolicies::default(),
             robots: RobotsMode::default(),
+            split: SplitConfig::default(),
         }
     }
 }

@@ -181,6 +181,7 @@ impl Partial {
             job_key: job_key.to_owned(),
             epoch,
             validator_tag: validator_tag.map(str::to_owned),
+            split: false,
         }
         .file_name();
         Self::with_target(

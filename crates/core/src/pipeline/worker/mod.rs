@@ -32,6 +32,8 @@ use crate::robots::RobotsMode;
 use crate::state::JobState;
 use crate::url::host_port;
 
+mod split;
+
 /// How a job ended for this worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
@@ -269,6 +271,16 @@ struct Opened {
     validator: Option<String>,
 }
 
+/// A body downloaded, as [`JobRun::conclude`] judges it.
+struct Downloaded<'m> {
+    /// The answer it came with.
+    meta: &'m ResourceMeta,
+    /// The STREAM result an earlier epoch recorded from the same offset.
+    recorded: Option<serde_json::Value>,
+    range_start: u64,
+    validator: Option<&'m str>,
+}
+
 /// A partial an earlier epoch left that this epoch may resume: a prefix of
 /// the version with this validator.
 struct Resumable {
@@ -371,6 +383,7 @@ impl JobRun<'_> {
         self.ledger.begin_head(&self.job.canonical_url).await?;
         self.obey_robots().await?;
         let (prior, older) = self.prior_partials().await?;
+        let split_prior = self.split_prior(&older).await?;
         // The download: a permit of the host, then one of the run.
         let host = self
             .unless_interrupted(
@@ -387,7 +400,13 @@ impl JobRun<'_> {
         self.pace().await?;
         let slot = self.shared.interrupt.or_stop(self.queue.take()).await;
         self.slot = Some(slot.ok_or(Stop::Interrupted)?);
-        let opened = self.open(prior.as_ref()).await?;
+        let mut opened = match split_prior {
+            Some(split_prior) => match self.resume_split(split_prior).await? {
+                Ok(start) => return self.run_split(start, older, host, final_path).await,
+                Err(opened) => opened,
+            },
+            None => self.open(prior.as_ref()).await?,
+        };
         if let Some(len) = opened.meta.content_length {
             if len > self.shared.config.max_size {
                 return Err(JobFailure::permanent(format!(
@@ -396,6 +415,9 @@ impl JobRun<'_> {
                 ))
                 .into());
             }
+        }
+        if let Some(start) = self.split_fresh(&mut opened).await? {
+            return self.run_split(start, older, host, final_path).await;
         }
         // The partial file's name tags the validator of the bytes it holds,
         // so that only a later epoch resuming under that validator uses it.
@@ -464,18 +486,36 @@ impl JobRun<'_> {
         };
         let written = partial.finish().await?;
         streamed?;
-        let (sha256, size) = (written.sha256().to_owned(), written.size());
         // The download is over: its host and concurrency slots go to the
         // next ones while this job finishes.
         drop(host);
         self.slot = None;
-        self.verify(&opened.meta, &sha256, size)?;
-        if let Some(recorded) = recorded {
+        let streamed = Downloaded {
+            meta: &opened.meta,
+            recorded,
+            range_start: opened.start,
+            validator: opened.validator.as_deref(),
+        };
+        self.conclude(written, streamed, final_path).await
+    }
+
+    /// The body is in `written`: checks it against what the answer and the
+    /// manifest announced and what an earlier epoch recorded, then
+    /// finalizes it.
+    async fn conclude(
+        &mut self,
+        written: Box<dyn Written>,
+        downloaded: Downloaded<'_>,
+        final_path: String,
+    ) -> Result<JobOutcome, Stop> {
+        let (sha256, size) = (written.sha256().to_owned(), written.size());
+        self.verify(downloaded.meta, &sha256, size)?;
+        if let Some(recorded) = downloaded.recorded {
             if recorded["sha256"] != sha256.as_str() || recorded["size"] != size {
                 return Err(JobFailure::permanent(format!(
                     "the resource changed since the recorded stream from byte {} (recorded {}, now sha256 {sha256}); \
                      requeue with `oncefetch retry`",
-                    opened.start, recorded
+                    downloaded.range_start, recorded
                 ))
                 .into());
             }
@@ -483,8 +523,8 @@ impl JobRun<'_> {
         let streamed = Streamed {
             sha256: &sha256,
             size,
-            range_start: opened.start,
-            validator: opened.validator.as_deref(),
+            range_start: downloaded.range_start,
+            validator: downloaded.validator,
         };
         self.finalize(written, final_path, streamed).await
     }
@@ -779,31 +819,28 @@ impl JobRun<'_> {
         mut check: Option<ContentCheck<'_>>,
     ) -> Result<(), Stop> {
         let cap = self.shared.config.max_size;
-        // The run's bandwidth cap and the host's, each waited on per chunk.
         let host_cap = self.shared.host_bandwidth(host_port(&self.job.canonical_url));
-        let caps: Vec<&Bandwidth> = self.shared.bandwidth.iter().chain(host_cap.as_deref()).collect();
         while let Some(chunk) = self.unless_interrupted(body.next()).await? {
             self.check_lease()?;
             let chunk = chunk.map_err(JobFailure::fetch)?;
-            if let Some(pending) = check.as_mut() {
-                let wanted = content::SNIFF_LEN - pending.first.len();
-                pending.first.extend_from_slice(&chunk[..chunk.len().min(wanted)]);
-                if pending.first.len() == content::SNIFF_LEN {
-                    check.take().map_or(Ok(()), |done| done.judge())?;
-                }
-            }
+            ContentCheck::feed(&mut check, &chunk)?;
             partial.push(&chunk).await?;
-            for cap in &caps {
-                self.unless_interrupted(cap.consume(chunk.len() as u64)).await?;
-            }
-            self.shared
-                .progress
-                .download_bytes(&self.fence.job_key, chunk.len() as u64);
+            self.spend(host_cap.as_deref(), chunk.len() as u64).await?;
             if partial.len() > cap {
                 return Err(JobFailure::permanent(format!("body exceeds the cap of {cap} bytes")).into());
             }
         }
         check.map_or(Ok(()), |done| done.judge())
+    }
+
+    /// `bytes` of body arrived: waits on the run's bandwidth cap and the
+    /// host's (`host_cap`), and reports them to the progress.
+    async fn spend(&self, host_cap: Option<&Bandwidth>, bytes: u64) -> Result<(), Stop> {
+        for cap in self.shared.bandwidth.iter().chain(host_cap) {
+            self.unless_interrupted(cap.consume(bytes)).await?;
+        }
+        self.shared.progress.download_bytes(&self.fence.job_key, bytes);
+        Ok(())
     }
 
     fn verify(&self, meta: &ResourceMeta, sha256: &str, size: u64) -> Result<(), Stop> {
@@ -922,6 +959,19 @@ struct ContentCheck<'a> {
 }
 
 impl ContentCheck<'_> {
+    /// Gathers the body's first bytes from `chunk`, the next one, and judges
+    /// them once there are [`content::SNIFF_LEN`] of them.
+    fn feed(check: &mut Option<Self>, chunk: &[u8]) -> Result<(), Stop> {
+        if let Some(pending) = check.as_mut() {
+            let wanted = content::SNIFF_LEN - pending.first.len();
+            pending.first.extend_from_slice(&chunk[..chunk.len().min(wanted)]);
+            if pending.first.len() == content::SNIFF_LEN {
+                check.take().map_or(Ok(()), Self::judge)?;
+            }
+        }
+        Ok(())
+    }
+
     /// [`content::check`]: a body that does not fit fails without retry.
     fn judge(self) -> Result<(), Stop> {
         content::check(self.expected, self.content_type, &self.first).map_err(|e| JobFailure::permanent(e).into())
