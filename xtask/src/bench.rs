@@ -26,7 +26,7 @@ use serde_json::json;
 
 pub(crate) use self::corpus::splitmix64;
 use self::corpus::{Corpus, Entry, Inputs};
-use self::nginx::Nginx;
+use self::nginx::{Nginx, LIMITED};
 use self::peers::{Client, Tools};
 use self::report::{Report, Series, Workload};
 use crate::cmd;
@@ -48,6 +48,12 @@ alternating, after one verified warm-up run each:
                  aria2c -i LIST -j 16 --file-allocation=none -d DIR
                  curl -Z --parallel-max 16 -K CONFIG --create-dirs
     large file   oncefetch fetch … (and --no-fsync)  vs  curl -o FILE URL
+    split        one file that nginx serves at --split-rate per connection (limit_rate, below
+                 /limited/; the large file itself when the sizes agree):
+                 oncefetch fetch … --split 16  (skipped, with a note, when `oncefetch fetch
+                                                --help` lists no --split)
+                 aria2c -x16 -s16 --file-allocation=none -d DIR -o FILE URL
+                 curl -o FILE URL               (one connection: SIZE/RATE seconds a run)
     planning     oncefetch plan of a generated manifest on a fresh ledger
 Every run's output is verified (file set, SHA-256 of every file; oncefetch's ledger all SUCCESS);
 a wrong output fails the command. Prints medians, ratios oncefetch/peer and the issue's targets
@@ -59,7 +65,18 @@ OPTIONS:
     --quick              pass --quick to criterion
     --small N            number of small files, 0 to skip them (default 5000)
     --large-size SIZE    size of the large file, e.g. 1GiB, 64MiB, 0 to skip it (default 1GiB)
-    --rounds N           timed runs per client (default 5)
+    --rounds N           timed runs per client (default 5; the split workload has its own)
+    --split-size SIZE    size of the split workload's file, 0 to skip it (default 1GiB)
+    --split-rate RATE    bytes per second nginx allows each connection of the split workload,
+                         binary units as nginx's limit_rate, e.g. 20m, 512k, 0 for no limit
+                         (default 20m, 20 MiB/s)
+    --split-connections N
+                         connections of oncefetch --split and aria2c -x -s, 1 to 16 (aria2c's
+                         limit; default 16). Each wants at least 20 MiB per connection
+                         (oncefetch's --split-min, aria2c's -k): a file smaller than N × 20 MiB
+                         is fetched over fewer connections (or, by oncefetch, not split)
+    --split-rounds N     timed split runs per client (default 3): curl's one connection takes
+                         SIZE/RATE a run (51 s at the defaults, 4 runs with the warm-up)
     --plan-lines N       lines of the planning manifest, 0 to skip it (default 1000000)
     --plan-rounds N      timed planning runs (default 3)
     --json PATH          where to write the JSON (default TARGET_DIR/bench/e2e.json)
@@ -76,6 +93,11 @@ struct Options {
     small: usize,
     large_size: u64,
     rounds: u32,
+    split_size: u64,
+    /// Bytes per second per connection below `/limited/`.
+    split_rate: u64,
+    split_connections: u32,
+    split_rounds: u32,
     plan_lines: u64,
     plan_rounds: u32,
     json: Option<PathBuf>,
@@ -92,6 +114,10 @@ impl Default for Options {
             small: 5000,
             large_size: 1 << 30,
             rounds: 5,
+            split_size: 1 << 30,
+            split_rate: 20 << 20,
+            split_connections: 16,
+            split_rounds: 3,
             plan_lines: 1_000_000,
             plan_rounds: 3,
             json: None,
@@ -115,6 +141,10 @@ impl Options {
                 "--small" => options.small = number(&value("a count")?)?,
                 "--large-size" => options.large_size = size(&value("a size")?)?,
                 "--rounds" => options.rounds = number(&value("a count")?)?,
+                "--split-size" => options.split_size = size(&value("a size")?)?,
+                "--split-rate" => options.split_rate = size(&value("a rate")?)?,
+                "--split-connections" => options.split_connections = number(&value("a count")?)?,
+                "--split-rounds" => options.split_rounds = number(&value("a count")?)?,
                 "--plan-lines" => options.plan_lines = number(&value("a count")?)?,
                 "--plan-rounds" => options.plan_rounds = number(&value("a count")?)?,
                 "--json" => options.json = Some(value("a path")?.into()),
@@ -127,8 +157,11 @@ impl Options {
         if !options.micro && !options.e2e {
             bail!("--micro-only and --e2e-only exclude each other");
         }
-        if options.rounds == 0 || options.plan_rounds == 0 {
-            bail!("--rounds and --plan-rounds need at least 1");
+        if options.rounds == 0 || options.plan_rounds == 0 || options.split_rounds == 0 {
+            bail!("--rounds, --split-rounds and --plan-rounds need at least 1");
+        }
+        if !(1..=16).contains(&options.split_connections) {
+            bail!("--split-connections takes 1 to 16 (aria2c allows at most -x16)");
         }
         Ok(Some(options))
     }
@@ -250,6 +283,12 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
         oncefetch: release_oncefetch()?,
     };
     let nginx_binary = ensure_program("nginx", &["nginx-light", "nginx"])?;
+    let mut skipped = Vec::new();
+    let split_clients = if options.split_size == 0 {
+        Vec::new()
+    } else {
+        split_clients(&tools, options.split_connections, &mut skipped)?
+    };
 
     let parent = options.dir.clone().unwrap_or_else(|| target_dir().join("bench"));
     let work = WorkDir::create(&parent, options.keep)?;
@@ -267,21 +306,32 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
     eprintln!("bench: fsync of a fresh 32 KiB file takes {fsync_before:.2} ms (median of {FSYNC_PROBES})");
 
     eprintln!(
-        "bench: writing {} small files and a {}-byte file into {} ({fs_type})",
+        "bench: writing {} small files, a {}-byte large file and a {}-byte split file into {} ({fs_type})",
         options.small,
         options.large_size,
+        options.split_size,
         work.path.display()
     );
     let started = Instant::now();
     let www = work.path.join("www");
     let corpus = Corpus::generate(&www, options.small, options.large_size)?;
+    let split = match options.split_size {
+        0 => None,
+        size => Some(corpus.split_file(&www, size)?),
+    };
     eprintln!(
         "bench: corpus ready in {:.1} s ({:.1} MiB of small files)",
         started.elapsed().as_secs_f64(),
         corpus.small_bytes() as f64 / f64::from(1 << 20)
     );
 
-    let nginx = Nginx::start(&nginx_binary, &work.path.join("nginx"), &www, NGINX_WORKERS)?;
+    let nginx = Nginx::start(
+        &nginx_binary,
+        &work.path.join("nginx"),
+        &www,
+        NGINX_WORKERS,
+        options.split_rate,
+    )?;
     let base = nginx.base_url();
     let inputs_dir = work.path.join("inputs");
     fs::create_dir_all(&inputs_dir)?;
@@ -329,6 +379,17 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
             options.rounds,
         )?;
     }
+    if let Some(split) = &split {
+        let limited = format!("{base}{LIMITED}");
+        let split_inputs = corpus::write_inputs(&inputs_dir, "split", &limited, std::slice::from_ref(split))?;
+        bench.downloads(
+            Workload::Split,
+            &split_clients,
+            &split_inputs,
+            std::slice::from_ref(split),
+            options.split_rounds,
+        )?;
+    }
     if options.plan_lines > 0 {
         bench.planning(&inputs_dir, options.plan_lines, options.plan_rounds)?;
     }
@@ -344,6 +405,11 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
             "small_bytes": corpus.small_bytes(),
             "large_bytes": corpus.large.as_ref().map_or(0, |e| e.size),
             "rounds": options.rounds,
+            "split_file": split.as_ref().map(|e| &e.rel),
+            "split_bytes": split.as_ref().map_or(0, |e| e.size),
+            "split_rate_bytes_per_s": options.split_rate,
+            "split_connections": options.split_connections,
+            "split_rounds": options.split_rounds,
             "warmup_runs_per_client": 1,
             "plan_lines": options.plan_lines,
             "plan_rounds": options.plan_rounds,
@@ -364,6 +430,7 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
                 "nginx": first_line(Command::new(&nginx_binary).arg("-v")),
             },
         }),
+        skipped,
     };
     let table = report.table();
     println!();
@@ -408,12 +475,13 @@ impl Bench<'_> {
         rounds: u32,
     ) -> Result<()> {
         let first = self.series.len();
-        // curl -o names its one file and URL on the command line.
-        let large = expected
+        // curl -o (and aria2c -x -s) name the one file and its URL on the command line.
+        let single = expected
             .first()
-            .filter(|_| workload == Workload::Large)
+            .filter(|_| matches!(workload, Workload::Large | Workload::Split))
             .map(|e| e.rel.as_str());
-        let large_url = large.map(|rel| format!("{}/{rel}", self.nginx.base_url()));
+        let prefix = if workload == Workload::Split { LIMITED } else { "" };
+        let single_url = single.map(|rel| format!("{}{prefix}/{rel}", self.nginx.base_url()));
         for round in 0..=rounds {
             // Each round starts one client later (A B C, B C A, C A B …), so that no
             // client always runs after the same one and pays for what it left behind
@@ -423,10 +491,10 @@ impl Bench<'_> {
                 if self.interrupted.load(Ordering::SeqCst) {
                     bail!("interrupted");
                 }
-                let name = format!("{}-{}-{round}", workload.name(), slug(client.label()));
+                let name = format!("{}-{}-{round}", workload.name(), slug(&client.label()));
                 let out = self.outputs.join(&name);
                 fs::create_dir(&out).with_context(|| format!("could not create {}", out.display()))?;
-                let inv = peers::invocation(client, self.tools, inputs, large_url.as_deref().zip(large), &out);
+                let inv = peers::invocation(client, self.tools, inputs, single_url.as_deref().zip(single), &out);
                 let log = self.logs.join(format!("{name}.log"));
                 let sample = peers::timed(&self.tools.time, &inv, &log, Some(self.nginx))?;
                 let ignore: &[&str] = if client.is_oncefetch() { &[".oncefetch"] } else { &[] };
@@ -451,7 +519,7 @@ impl Bench<'_> {
                         client,
                         command: inv.display(),
                         units: match workload {
-                            Workload::Large => expected.iter().map(|e| e.size).sum(),
+                            Workload::Large | Workload::Split => expected.iter().map(|e| e.size).sum(),
                             _ => expected.len() as u64,
                         },
                         samples: Vec::new(),
@@ -500,6 +568,24 @@ impl Bench<'_> {
     }
 }
 
+/// The split workload's clients: oncefetch `--split n` (when this build has the flag: it is left out
+/// with a note in `skipped` otherwise), aria2c `-xn -sn` and single-connection curl.
+fn split_clients(tools: &Tools, n: u32, skipped: &mut Vec<String>) -> Result<Vec<Client>> {
+    let oncefetch = Client::OncefetchSplit { connections: n };
+    let mut clients = vec![oncefetch, Client::Aria2cSplit { connections: n }, Client::Curl];
+    if !peers::fetch_lists_flag(&tools.oncefetch, "--split")? {
+        let note = format!(
+            "split: {} — `{} fetch --help` lists no --split (not in this build yet)",
+            oncefetch.label(),
+            tools.oncefetch.display()
+        );
+        eprintln!("bench: skipping {note}");
+        skipped.push(note);
+        clients.remove(0);
+    }
+    Ok(clients)
+}
+
 /// `label` with every run of other characters than letters and digits turned into one `-`.
 fn slug(label: &str) -> String {
     label
@@ -541,12 +627,16 @@ fn check_space(dir: &Path, options: &Options) -> Result<()> {
         .context("could not read the free space from df")?;
     let runs = u64::from(options.rounds) + 1;
     let small = options.small as u64 * 33 * 1024;
+    // The split workload's file is the large file when their sizes agree.
+    let split_copy = u64::from(options.split_size != options.large_size);
+    let split_runs = u64::from(options.split_rounds) + 1;
     let need = small * (1 + 4 * runs)
         + options.large_size * (1 + 3 * runs)
+        + options.split_size * (split_copy + 3 * split_runs)
         + options.plan_lines * 600 * u64::from(options.plan_rounds);
     if need > avail {
         bail!(
-            "the benchmark needs about {} MiB in {} but only {} MiB are free (use --dir, --rounds or --large-size)",
+            "the benchmark needs about {} MiB in {} but only {} MiB are free (use --dir, --rounds, --large-size or --split-size)",
             need >> 20,
             dir.display(),
             avail >> 20
@@ -638,6 +728,37 @@ mod tests {
         assert!(parse(&["--micro-only", "--e2e-only"]).is_err());
         assert!(parse(&["--small"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn split_options_parse() {
+        let o = parse(&[]).unwrap().unwrap();
+        assert_eq!(
+            (o.split_size, o.split_rate, o.split_connections, o.split_rounds),
+            (1 << 30, 20 << 20, 16, 3)
+        );
+        let o = parse(&[
+            "--split-size",
+            "256MiB",
+            "--split-rate",
+            "512k",
+            "--split-connections",
+            "8",
+            "--split-rounds",
+            "1",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (o.split_size, o.split_rate, o.split_connections, o.split_rounds),
+            (256 << 20, 512 << 10, 8, 1)
+        );
+        assert_eq!(parse(&["--split-size", "0"]).unwrap().unwrap().split_size, 0);
+        assert!(parse(&["--split-connections", "17"]).is_err());
+        assert!(parse(&["--split-connections", "0"]).is_err());
+        assert!(parse(&["--split-rounds", "0"]).is_err());
+        assert!(parse(&["--split-rate", "fast"]).is_err());
+        assert!(HELP.contains("--split-rounds N"));
     }
 
     #[test]

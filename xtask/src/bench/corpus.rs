@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 
 /// Seed of the PRNG that picks the small files' sizes and seeds their contents.
 const SEED: u64 = 0x0CEF_E7C4_B3E4_C400;
+/// Seed of the split workload's file when it is not the large file.
+const SPLIT_SEED: u64 = 0x5B17_0CEF_E7C4_0016;
 /// Smallest and largest small file.
 const SMALL_SIZES: (u64, u64) = (1024, 64 * 1024);
 /// The large file is generated and hashed in pieces of this size.
@@ -70,9 +72,18 @@ impl Corpus {
         let large = if large_size == 0 {
             None
         } else {
-            Some(write_large(www, large_size, splitmix64(&mut rng))?)
+            Some(write_large(www, "large/file.bin", large_size, splitmix64(&mut rng))?)
         };
         Ok(Corpus { small: entries, large })
+    }
+
+    /// The split workload's file of `size` bytes: the large file when it has that size (no second
+    /// copy on the disk), else `split/file.bin`, written under `www` now.
+    pub(crate) fn split_file(&self, www: &Path, size: u64) -> Result<Entry> {
+        match &self.large {
+            Some(large) if large.size == size => Ok(large.clone()),
+            _ => write_large(www, "split/file.bin", size, SPLIT_SEED),
+        }
     }
 
     /// Total bytes of the small files.
@@ -81,9 +92,10 @@ impl Corpus {
     }
 }
 
-/// Writes `large/file.bin`, generated and hashed a chunk at a time so it never sits in memory whole.
-fn write_large(www: &Path, size: u64, seed: u64) -> Result<Entry> {
-    let rel = "large/file.bin".to_owned();
+/// Writes `rel` (`FOLDER/NAME`), generated and hashed a chunk at a time so it never sits in memory
+/// whole.
+fn write_large(www: &Path, rel: &str, size: u64, seed: u64) -> Result<Entry> {
+    let rel = rel.to_owned();
     let path = www.join(&rel);
     fs::create_dir_all(path.parent().expect("a parent")).context("could not create the large file's folder")?;
     let mut out = File::create(&path).with_context(|| format!("could not create {}", path.display()))?;
@@ -323,6 +335,20 @@ mod tests {
 
         fs::remove_dir_all(&a).unwrap();
         fs::remove_dir_all(&b).unwrap();
+    }
+
+    #[test]
+    fn the_split_file_is_the_large_file_when_their_sizes_agree() {
+        let dir = scratch("split");
+        let corpus = Corpus::generate(&dir, 0, 1 << 20).unwrap();
+        let same = corpus.split_file(&dir, 1 << 20).unwrap();
+        assert_eq!(same.rel, "large/file.bin");
+        assert!(!dir.join("split").exists(), "no second copy");
+        let other = corpus.split_file(&dir, 3 << 20).unwrap();
+        assert_eq!((other.rel.as_str(), other.size), ("split/file.bin", 3 << 20));
+        assert_eq!(other.sha256, corpus.split_file(&dir, 3 << 20).unwrap().sha256);
+        verify(&dir, &[same, other], &["small"]).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A private nginx on loopback serving the corpus: its own config file, pid file and error log in
 //! the benchmark folder, started with `daemon off` as our child and stopped (master and workers)
-//! when the guard is dropped.
+//! when the guard is dropped. The same files are served at `/` without limit and at [`LIMITED`]
+//! with a per-connection rate limit.
 
 use std::fs;
 use std::net::{TcpListener, TcpStream};
@@ -19,6 +20,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a fast shutdown (SIGTERM) may take before master and workers get SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The path prefix under which nginx serves the corpus again, each connection limited to the rate
+/// given to [`Nginx::start`]: `/limited/large/file.bin` is `/large/file.bin`, slower.
+pub(crate) const LIMITED: &str = "/limited";
+
 /// A running nginx; dropping it stops the master and its workers.
 #[derive(Debug)]
 pub(crate) struct Nginx {
@@ -31,8 +36,9 @@ pub(crate) struct Nginx {
 
 impl Nginx {
     /// Starts `binary` serving `root` on a free port of 127.0.0.1 with `workers` worker processes,
-    /// keeping its config, pid file, error log and temp folders in `dir`.
-    pub(crate) fn start(binary: &Path, dir: &Path, root: &Path, workers: u32) -> Result<Nginx> {
+    /// keeping its config, pid file, error log and temp folders in `dir`; below [`LIMITED`] each
+    /// connection gets at most `limit_rate` bytes per second (0: no limit).
+    pub(crate) fn start(binary: &Path, dir: &Path, root: &Path, workers: u32, limit_rate: u64) -> Result<Nginx> {
         fs::create_dir_all(dir.join("temp")).with_context(|| format!("could not create {}", dir.display()))?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -40,7 +46,7 @@ impl Nginx {
             .port();
         let conf = dir.join("nginx.conf");
         let error_log = dir.join("error.log");
-        fs::write(&conf, config(dir, root, port, workers, is_root()))
+        fs::write(&conf, config(dir, root, port, workers, limit_rate, is_root()))
             .with_context(|| format!("could not write {}", conf.display()))?;
         let mut command = Command::new(binary);
         command
@@ -139,8 +145,9 @@ impl Drop for Nginx {
     }
 }
 
-/// The config: `workers` workers, sendfile, keep-alive, no access log, everything in `dir`.
-fn config(dir: &Path, root: &Path, port: u16, workers: u32, as_root: bool) -> String {
+/// The config: `workers` workers, sendfile, keep-alive, no access log, everything in `dir`, and
+/// `root` served again below [`LIMITED`] at `limit_rate` bytes per second per connection.
+fn config(dir: &Path, root: &Path, port: u16, workers: u32, limit_rate: u64, as_root: bool) -> String {
     let temp = dir.join("temp");
     let temp = temp.display();
     // As root nginx would run its workers as `nobody`, who may not enter the benchmark folder.
@@ -171,6 +178,10 @@ http {{
         listen 127.0.0.1:{port};
         root {root};
         location / {{ }}
+        location {LIMITED}/ {{
+            alias {root}/;
+            limit_rate {limit_rate};
+        }}
     }}
 }}
 ",
@@ -237,14 +248,15 @@ mod tests {
 
     #[test]
     fn the_config_names_the_port_root_and_workers() {
-        let text = config(Path::new("/b"), Path::new("/b/www"), 8123, 2, true);
+        let text = config(Path::new("/b"), Path::new("/b/www"), 8123, 2, 20 << 20, true);
         assert!(text.starts_with("# Written"));
         assert!(text.contains("user root root;\nworker_processes 2;"));
         assert!(text.contains("listen 127.0.0.1:8123;"));
         assert!(text.contains("root /b/www;"));
         assert!(text.contains("sendfile on;"));
         assert!(text.contains("access_log off;"));
-        assert!(!config(Path::new("/b"), Path::new("/b/www"), 1, 2, false).contains("user "));
+        assert!(text.contains("location /limited/ {\n            alias /b/www/;\n            limit_rate 20971520;\n"));
+        assert!(!config(Path::new("/b"), Path::new("/b/www"), 1, 2, 0, false).contains("user "));
     }
 
     #[test]

@@ -17,6 +17,15 @@ use crate::cmd;
 /// The concurrency every client gets for the small files.
 pub(crate) const CONCURRENCY: u32 = 16;
 
+/// What every aria2c run gets: no preallocation, quiet output (and no `--checksum`: aria2c would
+/// re-read the file to hash it).
+const ARIA2C_FLAGS: [&str; 4] = [
+    "--file-allocation=none",
+    "--console-log-level=warn",
+    "--summary-interval=0",
+    "--download-result=hide",
+];
+
 /// A client under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Client {
@@ -29,26 +38,38 @@ pub(crate) enum Client {
     Aria2c,
     /// `curl -Z --parallel-max 16 -K CONFIG`.
     CurlParallel,
-    /// `curl -o FILE URL`, for the one large file.
+    /// `curl -o FILE URL`, for the one large file (and the split workload's rate-limited file).
     Curl,
+    /// `oncefetch fetch … --split N`: the split workload's one file as N ranged connections.
+    OncefetchSplit {
+        /// N.
+        connections: u32,
+    },
+    /// `aria2c -xN -sN URL`: the split workload's one file as N connections.
+    Aria2cSplit {
+        /// N.
+        connections: u32,
+    },
 }
 
 impl Client {
     /// A short name for tables and JSON.
-    pub(crate) fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> String {
         match self {
-            Client::Oncefetch { fsync: true } => "oncefetch",
-            Client::Oncefetch { fsync: false } => "oncefetch --no-fsync",
-            Client::Aria2c => "aria2c -j16",
-            Client::CurlParallel => "curl -Z",
-            Client::Curl => "curl",
+            Client::Oncefetch { fsync: true } => "oncefetch".to_owned(),
+            Client::Oncefetch { fsync: false } => "oncefetch --no-fsync".to_owned(),
+            Client::Aria2c => "aria2c -j16".to_owned(),
+            Client::CurlParallel => "curl -Z".to_owned(),
+            Client::Curl => "curl".to_owned(),
+            Client::OncefetchSplit { connections } => format!("oncefetch --split {connections}"),
+            Client::Aria2cSplit { connections } => format!("aria2c -x{connections} -s{connections}"),
         }
     }
 
     /// Whether this is oncefetch (whose ledger is checked after each run, and whose output folder
     /// holds `.oncefetch/`).
     pub(crate) fn is_oncefetch(self) -> bool {
-        matches!(self, Client::Oncefetch { .. })
+        matches!(self, Client::Oncefetch { .. } | Client::OncefetchSplit { .. })
     }
 }
 
@@ -106,37 +127,46 @@ pub(crate) fn db_url(out: &Path) -> String {
 }
 
 /// The command that makes `client` download what `inputs` lists into `out` (which exists and is
-/// empty). `large_url` is the large file's URL, for [`Client::Curl`], and `large_rel` where it goes.
+/// empty). `single` is the one file's URL and where it goes below `out`, for the clients that name
+/// it on the command line ([`Client::Curl`], [`Client::Aria2cSplit`]).
 pub(crate) fn invocation(
     client: Client,
     tools: &Tools,
     inputs: &Inputs,
-    large: Option<(&str, &str)>,
+    single: Option<(&str, &str)>,
     out: &Path,
 ) -> Invocation {
     let concurrency = CONCURRENCY.to_string();
+    let fetch = || {
+        Invocation::new(&tools.oncefetch, out)
+            .arg("fetch")
+            .arg(&inputs.manifest)
+            .arg("--out")
+            .arg(out)
+            .arg("--db")
+            .arg(db_url(out))
+            .args(["--concurrency", &concurrency, "--per-host", &concurrency])
+    };
     match client {
-        Client::Oncefetch { fsync } => {
-            let inv = Invocation::new(&tools.oncefetch, out)
-                .arg("fetch")
-                .arg(&inputs.manifest)
-                .arg("--out")
-                .arg(out)
-                .arg("--db")
-                .arg(db_url(out))
-                .args(["--concurrency", &concurrency, "--per-host", &concurrency]);
-            if fsync {
-                inv
-            } else {
-                inv.arg("--no-fsync")
-            }
-        }
+        Client::Oncefetch { fsync: true } => fetch(),
+        Client::Oncefetch { fsync: false } => fetch().arg("--no-fsync"),
+        Client::OncefetchSplit { connections } => fetch().arg("--split").arg(connections.to_string()),
         Client::Aria2c => Invocation::new(&tools.aria2c, out)
             .arg("-i")
             .arg(&inputs.aria2_list)
-            .args(["-j", &concurrency, "--file-allocation=none", "--console-log-level=warn"])
-            .args(["--summary-interval=0", "--download-result=hide", "-d"])
+            .args(["-j", &concurrency])
+            .args(ARIA2C_FLAGS)
+            .arg("-d")
             .arg(out),
+        Client::Aria2cSplit { connections } => {
+            let (url, rel) = single.expect("aria2c -x -s downloads one file");
+            Invocation::new(&tools.aria2c, out)
+                .args([format!("-x{connections}"), format!("-s{connections}")])
+                .args(ARIA2C_FLAGS)
+                .arg("-d")
+                .arg(out)
+                .args(["-o", rel, url])
+        }
         // Outputs in the config are relative: curl runs in `out`.
         Client::CurlParallel => Invocation::new(&tools.curl, out)
             .args([
@@ -150,7 +180,7 @@ pub(crate) fn invocation(
             ])
             .arg(&inputs.curl_config),
         Client::Curl => {
-            let (url, rel) = large.expect("curl -o downloads the large file");
+            let (url, rel) = single.expect("curl -o downloads one file");
             Invocation::new(&tools.curl, out).args(["-sS", "--fail", "--create-dirs", "-o", rel, url])
         }
     }
@@ -249,6 +279,20 @@ pub(crate) fn plan_invocation(oncefetch: &Path, manifest: &Path, out: &Path) -> 
         .arg(db_url(out))
 }
 
+/// Whether `oncefetch fetch --help` lists `flag`: a flag being added elsewhere may not be in the
+/// binary built from this tree yet.
+pub(crate) fn fetch_lists_flag(oncefetch: &Path, flag: &str) -> Result<bool> {
+    let help = cmd::quiet_ok(Command::new(oncefetch).args(["fetch", "--help"]))?;
+    Ok(lists_flag(&help, flag))
+}
+
+/// Whether `help` holds `flag` as a word of its own (`--split <N>` holds `--split`, `--split-min`
+/// does not).
+fn lists_flag(help: &str, flag: &str) -> bool {
+    help.split(|c: char| c.is_whitespace() || ",=[]<>`'\"".contains(c))
+        .any(|word| word == flag)
+}
+
 /// Checks with `oncefetch status --json` that the ledger of the run into `out` holds `expected`
 /// jobs, all in `state`.
 pub(crate) fn check_ledger(oncefetch: &Path, out: &Path, expected: usize, state: &str) -> Result<()> {
@@ -326,5 +370,29 @@ mod tests {
             line(Client::Curl),
             "curl -sS --fail --create-dirs -o large/f http://h/large/f"
         );
+        assert!(line(Client::OncefetchSplit { connections: 16 }).ends_with(" --per-host 16 --split 16"));
+        assert_eq!(
+            line(Client::Aria2cSplit { connections: 8 }),
+            "aria2c -x8 -s8 --file-allocation=none --console-log-level=warn --summary-interval=0 \
+             --download-result=hide -d /b/out -o large/f http://h/large/f"
+        );
+        assert_eq!(Client::Aria2cSplit { connections: 16 }.label(), "aria2c -x16 -s16");
+        assert_eq!(
+            Client::OncefetchSplit { connections: 16 }.label(),
+            "oncefetch --split 16"
+        );
+        assert!(Client::OncefetchSplit { connections: 16 }.is_oncefetch());
+    }
+
+    #[test]
+    fn a_flag_is_listed_only_as_a_word_of_its_own() {
+        let help = "Options:\n  -j, --concurrency <N>\n      --split-min <SIZE>  per connection\n";
+        assert!(lists_flag(help, "--concurrency"));
+        assert!(!lists_flag(help, "--split"));
+        assert!(lists_flag(
+            &format!("{help}      --split <N>  ranged connections\n"),
+            "--split"
+        ));
+        assert!(lists_flag("      --split=<N>", "--split"));
     }
 }

