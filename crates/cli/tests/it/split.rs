@@ -165,3 +165,20 @@ fn a_split_resumed_after_the_resource_changed_is_never_spliced() {
     assert_eq!(rerun.status.code(), Some(0), "{}", describe(&rerun));
     assert_done(&ws, &changed);
 }
+
+#[test]
+fn split_flags_out_of_range_are_usage_errors_naming_the_flag() {
+    let ws = Workspace::new();
+    let out = ws.out();
+    for (flag, value, says) in [
+        ("--split", "0", "--split"),
+        ("--split", "65", "--split"),
+        ("--split-min", "512KiB", "below 1MiB"),
+        ("--split-min", "lots", "--split-min"),
+    ] {
+        let run = ws.run(&["run", "--out", out.to_str().unwrap(), flag, value]);
+        assert_eq!(run.status.code(), Some(2), "{flag} {value}: {}", describe(&run));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains(flag) && stderr.contains(says), "{stderr}");
+    }
+}
