@@ -11,6 +11,7 @@
 //! clears a location before placing, and [`placement_never_replaces`] catches it.
 
 use std::io;
+use std::ops::Range;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{Destination, PartLog, PartialId, PartialWrite, Placement, Prior, ReadStream, Written};
+use crate::pipeline::split::ranges::Ranges;
 
 /// Body of the large artifacts: past an object store's 5 MiB minimum part,
 /// so that a multipart upload is resumed and completed.
@@ -594,6 +596,76 @@ pub async fn placed_bytes_read_back(dest: Arc<dyn Destination>) {
     );
 }
 
+/// `split_partials_keep_what_is_written` (clause 8): epoch 1 writes three
+/// pieces out of order and crashes; epoch 2 resumes its split partial with
+/// those ranges, writes the gaps and places the whole body.
+pub async fn split_partials_keep_what_is_written(dest: Arc<dyn Destination>) {
+    let (job, location) = ("kit-split", dest.location("kit-split", "a"));
+    let bytes = body(51, LARGE);
+    let len = bytes.len() as u64;
+    let slice = |range: &Range<u64>| bytes[range.start as usize..range.end as usize].to_vec();
+    let ledger = KitLedger::new();
+    let Some(first) = dest
+        .begin_split(&id(job, 1), len, None, ledger.epoch(1))
+        .await
+        .expect("begin_split 1")
+    else {
+        return;
+    };
+    let written = [len - 100_000..len, 0..300_000, 4_000_000..5_000_000];
+    for range in &written {
+        first.write_at(range.start, slice(range)).await.expect("write_at");
+    }
+    let probe = 4_000_500..4_001_500;
+    let back = first.read_at(probe.start, vec![0; 1000]).await.expect("read_at");
+    assert!(
+        back == slice(&probe),
+        "clause 8: bytes read back where they were written"
+    );
+    // A crash: the writer is dropped.
+    drop(first);
+    let log2 = ledger.epoch(2);
+    let priors = dest.priors(job, 2, log2.as_ref()).await.expect("priors");
+    let prior = priors
+        .iter()
+        .find(|p| p.job_key == job && p.epoch == 1)
+        .expect("clause 8: epoch 1's split partial is listed");
+    assert_eq!(
+        prior.validator_tag, None,
+        "clause 8: a split partial is never a prefix to resume"
+    );
+    let second = dest
+        .begin_split(&id(job, 2), len, Some((prior, &written)), log2.clone())
+        .await
+        .expect("begin_split 2")
+        .expect("clause 8: a destination that began a split partial resumes one");
+    for range in &written {
+        let back = second
+            .read_at(range.start, vec![0; slice(range).len()])
+            .await
+            .expect("read_at");
+        assert!(
+            back == slice(range),
+            "clause 8: the resumed partial starts with the written ranges"
+        );
+    }
+    for gap in Ranges::of(written.iter().cloned()).missing(len) {
+        second.write_at(gap.start, slice(&gap)).await.expect("write_at");
+    }
+    let done = second.finish(sha(&bytes), len).await.expect("finish");
+    assert_eq!((done.sha256(), done.size()), (sha(&bytes).as_str(), len));
+    let handle = done.handle();
+    assert!(matches!(
+        done.place(&location, true).await.expect("place"),
+        Placement::Placed | Placement::Copied
+    ));
+    assert!(
+        read_all(dest.as_ref(), &location).await == bytes,
+        "clause 8: placed whole"
+    );
+    discard_twice(dest.as_ref(), &ledger, job, handle).await;
+}
+
 /// Defines [`CHECKS`] and [`run_all`] from the one list of checks, in the
 /// order of the clauses.
 macro_rules! checks {
@@ -617,7 +689,8 @@ checks!(
     stale_epochs_never_place,
     copies_never_replace,
     cleanup_is_idempotent,
-    placed_bytes_read_back
+    placed_bytes_read_back,
+    split_partials_keep_what_is_written
 );
 
 /// Whether `clause` panics (the kit's negative tests).

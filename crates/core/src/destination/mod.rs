@@ -50,6 +50,14 @@
 //! 7. `placed_bytes_read_back`: [`Destination::exists`] tells whether an
 //!    artifact stands at a location (not before it is placed, and after);
 //!    [`Destination::read`] streams exactly the placed bytes.
+//! 8. `split_partials_keep_what_is_written`: a destination whose
+//!    [`Destination::begin_split`] gives a [`SplitWrite`] (one that gives
+//!    `None` passes) keeps bytes written at any offset, in any order, where
+//!    they were written ([`SplitWrite::read_at`] reads them back); after a
+//!    crash, the next epoch's [`Destination::priors`] lists the split partial
+//!    without a validator tag (it is never resumed as a prefix), and a
+//!    `begin_split` that resumes it with the written ranges starts with
+//!    exactly those bytes; finished whole, it places like any partial.
 
 pub mod local;
 mod local_split;
