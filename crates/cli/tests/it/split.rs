@@ -2,10 +2,9 @@
 //! hashed whole, what is written recorded in the ledger so that a SIGKILL
 //! mid-split resumes every piece; never spliced from two versions.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use oncefetch_test_server::{content, Fault, TestServer};
+use oncefetch_test_server::{content, Fault, PathStats, TestServer};
 
 use crate::support::*;
 
@@ -40,6 +39,16 @@ fn assert_done(ws: &Workspace, body: &[u8]) {
     assert_eq!(verify.status.code(), Some(0), "{}", describe(&verify));
 }
 
+/// Fetches `/big` with `args`; the one job ends SUCCESS with exactly
+/// `body` ([`assert_done`]). Returns the server's counts for `/big`.
+fn fetch_big(server: &TestServer, ws: &Workspace, body: &[u8], args: &[&str]) -> PathStats {
+    let manifest = ws.manifest(&[entry(server, "w", "a", "/big")]);
+    let out = ws.fetch(&manifest, args);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_done(ws, body);
+    server.path_stats("/big")
+}
+
 /// The split records the ledger holds for the job (STREAM rows whose result
 /// names a split partial).
 fn split_records(ws: &Workspace) -> usize {
@@ -52,11 +61,7 @@ fn split_records(ws: &Workspace) -> usize {
 #[test]
 fn a_large_file_is_split_into_ranged_pieces_and_hashed_whole() {
     let (server, ws, body) = serve(41);
-    let manifest = ws.manifest(&[entry(&server, "w", "a", "/big")]);
-    let out = ws.fetch(&manifest, SPLIT);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert_done(&ws, &body);
-    let stats = server.path_stats("/big");
+    let stats = fetch_big(&server, &ws, &body, SPLIT);
     assert_eq!(
         stats.ranged_gets, 23,
         "one GET a 1 MiB piece after the first: {stats:?}"
@@ -69,11 +74,7 @@ fn a_large_file_is_split_into_ranged_pieces_and_hashed_whole() {
 fn a_server_without_ranges_or_a_small_file_is_not_split() {
     let (server, ws, body) = serve(42);
     server.fault("/big", Fault::IgnoreRange);
-    let manifest = ws.manifest(&[entry(&server, "w", "a", "/big")]);
-    let out = ws.fetch(&manifest, SPLIT);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert_done(&ws, &body);
-    let stats = server.path_stats("/big");
+    let stats = fetch_big(&server, &ws, &body, SPLIT);
     assert_eq!(
         (stats.gets, stats.ranged_gets),
         (1, 0),
@@ -81,15 +82,8 @@ fn a_server_without_ranges_or_a_small_file_is_not_split() {
     );
 
     let (server, ws, body) = serve(43);
-    let manifest = ws.manifest(&[entry(&server, "w", "a", "/big")]);
-    let out = ws.fetch(&manifest, &["--split", "4", "--split-min", "13MiB"]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert_done(&ws, &body);
-    assert_eq!(
-        server.path_stats("/big").gets,
-        1,
-        "24 MiB is less than two 13 MiB connections"
-    );
+    let stats = fetch_big(&server, &ws, &body, &["--split", "4", "--split-min", "13MiB"]);
+    assert_eq!(stats.gets, 1, "24 MiB is less than two 13 MiB connections");
     assert_eq!(split_records(&ws), 0);
 }
 
@@ -110,13 +104,7 @@ fn kill_mid_split(server: &TestServer, ws: &Workspace) {
     let out = ws.out();
     let mut args = vec!["run", "--out", out.to_str().unwrap(), "--lease-ttl", "2s"];
     args.extend_from_slice(SPLIT);
-    let mut child = KillOnDrop(
-        ws.command(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn oncefetch run"),
-    );
+    let mut child = KillOnDrop::spawn(ws, &args);
     wait_until(Duration::from_secs(30), "40 % of the file served", || {
         server.path_stats("/big").bytes_served > (LEN as u64) * 2 / 5
     });

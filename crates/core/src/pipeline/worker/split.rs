@@ -18,7 +18,7 @@ use crate::pipeline::bandwidth::Bandwidth;
 use crate::pipeline::progress::Download;
 use crate::pipeline::resume;
 use crate::pipeline::split::ranges;
-use crate::pipeline::split::{self as plan, Layout, Records, SplitPrior, WRITE_BLOCK};
+use crate::pipeline::split::{self as plan, Due, Layout, Records, SplitPrior, WRITE_BLOCK};
 use crate::url::host_port;
 
 /// A split download about to start: the answer that opened it, and the
@@ -393,19 +393,25 @@ impl JobRun<'_> {
             due
         };
         if let Some(due) = due {
-            let made = plan::record(
-                pieces.write,
-                self.log.as_ref(),
-                due,
-                pieces.len,
-                pieces.validator,
-                self.shared.config.fsync,
-            )
-            .await;
+            let made = self.record(pieces, due).await;
             pieces.records().recorded();
             made?;
         }
         Ok(())
+    }
+
+    /// Makes `due`'s bytes durable (with fsync on), then records them.
+    async fn record(&self, pieces: &Pieces<'_>, due: Due) -> std::io::Result<()> {
+        let durable = self.shared.config.fsync;
+        plan::record(
+            pieces.write,
+            self.log.as_ref(),
+            due,
+            pieces.len,
+            pieces.validator,
+            durable,
+        )
+        .await
     }
 
     /// Records every range written (after the split stopped), so that the
@@ -414,15 +420,7 @@ impl JobRun<'_> {
         let Some(due) = pieces.records().all() else {
             return;
         };
-        let made = plan::record(
-            pieces.write,
-            self.log.as_ref(),
-            due,
-            pieces.len,
-            pieces.validator,
-            self.shared.config.fsync,
-        );
-        if let Err(err) = made.await {
+        if let Err(err) = self.record(pieces, due).await {
             tracing::warn!(job = %self.fence.job_key, error = %err, "could not record the split download's progress");
         }
     }
