@@ -3,11 +3,13 @@
 //! savepoint of a group transaction (reads on their own).
 
 use oncefetch_core::kernel::{self, CommitReads, Expecting, OpFacts};
+use oncefetch_core::url::host_port;
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
     Job, JobQuery, JobState, Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, RequestSlots, RequeueCounts,
     RequeueFilter, StatusCounts, StoreError, StoreResult, Transition,
 };
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rusqlite::{named_params, Connection, OptionalExtension};
@@ -28,11 +30,12 @@ const PLAN_CHUNK: usize = 512;
 /// strings (no copies). Only an insert that left some of its rows out (their
 /// keys were present, or met twice) reads anything back: the recorded
 /// expectations of its jobs whose line declares some. The new jobs are then
-/// counted per host in `watch_hosts`, in one statement over their rowids.
+/// counted per host in `watch_hosts` (see [`count_new`]).
 pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxError> {
-    let before: i64 = conn
+    let mut seq: i64 = conn
         .prepare_cached("SELECT COALESCE(MAX(planned_seq), 0) FROM jobs")?
         .query_row([], |row| row.get(0))?;
+    let mut hosts = HashMap::new();
     let mut inserted = 0usize;
     let mut conflicts = Vec::new();
     let mut done = 0usize;
@@ -41,6 +44,7 @@ pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxE
         let mut stmt = conn.prepare_cached(&insert_sql(PLAN_CHUNK))?;
         for chunk in chunks.by_ref() {
             let new = insert_jobs(&mut stmt, chunk)?;
+            count_new(conn, chunk, new, &mut seq, &mut hosts)?;
             if new < chunk.len() {
                 check_expectations(conn, chunk, done, &mut conflicts)?;
             }
@@ -54,6 +58,7 @@ pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxE
         for job in rest {
             let one = std::slice::from_ref(job);
             let new = insert_jobs(&mut stmt, one)?;
+            count_new(conn, one, new, &mut seq, &mut hosts)?;
             if new == 0 {
                 check_expectations(conn, one, done, &mut conflicts)?;
             }
@@ -61,9 +66,11 @@ pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxE
             done += 1;
         }
     }
-    if inserted > 0 {
-        conn.prepare_cached(queries::WATCH_PLAN_COUNT)?
-            .execute(named_params! {":before": before})?;
+    if !hosts.is_empty() {
+        let mut stmt = conn.prepare_cached(queries::WATCH_PLAN_HOST)?;
+        for (host, jobs) in hosts {
+            stmt.execute(named_params! {":host": host, ":jobs": jobs})?;
+        }
     }
     let new = u64::try_from(inserted).unwrap_or(u64::MAX);
     let total = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
@@ -72,6 +79,33 @@ pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxE
         existing: total - new,
         conflicts,
     })
+}
+
+/// Counts the `new` jobs that one insert of `chunk` took: when it took them
+/// all, by their hosts ([`host_port`]) into `hosts`, which the batch adds to
+/// `watch_hosts` at its end; when it left some out, with
+/// `watch_plan_count.sql` over its rows, those past `seq` (the last
+/// `planned_seq` before the insert). Moves `seq` past the insert's rows.
+fn count_new<'a>(
+    conn: &Connection,
+    chunk: &'a [NewJob],
+    new: usize,
+    seq: &mut i64,
+    hosts: &mut HashMap<&'a str, i64>,
+) -> Result<(), TxError> {
+    if new == 0 {
+        return Ok(());
+    }
+    let before = std::mem::replace(seq, conn.last_insert_rowid());
+    if new == chunk.len() {
+        for job in chunk {
+            *hosts.entry(host_port(&job.canonical_url)).or_default() += 1;
+        }
+    } else {
+        conn.prepare_cached(queries::WATCH_PLAN_COUNT)?
+            .execute(named_params! {":before": before})?;
+    }
+    Ok(())
 }
 
 /// Appends the jobs of `chunk` (at `offset` in the planned input) whose line
