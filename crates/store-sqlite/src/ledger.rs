@@ -142,6 +142,16 @@ const STREAM_TXN_JOBS: usize = 262_144;
 /// writers wait meanwhile).
 const STREAM_TXN_TIME: Duration = Duration::from_millis(2000);
 
+/// How long a transaction of a streamed plan waits for the sender's next
+/// batch before it commits. The sender parses a batch in a few milliseconds;
+/// on a busy machine it may lose the processor for longer, and a commit then
+/// would rewrite the key index's leaves once more for a few jobs (on two
+/// loaded cores, a 1M-line plan committed 7 times instead of 4).
+const STREAM_BATCH_WAIT: Duration = Duration::from_millis(50);
+
+/// How often a waiting transaction looks for the next batch.
+const STREAM_BATCH_POLL: Duration = Duration::from_millis(1);
+
 /// The WAL size (pages) past which a commit of a streamed plan checkpoints on
 /// the connection thread. Each of its transactions outgrows the store's usual
 /// autocheckpoint size, so every commit would copy the WAL back and fsync
@@ -153,8 +163,9 @@ const STREAM_AUTOCHECKPOINT_PAGES: i64 = 65_536;
 /// Plans the batches of `batches` as they arrive (see
 /// [`LedgerStore::plan_stream`](oncefetch_core::LedgerStore::plan_stream)).
 /// Each transaction starts with a batch the sender has already parsed, takes
-/// the batches that are waiting, and commits when none is (so the lock is
-/// never held while the sender parses), or at [`STREAM_TXN_JOBS`] or
+/// the batches that are waiting or arrive within [`STREAM_BATCH_WAIT`], and
+/// commits when none does (so the lock is held at most that long while the
+/// sender parses), when the sender is done, or at [`STREAM_TXN_JOBS`] or
 /// [`STREAM_TXN_TIME`]. Batches taken into a transaction are not kept for a
 /// replay: if a transaction had to run again after taking one (a busy error
 /// after `BEGIN IMMEDIATE`, which WAL mode does not give), the stream fails
@@ -196,8 +207,14 @@ fn plan_batches(conn: &mut Connection, batches: &mut mpsc::Receiver<Vec<NewJob>>
             let started = Instant::now();
             let mut counts = plan(tx, &first)?;
             let mut jobs = first.len();
-            while jobs < STREAM_TXN_JOBS && started.elapsed() < STREAM_TXN_TIME {
-                let Ok(batch) = batches.try_recv() else { break };
+            while jobs < STREAM_TXN_JOBS {
+                let left = STREAM_TXN_TIME.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                let Some(batch) = next_batch(batches, left.min(STREAM_BATCH_WAIT)) else {
+                    break;
+                };
                 took_more = true;
                 counts.add_batch(plan(tx, &batch)?, u64::try_from(jobs).unwrap_or(u64::MAX));
                 jobs += batch.len();
@@ -209,6 +226,20 @@ fn plan_batches(conn: &mut Connection, batches: &mut mpsc::Receiver<Vec<NewJob>>
         before += u64::try_from(jobs).unwrap_or(u64::MAX);
     }
     Ok(totals)
+}
+
+/// The next batch of `batches` if one is waiting or arrives within `wait`;
+/// `None` after that, or at once when the sender is gone.
+fn next_batch(batches: &mut mpsc::Receiver<Vec<NewJob>>, wait: Duration) -> Option<Vec<NewJob>> {
+    let until = Instant::now() + wait;
+    loop {
+        match batches.try_recv() {
+            Ok(batch) => return Some(batch),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) if Instant::now() >= until => return None,
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(STREAM_BATCH_POLL),
+        }
+    }
 }
 
 /// Runs an insert of `jobs.len()` tuples; returns how many rows were new.
