@@ -3,11 +3,13 @@
 //! savepoint of a group transaction (reads on their own).
 
 use oncefetch_core::kernel::{self, CommitReads, Expecting, OpFacts};
+use oncefetch_core::url::host_port;
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
     Job, JobQuery, JobState, Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, RequestSlots, RequeueCounts,
     RequeueFilter, StatusCounts, StoreError, StoreResult, Transition,
 };
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rusqlite::{named_params, Connection, OptionalExtension};
@@ -28,11 +30,12 @@ const PLAN_CHUNK: usize = 512;
 /// strings (no copies). Only an insert that left some of its rows out (their
 /// keys were present, or met twice) reads anything back: the recorded
 /// expectations of its jobs whose line declares some. The new jobs are then
-/// counted per host in `watch_hosts`, in one statement over their rowids.
+/// counted per host in `watch_hosts` (see [`count_new`]).
 pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxError> {
-    let before: i64 = conn
+    let mut seq: i64 = conn
         .prepare_cached("SELECT COALESCE(MAX(planned_seq), 0) FROM jobs")?
         .query_row([], |row| row.get(0))?;
+    let mut hosts = HashMap::new();
     let mut inserted = 0usize;
     let mut conflicts = Vec::new();
     let mut done = 0usize;
@@ -41,6 +44,7 @@ pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxE
         let mut stmt = conn.prepare_cached(&insert_sql(PLAN_CHUNK))?;
         for chunk in chunks.by_ref() {
             let new = insert_jobs(&mut stmt, chunk)?;
+            count_new(conn, chunk, new, &mut seq, &mut hosts)?;
             if new < chunk.len() {
                 check_expectations(conn, chunk, done, &mut conflicts)?;
             }
@@ -54,6 +58,7 @@ pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxE
         for job in rest {
             let one = std::slice::from_ref(job);
             let new = insert_jobs(&mut stmt, one)?;
+            count_new(conn, one, new, &mut seq, &mut hosts)?;
             if new == 0 {
                 check_expectations(conn, one, done, &mut conflicts)?;
             }
@@ -61,9 +66,11 @@ pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxE
             done += 1;
         }
     }
-    if inserted > 0 {
-        conn.prepare_cached(queries::WATCH_PLAN_COUNT)?
-            .execute(named_params! {":before": before})?;
+    if !hosts.is_empty() {
+        let mut stmt = conn.prepare_cached(queries::WATCH_PLAN_HOST)?;
+        for (host, jobs) in hosts {
+            stmt.execute(named_params! {":host": host, ":jobs": jobs})?;
+        }
     }
     let new = u64::try_from(inserted).unwrap_or(u64::MAX);
     let total = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
@@ -72,6 +79,33 @@ pub(crate) fn plan(conn: &Connection, jobs: &[NewJob]) -> Result<PlanCounts, TxE
         existing: total - new,
         conflicts,
     })
+}
+
+/// Counts the `new` jobs that one insert of `chunk` took: when it took them
+/// all, by their hosts ([`host_port`]) into `hosts`, which the batch adds to
+/// `watch_hosts` at its end; when it left some out, with
+/// `watch_plan_count.sql` over its rows, those past `seq` (the last
+/// `planned_seq` before the insert). Moves `seq` past the insert's rows.
+fn count_new<'a>(
+    conn: &Connection,
+    chunk: &'a [NewJob],
+    new: usize,
+    seq: &mut i64,
+    hosts: &mut HashMap<&'a str, i64>,
+) -> Result<(), TxError> {
+    if new == 0 {
+        return Ok(());
+    }
+    let before = std::mem::replace(seq, conn.last_insert_rowid());
+    if new == chunk.len() {
+        for job in chunk {
+            *hosts.entry(host_port(&job.canonical_url)).or_default() += 1;
+        }
+    } else {
+        conn.prepare_cached(queries::WATCH_PLAN_COUNT)?
+            .execute(named_params! {":before": before})?;
+    }
+    Ok(())
 }
 
 /// Appends the jobs of `chunk` (at `offset` in the planned input) whose line
@@ -108,6 +142,16 @@ const STREAM_TXN_JOBS: usize = 262_144;
 /// writers wait meanwhile).
 const STREAM_TXN_TIME: Duration = Duration::from_millis(2000);
 
+/// How long a transaction of a streamed plan waits for the sender's next
+/// batch before it commits. The sender parses a batch in a few milliseconds;
+/// on a busy machine it may lose the processor for longer, and a commit then
+/// would rewrite the key index's leaves once more for a few jobs (on two
+/// loaded cores, a 1M-line plan committed 7 times instead of 4).
+const STREAM_BATCH_WAIT: Duration = Duration::from_millis(50);
+
+/// How often a waiting transaction looks for the next batch.
+const STREAM_BATCH_POLL: Duration = Duration::from_millis(1);
+
 /// The WAL size (pages) past which a commit of a streamed plan checkpoints on
 /// the connection thread. Each of its transactions outgrows the store's usual
 /// autocheckpoint size, so every commit would copy the WAL back and fsync
@@ -119,8 +163,9 @@ const STREAM_AUTOCHECKPOINT_PAGES: i64 = 65_536;
 /// Plans the batches of `batches` as they arrive (see
 /// [`LedgerStore::plan_stream`](oncefetch_core::LedgerStore::plan_stream)).
 /// Each transaction starts with a batch the sender has already parsed, takes
-/// the batches that are waiting, and commits when none is (so the lock is
-/// never held while the sender parses), or at [`STREAM_TXN_JOBS`] or
+/// the batches that are waiting or arrive within [`STREAM_BATCH_WAIT`], and
+/// commits when none does (so the lock is held at most that long while the
+/// sender parses), when the sender is done, or at [`STREAM_TXN_JOBS`] or
 /// [`STREAM_TXN_TIME`]. Batches taken into a transaction are not kept for a
 /// replay: if a transaction had to run again after taking one (a busy error
 /// after `BEGIN IMMEDIATE`, which WAL mode does not give), the stream fails
@@ -162,8 +207,14 @@ fn plan_batches(conn: &mut Connection, batches: &mut mpsc::Receiver<Vec<NewJob>>
             let started = Instant::now();
             let mut counts = plan(tx, &first)?;
             let mut jobs = first.len();
-            while jobs < STREAM_TXN_JOBS && started.elapsed() < STREAM_TXN_TIME {
-                let Ok(batch) = batches.try_recv() else { break };
+            while jobs < STREAM_TXN_JOBS {
+                let left = STREAM_TXN_TIME.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                let Some(batch) = next_batch(batches, left.min(STREAM_BATCH_WAIT)) else {
+                    break;
+                };
                 took_more = true;
                 counts.add_batch(plan(tx, &batch)?, u64::try_from(jobs).unwrap_or(u64::MAX));
                 jobs += batch.len();
@@ -175,6 +226,20 @@ fn plan_batches(conn: &mut Connection, batches: &mut mpsc::Receiver<Vec<NewJob>>
         before += u64::try_from(jobs).unwrap_or(u64::MAX);
     }
     Ok(totals)
+}
+
+/// The next batch of `batches` if one is waiting or arrives within `wait`;
+/// `None` after that, or at once when the sender is gone.
+fn next_batch(batches: &mut mpsc::Receiver<Vec<NewJob>>, wait: Duration) -> Option<Vec<NewJob>> {
+    let until = Instant::now() + wait;
+    loop {
+        match batches.try_recv() {
+            Ok(batch) => return Some(batch),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) if Instant::now() >= until => return None,
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(STREAM_BATCH_POLL),
+        }
+    }
 }
 
 /// Runs an insert of `jobs.len()` tuples; returns how many rows were new.

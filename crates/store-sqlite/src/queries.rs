@@ -125,8 +125,10 @@ pub(crate) const SUPERSEDE_EFFECTS: &str = include_str!("../sql/queries/supersed
 
 /// Each host's jobs by group, the busiest `:limit` hosts.
 pub(crate) const WATCH_HOSTS: &str = include_str!("../sql/queries/watch_hosts.sql");
-/// Counts the jobs a plan batch inserted, per host.
+/// Counts the jobs one insert of a plan batch inserted, per host.
 pub(crate) const WATCH_PLAN_COUNT: &str = include_str!("../sql/queries/watch_plan_count.sql");
+/// Adds a plan batch's new jobs of one host.
+pub(crate) const WATCH_PLAN_HOST: &str = include_str!("../sql/queries/watch_plan_host.sql");
 /// Finishes per minute and host from `:since` on.
 pub(crate) const WATCH_MINUTES: &str = include_str!("../sql/queries/watch_minutes.sql");
 /// The first FAILED jobs in planning order.

@@ -104,16 +104,28 @@ pub(crate) async fn command(
 struct Parsed {
     /// Lines rejected.
     rejected: u64,
-    /// (position among the jobs sent, line number) of each line that declares
-    /// expectations, in order: only those can conflict with a planned job.
-    declaring: Vec<(u64, u64)>,
+    /// (position among the jobs sent, its line number minus the position) of
+    /// the first job sent and of each job that follows skipped lines (rejected
+    /// or empty), in order: enough to name the line of any job sent (a
+    /// conflict's), in memory that grows with the lines skipped, not with the
+    /// lines planned.
+    gaps: Vec<(u64, u64)>,
 }
 
 impl Parsed {
+    /// Notes that the job sent at `position` came from line `line`.
+    fn sent(&mut self, position: u64, line: u64) {
+        let gap = line - position;
+        if self.gaps.last().is_none_or(|&(_, last)| last != gap) {
+            self.gaps.push((position, gap));
+        }
+    }
+
     /// The line number of the job sent at `position`.
     fn line_of(&self, position: u64) -> Option<u64> {
-        let i = self.declaring.binary_search_by_key(&position, |&(p, _)| p).ok()?;
-        Some(self.declaring[i].1)
+        let after = self.gaps.partition_point(|&(p, _)| p <= position);
+        let (_, gap) = self.gaps.get(after.checked_sub(1)?)?;
+        Some(position + gap)
     }
 }
 
@@ -224,9 +236,7 @@ fn parse<R: BufRead>(
         }
         match entry? {
             Ok(job) => {
-                if !job.expectations().is_empty() {
-                    parsed.declaring.push((sent, reader.line_number()));
-                }
+                parsed.sent(sent, reader.line_number());
                 sent += 1;
                 batch.push(job);
             }
@@ -246,4 +256,24 @@ fn parse<R: BufRead>(
         let _ = batches.blocking_send(batch);
     }
     Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Parsed;
+
+    #[test]
+    fn a_jobs_line_counts_the_lines_skipped_before_it() {
+        let mut parsed = Parsed::default();
+        // Jobs on lines 1 and 2, line 3 rejected, jobs on 4 and 5, lines 6
+        // and 7 empty, a job on 8.
+        let sent = [(0, 1), (1, 2), (2, 4), (3, 5), (4, 8)];
+        for (position, line) in sent {
+            parsed.sent(position, line);
+        }
+        assert_eq!(parsed.gaps.len(), 3, "one entry per run of skipped lines");
+        for (position, line) in sent {
+            assert_eq!(parsed.line_of(position), Some(line));
+        }
+    }
 }
