@@ -1,4 +1,4 @@
 -- The recorded result of an op's one OK attempt, if any.
 SELECT result
 FROM ops
-WHERE job_key = :job_key AND op_key = :op_key AND result_code = 'OK'
+WHERE job_seq = :job_seq AND op_key = :op_key AND result_code = 'OK'
