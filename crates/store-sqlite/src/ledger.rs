@@ -6,7 +6,7 @@ use oncefetch_core::kernel::{self, CommitReads, Expecting, OpFacts};
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
     Job, JobQuery, JobState, Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, RequestSlots, RequeueCounts,
-    RequeueFilter, StatusCounts, StoreError, StoreResult, Transition,
+    RequeueFilter, ResultCode, StatusCounts, StoreError, StoreResult, Transition,
 };
 use std::time::{Duration, Instant};
 
@@ -383,20 +383,20 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
 /// What the ledger records of the fenced job's `op_key` (the job at
 /// `job_seq`), and the seq of its attempt under the fence's epoch.
 fn op_facts(conn: &Connection, job_seq: i64, fence: &Fence, op_key: &str) -> Result<(OpFacts, Option<i64>), TxError> {
-    let ok = conn
-        .prepare_cached(queries::OP_OK_RESULT)?
-        .query_row(named_params! {":job_seq": job_seq, ":op_key": op_key}, |row| {
-            rows::json_at(row, 0)
-        })
-        .optional()?
-        .map(|result| result.unwrap_or(Value::Null));
-    let params = named_params! {":job_seq": job_seq, ":op_key": op_key, ":epoch": fence.epoch};
-    let attempt = conn
-        .prepare_cached(queries::OP_ATTEMPT)?
-        .query_row(params, |row| Ok((row.get(0)?, rows::result_code_at(row, 1)?)))
-        .optional()?;
-    let (seq, attempt) = attempt.unzip();
-    Ok((OpFacts { ok, attempt }, seq))
+    let mut stmt = conn.prepare_cached(queries::OP_FACTS)?;
+    let mut attempts = stmt.query(named_params! {":job_seq": job_seq, ":op_key": op_key})?;
+    let (mut facts, mut seq) = (OpFacts::default(), None);
+    while let Some(row) = attempts.next()? {
+        let code = rows::result_code_at(row, 2)?;
+        if code == Some(ResultCode::Ok) {
+            facts.ok = Some(rows::json_at(row, 3)?.unwrap_or(Value::Null));
+        }
+        if row.get::<_, i64>(1)? == fence.epoch {
+            seq = Some(row.get(0)?);
+            facts.attempt = Some(code);
+        }
+    }
+    Ok((facts, seq))
 }
 
 /// The columns a step to FAILED or to a terminal state changes besides the

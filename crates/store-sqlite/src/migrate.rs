@@ -158,8 +158,8 @@ mod tests {
         );
         let attempt: i64 = conn
             .query_row(
-                crate::queries::OP_ATTEMPT,
-                rusqlite::named_params! {":job_seq": 2, ":op_key": "o3", ":epoch": 1},
+                crate::queries::OP_FACTS,
+                rusqlite::named_params! {":job_seq": 2, ":op_key": "o3"},
                 |r| r.get(0),
             )
             .expect("found by the job's planned_seq");

@@ -54,14 +54,13 @@ pub(crate) const NOTE_INSERT: &str = include_str!("../sql/queries/note_insert.sq
 pub(crate) const NOW: &str = include_str!("../sql/queries/now.sql");
 /// The last seq of the ledger (0 when empty).
 pub(crate) const OPS_LAST_SEQ: &str = include_str!("../sql/queries/ops_last_seq.sql");
-/// The attempt of an op under one epoch, if any.
-pub(crate) const OP_ATTEMPT: &str = include_str!("../sql/queries/op_attempt.sql");
+/// Every attempt of one op key, the result read from its OK row only: both
+/// facts a commit needs of an op key in one search.
+pub(crate) const OP_FACTS: &str = include_str!("../sql/queries/op_facts.sql");
 /// Finishes a running attempt.
 pub(crate) const OP_FINISH: &str = include_str!("../sql/queries/op_finish.sql");
 /// Records an attempt (running when result_code is NULL).
 pub(crate) const OP_INSERT: &str = include_str!("../sql/queries/op_insert.sql");
-/// The recorded result of an op's one OK attempt, if any.
-pub(crate) const OP_OK_RESULT: &str = include_str!("../sql/queries/op_ok_result.sql");
 /// One job's ledger rows in order, after a seq.
 pub(crate) const OPS_BY_JOB: &str = include_str!("../sql/queries/ops_by_job.sql");
 /// Ledger rows in order, after a seq.
@@ -258,12 +257,7 @@ mod tests {
                 &["ops_unfinished", "jobs_lease_expiry (lease_expires_at>?)"],
             ),
             ("abandon_old_epochs", ABANDON_OLD_EPOCHS, &["ops_job_op (job_seq=?)"]),
-            (
-                "op_attempt",
-                OP_ATTEMPT,
-                &["ops_job_op (job_seq=? AND op_key=? AND epoch=?)"],
-            ),
-            ("op_ok_result", OP_OK_RESULT, &["ops_job_op (job_seq=? AND op_key=?)"]),
+            ("op_facts", OP_FACTS, &["ops_job_op (job_seq=? AND op_key=?)"]),
             ("op_finish", OP_FINISH, &["INTEGER PRIMARY KEY (rowid=?)"]),
             ("ops_by_job", OPS_BY_JOB, &["ops_job_op (job_seq=?)"]),
             ("ops_page", OPS_PAGE, &["INTEGER PRIMARY KEY (rowid>?)"]),
