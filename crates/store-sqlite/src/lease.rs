@@ -97,10 +97,10 @@ fn grant(
     // Attempts are only started under a lease, so a job never leased before
     // (epoch 0) has none to abandon.
     if job.epoch > 0 {
-        abandon_old_epochs(conn, &job.job_key, written.epoch, now)?;
+        abandon_old_epochs(conn, seq, written.epoch, now)?;
     }
     if let Some(row) = picked.relet() {
-        insert_row(conn, row)?;
+        insert_row(conn, seq, row)?;
     }
     Ok(match picked {
         Picked::Leased { lease, .. } => Some(lease),
@@ -110,9 +110,9 @@ fn grant(
 
 /// [`kernel::abandoned_on_grant`], set-wise: the job's unfinished attempts
 /// of epochs other than `epoch` become ABANDONED.
-fn abandon_old_epochs(conn: &Connection, job_key: &str, epoch: i64, now: Millis) -> Result<(), TxError> {
+fn abandon_old_epochs(conn: &Connection, job_seq: i64, epoch: i64, now: Millis) -> Result<(), TxError> {
     conn.prepare_cached(queries::ABANDON_OLD_EPOCHS)?
-        .execute(named_params! {":now": now, ":job_key": job_key, ":epoch": epoch})?;
+        .execute(named_params! {":now": now, ":job_seq": job_seq, ":epoch": epoch})?;
     Ok(())
 }
 

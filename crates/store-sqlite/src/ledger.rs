@@ -7,7 +7,7 @@ use oncefetch_core::url::host_port;
 use oncefetch_core::{
     check_transition, ArtifactEntry, Commit, CommitOutcome, ExpectationConflict, Expectations, ExpectedUpdate, Fence,
     Job, JobQuery, JobState, Millis, NewJob, OpKind, OpQuery, OpRecord, PlanCounts, RequestSlots, RequeueCounts,
-    RequeueFilter, StatusCounts, StoreError, StoreResult, Transition,
+    RequeueFilter, ResultCode, StatusCounts, StoreError, StoreResult, Transition,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -398,7 +398,7 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
     let (seq, job) = load_job(conn, &fence.job_key)?.ok_or_else(|| not_found(&fence.job_key))?;
     let lease_columns = lease_columns(&job);
     let facts = |op_key: Option<&String>| match op_key {
-        Some(op_key) => op_facts(conn, fence, op_key),
+        Some(op_key) => op_facts(conn, seq, fence, op_key),
         None => Ok((OpFacts::default(), None)),
     };
     let (finish, finish_seq) = facts(commit.finish.as_ref().map(|f| &f.op_key))?;
@@ -437,31 +437,31 @@ pub(crate) fn commit(conn: &Connection, fence: &Fence, commit: &Commit) -> Resul
             ":size": rows::size(Some(entry.size), "artifact size")?,
             ":job_key": entry.job_key,
         })?;
-        insert_row(conn, &index.row)?;
+        insert_row(conn, seq, &index.row)?;
     }
     if let Some(row) = &writes.begin {
-        insert_row(conn, row)?;
+        insert_row(conn, seq, row)?;
     }
     Ok(writes.outcome)
 }
 
-/// What the ledger records of the fenced job's `op_key`, and the seq of its
-/// attempt under the fence's epoch.
-fn op_facts(conn: &Connection, fence: &Fence, op_key: &str) -> Result<(OpFacts, Option<i64>), TxError> {
-    let ok = conn
-        .prepare_cached(queries::OP_OK_RESULT)?
-        .query_row(named_params! {":job_key": fence.job_key, ":op_key": op_key}, |row| {
-            rows::json_at(row, 0)
-        })
-        .optional()?
-        .map(|result| result.unwrap_or(Value::Null));
-    let params = named_params! {":job_key": fence.job_key, ":op_key": op_key, ":epoch": fence.epoch};
-    let attempt = conn
-        .prepare_cached(queries::OP_ATTEMPT)?
-        .query_row(params, |row| Ok((row.get(0)?, rows::result_code_at(row, 1)?)))
-        .optional()?;
-    let (seq, attempt) = attempt.unzip();
-    Ok((OpFacts { ok, attempt }, seq))
+/// What the ledger records of the fenced job's `op_key` (the job at
+/// `job_seq`), and the seq of its attempt under the fence's epoch.
+fn op_facts(conn: &Connection, job_seq: i64, fence: &Fence, op_key: &str) -> Result<(OpFacts, Option<i64>), TxError> {
+    let mut stmt = conn.prepare_cached(queries::OP_FACTS)?;
+    let mut attempts = stmt.query(named_params! {":job_seq": job_seq, ":op_key": op_key})?;
+    let (mut facts, mut seq) = (OpFacts::default(), None);
+    while let Some(row) = attempts.next()? {
+        let code = rows::result_code_at(row, 2)?;
+        if code == Some(ResultCode::Ok) {
+            facts.ok = Some(rows::json_at(row, 3)?.unwrap_or(Value::Null));
+        }
+        if row.get::<_, i64>(1)? == fence.epoch {
+            seq = Some(row.get(0)?);
+            facts.attempt = Some(code);
+        }
+    }
+    Ok((facts, seq))
 }
 
 /// The columns a step to FAILED or to a terminal state changes besides the
@@ -557,10 +557,11 @@ pub(crate) fn requeue(conn: &Connection, job_key: &str, reason: &str) -> Result<
         .execute(named_params! {":planned_seq": seq})?;
     let superseded = conn
         .prepare_cached(queries::SUPERSEDE_EFFECTS)?
-        .execute(named_params! {":job_key": job_key})?;
+        .execute(named_params! {":job_seq": seq})?;
     let superseded = u64::try_from(superseded).unwrap_or(u64::MAX);
     insert_row(
         conn,
+        seq,
         &kernel::requeue_row(job_key, job.epoch, from, reason, superseded, now),
     )?;
     Ok(true)
@@ -622,15 +623,17 @@ pub(crate) fn requeue_matching(
                     row.get::<_, i64>(1)?,
                     row.get::<_, bool>(2)?,
                     row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
                 ))
             },
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut counts = RequeueCounts::default();
-    for (job_key, epoch, retryable, superseded) in &picked {
+    for (job_key, epoch, retryable, superseded, job_seq) in &picked {
         let superseded = u64::try_from(*superseded).unwrap_or(0);
         insert_row(
             conn,
+            *job_seq,
             &kernel::requeue_row(job_key, *epoch, filter.state, reason, superseded, now),
         )?;
         counts.count(filter.state, *retryable);
@@ -654,9 +657,11 @@ pub(crate) fn note(
     result: &Value,
 ) -> Result<(), TxError> {
     let now = clock::now(conn)?;
-    let epoch: i64 = conn
+    let (epoch, job_seq): (i64, i64) = conn
         .prepare_cached(queries::JOB_FENCE)?
-        .query_row(named_params! {":job_key": job_key}, |row| row.get(0))
+        .query_row(named_params! {":job_key": job_key}, |row| {
+            Ok((row.get(0)?, row.get(3)?))
+        })
         .optional()?
         .ok_or_else(|| not_found(job_key))?;
     conn.prepare_cached(queries::NOTE_INSERT)?.execute(named_params! {
@@ -666,6 +671,7 @@ pub(crate) fn note(
         ":epoch": epoch,
         ":now": now,
         ":result": result.to_string(),
+        ":job_seq": job_seq,
     })?;
     Ok(())
 }

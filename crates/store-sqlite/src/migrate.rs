@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../sql/migrations/0005_expected_content_type.sql")),
     (6, include_str!("../sql/migrations/0006_host_budget.sql")),
     (7, include_str!("../sql/migrations/0007_watch.sql")),
+    (8, include_str!("../sql/migrations/0008_ops_by_job_seq.sql")),
 ];
 
 /// The schema version this build writes.
@@ -133,6 +134,39 @@ mod tests {
     }
 
     #[test]
+    fn version_8_indexes_every_ops_row_by_its_jobs_planned_seq() {
+        let mut conn = version_1_ledger();
+        conn.execute_batch(
+            "INSERT INTO jobs (job_key, work_id, artifact_id, url, canonical_url, state, epoch)
+                 VALUES ('j2', 'w', 'b', 'http://h/b', 'http://h/b', 'LEASED', 1);
+             INSERT INTO ops (op_key, job_key, kind, epoch, started_at, finished_at, result_code, result)
+                 VALUES ('o3', 'j2', 'HEAD', 1, 15, NULL, NULL, NULL);",
+        )
+        .expect("a second job");
+        migrate(&mut conn).expect("migrate");
+        let rows: Vec<(i64, String, i64)> = conn
+            .prepare("SELECT seq, op_key, job_seq FROM ops ORDER BY seq")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let row = |seq, op: &str, job_seq| (seq, op.to_owned(), job_seq);
+        assert_eq!(
+            rows,
+            [row(1, "o1", 1), row(2, "o1", 1), row(3, "o2", 1), row(4, "o3", 2)]
+        );
+        let attempt: i64 = conn
+            .query_row(
+                crate::queries::OP_FACTS,
+                rusqlite::named_params! {":job_seq": 2, ":op_key": "o3"},
+                |r| r.get(0),
+            )
+            .expect("found by the job's planned_seq");
+        assert_eq!(attempt, 4);
+    }
+
+    #[test]
     fn version_7_counts_the_jobs_already_planned() {
         let mut conn = version_1_ledger();
         conn.execute_batch(
@@ -208,8 +242,8 @@ mod tests {
     fn version_2_appends_after_the_last_seq_and_keeps_one_attempt_per_epoch() {
         let mut conn = version_1_ledger();
         migrate(&mut conn).expect("migrate");
-        let insert = "INSERT INTO ops (op_key, job_key, kind, epoch, started_at, result_code)
-                      VALUES (?1, 'j1', 'HEAD', ?2, 20, ?3)";
+        let insert = "INSERT INTO ops (op_key, job_key, kind, epoch, started_at, result_code, job_seq)
+                      VALUES (?1, 'j1', 'HEAD', ?2, 20, ?3, 1)";
         conn.execute(insert, rusqlite::params!["o3", 2, None::<String>])
             .expect("a new op");
         assert_eq!(conn.last_insert_rowid(), 4);

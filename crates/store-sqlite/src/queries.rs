@@ -20,7 +20,7 @@ pub(crate) const EXPECTED_UPDATE: &str = include_str!("../sql/queries/expected_u
 /// The expectations a job records: read back at planning only for a line
 /// that declares some and whose job key was already present.
 pub(crate) const JOB_EXPECTED: &str = include_str!("../sql/queries/job_expected.sql");
-/// The lease columns of one job, for a fence check.
+/// The lease columns of one job, for a fence check, and its planned_seq.
 pub(crate) const JOB_FENCE: &str = include_str!("../sql/queries/job_fence.sql");
 /// One job (column order: see rows.rs), and its rowid for the write that
 /// follows.
@@ -54,14 +54,13 @@ pub(crate) const NOTE_INSERT: &str = include_str!("../sql/queries/note_insert.sq
 pub(crate) const NOW: &str = include_str!("../sql/queries/now.sql");
 /// The last seq of the ledger (0 when empty).
 pub(crate) const OPS_LAST_SEQ: &str = include_str!("../sql/queries/ops_last_seq.sql");
-/// The attempt of an op under one epoch, if any.
-pub(crate) const OP_ATTEMPT: &str = include_str!("../sql/queries/op_attempt.sql");
+/// Every attempt of one op key, the result read from its OK row only: both
+/// facts a commit needs of an op key in one search.
+pub(crate) const OP_FACTS: &str = include_str!("../sql/queries/op_facts.sql");
 /// Finishes a running attempt.
 pub(crate) const OP_FINISH: &str = include_str!("../sql/queries/op_finish.sql");
 /// Records an attempt (running when result_code is NULL).
 pub(crate) const OP_INSERT: &str = include_str!("../sql/queries/op_insert.sql");
-/// The recorded result of an op's one OK attempt, if any.
-pub(crate) const OP_OK_RESULT: &str = include_str!("../sql/queries/op_ok_result.sql");
 /// One job's ledger rows in order, after a seq.
 pub(crate) const OPS_BY_JOB: &str = include_str!("../sql/queries/ops_by_job.sql");
 /// Ledger rows in order, after a seq.
@@ -96,7 +95,8 @@ pub(crate) const REQUEUE: &str = include_str!("../sql/queries/requeue.sql");
 /// back to PLANNED as freshly planned.
 pub(crate) const REQUEUE_MARKED: &str = include_str!("../sql/queries/requeue_marked.sql");
 /// The jobs a filtered requeue takes (one range of jobs_not_in_flight,
-/// narrowed), each with the count of OK effect rows it supersedes.
+/// narrowed), each with the count of OK effect rows it supersedes and its
+/// planned_seq.
 pub(crate) const REQUEUE_SELECT: &str = include_str!("../sql/queries/requeue_select.sql");
 /// At a filtered requeue: the OK effect rows of every job with a REQUEUE row
 /// after the mark become ABANDONED.
@@ -180,12 +180,12 @@ mod tests {
             (
                 "requeue_select",
                 REQUEUE_SELECT,
-                &["jobs_not_in_flight (state=?)", "ops_job_op (job_key=?)"],
+                &["jobs_not_in_flight (state=?)", "ops_job_op (job_seq=?)"],
             ),
             (
                 "requeue_supersede_marked",
                 REQUEUE_SUPERSEDE_MARKED,
-                &["ops_job_op (job_key=?)", "INTEGER PRIMARY KEY (rowid>?)"],
+                &["ops_job_op (job_seq=?)", "INTEGER PRIMARY KEY (rowid>?)"],
             ),
             (
                 "requeue_marked",
@@ -258,17 +258,12 @@ mod tests {
                 RECONCILE_OPS,
                 &["ops_unfinished", "jobs_lease_expiry (lease_expires_at>?)"],
             ),
-            ("abandon_old_epochs", ABANDON_OLD_EPOCHS, &["ops_job_op (job_key=?)"]),
-            (
-                "op_attempt",
-                OP_ATTEMPT,
-                &["ops_job_op (job_key=? AND op_key=? AND epoch=?)"],
-            ),
-            ("op_ok_result", OP_OK_RESULT, &["ops_job_op (job_key=? AND op_key=?)"]),
+            ("abandon_old_epochs", ABANDON_OLD_EPOCHS, &["ops_job_op (job_seq=?)"]),
+            ("op_facts", OP_FACTS, &["ops_job_op (job_seq=? AND op_key=?)"]),
             ("op_finish", OP_FINISH, &["INTEGER PRIMARY KEY (rowid=?)"]),
-            ("ops_by_job", OPS_BY_JOB, &["ops_job_op (job_key=?)"]),
+            ("ops_by_job", OPS_BY_JOB, &["ops_job_op (job_seq=?)"]),
             ("ops_page", OPS_PAGE, &["INTEGER PRIMARY KEY (rowid>?)"]),
-            ("supersede_effects", SUPERSEDE_EFFECTS, &["ops_job_op (job_key=?)"]),
+            ("supersede_effects", SUPERSEDE_EFFECTS, &["ops_job_op (job_seq=?)"]),
             ("artifact_get", ARTIFACT_GET, &["PRIMARY KEY (sha256=?)"]),
         ];
         for (name, sql, needles) in expected {

@@ -24,10 +24,11 @@ pub(crate) fn load_job(conn: &Connection, job_key: &str) -> rusqlite::Result<Opt
         .optional()
 }
 
-/// Inserts a row the kernel built.
-pub(crate) fn insert_row(conn: &Connection, row: &OpRecord) -> Result<(), TxError> {
+/// Inserts a row the kernel built for the job at `job_seq` (its planned_seq).
+pub(crate) fn insert_row(conn: &Connection, job_seq: i64, row: &OpRecord) -> Result<(), TxError> {
     insert_op(
         conn,
+        job_seq,
         &row.op_key,
         &row.job_key,
         row.kind,
@@ -38,11 +39,12 @@ pub(crate) fn insert_row(conn: &Connection, row: &OpRecord) -> Result<(), TxErro
     )
 }
 
-/// Inserts a ledger row; a duplicate (op_key, epoch) is
-/// [`StoreError::OpAlreadyAttempted`].
+/// Inserts a ledger row of the job at `job_seq` (its planned_seq); a
+/// duplicate (op_key, epoch) is [`StoreError::OpAlreadyAttempted`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn insert_op(
     conn: &Connection,
+    job_seq: i64,
     op_key: &str,
     job_key: &str,
     kind: OpKind,
@@ -62,6 +64,7 @@ pub(crate) fn insert_op(
             ":finished_at": finished_at,
             ":result_code": code.map(ResultCode::as_str),
             ":result": result.map(Value::to_string),
+            ":job_seq": job_seq,
         })
         .map_err(|e| {
             if is_unique_violation(&e) {

@@ -5,4 +5,4 @@ UPDATE ops
 SET result_code = 'ABANDONED'
 WHERE result_code = 'OK'
   AND kind IN ('HEAD', 'STREAM', 'FINALIZE', 'INDEX', 'DEDUPE')
-  AND job_key IN (SELECT job_key FROM ops WHERE seq > :mark AND kind = 'REQUEUE')
+  AND job_seq IN (SELECT job_seq FROM ops WHERE seq > :mark AND kind = 'REQUEUE')

@@ -2,6 +2,6 @@
 -- ABANDONED so the effects run again instead of replaying stale results.
 UPDATE ops
 SET result_code = 'ABANDONED'
-WHERE job_key = :job_key
+WHERE job_seq = :job_seq
   AND result_code = 'OK'
   AND kind IN ('HEAD', 'STREAM', 'FINALIZE', 'INDEX', 'DEDUPE')

@@ -130,7 +130,7 @@ async fn the_ledger_survives_reopening_and_migrates_once() {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("pragma");
     assert_eq!(mode, "wal");
     conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (99, 0)", [])

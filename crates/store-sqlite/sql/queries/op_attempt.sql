@@ -1,4 +1,0 @@
--- The attempt of an op under one epoch, if any.
-SELECT seq, result_code
-FROM ops
-WHERE job_key = :job_key AND op_key = :op_key AND epoch = :epoch
