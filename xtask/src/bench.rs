@@ -9,11 +9,13 @@
 //! keeps one client's write-back off the next one's clock; every run's output is checked (file set
 //! and SHA-256 of each file, and for oncefetch the ledger), so a fast wrong run fails the command.
 
+mod access_log;
 mod corpus;
 mod nginx;
 mod peers;
 mod report;
 pub(crate) mod s3;
+mod split_crash;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -54,6 +56,10 @@ alternating, after one verified warm-up run each:
                                                 --help` lists no --split)
                  aria2c -x16 -s16 --file-allocation=none -d DIR -o FILE URL
                  curl -o FILE URL               (one connection: SIZE/RATE seconds a run)
+                 then once, crash-resume: the oncefetch --split command into a fresh folder and
+                 ledger, SIGKILLed at 40 % of the file written, then run again to the end
+                 (verified); the body bytes nginx sent both runs (its access log of /limited/)
+                 over the file's size, with the requests and the second run's time
     planning     oncefetch plan of a generated manifest on a fresh ledger
 Every run's output is verified (file set, SHA-256 of every file; oncefetch's ledger all SUCCESS);
 a wrong output fails the command. Prints medians, ratios oncefetch/peer and the issue's targets
@@ -379,6 +385,7 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
             options.rounds,
         )?;
     }
+    let mut split_crash = None;
     if let Some(split) = &split {
         let limited = format!("{base}{LIMITED}");
         let split_inputs = corpus::write_inputs(&inputs_dir, "split", &limited, std::slice::from_ref(split))?;
@@ -389,6 +396,15 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
             std::slice::from_ref(split),
             options.split_rounds,
         )?;
+        // Once, after the timed rounds: oncefetch --split killed mid-download, then resumed.
+        let timed = bench
+            .series
+            .iter()
+            .find(|s| s.workload == Workload::Split && matches!(s.client, Client::OncefetchSplit { .. }))
+            .map(|s| (s.client, s.median_wall()));
+        if let Some((client, expected_s)) = timed {
+            split_crash = bench.split_crash(client, &split_inputs, split, expected_s, &mut skipped)?;
+        }
     }
     if options.plan_lines > 0 {
         bench.planning(&inputs_dir, options.plan_lines, options.plan_rounds)?;
@@ -430,6 +446,7 @@ fn end_to_end(options: &Options, interrupted: &AtomicBool) -> Result<()> {
                 "nginx": first_line(Command::new(&nginx_binary).arg("-v")),
             },
         }),
+        split_crash,
         skipped,
     };
     let table = report.table();
@@ -630,9 +647,10 @@ fn check_space(dir: &Path, options: &Options) -> Result<()> {
     // The split workload's file is the large file when their sizes agree.
     let split_copy = u64::from(options.split_size != options.large_size);
     let split_runs = u64::from(options.split_rounds) + 1;
+    // The split runs of three clients, and the crash-resume run.
     let need = small * (1 + 4 * runs)
         + options.large_size * (1 + 3 * runs)
-        + options.split_size * (split_copy + 3 * split_runs)
+        + options.split_size * (split_copy + 3 * split_runs + 1)
         + options.plan_lines * 600 * u64::from(options.plan_rounds);
     if need > avail {
         bail!(

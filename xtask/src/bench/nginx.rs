@@ -1,7 +1,8 @@
 //! A private nginx on loopback serving the corpus: its own config file, pid file and error log in
 //! the benchmark folder, started with `daemon off` as our child and stopped (master and workers)
 //! when the guard is dropped. The same files are served at `/` without limit and at [`LIMITED`]
-//! with a per-connection rate limit.
+//! with a per-connection rate limit, each request below it logged in the access log
+//! [`Nginx::limited_log`].
 
 use std::fs;
 use std::net::{TcpListener, TcpStream};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use super::access_log;
 use crate::cmd;
 
 /// How long nginx may take to accept connections.
@@ -30,13 +32,14 @@ pub(crate) struct Nginx {
     child: Child,
     port: u16,
     error_log: PathBuf,
+    limited_log: PathBuf,
     /// Clock ticks per second of `/proc/PID/stat` times.
     ticks: f64,
 }
 
 impl Nginx {
     /// Starts `binary` serving `root` on a free port of 127.0.0.1 with `workers` worker processes,
-    /// keeping its config, pid file, error log and temp folders in `dir`; below [`LIMITED`] each
+    /// keeping its config, pid file, logs and temp folders in `dir`; below [`LIMITED`] each
     /// connection gets at most `limit_rate` bytes per second (0: no limit).
     pub(crate) fn start(binary: &Path, dir: &Path, root: &Path, workers: u32, limit_rate: u64) -> Result<Nginx> {
         fs::create_dir_all(dir.join("temp")).with_context(|| format!("could not create {}", dir.display()))?;
@@ -69,6 +72,7 @@ impl Nginx {
             child,
             port,
             error_log,
+            limited_log: dir.join(LIMITED_LOG),
             ticks: clock_ticks(),
         };
         nginx.wait_ready()?;
@@ -101,6 +105,12 @@ impl Nginx {
     /// `http://127.0.0.1:PORT`.
     pub(crate) fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The access log of the requests below [`LIMITED`], in [`access_log::FORMAT`] (no other
+    /// request is logged).
+    pub(crate) fn limited_log(&self) -> &Path {
+        &self.limited_log
     }
 
     /// User plus system CPU seconds used so far by the master and its live workers.
@@ -145,8 +155,13 @@ impl Drop for Nginx {
     }
 }
 
-/// The config: `workers` workers, sendfile, keep-alive, no access log, everything in `dir`, and
-/// `root` served again below [`LIMITED`] at `limit_rate` bytes per second per connection.
+/// The access log of the requests below [`LIMITED`], in `dir`.
+const LIMITED_LOG: &str = "limited.access.log";
+
+/// The config: `workers` workers, sendfile, keep-alive, everything in `dir`, and `root` served
+/// again below [`LIMITED`] at `limit_rate` bytes per second per connection. Only the requests
+/// below [`LIMITED`] are logged (in [`LIMITED_LOG`]): the others are many and their log would
+/// cost the timed runs.
 fn config(dir: &Path, root: &Path, port: u16, workers: u32, limit_rate: u64, as_root: bool) -> String {
     let temp = dir.join("temp");
     let temp = temp.display();
@@ -163,6 +178,7 @@ events {{
 }}
 http {{
     access_log off;
+    log_format limited '{format}';
     sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
@@ -181,12 +197,14 @@ http {{
         location {LIMITED}/ {{
             alias {root}/;
             limit_rate {limit_rate};
+            access_log {dir}/{LIMITED_LOG} limited;
         }}
     }}
 }}
 ",
         dir = dir.display(),
         root = root.display(),
+        format = access_log::FORMAT,
     )
 }
 
@@ -255,7 +273,12 @@ mod tests {
         assert!(text.contains("root /b/www;"));
         assert!(text.contains("sendfile on;"));
         assert!(text.contains("access_log off;"));
-        assert!(text.contains("location /limited/ {\n            alias /b/www/;\n            limit_rate 20971520;\n"));
+        assert!(text.contains(
+            "location /limited/ {\n            alias /b/www/;\n            limit_rate 20971520;\n            \
+             access_log /b/limited.access.log limited;\n"
+        ));
+        assert!(text.contains(&format!("    log_format limited '{}';\n", access_log::FORMAT)));
+        assert!(!access_log::FORMAT.contains('\''), "the format is quoted with '");
         assert!(!config(Path::new("/b"), Path::new("/b/www"), 1, 2, 0, false).contains("user "));
     }
 

@@ -119,6 +119,13 @@ impl Invocation {
         command.args(&self.args);
         cmd::cmdline(&command)
     }
+
+    /// The command to run it directly (not under GNU time), in its working folder.
+    pub(crate) fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args).current_dir(&self.cwd);
+        command
+    }
 }
 
 /// The ledger database of the oncefetch run writing to `out`: beside it, not inside it.
@@ -296,27 +303,31 @@ fn lists_flag(help: &str, flag: &str) -> bool {
 /// Checks with `oncefetch status --json` that the ledger of the run into `out` holds `expected`
 /// jobs, all in `state`.
 pub(crate) fn check_ledger(oncefetch: &Path, out: &Path, expected: usize, state: &str) -> Result<()> {
-    let text = cmd::quiet_ok(
-        Command::new(oncefetch)
-            .args(["status", "--json", "--db"])
-            .arg(db_url(out)),
-    )?;
-    let status: Value =
-        serde_json::from_str(text.trim()).with_context(|| format!("`oncefetch status --json` printed {text:?}"))?;
+    let status = ledger_status(oncefetch, out)?;
     let total = status["total"].as_u64();
     let in_state = status["states"][state].as_u64();
     if total != Some(expected as u64) || in_state != Some(expected as u64) {
         bail!(
-            "the ledger of {} should hold {expected} jobs, all {state}: {}",
-            out.display(),
-            text.trim()
+            "the ledger of {} should hold {expected} jobs, all {state}: {status}",
+            out.display()
         );
     }
     Ok(())
 }
 
+/// `oncefetch status --json` of the ledger of the run into `out`: `{"total": N, "states":
+/// {"SUCCESS": N, …}, …}`.
+pub(crate) fn ledger_status(oncefetch: &Path, out: &Path) -> Result<Value> {
+    let text = cmd::quiet_ok(
+        Command::new(oncefetch)
+            .args(["status", "--json", "--db"])
+            .arg(db_url(out)),
+    )?;
+    serde_json::from_str(text.trim()).with_context(|| format!("`oncefetch status --json` printed {text:?}"))
+}
+
 /// The last `lines` lines of `path`.
-fn tail(path: &Path, lines: usize) -> String {
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     match fs::read_to_string(path) {
         Ok(text) => {
             let all: Vec<&str> = text.lines().collect();

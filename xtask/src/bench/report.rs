@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use super::peers::{Client, Sample};
+use super::split_crash::CrashResume;
 
 /// What a series of runs did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,10 @@ impl Series {
     }
 }
 
+/// Issue 18: a SIGKILL mid-split, then the same command, costs nginx less than this many times the
+/// file.
+const SPLIT_CRASH_SERVED: f64 = 1.1;
+
 /// One target from the issue, judged.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
@@ -114,6 +119,8 @@ pub(crate) struct Report {
     pub(crate) series: Vec<Series>,
     /// Facts about the run (sizes, rounds, versions) copied into the JSON as they are.
     pub(crate) setup: Value,
+    /// The split workload's crash-resume measurement, when it ran.
+    pub(crate) split_crash: Option<CrashResume>,
     /// Clients that were not run, and why (e.g. `split: oncefetch --split 16 — …`), printed under
     /// the targets so that a missing target line is explained.
     pub(crate) skipped: Vec<String>,
@@ -193,6 +200,12 @@ impl Report {
                 true,
             );
         }
+        push(
+            "split crash: bytes served / file",
+            self.split_crash.as_ref().map(CrashResume::served_ratio),
+            SPLIT_CRASH_SERVED,
+            true,
+        );
         let plan = self.find(Workload::Plan, once);
         push("planning: lines/s", plan.map(|s| s.rate().0), 200_000.0, false);
         push(
@@ -283,6 +296,9 @@ impl Report {
             out,
             "(medians; peak RSS as median (worst); CPU = user + system; load = 1-min load average before each run)"
         );
+        for line in self.split_crash.iter().flat_map(CrashResume::lines) {
+            let _ = writeln!(out, "{line}");
+        }
         let _ = writeln!(out);
         for target in self.targets() {
             let _ = writeln!(
@@ -358,6 +374,7 @@ impl Report {
             "series": series,
             "targets": targets,
             "other_ratios": other,
+            "split_crash": self.split_crash.as_ref().map(CrashResume::json),
             "skipped": self.skipped,
         })
     }
@@ -432,6 +449,7 @@ mod tests {
                 series(Workload::Plan, once, &[0.001]),
             ],
             setup: json!({}),
+            split_crash: None,
             skipped: Vec::new(),
         };
         let targets = report.targets();
@@ -448,6 +466,50 @@ mod tests {
     }
 
     #[test]
+    fn the_split_crash_is_judged_on_the_bytes_served() {
+        let request = |status, range: Option<&str>, body_bytes| super::super::access_log::Request {
+            start_ms: 0,
+            status,
+            body_bytes,
+            bytes: body_bytes,
+            range: range.map(str::to_owned),
+            request: "GET /limited/f HTTP/1.1".to_owned(),
+        };
+        let crash = CrashResume {
+            client: Client::OncefetchSplit { connections: 16 },
+            command: "x".to_owned(),
+            file_bytes: 100,
+            written_at_kill: 40,
+            killed_after_s: 1.0,
+            // Restarted from byte 0: 1.6 × the file.
+            killed: vec![request(200, None, 60)],
+            resumed: vec![request(200, None, 100)],
+            resumed_run: sample(2.0, 1024),
+            resumed_idle_s: None,
+        };
+        let mut report = Report {
+            series: Vec::new(),
+            setup: json!({}),
+            split_crash: Some(crash),
+            skipped: Vec::new(),
+        };
+        let targets = report.targets();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].name, "split crash: bytes served / file");
+        assert!(!targets[0].pass());
+        let table = report.table();
+        assert!(
+            table.contains("\ncrash    oncefetch --split 16: SIGKILL after 1.00 s"),
+            "{table}"
+        );
+        assert!(table.contains("MISS split crash: bytes served / file"), "{table}");
+        assert_eq!(report.json()["split_crash"]["served_ratio"], json!(1.6));
+        report.split_crash = None;
+        assert!(report.targets().is_empty());
+        assert_eq!(report.json()["split_crash"], Value::Null);
+    }
+
+    #[test]
     fn the_split_workload_is_judged_against_aria2c_and_compared_with_curl() {
         let split = Client::OncefetchSplit { connections: 16 };
         let aria2c = Client::Aria2cSplit { connections: 16 };
@@ -458,6 +520,7 @@ mod tests {
                 series(Workload::Split, Client::Curl, &[50.0]),
             ],
             setup: json!({}),
+            split_crash: None,
             skipped: Vec::new(),
         };
         let targets = report.targets();
