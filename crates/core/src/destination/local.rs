@@ -246,13 +246,7 @@ impl PartialWrite for LocalPartial {
 
     async fn finish(self: Box<Self>) -> io::Result<Box<dyn Written>> {
         let (path, sha256, size) = self.partial.finish().await?;
-        Ok(Box::new(LocalWritten {
-            out: self.out,
-            log: self.log,
-            path,
-            sha256,
-            size,
-        }))
+        Ok(Box::new(LocalWritten::new(self.out, self.log, path, sha256, size)))
     }
 }
 

@@ -73,6 +73,11 @@ impl Ranges {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Range<u64>> {
         self.0.iter()
     }
+
+    /// The ranges, in order, as a slice.
+    pub(crate) fn as_slice(&self) -> &[Range<u64>] {
+        &self.0
+    }
 }
 
 /// `gaps` cut into pieces of at most `piece` bytes, in order: what a split

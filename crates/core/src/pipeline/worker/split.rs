@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::StreamExt;
 use tokio::sync::{watch, OwnedSemaphorePermit};
@@ -17,7 +17,7 @@ use crate::job::JobFailure;
 use crate::pipeline::bandwidth::Bandwidth;
 use crate::pipeline::progress::Download;
 use crate::pipeline::resume;
-use crate::pipeline::split::ranges;
+use crate::pipeline::split::ranges::{self, Ranges};
 use crate::pipeline::split::{self as plan, Due, Layout, Records, SplitPrior, WRITE_BLOCK};
 use crate::url::host_port;
 
@@ -29,9 +29,10 @@ pub(super) struct SplitStart {
     validator: String,
     len: u64,
     layout: Layout,
-    resume: Option<SplitPrior>,
+    /// What an earlier epoch wrote (copied into `write`), when resumed.
+    written: Ranges,
     write: Box<dyn SplitWrite>,
-    first: (Range<u64>, BodyStream),
+    first: Piece,
 }
 
 /// What the connections of one split download share.
@@ -71,12 +72,12 @@ impl JobRun<'_> {
     /// validator the job records.
     pub(super) async fn split_prior(&self, older: &[Prior]) -> Result<Option<SplitPrior>, Stop> {
         let config = &self.shared.config.split;
-        let Some(validator) = self.job.validator() else {
-            return Ok(None);
-        };
         if config.connections < 2 || older.is_empty() {
             return Ok(None);
         }
+        let Some(validator) = self.job.validator() else {
+            return Ok(None);
+        };
         let records = self.log.records().await?;
         Ok(plan::prior_of(&records, older, self.fence.epoch, validator).filter(|p| config.layout(p.len).is_some()))
     }
@@ -110,22 +111,22 @@ impl JobRun<'_> {
             GetResponse::Body { meta, start, body } => match piece_refusal(&request, start, &meta, len) {
                 None => {
                     let id = self.split_id(&prior.validator);
-                    let written: Vec<Range<u64>> = prior.written.iter().cloned().collect();
-                    let log: std::sync::Arc<dyn PartLog> = self.log.clone();
+                    let log: Arc<dyn PartLog> = self.log.clone();
+                    let resume = Some((&prior.prior, prior.written.as_slice()));
                     let write = self
                         .shared
                         .dest
-                        .begin_split(&id, len, Some((&prior.prior, &written)), log)
+                        .begin_split(&id, len, resume, log)
                         .await?
                         .ok_or_else(|| std::io::Error::other("the destination no longer writes split partials"))?;
                     return Ok(Ok(SplitStart {
                         meta,
-                        validator: prior.validator.clone(),
+                        validator: prior.validator,
                         len,
                         layout,
-                        resume: Some(prior),
+                        written: prior.written,
                         write,
-                        first: (first, body),
+                        first: Piece { range: first, body },
                     }));
                 }
                 Some(why) => why,
@@ -143,17 +144,20 @@ impl JobRun<'_> {
     /// at offsets; the body becomes the first piece's.
     pub(super) async fn split_fresh(&mut self, opened: &mut Opened) -> Result<Option<SplitStart>, Stop> {
         let meta = &opened.meta;
-        let (Some(len), Some(validator)) = (meta.content_length, opened.validator.clone()) else {
+        let Some(len) = meta.content_length else {
             return Ok(None);
         };
         let Some(layout) = self.shared.config.split.layout(len) else {
+            return Ok(None);
+        };
+        let Some(validator) = opened.validator.clone() else {
             return Ok(None);
         };
         if opened.start != 0 || meta.status != 200 || !meta.accepts_ranges || opened.body.is_none() {
             return Ok(None);
         }
         let id = self.split_id(&validator);
-        let log: std::sync::Arc<dyn PartLog> = self.log.clone();
+        let log: Arc<dyn PartLog> = self.log.clone();
         let Some(write) = self.shared.dest.begin_split(&id, len, None, log).await? else {
             return Ok(None);
         };
@@ -163,9 +167,12 @@ impl JobRun<'_> {
             validator,
             len,
             layout,
-            resume: None,
+            written: Ranges::default(),
             write,
-            first: (0..layout.piece.min(len), body),
+            first: Piece {
+                range: 0..layout.piece.min(len),
+                body,
+            },
         }))
     }
 
@@ -193,7 +200,7 @@ impl JobRun<'_> {
             validator,
             len,
             layout,
-            resume,
+            written,
             write,
             first,
         } = start;
@@ -205,14 +212,13 @@ impl JobRun<'_> {
         if !older.is_empty() {
             discard(self.shared.dest.as_ref(), &self.fence.job_key, older, self.log.as_ref()).await;
         }
-        let written = resume.map(|r| r.written).unwrap_or_default();
         self.shared.progress.download_started(&Download {
             job: &self.job,
             expected: Some(len),
             start: written.len(),
         });
         let mut queue = ranges::pieces(&written.missing(len), layout.piece);
-        if queue.front() == Some(&first.0) {
+        if queue.front() == Some(&first.range) {
             queue.pop_front();
         }
         // The content check judges the first bytes of a body from byte 0.
@@ -225,11 +231,16 @@ impl JobRun<'_> {
                 first: Vec::new(),
             });
         let host_cap = self.shared.host_bandwidth(host_port(&self.job.canonical_url));
-        let url = Some(meta.final_url.clone()).filter(|u| !u.is_empty());
+        // Every piece asks where the first answer came from.
+        let url = if meta.final_url.is_empty() {
+            &self.job.url
+        } else {
+            &meta.final_url
+        };
         let pieces = Pieces {
             write: write.as_ref(),
             request: GetRequest {
-                url: url.unwrap_or_else(|| self.job.url.clone()),
+                url: url.clone(),
                 range_start: 0,
                 range_end: None,
                 if_range: Some(validator.clone()),
@@ -241,10 +252,6 @@ impl JobRun<'_> {
             prefix: watch::Sender::new(written.prefix_end()),
             records: Mutex::new(Records::from(written, layout.record_every)),
             host_cap: host_cap.as_deref(),
-        };
-        let first = Piece {
-            range: first.0,
-            body: first.1,
         };
         let downloaded = self.download_pieces(&pieces, layout.connections, first, check).await;
         let sha256 = match downloaded {
